@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# One entry point for ngx_ai_gateway_module.
+#
+#   ./build.sh            install what is missing, build build/ngx_ai_gateway_module.so
+#   ./build.sh test       build, then run the whole test suite (prove t/)
+#   ./build.sh demo       build, then run nginx in the foreground on 127.0.0.1:8080
+#   ./build.sh unit       build and run the C unit tests of the pure parsers
+#   ./build.sh clean      remove build/
+#
+# The module is built against the system nginx (Debian nginx-core +
+# nginx-dev, /usr/share/nginx/src) with the same configure flags, so the
+# .so loads into /usr/sbin/nginx.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD="$ROOT/build"
+NGX_SRC=/usr/share/nginx/src
+MODULE=ngx_ai_gateway_module
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build, the tests and the demo need.
+PACKAGES=(nginx-core nginx-dev libcjson-dev libpcre2-dev libssl-dev
+          zlib1g-dev gcc make perl nodejs npm curl)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+install_packages() {
+    local missing=() p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+                | grep -q "install ok installed"; then
+            # nodejs may come from another source that also provides npm
+            if [ "$p" = npm ] && command -v npm >/dev/null; then
+                continue
+            fi
+            if [ "$p" = nodejs ] && command -v node >/dev/null; then
+                continue
+            fi
+            missing+=("$p")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing: ${missing[*]}"
+    local sudo=
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    if [ ! -f "$BUILD/.apt-updated" ]; then
+        $sudo apt-get update -qq
+        mkdir -p "$BUILD" && touch "$BUILD/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# configure_tree DIR [extra configure args...]: a private copy of nginx's
+# source tree configured with Debian's flags plus this module; configure is
+# re-run only when `config` (the list of sources) or the flags change.
+configure_tree() {
+    local dir=$1; shift
+    local stamp="$dir/.ai-configured"
+    local want
+    want="$(cat "$ROOT/config") $*"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+            && [ -f "$dir/objs/Makefile" ]; then
+        return 0
+    fi
+    log "configuring nginx source tree in ${dir#$ROOT/}"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp -a "$NGX_SRC/." "$dir/"
+    # shellcheck disable=SC1091
+    . "$NGX_SRC/conf_flags"
+    (cd "$dir" && ./configure "${NGX_CONF_FLAGS[@]}" "$@" \
+        --add-dynamic-module="$ROOT" >"$dir/configure.log" 2>&1) || {
+        tail -30 "$dir/configure.log" >&2
+        exit 1
+    }
+    printf '%s' "$want" >"$stamp"
+}
+
+build_module() {
+    install_packages "${PACKAGES[@]}"
+    configure_tree "$BUILD/nginx"
+    make -C "$BUILD/nginx" -f objs/Makefile -j"$JOBS" modules >"$BUILD/make.log" 2>&1 || {
+        grep -E 'error|warning' "$BUILD/make.log" | head -40 >&2
+        exit 1
+    }
+    if ! cmp -s "$BUILD/nginx/objs/$MODULE.so" "$BUILD/$MODULE.so"; then
+        cp "$BUILD/nginx/objs/$MODULE.so" "$BUILD/$MODULE.so"
+    fi
+    log "built build/$MODULE.so"
+}
+
+# The C unit tests of the pure code link the module's pure files with the
+# few nginx core files they use (pools, strings), from the configured tree.
+build_unit() {
+    build_module
+    make -s -C "$ROOT/t/unit" NGX="$BUILD/nginx" OUT="$BUILD/unit" \
+        SRC="$ROOT/$MODULE"
+}
+
+test_deps() {
+    # Real-client tests use the official SDKs from npm, installed into
+    # t/node_modules (ignored by git) at the versions t/package.json pins.
+    if [ ! -f "$ROOT/t/node_modules/.package-lock.json" ] \
+            || [ "$ROOT/t/package.json" -nt "$ROOT/t/node_modules/.package-lock.json" ]; then
+        log "installing test clients from npm into t/node_modules"
+        (cd "$ROOT/t" && npm install --no-audit --no-fund --silent \
+            >/dev/null 2>&1) || log "npm install failed: SDK tests will fail"
+    fi
+}
+
+run_tests() {
+    build_unit
+    test_deps
+    "$BUILD/unit/run_unit"
+    cd "$ROOT"
+    AI_GW_MODULE="$BUILD/$MODULE.so" prove -j"$JOBS" -r "$@" t/
+}
+
+run_demo() {
+    build_module
+    local prefix="$BUILD/demo"
+    mkdir -p "$prefix/logs" "$prefix/conf"
+    local mock_pid=
+    if [ -z "${OPENAI_API_KEY:-}" ]; then
+        log "no OPENAI_API_KEY: serving openai/* from the bundled mock provider"
+        perl "$ROOT/t/lib/mock_provider.pl" --port 18081 \
+            --record "$prefix/logs/mock.jsonl" &
+        mock_pid=$!
+        trap '[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null' EXIT
+        export AI_DEMO_OPENAI_UPSTREAM="http://127.0.0.1:18081"
+        export OPENAI_API_KEY="sk-mock-demo-key"
+    else
+        export AI_DEMO_OPENAI_UPSTREAM="https://api.openai.com"
+    fi
+    sed -e "s#@MODULE@#$BUILD/$MODULE.so#" \
+        -e "s#@OPENAI_UPSTREAM@#$AI_DEMO_OPENAI_UPSTREAM#" \
+        "$ROOT/examples/demo.conf" >"$prefix/conf/nginx.conf"
+    log "nginx on http://127.0.0.1:8080 (Ctrl-C stops it)"
+    /usr/sbin/nginx -p "$prefix" -c "$prefix/conf/nginx.conf" \
+        -e "$prefix/logs/error.log" -g 'daemon off;'
+}
+
+cmd=${1:-build}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    build) build_module ;;
+    unit)  build_unit; "$BUILD/unit/run_unit" ;;
+    test)  run_tests "$@" ;;
+    demo)  run_demo ;;
+    clean) rm -rf "$BUILD" ;;
+    *) echo "usage: $0 [build|test|unit|demo|clean]" >&2; exit 2 ;;
+esac

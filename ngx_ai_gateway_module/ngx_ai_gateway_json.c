@@ -1,0 +1,505 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * JSON and buffer helpers shared by the pure code: growable pool buffers,
+ * cJSON trees freed with their pool, OpenAI error objects, usage objects.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_ai_gateway_pure.h"
+
+
+static void ngx_ai_json_cleanup(void *data);
+static void ngx_ai_free_cleanup(void *data);
+
+
+ngx_int_t
+ngx_ai_buf_init(ngx_ai_buf_t *b, ngx_pool_t *pool, size_t cap)
+{
+    b->pool = pool;
+    b->len = 0;
+    b->cap = 0;
+    b->data = NULL;
+
+    return ngx_ai_buf_reserve(b, cap ? cap : 64);
+}
+
+
+ngx_int_t
+ngx_ai_buf_reserve(ngx_ai_buf_t *b, size_t n)
+{
+    u_char  *p;
+    size_t   cap;
+
+    if (b->len + n <= b->cap) {
+        return NGX_OK;
+    }
+
+    cap = b->cap ? b->cap * 2 : 64;
+
+    while (cap < b->len + n) {
+        cap *= 2;
+    }
+
+    p = ngx_pnalloc(b->pool, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (b->len) {
+        ngx_memcpy(p, b->data, b->len);
+    }
+
+    /* the old block stays in the pool: pools free everything at once */
+
+    b->data = p;
+    b->cap = cap;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_ai_buf_reserve(b, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(b->data + b->len, p, n);
+    b->len += n;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_ai_buf_append_str(ngx_ai_buf_t *b, const char *s)
+{
+    return ngx_ai_buf_append(b, s, ngx_strlen(s));
+}
+
+
+ngx_int_t
+ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n)
+{
+    u_char   tmp[24], *p;
+
+    p = tmp + sizeof(tmp);
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_ai_buf_append(b, p, tmp + sizeof(tmp) - p);
+}
+
+
+ngx_int_t
+ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p, size_t n)
+{
+    u_char         c, *d;
+    size_t         i;
+    static u_char  hex[] = "0123456789abcdef";
+
+    /* worst case: every byte becomes \u00XX */
+    if (ngx_ai_buf_reserve(b, n * 6 + 2) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d = b->data + b->len;
+    *d++ = '"';
+
+    for (i = 0; i < n; i++) {
+        c = p[i];
+
+        switch (c) {
+
+        case '"':
+        case '\\':
+            *d++ = '\\';
+            *d++ = c;
+            break;
+
+        case '\n':
+            *d++ = '\\';
+            *d++ = 'n';
+            break;
+
+        case '\r':
+            *d++ = '\\';
+            *d++ = 'r';
+            break;
+
+        case '\t':
+            *d++ = '\\';
+            *d++ = 't';
+            break;
+
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                *d++ = '\\';
+                *d++ = 'u';
+                *d++ = '0';
+                *d++ = '0';
+                *d++ = hex[c >> 4];
+                *d++ = hex[c & 0xf];
+
+            } else {
+                *d++ = c;
+            }
+        }
+    }
+
+    *d++ = '"';
+    b->len = d - b->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Bounds nesting before cJSON sees the bytes: cJSON recurses per level,
+ * and nothing a chat request needs nests deeper than a few levels.
+ */
+
+ngx_int_t
+ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
+{
+    u_char      c;
+    size_t      i;
+    ngx_uint_t  depth, in_string;
+
+    depth = 0;
+    in_string = 0;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+
+            } else if (c == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        switch (c) {
+
+        case '"':
+            in_string = 1;
+            break;
+
+        case '{':
+        case '[':
+            if (++depth > max) {
+                return 0;
+            }
+            break;
+
+        case '}':
+        case ']':
+            if (depth) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_ai_json_cleanup(void *data)
+{
+    cJSON_Delete(data);
+}
+
+
+static void
+ngx_ai_free_cleanup(void *data)
+{
+    cJSON_free(data);
+}
+
+
+/* ties a cJSON tree's lifetime to the pool; returns json, or NULL */
+
+cJSON *
+ngx_ai_json_track(ngx_pool_t *pool, cJSON *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (json == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        cJSON_Delete(json);
+        return NULL;
+    }
+
+    cln->handler = ngx_ai_json_cleanup;
+    cln->data = json;
+
+    return json;
+}
+
+
+cJSON *
+ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
+{
+    if (len == 0 || !ngx_ai_json_depth_ok(p, len, NGX_AI_MAX_JSON_DEPTH)) {
+        return NULL;
+    }
+
+    return ngx_ai_json_track(pool,
+                             cJSON_ParseWithLength((const char *) p, len));
+}
+
+
+ngx_int_t
+ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out)
+{
+    char                *s;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = cJSON_PrintUnformatted(json);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ai_free_cleanup;
+    cln->data = s;
+
+    out->data = (u_char *) s;
+    out->len = ngx_strlen(s);
+
+    return NGX_OK;
+}
+
+
+/* a non-negative integer member; NGX_DECLINED when absent or not one */
+
+ngx_int_t
+ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0
+        || item->valuedouble > 9007199254740992.0)
+    {
+        return NGX_DECLINED;
+    }
+
+    *v = (uint64_t) item->valuedouble;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status, const char *type,
+    const char *param, const char *code, const char *msg)
+{
+    err->status = status;
+    err->type = type;
+    err->param = param;
+    err->code = code;
+    err->message.data = (u_char *) msg;
+    err->message.len = ngx_strlen(msg);
+}
+
+
+/* {"error":{"message":...,"type":...,"param":...,"code":...}} */
+
+ngx_int_t
+ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err, ngx_str_t *out)
+{
+    ngx_ai_buf_t  b;
+
+    if (ngx_ai_buf_init(&b, pool, err->message.len + 128) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, "{\"error\":{\"message\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(&b, err->message.data,
+                                         err->message.len) != NGX_OK
+        || ngx_ai_buf_append_str(&b, ",\"type\":") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_json_string(&b, (u_char *) (err->type
+                                      ? err->type : "api_error"),
+                                      ngx_strlen(err->type
+                                      ? err->type : "api_error"))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, ",\"param\":") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (err->param) {
+        if (ngx_ai_buf_append_json_string(&b, (u_char *) err->param,
+                                          ngx_strlen(err->param))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_buf_append_str(&b, "null") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, ",\"code\":") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (err->code) {
+        if (ngx_ai_buf_append_json_string(&b, (u_char *) err->code,
+                                          ngx_strlen(err->code))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_buf_append_str(&b, "null") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, "}}") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    out->data = b.data;
+    out->len = b.len;
+
+    return NGX_OK;
+}
+
+
+/* "data: <data>\n\n" */
+
+ngx_int_t
+ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data)
+{
+    if (ngx_ai_buf_reserve(out, data->len + 8) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_cpymem(out->data + out->len, "data: ", 6) - out->data;
+    out->len = ngx_cpymem(out->data + out->len, data->data, data->len)
+               - out->data;
+    out->data[out->len++] = '\n';
+    out->data[out->len++] = '\n';
+
+    return NGX_OK;
+}
+
+
+/* OpenAI "usage" object -> normalised usage; NGX_DECLINED if unusable */
+
+ngx_int_t
+ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u)
+{
+    cJSON     *details;
+    uint64_t   v;
+
+    if (!cJSON_IsObject(usage)) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_ai_json_get_uint(usage, "prompt_tokens", &u->prompt_tokens)
+        != NGX_OK
+        || ngx_ai_json_get_uint(usage, "completion_tokens",
+                                &u->completion_tokens)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    details = cJSON_GetObjectItemCaseSensitive(usage,
+                                               "prompt_tokens_details");
+    if (cJSON_IsObject(details)
+        && ngx_ai_json_get_uint(details, "cached_tokens", &v) == NGX_OK)
+    {
+        u->cached_tokens = v;
+    }
+
+    details = cJSON_GetObjectItemCaseSensitive(usage,
+                                               "completion_tokens_details");
+    if (cJSON_IsObject(details)
+        && ngx_ai_json_get_uint(details, "reasoning_tokens", &v) == NGX_OK)
+    {
+        u->reasoning_tokens = v;
+    }
+
+    u->known = 1;
+
+    return NGX_OK;
+}
+
+
+/* normalised usage -> OpenAI "usage" object (not tracked: caller owns) */
+
+cJSON *
+ngx_ai_usage_to_openai(ngx_ai_usage_t *u)
+{
+    cJSON  *usage, *details;
+
+    usage = cJSON_CreateObject();
+    if (usage == NULL) {
+        return NULL;
+    }
+
+    cJSON_AddNumberToObject(usage, "prompt_tokens",
+                            (double) u->prompt_tokens);
+    cJSON_AddNumberToObject(usage, "completion_tokens",
+                            (double) u->completion_tokens);
+    cJSON_AddNumberToObject(usage, "total_tokens",
+                            (double) (u->prompt_tokens
+                                      + u->completion_tokens));
+
+    if (u->cached_tokens) {
+        details = cJSON_AddObjectToObject(usage, "prompt_tokens_details");
+        if (details) {
+            cJSON_AddNumberToObject(details, "cached_tokens",
+                                    (double) u->cached_tokens);
+        }
+    }
+
+    if (u->reasoning_tokens) {
+        details = cJSON_AddObjectToObject(usage,
+                                          "completion_tokens_details");
+        if (details) {
+            cJSON_AddNumberToObject(details, "reasoning_tokens",
+                                    (double) u->reasoning_tokens);
+        }
+    }
+
+    return usage;
+}

@@ -1,0 +1,311 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * type=openai: OpenAI and every OpenAI-compatible provider.  Requests go
+ * out as the client sent them, with the provider prefix stripped from
+ * "model"; answers come back as they are, after a check that they are real
+ * answers and with their usage read.  Streams always ask the provider for
+ * usage; the extra usage chunk is dropped when the client did not ask.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_ai_gateway_pure.h"
+
+
+static ngx_int_t ngx_ai_openai_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out);
+static ngx_int_t ngx_ai_openai_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
+static void ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status,
+    u_char *body, size_t len, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_openai_stream_event(ngx_ai_stream_t *st,
+    ngx_ai_sse_event_t *ev);
+
+
+ngx_ai_translator_t  ngx_ai_openai_translator = {
+    ngx_string("openai"),
+    NGX_AI_PROVIDER_OPENAI,
+    ngx_ai_openai_request,
+    ngx_ai_openai_response,
+    ngx_ai_openai_error,
+    ngx_ai_openai_stream_event
+};
+
+
+static ngx_int_t
+ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out)
+{
+    cJSON      *root, *model, *models, *opts, *usage, *upstream_model;
+    ngx_int_t   rc;
+    ngx_uint_t  added_opts;
+
+    /*
+     * The client's tree is changed in place for the print and restored
+     * after it, so the next attempt (another provider) sees it unchanged.
+     */
+
+    root = req->json;
+
+    model = cJSON_DetachItemFromObjectCaseSensitive(root, "model");
+    models = cJSON_DetachItemFromObjectCaseSensitive(root, "models");
+
+    upstream_model = cJSON_CreateStringReference(
+                         (char *) req->upstream_model.data);
+
+    /* upstream_model points into the client's "model" string, which ends
+     * with the string; the reference needs a terminated string */
+
+    if (upstream_model == NULL) {
+        rc = NGX_ERROR;
+        goto restore;
+    }
+
+    cJSON_AddItemToObject(root, "model", upstream_model);
+
+    opts = NULL;
+    usage = NULL;
+    added_opts = 0;
+
+    if (req->stream && !req->include_usage) {
+        opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+
+        if (!cJSON_IsObject(opts)) {
+            opts = cJSON_CreateObject();
+            if (opts == NULL) {
+                rc = NGX_ERROR;
+                goto restore;
+            }
+
+            cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+            cJSON_AddItemToObject(root, "stream_options", opts);
+            added_opts = 1;
+        }
+
+        usage = cJSON_DetachItemFromObjectCaseSensitive(opts,
+                                                        "include_usage");
+        cJSON_AddTrueToObject(opts, "include_usage");
+    }
+
+    rc = ngx_ai_json_print(pool, root, &out->body);
+
+    if (opts) {
+        cJSON_DeleteItemFromObjectCaseSensitive(opts, "include_usage");
+
+        if (usage) {
+            cJSON_AddItemToObject(opts, "include_usage", usage);
+        }
+
+        if (added_opts) {
+            cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+        }
+    }
+
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
+
+restore:
+
+    if (model) {
+        cJSON_AddItemToObject(root, "model", model);
+    }
+
+    if (models) {
+        cJSON_AddItemToObject(root, "models", models);
+    }
+
+    ngx_str_set(&out->path, "/v1/chat/completions");
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_ai_openai_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON  *root, *choices, *choice, *message, *content, *finish;
+
+    ngx_memzero(out, sizeof(ngx_ai_response_t));
+
+    root = ngx_ai_json_parse(pool, body, len);
+
+    if (!cJSON_IsObject(root)) {
+        ngx_ai_error_set(err, 502, "upstream_error", NULL,
+                         "invalid_response",
+                         "the provider's answer is not a JSON object");
+        return NGX_DECLINED;
+    }
+
+    choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    choice = cJSON_GetArrayItem(choices, 0);
+
+    if (!cJSON_IsArray(choices) || !cJSON_IsObject(choice)) {
+        ngx_ai_error_set(err, 502, "upstream_error", NULL,
+                         "invalid_response",
+                         "the provider's answer has no choices");
+        return NGX_DECLINED;
+    }
+
+    message = cJSON_GetObjectItemCaseSensitive(choice, "message");
+    content = cJSON_GetObjectItemCaseSensitive(message, "content");
+
+    if (cJSON_IsString(content)) {
+        out->content.data = (u_char *) content->valuestring;
+        out->content.len = ngx_strlen(content->valuestring);
+    }
+
+    finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+
+    if (cJSON_IsString(finish)) {
+        out->finish_reason.data = (u_char *) finish->valuestring;
+        out->finish_reason.len = ngx_strlen(finish->valuestring);
+    }
+
+    (void) ngx_ai_usage_from_openai(
+               cJSON_GetObjectItemCaseSensitive(root, "usage"), &out->usage);
+
+    /* an OpenAI-type answer is already what the client expects */
+
+    out->body.data = body;
+    out->body.len = len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status, u_char *body,
+    size_t len, ngx_ai_error_t *err)
+{
+    cJSON  *root, *error, *message, *type, *code;
+
+    ngx_ai_error_set(err, status, "upstream_error", NULL, NULL,
+                     "the provider answered with an error");
+
+    root = ngx_ai_json_parse(pool, body, len);
+    error = cJSON_GetObjectItemCaseSensitive(root, "error");
+
+    if (cJSON_IsString(error)) {
+        err->message.data = (u_char *) error->valuestring;
+        err->message.len = ngx_strlen(error->valuestring);
+        return;
+    }
+
+    if (!cJSON_IsObject(error)) {
+        return;
+    }
+
+    message = cJSON_GetObjectItemCaseSensitive(error, "message");
+    type = cJSON_GetObjectItemCaseSensitive(error, "type");
+    code = cJSON_GetObjectItemCaseSensitive(error, "code");
+
+    if (cJSON_IsString(message)) {
+        err->message.data = (u_char *) message->valuestring;
+        err->message.len = ngx_strlen(message->valuestring);
+    }
+
+    if (cJSON_IsString(type)) {
+        err->type = type->valuestring;
+    }
+
+    if (cJSON_IsString(code)) {
+        err->code = code->valuestring;
+    }
+}
+
+
+static ngx_int_t
+ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
+{
+    cJSON      *root, *error, *message, *choices, *choice, *finish, *usage;
+    ngx_int_t   rc;
+
+    st->events++;
+
+    if (ev->data.len == 6 && ngx_strncmp(ev->data.data, "[DONE]", 6) == 0) {
+        st->done = 1;
+        return NGX_OK;
+    }
+
+    root = cJSON_ParseWithLength((char *) ev->data.data, ev->data.len);
+
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        st->failed = 1;
+        ngx_str_set(&st->error, "the provider sent an event that is not "
+                                "JSON");
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_OK;
+
+    error = cJSON_GetObjectItemCaseSensitive(root, "error");
+
+    if (error && !cJSON_IsNull(error)) {
+        st->failed = 1;
+        ngx_str_set(&st->error, "the provider sent an error event");
+
+        message = cJSON_GetObjectItemCaseSensitive(error, "message");
+
+        if (cJSON_IsString(message)) {
+            st->error.len = ngx_strlen(message->valuestring);
+            st->error.data = ngx_pnalloc(st->pool, st->error.len);
+            if (st->error.data == NULL) {
+                rc = NGX_ERROR;
+                goto done;
+            }
+
+            ngx_memcpy(st->error.data, message->valuestring, st->error.len);
+        }
+
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+
+    if (cJSON_IsObject(usage)) {
+        (void) ngx_ai_usage_from_openai(usage, &st->usage);
+    }
+
+    choice = cJSON_GetArrayItem(choices, 0);
+
+    if (choice) {
+        st->role_sent = 1;
+
+        finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+
+        if (cJSON_IsString(finish)) {
+            st->finish_sent = 1;
+            st->finish_reason.len = ngx_strlen(finish->valuestring);
+            st->finish_reason.data = ngx_pnalloc(st->pool,
+                                                 st->finish_reason.len);
+            if (st->finish_reason.data == NULL) {
+                rc = NGX_ERROR;
+                goto done;
+            }
+
+            ngx_memcpy(st->finish_reason.data, finish->valuestring,
+                       st->finish_reason.len);
+        }
+
+    } else if (cJSON_IsObject(usage) && !st->req->include_usage) {
+        /* the usage chunk the gateway asked for on its own behalf */
+        goto done;
+    }
+
+    if (ngx_ai_sse_data_event(&st->out, &ev->data) != NGX_OK) {
+        rc = NGX_ERROR;
+    }
+
+done:
+
+    cJSON_Delete(root);
+
+    return rc;
+}

@@ -1,0 +1,219 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * The pure part of the gateway: request validation, provider translation,
+ * SSE parsing, JSON helpers.  Nothing here touches ngx_http_request_t or
+ * logs; functions take pools and buffers, so they can be unit-tested and
+ * fuzzed outside nginx (t/unit links them with a tiny pool implementation).
+ *
+ * Allowed nginx calls here: ngx_palloc, ngx_pnalloc, ngx_pcalloc,
+ * ngx_pool_cleanup_add and the header-only macros (ngx_memcpy, ngx_cpymem,
+ * ngx_strncmp, ngx_strlen, ngx_memzero, ngx_tolower ...).
+ */
+
+
+#ifndef _NGX_AI_GATEWAY_PURE_H_INCLUDED_
+#define _NGX_AI_GATEWAY_PURE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <cjson/cJSON.h>
+
+
+#define NGX_AI_GATEWAY_VERSION      "0.1.0"
+
+/* bounds on client and provider bytes */
+#define NGX_AI_MAX_JSON_DEPTH       64
+#define NGX_AI_MAX_MODEL_LEN        256
+#define NGX_AI_MAX_SSE_EVENT        (1024 * 1024)
+
+
+/* a growable byte buffer allocated from a pool */
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    size_t                      cap;
+    ngx_pool_t                 *pool;
+} ngx_ai_buf_t;
+
+
+typedef enum {
+    NGX_AI_PROVIDER_OPENAI = 0,
+    NGX_AI_PROVIDER_ANTHROPIC,
+    NGX_AI_PROVIDER_GEMINI
+} ngx_ai_provider_type_e;
+
+
+/* token usage of one call, already normalised to OpenAI's meaning:
+ * prompt_tokens includes cached tokens, completion_tokens includes
+ * reasoning ("thoughts") tokens */
+typedef struct {
+    uint64_t                    prompt_tokens;
+    uint64_t                    completion_tokens;
+    uint64_t                    cached_tokens;
+    uint64_t                    cache_creation_tokens;
+    uint64_t                    reasoning_tokens;
+    unsigned                    known:1;
+} ngx_ai_usage_t;
+
+
+/* an error for the client, rendered as an OpenAI error object */
+typedef struct {
+    ngx_uint_t                  status;
+    ngx_str_t                   message;
+    const char                 *type;     /* "invalid_request_error" ... */
+    const char                 *param;    /* offending field, or NULL */
+    const char                 *code;     /* machine code, or NULL */
+} ngx_ai_error_t;
+
+
+/* a validated OpenAI chat completions request */
+typedef struct {
+    cJSON                      *json;      /* whole body, freed with pool */
+    ngx_str_t                   model;     /* "provider/model" as sent */
+    ngx_str_t                   provider;  /* "provider" */
+    ngx_str_t                   upstream_model;  /* "model" */
+    cJSON                      *models;    /* "models": [...] or NULL */
+    ngx_int_t                   max_tokens;      /* -1: not given */
+    size_t                      prompt_bytes;    /* text in messages */
+    ngx_int_t                   default_max_tokens;  /* for providers that
+                                                    require max_tokens */
+    unsigned                    stream:1;
+    unsigned                    include_usage:1; /* client asked for it */
+    unsigned                    has_tools:1;
+} ngx_ai_chat_request_t;
+
+
+/* what a translator produces for the upstream call */
+typedef struct {
+    ngx_str_t                   path;      /* appended to pass=, with args */
+    ngx_str_t                   body;      /* JSON */
+} ngx_ai_upstream_request_t;
+
+
+/* a provider's whole (non-streamed) answer, translated */
+typedef struct {
+    ngx_str_t                   body;      /* chat.completion JSON */
+    ngx_str_t                   content;   /* first choice's text */
+    ngx_str_t                   finish_reason;
+    ngx_ai_usage_t              usage;
+} ngx_ai_response_t;
+
+
+/* one server-sent event */
+typedef struct {
+    ngx_str_t                   event;     /* "event:" field, may be empty */
+    ngx_str_t                   data;      /* "data:" lines joined by LF */
+} ngx_ai_sse_event_t;
+
+
+typedef ngx_int_t (*ngx_ai_sse_handler_pt)(void *data,
+    ngx_ai_sse_event_t *ev);
+
+
+/* incremental SSE parser: bytes in any split, events out */
+typedef struct {
+    ngx_ai_buf_t                line;      /* carry of a partial line */
+    ngx_ai_buf_t                data;
+    ngx_ai_buf_t                event;
+    size_t                      max;       /* largest event accepted */
+    unsigned                    cr:1;      /* last byte seen was CR */
+    unsigned                    has_data:1;
+} ngx_ai_sse_parser_t;
+
+
+/* state of one streamed answer being translated to OpenAI chunks */
+typedef struct ngx_ai_stream_s  ngx_ai_stream_t;
+
+struct ngx_ai_stream_s {
+    ngx_pool_t                 *pool;
+    ngx_ai_chat_request_t      *req;
+    ngx_ai_buf_t                out;       /* OpenAI SSE text to send */
+    ngx_ai_usage_t              usage;
+    ngx_str_t                   id;        /* chatcmpl-... for every chunk */
+    ngx_str_t                   model;     /* model named in chunks */
+    time_t                      created;
+    ngx_str_t                   finish_reason;
+    ngx_str_t                   error;     /* why the stream failed */
+    void                       *data;      /* translator's own state */
+    ngx_uint_t                  events;    /* events received */
+    unsigned                    done:1;    /* provider ended it whole */
+    unsigned                    failed:1;  /* provider sent an error */
+    unsigned                    role_sent:1;
+    unsigned                    finish_sent:1;
+};
+
+
+/* one provider wire format */
+typedef struct {
+    ngx_str_t                   name;
+    ngx_ai_provider_type_e      type;
+
+    /* request: OpenAI chat request -> native path and body */
+    ngx_int_t                 (*request)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req,
+                                  ngx_ai_upstream_request_t *out);
+
+    /* whole answer -> chat.completion; NGX_DECLINED: not a valid answer
+     * (err->message says why) */
+    ngx_int_t                 (*response)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req, u_char *body,
+                                  size_t len, ngx_ai_response_t *out,
+                                  ngx_ai_error_t *err);
+
+    /* provider error body -> message for an OpenAI error object */
+    void                      (*error)(ngx_pool_t *pool, ngx_uint_t status,
+                                  u_char *body, size_t len,
+                                  ngx_ai_error_t *err);
+
+    /* streaming: one native event in, OpenAI chunks appended to st->out */
+    ngx_int_t                 (*stream_event)(ngx_ai_stream_t *st,
+                                  ngx_ai_sse_event_t *ev);
+} ngx_ai_translator_t;
+
+
+extern ngx_ai_translator_t  ngx_ai_openai_translator;
+extern ngx_ai_translator_t  ngx_ai_anthropic_translator;
+extern ngx_ai_translator_t  ngx_ai_gemini_translator;
+
+
+/* ngx_ai_gateway_json.c */
+ngx_int_t ngx_ai_buf_init(ngx_ai_buf_t *b, ngx_pool_t *pool, size_t cap);
+ngx_int_t ngx_ai_buf_reserve(ngx_ai_buf_t *b, size_t n);
+ngx_int_t ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n);
+ngx_int_t ngx_ai_buf_append_str(ngx_ai_buf_t *b, const char *s);
+ngx_int_t ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n);
+ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
+    size_t n);
+ngx_int_t ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max);
+cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
+cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
+ngx_int_t ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
+ngx_int_t ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v);
+ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data);
+ngx_int_t ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u);
+cJSON *ngx_ai_usage_to_openai(ngx_ai_usage_t *u);
+void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,
+    const char *type, const char *param, const char *code, const char *msg);
+
+/* ngx_ai_gateway_request.c */
+ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_ai_chat_request_t *req, ngx_ai_error_t *err);
+ngx_int_t ngx_ai_model_name_valid(const u_char *p, size_t len);
+
+/* ngx_ai_gateway_sse.c */
+ngx_int_t ngx_ai_sse_init(ngx_ai_sse_parser_t *p, ngx_pool_t *pool,
+    size_t max);
+ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
+    ngx_ai_sse_handler_pt handler, void *data);
+
+/* streams, shared by the translators */
+ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, time_t now);
+
+
+#endif /* _NGX_AI_GATEWAY_PURE_H_INCLUDED_ */

@@ -1,0 +1,526 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Validation of an inbound OpenAI chat completions request: the body is
+ * parsed once with cJSON and every field the gateway reads or forwards is
+ * type-checked, so the translators can trust the tree.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_ai_gateway_pure.h"
+
+
+static ngx_int_t ngx_ai_request_messages(cJSON *messages, size_t *bytes,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_content(cJSON *content, size_t *bytes,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_model(cJSON *item, const char *param,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_number(cJSON *root, const char *name,
+    double min, double max, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_max_tokens(cJSON *root, const char *name,
+    ngx_int_t *value, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err);
+
+
+#define ngx_ai_invalid(err, param, msg)                                     \
+    ngx_ai_error_set(err, 400, "invalid_request_error", param,              \
+                     "invalid_value", msg)
+
+#define ngx_ai_wrong_type(err, param, msg)                                  \
+    ngx_ai_error_set(err, 400, "invalid_request_error", param,              \
+                     "invalid_type", msg)
+
+#define ngx_ai_missing(err, param, msg)                                     \
+    ngx_ai_error_set(err, 400, "invalid_request_error", param,              \
+                     "missing_required_parameter", msg)
+
+
+/*
+ * NGX_OK: req is filled; NGX_DECLINED: err says what is wrong (status 400);
+ * NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
+    ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    cJSON      *root, *item, *opt;
+    u_char     *slash;
+    ngx_int_t   rc;
+
+    ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
+    req->max_tokens = -1;
+
+    if (len == 0) {
+        ngx_ai_invalid(err, NULL, "The request body is empty; expected a "
+                       "JSON object.");
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_ai_json_depth_ok(body, len, NGX_AI_MAX_JSON_DEPTH)) {
+        ngx_ai_invalid(err, NULL, "The request body is nested too deeply.");
+        return NGX_DECLINED;
+    }
+
+    root = ngx_ai_json_track(pool,
+                             cJSON_ParseWithLength((char *) body, len));
+    if (root == NULL) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", NULL,
+                         "invalid_json", "The request body is not valid "
+                         "JSON.");
+        return NGX_DECLINED;
+    }
+
+    if (!cJSON_IsObject(root)) {
+        ngx_ai_wrong_type(err, NULL, "The request body must be a JSON "
+                          "object.");
+        return NGX_DECLINED;
+    }
+
+    req->json = root;
+
+    /* model */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "model");
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        ngx_ai_missing(err, "model", "you must provide a model parameter");
+        return NGX_DECLINED;
+    }
+
+    if (ngx_ai_request_model(item, "model", err) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    req->model.data = (u_char *) item->valuestring;
+    req->model.len = ngx_strlen(item->valuestring);
+
+    slash = ngx_strlchr(req->model.data, req->model.data + req->model.len,
+                        '/');
+    if (slash) {
+        req->provider.data = req->model.data;
+        req->provider.len = slash - req->model.data;
+        req->upstream_model.data = slash + 1;
+        req->upstream_model.len = req->model.data + req->model.len
+                                  - (slash + 1);
+
+    } else {
+        req->upstream_model = req->model;
+    }
+
+    /* models: an OpenRouter-style list of models to try */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "models");
+
+    if (item && !cJSON_IsNull(item)) {
+        if (!cJSON_IsArray(item)) {
+            ngx_ai_wrong_type(err, "models", "Invalid type for 'models': "
+                              "expected an array of model names.");
+            return NGX_DECLINED;
+        }
+
+        cJSON_ArrayForEach(opt, item) {
+            if (ngx_ai_request_model(opt, "models", err) != NGX_OK) {
+                return NGX_DECLINED;
+            }
+        }
+
+        req->models = item;
+    }
+
+    /* messages */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "messages");
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        ngx_ai_missing(err, "messages", "Missing required parameter: "
+                       "'messages'.");
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_ai_request_messages(item, &req->prompt_bytes, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* stream, stream_options */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "stream");
+
+    if (item && !cJSON_IsNull(item)) {
+        if (!cJSON_IsBool(item)) {
+            ngx_ai_wrong_type(err, "stream", "Invalid type for 'stream': "
+                              "expected a boolean.");
+            return NGX_DECLINED;
+        }
+
+        req->stream = cJSON_IsTrue(item) ? 1 : 0;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+
+    if (item && !cJSON_IsNull(item)) {
+        if (!cJSON_IsObject(item)) {
+            ngx_ai_wrong_type(err, "stream_options", "Invalid type for "
+                              "'stream_options': expected an object.");
+            return NGX_DECLINED;
+        }
+
+        opt = cJSON_GetObjectItemCaseSensitive(item, "include_usage");
+
+        if (opt && !cJSON_IsNull(opt)) {
+            if (!cJSON_IsBool(opt)) {
+                ngx_ai_wrong_type(err, "stream_options.include_usage",
+                                  "Invalid type for "
+                                  "'stream_options.include_usage': "
+                                  "expected a boolean.");
+                return NGX_DECLINED;
+            }
+
+            req->include_usage = cJSON_IsTrue(opt) ? 1 : 0;
+        }
+    }
+
+    /* sampling and length */
+
+    if (ngx_ai_request_max_tokens(root, "max_tokens", &req->max_tokens, err)
+        != NGX_OK
+        || ngx_ai_request_max_tokens(root, "max_completion_tokens",
+                                     &req->max_tokens, err)
+           != NGX_OK
+        || ngx_ai_request_number(root, "temperature", 0, 2, err) != NGX_OK
+        || ngx_ai_request_number(root, "top_p", 0, 1, err) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "stop");
+
+    if (item && ngx_ai_request_stop(item, err) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    /* tools are forwarded as they are; fusion needs to know of them */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "tools");
+
+    if (item && !cJSON_IsNull(item)) {
+        if (!cJSON_IsArray(item)) {
+            ngx_ai_wrong_type(err, "tools", "Invalid type for 'tools': "
+                              "expected an array.");
+            return NGX_DECLINED;
+        }
+
+        req->has_tools = cJSON_GetArraySize(item) > 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A model name is what a URL path or a header may safely carry: printable
+ * ASCII without spaces, '%', '\', '?', '#', quotes, and no "." or ".."
+ * path segment.  Provider prefixes and names are checked against the
+ * configuration later.
+ */
+
+ngx_int_t
+ngx_ai_model_name_valid(const u_char *p, size_t len)
+{
+    u_char  c;
+    size_t  i, seg;
+
+    if (len == 0 || len > NGX_AI_MAX_MODEL_LEN) {
+        return 0;
+    }
+
+    seg = 0;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '%' || c == '\\' || c == '?'
+            || c == '#' || c == '"' || c == '\'' || c == '<' || c == '>')
+        {
+            return 0;
+        }
+
+        if (c == '/') {
+            if (i - seg == 0
+                || (i - seg == 1 && p[seg] == '.')
+                || (i - seg == 2 && p[seg] == '.' && p[seg + 1] == '.'))
+            {
+                return 0;
+            }
+
+            seg = i + 1;
+        }
+    }
+
+    if (i - seg == 0
+        || (i - seg == 1 && p[seg] == '.')
+        || (i - seg == 2 && p[seg] == '.' && p[seg + 1] == '.'))
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_ai_request_model(cJSON *item, const char *param, ngx_ai_error_t *err)
+{
+    if (!cJSON_IsString(item) || item->valuestring == NULL) {
+        ngx_ai_wrong_type(err, param, "Invalid type for model: expected a "
+                          "string like \"provider/model\".");
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_ai_model_name_valid((u_char *) item->valuestring,
+                                 ngx_strlen(item->valuestring)))
+    {
+        ngx_ai_invalid(err, param, "Invalid model name: a model is named "
+                       "\"provider/model\" with printable characters, no "
+                       "spaces, '%', '?', '#' or \"..\" segments, at most "
+                       "256 bytes.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_messages(cJSON *messages, size_t *bytes, ngx_ai_error_t *err)
+{
+    cJSON       *msg, *role, *content, *calls;
+    const char  *r;
+
+    if (!cJSON_IsArray(messages)) {
+        ngx_ai_wrong_type(err, "messages", "Invalid type for 'messages': "
+                          "expected an array of message objects.");
+        return NGX_DECLINED;
+    }
+
+    if (cJSON_GetArraySize(messages) == 0) {
+        ngx_ai_invalid(err, "messages", "Invalid 'messages': empty array. "
+                       "Expected an array with minimum length 1.");
+        return NGX_DECLINED;
+    }
+
+    cJSON_ArrayForEach(msg, messages) {
+
+        if (!cJSON_IsObject(msg)) {
+            ngx_ai_wrong_type(err, "messages", "Invalid type for "
+                              "'messages[]': expected an object.");
+            return NGX_DECLINED;
+        }
+
+        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+
+        if (!cJSON_IsString(role)) {
+            ngx_ai_missing(err, "messages", "Each message needs a 'role' "
+                           "string.");
+            return NGX_DECLINED;
+        }
+
+        r = role->valuestring;
+
+        if (ngx_strcmp(r, "system") != 0
+            && ngx_strcmp(r, "developer") != 0
+            && ngx_strcmp(r, "user") != 0
+            && ngx_strcmp(r, "assistant") != 0
+            && ngx_strcmp(r, "tool") != 0
+            && ngx_strcmp(r, "function") != 0)
+        {
+            ngx_ai_invalid(err, "messages", "Invalid 'messages[].role': "
+                           "expected one of system, developer, user, "
+                           "assistant, tool.");
+            return NGX_DECLINED;
+        }
+
+        content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+
+        if (content == NULL || cJSON_IsNull(content)) {
+            calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+
+            if (ngx_strcmp(r, "assistant") == 0 && cJSON_IsArray(calls)) {
+                continue;
+            }
+
+            ngx_ai_missing(err, "messages", "Each message needs 'content' "
+                           "(a string or an array of content parts).");
+            return NGX_DECLINED;
+        }
+
+        if (ngx_ai_request_content(content, bytes, err) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
+{
+    cJSON       *part, *type, *text, *image, *url;
+    const char  *t;
+
+    if (cJSON_IsString(content)) {
+        *bytes += ngx_strlen(content->valuestring);
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsArray(content)) {
+        ngx_ai_wrong_type(err, "messages", "Invalid type for "
+                          "'messages[].content': expected a string or an "
+                          "array of content parts.");
+        return NGX_DECLINED;
+    }
+
+    cJSON_ArrayForEach(part, content) {
+
+        type = cJSON_GetObjectItemCaseSensitive(part, "type");
+
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type)) {
+            ngx_ai_wrong_type(err, "messages", "Invalid content part: "
+                              "expected an object with a 'type' string.");
+            return NGX_DECLINED;
+        }
+
+        t = type->valuestring;
+
+        if (ngx_strcmp(t, "text") == 0) {
+            text = cJSON_GetObjectItemCaseSensitive(part, "text");
+
+            if (!cJSON_IsString(text)) {
+                ngx_ai_wrong_type(err, "messages", "Invalid text content "
+                                  "part: 'text' must be a string.");
+                return NGX_DECLINED;
+            }
+
+            *bytes += ngx_strlen(text->valuestring);
+            continue;
+        }
+
+        if (ngx_strcmp(t, "image_url") == 0) {
+            image = cJSON_GetObjectItemCaseSensitive(part, "image_url");
+            url = cJSON_IsObject(image)
+                  ? cJSON_GetObjectItemCaseSensitive(image, "url") : image;
+
+            if (!cJSON_IsString(url)) {
+                ngx_ai_wrong_type(err, "messages", "Invalid image_url "
+                                  "content part: expected 'image_url.url' "
+                                  "string.");
+                return NGX_DECLINED;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(t, "input_audio") == 0
+            || ngx_strcmp(t, "file") == 0
+            || ngx_strcmp(t, "refusal") == 0)
+        {
+            continue;
+        }
+
+        ngx_ai_invalid(err, "messages", "Invalid content part type: "
+                       "expected text, image_url, input_audio or file.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_number(cJSON *root, const char *name, double min, double max,
+    ngx_ai_error_t *err)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsNumber(item)) {
+        ngx_ai_wrong_type(err, name, "Invalid type: expected a number.");
+        return NGX_DECLINED;
+    }
+
+    if (item->valuedouble < min || item->valuedouble > max) {
+        ngx_ai_invalid(err, name, "Number out of range.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_max_tokens(cJSON *root, const char *name, ngx_int_t *value,
+    ngx_ai_error_t *err)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsNumber(item)
+        || item->valuedouble != (double) (int64_t) item->valuedouble)
+    {
+        ngx_ai_wrong_type(err, name, "Invalid type: expected an integer.");
+        return NGX_DECLINED;
+    }
+
+    if (item->valuedouble < 1 || item->valuedouble > 100000000) {
+        ngx_ai_invalid(err, name, "Invalid value: expected an integer "
+                       "between 1 and 100000000.");
+        return NGX_DECLINED;
+    }
+
+    *value = (ngx_int_t) item->valuedouble;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err)
+{
+    cJSON  *s;
+
+    if (cJSON_IsNull(stop) || cJSON_IsString(stop)) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsArray(stop) || cJSON_GetArraySize(stop) > 4) {
+        ngx_ai_wrong_type(err, "stop", "Invalid 'stop': expected a string "
+                          "or an array of at most 4 strings.");
+        return NGX_DECLINED;
+    }
+
+    cJSON_ArrayForEach(s, stop) {
+        if (!cJSON_IsString(s)) {
+            ngx_ai_wrong_type(err, "stop", "Invalid 'stop': expected a "
+                              "string or an array of at most 4 strings.");
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,176 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Unit tests: request validation and the openai-type translator.
+ */
+
+
+#include "unit.h"
+
+
+static ngx_int_t
+parse(const char *body, ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    return ngx_ai_chat_request_parse(unit_pool(), (u_char *) body,
+                                     strlen(body), req, err);
+}
+
+
+UNIT_TEST(request_valid_minimal)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"openai/gpt-4o\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"hello\"}]}",
+                      &req, &err), NGX_OK);
+    UNIT_EQ_STR(req.provider, "openai");
+    UNIT_EQ_STR(req.upstream_model, "gpt-4o");
+    UNIT_EQ_INT(req.prompt_bytes, 5);
+    UNIT_EQ_INT(req.stream, 0);
+    UNIT_EQ_INT(req.max_tokens, -1);
+}
+
+
+UNIT_TEST(request_content_parts_and_options)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"p/m\",\"stream\":true,"
+                      "\"stream_options\":{\"include_usage\":true},"
+                      "\"max_completion_tokens\":50,\"temperature\":0.5,"
+                      "\"top_p\":1,\"stop\":[\"a\",\"b\"],\"messages\":"
+                      "[{\"role\":\"system\",\"content\":\"be brief\"},"
+                      "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                      "\"text\":\"abc\"},{\"type\":\"image_url\","
+                      "\"image_url\":{\"url\":\"data:image/png;base64,AA\"}}"
+                      "]}]}", &req, &err), NGX_OK);
+    UNIT_EQ_INT(req.stream, 1);
+    UNIT_EQ_INT(req.include_usage, 1);
+    UNIT_EQ_INT(req.max_tokens, 50);
+    UNIT_EQ_INT(req.prompt_bytes, 11);
+}
+
+
+UNIT_TEST(request_errors)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{nope", &req, &err), NGX_DECLINED);
+    UNIT_EQ_INT(err.status, 400);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+
+    UNIT_EQ_INT(parse("[1]", &req, &err), NGX_DECLINED);
+
+    UNIT_EQ_INT(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "model") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\"}", &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "messages") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":\"hi\"}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":7,\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"x\"}]}", &req, &err), NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"stream\":\"yes\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "stream") == 0);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"max_tokens\":1.5,\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"temperature\":3,\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":\"king\","
+                      "\"content\":\"x\"}]}", &req, &err), NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\","
+                      "\"content\":[{\"type\":\"text\",\"text\":5}]}]}",
+                      &req, &err), NGX_DECLINED);
+}
+
+
+UNIT_TEST(request_depth_bound)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+    char                   body[1024];
+    int                    i, n;
+
+    n = sprintf(body, "{\"model\":\"a/b\",\"x\":");
+    for (i = 0; i < 100; i++) {
+        body[n++] = '[';
+    }
+    for (i = 0; i < 100; i++) {
+        body[n++] = ']';
+    }
+    sprintf(body + n, ",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+
+    UNIT_EQ_INT(parse(body, &req, &err), NGX_DECLINED);
+    UNIT_CONTAINS(err.message, "nested too deeply");
+}
+
+
+UNIT_TEST(model_names)
+{
+    UNIT_CHECK(ngx_ai_model_name_valid((u_char *) "openai/gpt-4o", 13));
+    UNIT_CHECK(ngx_ai_model_name_valid((u_char *) "a/b.c:d", 7));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a/../b", 6));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a/..", 4));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a/%2Fb", 6));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a/b c", 5));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a/b\r\nX: y", 9));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "a//b", 4));
+    UNIT_CHECK(!ngx_ai_model_name_valid((u_char *) "", 0));
+}
+
+
+UNIT_TEST(openai_request_strips_prefix_and_restores)
+{
+    ngx_ai_chat_request_t      req;
+    ngx_ai_upstream_request_t  up;
+    ngx_ai_error_t             err;
+    ngx_str_t                  again;
+    cJSON                     *j;
+
+    UNIT_EQ_INT(parse("{\"model\":\"openai/gpt-4o\",\"models\":[\"x/y\"],"
+                      "\"stream\":true,\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"hi\"}]}", &req, &err), NGX_OK);
+    UNIT_EQ_INT(ngx_ai_openai_translator.request(unit_pool(), &req, &up),
+                NGX_OK);
+    UNIT_EQ_STR(up.path, "/v1/chat/completions");
+
+    j = unit_json(&up.body);
+    UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring,
+                      "gpt-4o") == 0);
+    UNIT_CHECK(cJSON_GetObjectItem(j, "models") == NULL);
+    UNIT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(
+                   cJSON_GetObjectItem(j, "stream_options"),
+                   "include_usage")));
+
+    /* the client's tree is unchanged */
+    UNIT_EQ_INT(ngx_ai_json_print(unit_pool(), req.json, &again), NGX_OK);
+    UNIT_CONTAINS(again, "\"model\":\"openai/gpt-4o\"");
+    UNIT_CONTAINS(again, "\"models\":[\"x/y\"]");
+    UNIT_CHECK(memmem(again.data, again.len, "stream_options", 14) == NULL);
+}
+
+
+UNIT_TEST(error_render)
+{
+    ngx_ai_error_t  err;
+    ngx_str_t       out;
+
+    ngx_ai_error_set(&err, 400, "invalid_request_error", "model", NULL,
+                     "bad \"model\"\n");
+    UNIT_EQ_INT(ngx_ai_error_render(unit_pool(), &err, &out), NGX_OK);
+    UNIT_EQ_STR(out, "{\"error\":{\"message\":\"bad \\\"model\\\"\\n\","
+                "\"type\":\"invalid_request_error\",\"param\":\"model\","
+                "\"code\":null}}");
+}
