@@ -86,7 +86,9 @@ build_module() {
         exit 1
     }
     if ! cmp -s "$BUILD/nginx/objs/$MODULE.so" "$BUILD/$MODULE.so"; then
-        cp "$BUILD/nginx/objs/$MODULE.so" "$BUILD/$MODULE.so"
+        # a new inode: a running nginx has the old file mapped
+        cp "$BUILD/nginx/objs/$MODULE.so" "$BUILD/$MODULE.so.tmp"
+        mv -f "$BUILD/$MODULE.so.tmp" "$BUILD/$MODULE.so"
     fi
     log "built build/$MODULE.so"
 }

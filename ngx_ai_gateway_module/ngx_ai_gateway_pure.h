@@ -80,6 +80,9 @@ typedef struct {
     size_t                      prompt_bytes;    /* text in messages */
     ngx_int_t                   default_max_tokens;  /* for providers that
                                                     require max_tokens */
+    time_t                      created;   /* "created" of translated
+                                              answers: set by the caller
+                                              after parsing */
     unsigned                    stream:1;
     unsigned                    include_usage:1; /* client asked for it */
     unsigned                    has_tools:1;
@@ -199,6 +202,21 @@ ngx_int_t ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u);
 cJSON *ngx_ai_usage_to_openai(ngx_ai_usage_t *u);
 void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,
     const char *type, const char *param, const char *code, const char *msg);
+ngx_int_t ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_chat_completion_render(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_str_t *id, ngx_str_t *tool_calls,
+    ngx_ai_response_t *out);
+ngx_int_t ngx_ai_data_url_parse(const u_char *url, size_t len,
+    ngx_str_t *type, ngx_str_t *data);
+ngx_int_t ngx_ai_content_text(cJSON *content, ngx_ai_buf_t *b,
+    const char *sep);
+const char *ngx_ai_error_type_by_status(ngx_uint_t status);
+ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
+    ngx_str_t *name, ngx_str_t *args);
+ngx_int_t ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item);
+ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
+cJSON *ngx_ai_json_parse_args(const char *s);
+ngx_int_t ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n);
 
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
@@ -214,6 +232,17 @@ ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
 /* streams, shared by the translators */
 ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, time_t now);
+ngx_int_t ngx_ai_stream_start(ngx_ai_stream_t *st, const u_char *id,
+    size_t len);
+ngx_int_t ngx_ai_stream_chunk_open(ngx_ai_stream_t *st);
+ngx_int_t ngx_ai_stream_chunk_close(ngx_ai_stream_t *st, const char *finish);
+ngx_int_t ngx_ai_stream_content(ngx_ai_stream_t *st, const u_char *text,
+    size_t len);
+ngx_int_t ngx_ai_stream_finish(ngx_ai_stream_t *st, const char *finish);
+ngx_int_t ngx_ai_stream_tool_call(ngx_ai_stream_t *st, ngx_uint_t index,
+    ngx_str_t *id, ngx_str_t *name, ngx_str_t *args);
+ngx_int_t ngx_ai_stream_fail(ngx_ai_stream_t *st, const char *msg,
+    const char *fallback);
 
 
 #endif /* _NGX_AI_GATEWAY_PURE_H_INCLUDED_ */

@@ -1,0 +1,812 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * The client side: the content handler of an ai_gateway location.  It
+ * reads and validates the request, starts the provider call, and when the
+ * call is over sends the answer, or an OpenAI error object, to the client.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway.h"
+
+
+static ngx_int_t ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix);
+static void ngx_http_ai_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
+static void ngx_http_ai_finish(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_finish_stream(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
+static ngx_int_t ngx_http_ai_attempt_failure(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a, ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
+static ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_models(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+
+
+static ngx_str_t  ngx_http_ai_json_type = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_ai_handler(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_ai_error_t      err;
+    ngx_table_elt_t    *h;
+    ngx_http_ai_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
+
+    if (ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
+
+        if (r->method != NGX_HTTP_POST) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            ngx_str_set(&h->value, "POST");
+
+            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
+                             "invalid_request_error", NULL,
+                             "method_not_allowed",
+                             "chat/completions takes POST");
+            goto error;
+        }
+
+        rc = ngx_http_read_client_request_body(r, ngx_http_ai_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    if (ngx_http_ai_ends_with(&r->uri, "/models")) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            ngx_str_set(&h->value, "GET, HEAD");
+
+            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
+                             "invalid_request_error", NULL,
+                             "method_not_allowed", "models takes GET");
+            goto error;
+        }
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ai_models(r, ctx);
+    }
+
+    ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
+                     "unknown_url", "Unknown endpoint: this gateway serves "
+                     "chat/completions and models");
+
+error:
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_ai_send_error(r, ctx, &err);
+}
+
+
+static ngx_int_t
+ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix)
+{
+    size_t  n;
+
+    n = ngx_strlen(suffix);
+
+    return s->len >= n
+           && ngx_strncmp(s->data + s->len - n, suffix, n) == 0;
+}
+
+
+static void
+ngx_http_ai_body_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                 body, provider;
+    ngx_int_t                 rc;
+    ngx_ai_error_t            err;
+    ngx_http_ai_ctx_t        *ctx;
+    ngx_http_ai_provider_t   *p;
+    ngx_http_ai_loc_conf_t   *alcf;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    if (r->request_body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_ai_read_body(r, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_ai_chat_request_parse(r->pool, body.data, body.len, &ctx->chat,
+                                   &err);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ai gateway: invalid request: %V", &err.message);
+
+        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        return;
+    }
+
+    ctx->chat.default_max_tokens = alcf->default_max_tokens;
+    ctx->chat.created = ngx_time();
+
+    provider = ctx->chat.provider;
+    p = provider.len ? ngx_http_ai_find_provider(amcf, &provider) : NULL;
+
+    if (p == NULL) {
+        ngx_ai_error_set(&err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "model", "model_not_found",
+                         "Unknown model: name a configured provider as "
+                         "\"provider/model\" (GET models lists them)");
+
+        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        return;
+    }
+
+    r->write_event_handler = ngx_http_ai_wev_handler;
+
+    if (ngx_http_ai_attempt_start(ctx, p) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+}
+
+
+/* the whole request body as one buffer, read back from a temp file if
+ * nginx wrote it there */
+
+static ngx_int_t
+ngx_http_ai_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = r->request_body->bufs;
+
+    if (cl == NULL) {
+        ngx_str_null(body);
+        return NGX_OK;
+    }
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "ai gateway: cannot read the request body "
+                              "back from its temporary file");
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The main request's write handler runs when a provider call ends (its
+ * post_subrequest handler posts us) and when the client's connection
+ * becomes writable again while a stream is being relayed.
+ */
+
+static void
+ngx_http_ai_wev_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_ai_ctx_t         *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (ctx == NULL || ctx->finished || ctx->attempt == NULL) {
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    if (ctx->attempt && !ctx->attempt->done) {
+
+        /* the provider is still talking: push what the client lagged on */
+
+        if (c->buffered || r->buffered) {
+            rc = ngx_http_output_filter(r, NULL);
+
+            if (rc == NGX_ERROR) {
+                ngx_http_finalize_request(r, NGX_ERROR);
+                return;
+            }
+
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_ERROR);
+                return;
+            }
+        }
+
+        return;
+    }
+
+    ngx_http_ai_finish(r, ctx);
+}
+
+
+static void
+ngx_http_ai_finish(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    ngx_ai_error_t            err;
+    ngx_ai_response_t         resp;
+    ngx_http_ai_attempt_t    *a;
+    ngx_ai_translator_t      *tr;
+
+    a = ctx->attempt;
+    tr = a->provider->translator;
+
+    ctx->finished = 1;
+
+    if (r->connection->error) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    if (ctx->chat.stream && ctx->header_sent) {
+        ngx_http_finalize_request(r, ngx_http_ai_finish_stream(r, ctx, a));
+        return;
+    }
+
+    if (ngx_http_ai_attempt_failure(r, a, &err) == NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        return;
+    }
+
+    if (ctx->chat.stream) {
+        /* a 2xx stream that ended before its first event reached us */
+        ngx_http_finalize_request(r, ngx_http_ai_finish_stream(r, ctx, a));
+        return;
+    }
+
+    rc = tr->response(r->pool, &ctx->chat, a->body.data, a->body.len, &resp,
+                      &err);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ai gateway: %V: %V", &a->model, &err.message);
+
+        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        return;
+    }
+
+    ctx->model = a->model;
+
+    ngx_http_finalize_request(r, ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK,
+                                                       &resp.body));
+}
+
+
+/*
+ * Did the call fail before giving an answer?  NGX_OK: yes, err says how;
+ * NGX_DECLINED: the provider answered 2xx.
+ */
+
+static ngx_int_t
+ngx_http_ai_attempt_failure(ngx_http_request_t *r, ngx_http_ai_attempt_t *a,
+    ngx_ai_error_t *err)
+{
+    ngx_ai_buf_t  msg;
+
+    if (a->header && a->status >= 200 && a->status < 300 && !a->too_big
+        && a->complete)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_ai_buf_init(&msg, r->pool, 128) != NGX_OK) {
+        ngx_ai_error_set(err, NGX_HTTP_INTERNAL_SERVER_ERROR, "api_error",
+                         NULL, NULL, "out of memory");
+        return NGX_OK;
+    }
+
+    if (a->too_big) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         "response_too_large", "");
+        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
+        (void) ngx_ai_buf_append_str(&msg, ": the provider's answer is "
+                                     "larger than ai_max_response_size");
+
+    } else if (a->header && a->status >= 200 && a->status < 300) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         "response_incomplete", "");
+        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
+        (void) ngx_ai_buf_append_str(&msg, ": the provider's answer was cut "
+                                     "off before its end");
+
+    } else if (a->header) {
+        /* the provider's own error, passed on with its status */
+        a->provider->translator->error(r->pool, a->status, a->body.data,
+                                       a->body.len, err);
+        return NGX_OK;
+
+    } else if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+        ngx_ai_error_set(err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
+                         NULL, "provider_timeout", "");
+        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
+        (void) ngx_ai_buf_append_str(&msg, ": the provider timed out");
+
+    } else {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         "provider_unreachable", "");
+        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
+        (void) ngx_ai_buf_append_str(&msg, ": the provider could not be "
+                                     "reached or closed the connection");
+    }
+
+    err->message.data = msg.data;
+    err->message.len = msg.len;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ai gateway: %V", &err->message);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The end of a relayed stream: "data: [DONE]" after a whole answer; after
+ * a broken one an error event and no [DONE], so that no client takes a
+ * cut answer for a whole one.  Nothing sent yet: a plain error answer.
+ */
+
+static ngx_int_t
+ngx_http_ai_finish_stream(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    ngx_str_t       tail, json;
+    ngx_ai_buf_t    out;
+    ngx_ai_error_t  err;
+
+    if (a->stream.done && !a->stream.failed) {
+        ngx_str_set(&tail, "data: [DONE]\n\n");
+
+        if (!ctx->header_sent) {
+            ctx->model = a->model;
+        }
+
+        return ngx_http_ai_stream_send(ctx, &tail, 1);
+    }
+
+    if (a->stream.failed) {
+        ngx_ai_error_set(&err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         "stream_error", "");
+        err.message = a->stream.error;
+
+    } else if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+        ngx_ai_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
+                         NULL, "provider_timeout",
+                         "the provider timed out in the middle of the "
+                         "stream");
+
+    } else {
+        ngx_ai_error_set(&err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         "stream_incomplete",
+                         "the provider's stream ended before the answer "
+                         "was complete");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ai gateway: %V: stream failed: %V", &a->model,
+                  &err.message);
+
+    if (!ctx->header_sent) {
+        return ngx_http_ai_send_error(r, ctx, &err);
+    }
+
+    if (ngx_ai_error_render(r->pool, &err, &json) != NGX_OK
+        || ngx_ai_buf_init(&out, r->pool, json.len + 8) != NGX_OK
+        || ngx_ai_sse_data_event(&out, &json) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    tail.data = out.data;
+    tail.len = out.len;
+
+    return ngx_http_ai_stream_send(ctx, &tail, 1);
+}
+
+
+ngx_int_t
+ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_uint_t status, const char *type, off_t length)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    if (status == NGX_HTTP_TOO_MANY_REQUESTS && ctx->attempt
+        && ctx->attempt->retry_after.len)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value = ctx->attempt->retry_after;
+    }
+
+    ctx->own_response = 1;
+    ctx->header_sent = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = length;
+
+    if (ctx->attempt) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-AI-Model");
+        h->value = ctx->model.len ? ctx->model : ctx->attempt->model;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-AI-Attempts");
+        h->value.data = p;
+        h->value.len = ngx_sprintf(p, "%ui", ctx->attempts) - p;
+    }
+
+    return ngx_http_send_header(r);
+}
+
+
+static ngx_int_t
+ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    rc = ngx_http_ai_send_header(r, ctx, status,
+                                 (char *) ngx_http_ai_json_type.data,
+                                 body->len);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = body->len ? 1 : 0;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err)
+{
+    ngx_str_t  body;
+
+    if (ngx_ai_error_render(r->pool, err, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ai_send_json(r, ctx, err->status, &body);
+}
+
+
+/* GET {location}models: the configured models, in OpenAI's list form */
+
+static ngx_int_t
+ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_str_t                 body;
+    ngx_uint_t                i;
+    ngx_ai_buf_t              b;
+    ngx_http_ai_price_t      *price;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    if (ngx_ai_buf_init(&b, r->pool, 256) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "{\"object\":\"list\",\"data\":[")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    price = amcf->prices.elts;
+
+    for (i = 0; i < amcf->prices.nelts; i++) {
+        if ((i && ngx_ai_buf_append_str(&b, ",") != NGX_OK)
+            || ngx_ai_buf_append_str(&b, "{\"id\":") != NGX_OK
+            || ngx_ai_buf_append_json_string(&b, price[i].model.data,
+                                             price[i].model.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(&b, ",\"object\":\"model\","
+                                     "\"created\":0,\"owned_by\":")
+               != NGX_OK
+            || ngx_ai_buf_append_json_string(&b,
+                                             price[i].provider->name.data,
+                                             price[i].provider->name.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(&b, ",\"pricing\":"
+                                     "{\"input_usd_per_1m\":") != NGX_OK
+            || ngx_ai_buf_append_json_string(&b, price[i].input_text.data,
+                                             price[i].input_text.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(&b, ",\"output_usd_per_1m\":")
+               != NGX_OK
+            || ngx_ai_buf_append_json_string(&b, price[i].output_text.data,
+                                             price[i].output_text.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(&b, "}}") != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append_str(&b, "]}") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = b.data;
+    body.len = b.len;
+
+    return ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body);
+}
+
+
+/*
+ * Error pages nginx makes itself in an ai_gateway location (413 for a body
+ * over client_max_body_size, 500, 503 from limit_req ...) are sent as
+ * OpenAI error objects, so SDKs can read them.
+ */
+
+ngx_int_t
+ngx_http_ai_error_page_header(ngx_http_request_t *r)
+{
+    ngx_str_t                body;
+    ngx_ai_error_t           err;
+    ngx_http_ai_ctx_t       *ctx;
+    ngx_http_ai_loc_conf_t  *alcf;
+
+    if (r->err_status < NGX_HTTP_BAD_REQUEST) {
+        return NGX_DECLINED;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (alcf == NULL || !alcf->gateway) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_ctx_t));
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->request = r;
+        ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
+    }
+
+    if (ctx->own_response || ctx->rewrite_error) {
+        return NGX_DECLINED;
+    }
+
+    switch (r->err_status) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        ngx_ai_error_set(&err, r->err_status, "invalid_request_error", NULL,
+                         "request_too_large", "The request body is larger "
+                         "than client_max_body_size allows.");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        ngx_ai_error_set(&err, r->err_status, "rate_limit_exceeded", NULL,
+                         "rate_limit_exceeded", "Too many requests.");
+        break;
+
+    default:
+        ngx_ai_error_set(&err, r->err_status,
+                         r->err_status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                         ? "api_error" : "invalid_request_error", NULL, NULL,
+                         r->err_status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                         ? "The gateway failed to handle the request."
+                         : "The request was refused.");
+    }
+
+    if (ngx_ai_error_render(r->pool, &err, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->rewrite_error = 1;
+    ctx->error_page = body;
+
+    r->headers_out.content_type_len = ngx_http_ai_json_type.len;
+    r->headers_out.content_type = ngx_http_ai_json_type;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    return ngx_http_ai_next_header_filter(r);
+}
+
+
+ngx_int_t
+ngx_http_ai_error_page_body(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_uint_t          last;
+    ngx_buf_t          *b;
+    ngx_chain_t        *cl, out;
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_page.data;
+    b->last = ctx->error_page.data + ctx->error_page.len;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_ai_next_body_filter(r, &out);
+}
