@@ -122,24 +122,33 @@ run_tests() {
 
 run_demo() {
     build_module
-    local prefix="$BUILD/demo"
-    mkdir -p "$prefix/logs" "$prefix/conf"
-    local mock_pid=
-    if [ -z "${OPENAI_API_KEY:-}" ]; then
-        log "no OPENAI_API_KEY: serving openai/* from the bundled mock provider"
-        perl "$ROOT/t/lib/mock_provider.pl" --port 18081 \
-            --record "$prefix/logs/mock.jsonl" &
-        mock_pid=$!
-        trap '[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null' EXIT
-        export AI_DEMO_OPENAI_UPSTREAM="http://127.0.0.1:18081"
-        export OPENAI_API_KEY="sk-mock-demo-key"
-    else
-        export AI_DEMO_OPENAI_UPSTREAM="https://api.openai.com"
-    fi
-    sed -e "s#@MODULE@#$BUILD/$MODULE.so#" \
-        -e "s#@OPENAI_UPSTREAM@#$AI_DEMO_OPENAI_UPSTREAM#" \
-        "$ROOT/examples/demo.conf" >"$prefix/conf/nginx.conf"
-    log "nginx on http://127.0.0.1:8080 (Ctrl-C stops it)"
+    local prefix="$BUILD/demo" mock_port=18081 mock_pid= p var up
+    mkdir -p "$prefix/logs" "$prefix/conf" "$prefix/temp"
+    local -A real=([OPENAI]=https://api.openai.com
+                   [ANTHROPIC]=https://api.anthropic.com
+                   [GEMINI]=https://generativelanguage.googleapis.com)
+    local sed_args=(-e "s#@MODULE@#$BUILD/$MODULE.so#")
+    for p in OPENAI ANTHROPIC GEMINI; do
+        var="${p}_API_KEY"
+        if [ -n "${!var:-}" ]; then
+            up=${real[$p]}
+            log "$var is set: ${p,,} requests go to $up"
+        else
+            up="http://127.0.0.1:$mock_port"
+            export "$var=demo-key-for-the-mock"
+            log "$var is not set: ${p,,} requests go to the bundled mock"
+            if [ -z "$mock_pid" ]; then
+                perl "$ROOT/t/lib/mock_provider.pl" --port "$mock_port" \
+                    --record "$prefix/logs/mock.jsonl" >/dev/null &
+                mock_pid=$!
+                trap 'kill $mock_pid 2>/dev/null' EXIT
+            fi
+        fi
+        sed_args+=(-e "s#@${p}_UPSTREAM@#$up#")
+    done
+    sed "${sed_args[@]}" "$ROOT/examples/demo.conf" >"$prefix/conf/nginx.conf"
+    log "nginx on http://127.0.0.1:8080 (Ctrl-C stops it); try:"
+    log "  curl -s localhost:8080/v1/chat/completions -d '{\"model\":\"openai/gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"
     /usr/sbin/nginx -p "$prefix" -c "$prefix/conf/nginx.conf" \
         -e "$prefix/logs/error.log" -g 'daemon off;'
 }

@@ -1,0 +1,1070 @@
+#!/usr/bin/perl
+# mock_provider.pl - a mock LLM provider (OpenAI, Anthropic and Gemini wire
+# formats) for the ngx_ai_gateway_module tests, `./build.sh demo` and the
+# benchmarks.  Perl core modules only.
+#
+#   perl t/lib/mock_provider.pl --port N [--host 127.0.0.1] [--record FILE]
+#                               [--answers FILE] [--workers N]
+#
+#   --port N        port to listen on; 0 picks a free one (see READY below)
+#   --host ADDR     address to bind (default 127.0.0.1)
+#   --record FILE   append one JSON line per request received (see RECORDS)
+#   --answers FILE  canned answers: a JSON object {"model name": "answer
+#                   text", ...}, re-read whenever the file changes; a request
+#                   whose model is a key gets that text as its answer
+#                   instead of the default one (usage follows the text)
+#   --workers N     pre-forked worker processes (default 4)
+#   --watch-pid PID exit when process PID is gone (the test harness passes
+#                   its own pid, so a killed test leaves no mock behind)
+#
+# Prints "READY <port>" on stdout once listening.  SIGTERM / SIGINT stop the
+# workers and exit 0; workers also exit on their own if the parent dies.
+#
+# PROCESS MODEL
+#   The parent binds one listening socket, forks N workers and only
+#   supervises them (re-forks a worker that dies).  Each worker runs a small
+#   non-blocking event loop (select) over the shared listening socket and
+#   its own connections, so one worker serves any number of concurrent
+#   connections, HTTP/1.1 keep-alive (nginx upstream keepalive), pipelined
+#   requests, HTTP/1.0 and "Connection: close".  A response is computed
+#   whole when its request arrives, as a list of timed writes (for delays,
+#   slow streams, cut connections); the loop sends each piece when it is due.
+#
+# WIRE FORMATS
+#   OpenAI     POST /v1/chat/completions   (stream: SSE of chat.completion.chunk,
+#                                           data: [DONE] at the end)
+#              GET  /v1/models
+#   Anthropic  POST /v1/messages           (stream: message_start ...
+#                                           message_stop events)
+#   Gemini     POST /v1beta/models/MODEL:generateContent
+#              POST /v1beta/models/MODEL:streamGenerateContent?alt=sse
+#                   (without alt=sse: one JSON array of the chunks)
+#   Requests are validated as the real APIs do for the fields a gateway must
+#   get right (400 in the provider's error format otherwise):
+#     OpenAI    model (string) and messages (non-empty array) required
+#     Anthropic model, max_tokens, messages (non-empty array) required;
+#               message roles only "user" / "assistant" (system goes in
+#               the top-level "system")
+#     Gemini    contents (non-empty array) required; roles only "user" /
+#               "model" (or absent)
+#
+# DETERMINISTIC CONTENT AND USAGE (tests compute expectations from these)
+#   answer            = "Mock answer to: " . LAST_USER_TEXT
+#       LAST_USER_TEXT: the text of the last message with role "user"
+#       (Gemini: the last content with role "user" or no role); a string
+#       content as is, an array of content parts / blocks / parts -> the
+#       "text" of each text part joined with one space; "" if none.
+#       With --answers, a model listed in the file answers its canned text.
+#   completion tokens = number of whitespace-separated words in the answer
+#   prompt tokens     = ceil(CHARS / 4), minimum 1, where CHARS is the total
+#       number of characters (Unicode characters, after JSON decoding) of
+#       every text in the request: every message's content (string, or each
+#       text part), plus OpenAI system/developer messages (they are
+#       messages), Anthropic "system" (string or text blocks), Gemini
+#       "systemInstruction" parts.  Nothing else counts (no roles, no
+#       separators, no tool definitions).
+#   max tokens        if the request sets a limit (OpenAI max_completion_tokens
+#       or max_tokens, Anthropic max_tokens, Gemini
+#       generationConfig.maxOutputTokens) smaller than the answer's word
+#       count, the answer is cut to that many words and the finish reason is
+#       OpenAI "length" / Anthropic "max_tokens" / Gemini "MAX_TOKENS"
+#       (otherwise "stop" / "end_turn" / "STOP").
+#   Streams send the answer one word per content event (the first word
+#   alone, each later word with its leading whitespace), so the deltas
+#   concatenate to the answer exactly and their count = completion tokens.
+#   Anthropic: a model with the token "cache" adds usage
+#       cache_creation_input_tokens = 5 and cache_read_input_tokens = 7
+#       (input_tokens stays the uncached prompt count).
+#   Gemini: a model with the token "thoughts" adds usageMetadata
+#       thoughtsTokenCount = 3, included in totalTokenCount
+#       (= prompt + candidates + thoughts).
+#   Gemini streams carry usageMetadata on every chunk with running counts
+#   (candidatesTokenCount = words sent so far) and finishReason on the last.
+#   OpenAI streams: role delta, one content delta per word, a finish chunk,
+#   then with stream_options.include_usage a usage chunk (choices: []) --
+#   and then every chunk carries "usage": null, as the real API does.
+#
+# BEHAVIOURS (dash-separated tokens in the model name, e.g. "mock-delay300",
+# "x-status429-retryafter2"; also the request header "x-mock-behave" with
+# the same syntax -- where both set a token the model name wins)
+#   delay<N>        wait N ms before answering (before the headers)
+#   status<NNN>     answer status NNN (>= 400) with the provider's error JSON;
+#                   a 429 carries Retry-After: <retryafter N, default 1>
+#   retryafter<N>   Retry-After value (any error status when given)
+#   retryafterms<N> also send retry-after-ms: N
+#   garbage         200 with a non-JSON body; streams: SSE headers, one
+#                   garbage event, then close (no terminator)
+#   empty           200 with "{}"; streams: 200 SSE with only the
+#                   terminator (OpenAI "data: [DONE]", Anthropic
+#                   message_stop, Gemini nothing)
+#   drop            close the connection without any response
+#   cut             non-stream: Content-Length larger than the body sent,
+#                   then close; streams: the opening events and the first 2
+#                   content events, then close without the terminator
+#                   (no final zero-length chunk either)
+#   slow<N>         wait N ms between stream events
+#   headerdelay<N>  send the headers at once, the body N ms later
+#   crlf            SSE lines end with "\r\n" instead of "\n"
+#   cache, thoughts see above
+#   Unknown tokens are ignored, so names like "gpt-4o" answer normally.
+#
+# RECORDS (--record FILE): one JSON line per request, appended under flock
+# by whichever worker served it, written before the response is sent:
+#   {"time": epoch float, "method": "POST", "path": "/v1/...?query",
+#    "headers": {"lowercased-name": "value", ...}, "body": "raw body",
+#    "conn": "pid:n" (the connection), "conn_request": n-th on it (1, 2 ...)}
+# (conn / conn_request let tests see upstream keep-alive reuse.)
+#
+# Every response carries X-Mock-Pid and X-Mock-Conn-Request headers.
+
+use strict;
+use warnings;
+
+use Errno qw(EAGAIN EWOULDBLOCK EINTR);
+use Fcntl qw(:flock O_WRONLY O_APPEND O_CREAT);
+use Getopt::Long qw(GetOptions);
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Time::HiRes qw(time);
+
+my %opt = (host => '127.0.0.1', port => undef, workers => 4);
+GetOptions(\%opt, 'host=s', 'port=i', 'record=s', 'answers=s', 'workers=i',
+           'watch-pid=i')
+    or die "usage: $0 --port N [--host ADDR] [--record FILE] "
+         . "[--answers FILE] [--workers N] [--watch-pid PID]\n";
+defined $opt{port} or die "$0: --port is required (0 picks a free port)\n";
+
+# One JSON codec for everything: UTF-8 bytes in and out, stable key order.
+my $JSON = JSON::PP->new->utf8->canonical;
+
+$SIG{PIPE} = 'IGNORE';
+
+# ----------------------------------------------------------------------
+# Parent: listen, fork the workers, supervise them.  main() is called at
+# the end of the file, so every file-level variable below is initialised
+# before any worker is forked.
+
+my ($listener, $parent_pid, %workers, $stopping);
+
+sub main {
+    $listener = IO::Socket::INET->new(
+        LocalAddr => $opt{host},
+        LocalPort => $opt{port},
+        Proto     => 'tcp',
+        Listen    => 1024,
+        ReuseAddr => 1,
+    ) or die "mock_provider: cannot listen on $opt{host}:$opt{port}: $@\n";
+    $listener->blocking(0);
+    $parent_pid = $$;
+
+    $SIG{TERM} = $SIG{INT} = \&stop_all;
+    spawn_worker() for 1 .. ($opt{workers} > 0 ? $opt{workers} : 1);
+
+    if (my $watch = $opt{'watch-pid'}) {
+        $SIG{ALRM} = sub { stop_all() unless pid_alive($watch); alarm 1 };
+        alarm 1;
+    }
+
+    {
+        local $| = 1;
+        print "READY ", $listener->sockport, "\n";
+    }
+
+    # Supervise: a worker that dies (a bug) is reported and replaced.
+    while (1) {
+        my $pid = waitpid(-1, 0);
+        last if $pid < 0;
+        next unless delete $workers{$pid};
+        print STDERR "mock_provider: worker $pid exited (status $?), "
+            . "starting another\n";
+        spawn_worker() unless $stopping;
+    }
+    exit 0;
+}
+
+sub spawn_worker {
+    my $pid = fork;
+    die "mock_provider: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        $SIG{TERM} = $SIG{INT} = 'DEFAULT';
+        alarm 0;
+        my $ok = eval { worker_main(); 1 };
+        print STDERR "MOCK WORKER DIED: $@" unless $ok;
+        POSIX::_exit($ok ? 0 : 1);              # no END blocks, no stdio flush
+    }
+    $workers{$pid} = 1;
+}
+
+# Is $pid running?  A zombie is not (pid 1 may not reap the test
+# process we watch, so kill 0 alone would say yes).
+sub pid_alive {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    open my $fh, '<', "/proc/$pid/stat" or return 1;    # no /proc: trust kill
+    my $stat = <$fh> // return 0;
+    my ($state) = substr($stat, rindex($stat, ')') + 2) =~ /^(\S)/;
+    return defined $state && $state ne 'Z' && $state ne 'X';
+}
+
+# SIGTERM / SIGINT: stop the workers, then exit.  (Perl restarts a
+# waitpid interrupted by a signal, so the handler does the work itself.)
+sub stop_all {
+    POSIX::_exit(0) if $$ != $parent_pid;     # a worker not yet reset
+    $stopping = 1;
+    kill 'TERM', keys %workers;
+    my $deadline = time + 3;
+    while (%workers && time < $deadline) {
+        my $pid = waitpid(-1, WNOHANG);
+        if ($pid > 0) { delete $workers{$pid}; next }
+        last if $pid < 0;
+        Time::HiRes::sleep(0.02);
+    }
+    kill 'KILL', keys %workers;
+    exit 0;
+}
+
+# ----------------------------------------------------------------------
+# Worker: the event loop.
+#
+# Connection state (hash):
+#   sock, fd, id           the socket, its fileno, "pid:n"
+#   rbuf                   bytes received, not yet parsed
+#   wbuf                   bytes due and not yet written
+#   queue                  [[delay_s, bytes | undef(=close)], ...]: the rest
+#                          of the response in progress; each step is sent
+#                          delay_s after the previous one was written
+#   due                    when the queue's first step is due
+#   busy                   a response is in progress
+#   close_after            close once the response is sent
+#   peer_closed            the client closed its side
+#   nreq                   requests served on this connection
+#   continue_sent          "100 Continue" sent for the current request
+
+my ($record_fh, $conn_seq, $resp_seq) = (undef, 0, 0);
+
+sub worker_main {
+    if (defined $opt{record}) {
+        sysopen($record_fh, $opt{record}, O_WRONLY | O_APPEND | O_CREAT)
+            or die "cannot open record file $opt{record}: $!\n";
+    }
+    my %conns;                          # fd => connection
+    my $lfd = fileno $listener;
+
+    while (1) {
+        return if getppid() != $parent_pid;     # orphaned: parent is gone
+
+        my $next_due;
+        for my $c (values %conns) {
+            service_conn($c);
+            if ($c->{closed}) { delete $conns{$c->{fd}}; next }
+            if (!length $c->{wbuf} && defined $c->{due}) {
+                $next_due = $c->{due} if !defined $next_due || $c->{due} < $next_due;
+            }
+        }
+
+        my ($rin, $win) = ('', '');
+        vec($rin, $lfd, 1) = 1;
+        for my $c (values %conns) {
+            vec($rin, $c->{fd}, 1) = 1 unless $c->{peer_closed};
+            vec($win, $c->{fd}, 1) = 1 if length $c->{wbuf};
+        }
+        my $timeout = 1;
+        if (defined $next_due) {
+            my $wait = $next_due - time;
+            $timeout = $wait < 0 ? 0 : $wait < 1 ? $wait : 1;
+        }
+        my ($rout, $wout) = ($rin, $win);
+        my $n = select($rout, $wout, undef, $timeout);
+        next if $n <= 0;
+
+        if (vec($rout, $lfd, 1)) {
+            for (1 .. 32) {             # accept what is pending, then serve
+                my $sock = $listener->accept or last;
+                $sock->blocking(0);
+                setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+                my $c = {
+                    sock => $sock, fd => fileno($sock),
+                    id => "$$:" . ++$conn_seq,
+                    rbuf => '', wbuf => '', queue => [], nreq => 0,
+                };
+                $conns{$c->{fd}} = $c;
+            }
+        }
+        for my $c (values %conns) {
+            next if $c->{peer_closed} || !vec($rout, $c->{fd}, 1);
+            my $got = sysread($c->{sock}, $c->{rbuf}, 65536, length $c->{rbuf});
+            if (defined $got && $got == 0) {
+                $c->{peer_closed} = 1;
+            } elsif (!defined $got && $! != EAGAIN && $! != EWOULDBLOCK
+                     && $! != EINTR) {
+                close_conn($c);
+            }
+        }
+        # writable sockets and new requests are handled by service_conn at
+        # the top of the loop
+    }
+}
+
+sub close_conn {
+    my ($c) = @_;
+    return if $c->{closed};
+    close $c->{sock};
+    $c->{closed} = 1;
+}
+
+# Move what is due to the write buffer, write, finish the response, start
+# the next request on the connection.
+sub service_conn {
+    my ($c) = @_;
+    return if $c->{closed};
+    while (1) {
+        my $q = $c->{queue};
+        while (@$q) {
+            # a step is due its delay after the previous one was written
+            $c->{due} //= time + $q->[0][0];
+            last if $c->{due} > time;
+            my $item = shift @$q;
+            undef $c->{due};
+            if (!defined $item->[1]) {          # a close step
+                @$q = ();
+                $c->{close_now} = 1;
+                last;
+            }
+            $c->{wbuf} .= $item->[1];
+        }
+        if (length $c->{wbuf}) {
+            my $n = syswrite($c->{sock}, $c->{wbuf});
+            if (!defined $n) {
+                return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+                return close_conn($c);          # peer gone
+            }
+            substr($c->{wbuf}, 0, $n, '');
+            return if length $c->{wbuf};        # rest when writable
+        }
+        return close_conn($c) if $c->{close_now};
+
+        if ($c->{busy}) {
+            return if @$q;                      # more to send later
+            $c->{busy} = 0;                     # response complete
+            return close_conn($c) if $c->{close_after};
+        }
+
+        # idle: parse the next request, if it has fully arrived
+        my $req = parse_request($c);
+        if (!$req) {
+            next if $c->{busy};                 # a protocol error answer
+            close_conn($c) if $c->{peer_closed};
+            return;
+        }
+        start_response($c, $req);
+    }
+}
+
+# ----------------------------------------------------------------------
+# HTTP/1.x request parsing: returns a request hash once the head and the
+# whole body (Content-Length or chunked) are in rbuf, else undef.
+
+sub parse_request {
+    my ($c) = @_;
+    my $end = index($c->{rbuf}, "\r\n\r\n");
+    if ($end < 0) {
+        if (length $c->{rbuf} > 65536) {          # absurd head: give up
+            queue_plain($c, 431, 'text/plain', "header too large\n", 0);
+        }
+        return undef;
+    }
+    my $head = substr($c->{rbuf}, 0, $end);
+    my ($line, @lines) = split /\r\n/, $head;
+    my ($method, $target, $ver) =
+        $line =~ m{^([A-Z]+) (\S+) HTTP/(1\.[01])$} or do {
+        substr($c->{rbuf}, 0, $end + 4, '');
+        queue_plain($c, 400, 'text/plain', "bad request line\n", 0);
+        return undef;
+    };
+    my %h;
+    for (@lines) {
+        my ($k, $v) = /^([^:]+):[ \t]*(.*?)[ \t]*$/ or next;
+        $k = lc $k;
+        $h{$k} = exists $h{$k} ? "$h{$k}, $v" : $v;
+    }
+
+    my $body = '';
+    my $consumed = $end + 4;
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $pos = $consumed;
+        while (1) {
+            my $eol = index($c->{rbuf}, "\r\n", $pos);
+            return expect_continue($c, \%h, $ver) if $eol < 0;
+            my ($size) = substr($c->{rbuf}, $pos, $eol - $pos) =~ /^([0-9a-fA-F]+)/;
+            $size = hex($size // 0);
+            $pos = $eol + 2;
+            if ($size == 0) {                   # last chunk, then trailers
+                my $tend = index($c->{rbuf}, "\r\n", $pos);
+                while ($tend > $pos) {          # skip trailer fields
+                    $pos = $tend + 2;
+                    $tend = index($c->{rbuf}, "\r\n", $pos);
+                }
+                return expect_continue($c, \%h, $ver) if $tend < 0;
+                $consumed = $tend + 2;
+                last;
+            }
+            return expect_continue($c, \%h, $ver)
+                if length($c->{rbuf}) < $pos + $size + 2;
+            $body .= substr($c->{rbuf}, $pos, $size);
+            $pos += $size + 2;
+        }
+    } elsif (my $len = $h{'content-length'}) {
+        return expect_continue($c, \%h, $ver)
+            if length($c->{rbuf}) < $consumed + $len;
+        $body = substr($c->{rbuf}, $consumed, $len);
+        $consumed += $len;
+    }
+    substr($c->{rbuf}, 0, $consumed, '');
+    $c->{continue_sent} = 0;
+
+    my $conn_hdr = lc($h{connection} // '');
+    my $keep_alive = $ver eq '1.1' ? $conn_hdr !~ /close/
+                                   : $conn_hdr =~ /keep-alive/;
+    return { method => $method, target => $target, version => $ver,
+             headers => \%h, body => $body, keep_alive => $keep_alive };
+}
+
+# The body is incomplete: answer "Expect: 100-continue" once, wait for more.
+sub expect_continue {
+    my ($c, $h, $ver) = @_;
+    if ($ver eq '1.1' && !$c->{continue_sent}
+        && lc($h->{expect} // '') eq '100-continue') {
+        $c->{wbuf} .= "HTTP/1.1 100 Continue\r\n\r\n";
+        $c->{continue_sent} = 1;
+    }
+    return undef;
+}
+
+# ----------------------------------------------------------------------
+# Responses.  A handler returns a "plan": a list of [delay_ms, bytes] steps
+# (delay relative to the previous step; bytes undef = close the
+# connection).  start_response turns it into the connection's queue.
+
+sub start_response {
+    my ($c, $req) = @_;
+    $c->{nreq}++;
+    $c->{busy} = 1;
+    record_request($c, $req) if $record_fh;
+
+    my ($plan, $close) = dispatch($c, $req);
+    $c->{close_after} = 1 if $close || !$req->{keep_alive};
+
+    my $q = $c->{queue};
+    for my $step (@$plan) {
+        my $delay = $step->[0] / 1000;
+        if (@$q && $delay == 0 && defined $step->[1] && defined $q->[-1][1]) {
+            $q->[-1][1] .= $step->[1];          # coalesce back-to-back writes
+        } else {
+            push @$q, [$delay, $step->[1]];
+        }
+    }
+}
+
+sub record_request {
+    my ($c, $req) = @_;
+    my $body = $req->{body};
+    utf8::decode($body);                # keep as bytes if not valid UTF-8
+    my $line = $JSON->encode({
+        time => time, method => $req->{method}, path => $req->{target},
+        headers => $req->{headers}, body => $body,
+        conn => $c->{id}, conn_request => $c->{nreq},
+    }) . "\n";
+    flock($record_fh, LOCK_EX);
+    syswrite($record_fh, $line);
+    flock($record_fh, LOCK_UN);
+}
+
+my %REASON = (
+    100 => 'Continue', 200 => 'OK', 400 => 'Bad Request',
+    401 => 'Unauthorized', 402 => 'Payment Required', 403 => 'Forbidden',
+    404 => 'Not Found', 405 => 'Method Not Allowed', 408 => 'Request Timeout',
+    409 => 'Conflict', 413 => 'Payload Too Large', 422 => 'Unprocessable Entity',
+    429 => 'Too Many Requests', 431 => 'Request Header Fields Too Large',
+    500 => 'Internal Server Error', 502 => 'Bad Gateway',
+    503 => 'Service Unavailable', 504 => 'Gateway Timeout', 529 => 'Overloaded',
+);
+
+# The status line and headers of a response.  $length undef = no
+# Content-Length (streams: chunked on HTTP/1.1, close-delimited on 1.0).
+sub response_head {
+    my ($c, $req, $status, $ctype, $length, $close, $extra) = @_;
+    my $head = "HTTP/1.1 $status " . ($REASON{$status} // 'Status') . "\r\n"
+        . "Server: mock-provider\r\n"
+        . "Content-Type: $ctype\r\n"
+        . "X-Mock-Pid: $$\r\n"
+        . "X-Mock-Conn-Request: $c->{nreq}\r\n";
+    if (defined $length) {
+        $head .= "Content-Length: $length\r\n";
+    } elsif ($req->{version} eq '1.1') {
+        $head .= "Transfer-Encoding: chunked\r\n";
+    }
+    $head .= "Cache-Control: no-cache\r\n" if $ctype =~ /event-stream/;
+    $head .= "$_->[0]: $_->[1]\r\n" for @{ $extra || [] };
+    $head .= ($close || !$req->{keep_alive}) ? "Connection: close\r\n"
+                                             : "Connection: keep-alive\r\n";
+    return "$head\r\n";
+}
+
+# A complete response with a body, as a plan of one step (plus close).
+sub plain_plan {
+    my ($c, $req, $status, $ctype, $body, $b, $extra) = @_;
+    my $delay = $b->{delay} // 0;
+    my $close = 0;
+    my $head = response_head($c, $req, $status, $ctype, length $body,
+                             $close, $extra);
+    if ($b->{headerdelay}) {
+        return ([[$delay, $head], [$b->{headerdelay}, $body]], $close);
+    }
+    return ([[$delay, $head . $body]], $close);
+}
+
+# Used for protocol errors before a request could be dispatched.
+sub queue_plain {
+    my ($c, $status, $ctype, $body) = @_;
+    my $req = { version => '1.1', keep_alive => 0 };
+    $c->{nreq}++;
+    $c->{busy} = 1;
+    $c->{close_after} = 1;
+    push @{$c->{queue}},
+        [0, response_head($c, $req, $status, $ctype, length $body, 1) . $body],
+        [0, undef];
+}
+
+# ----------------------------------------------------------------------
+# Routing and behaviours.
+
+# Behaviour tokens from a dash-separated string -> hash.
+sub parse_behave {
+    my ($s, $b) = @_;
+    for my $tok (split /-/, lc($s // '')) {
+        if    ($tok =~ /^delay(\d+)$/)        { $b->{delay} = $1 }
+        elsif ($tok =~ /^status(\d{3})$/)     { $b->{status} = $1 }
+        elsif ($tok =~ /^retryafterms(\d+)$/) { $b->{retryafterms} = $1 }
+        elsif ($tok =~ /^retryafter(\d+)$/)   { $b->{retryafter} = $1 }
+        elsif ($tok =~ /^slow(\d+)$/)         { $b->{slow} = $1 }
+        elsif ($tok =~ /^headerdelay(\d+)$/)  { $b->{headerdelay} = $1 }
+        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts)$/) {
+            $b->{$1} = 1;
+        }
+    }
+    return $b;
+}
+
+sub dispatch {
+    my ($c, $req) = @_;
+    my ($path, $query) = split /\?/, $req->{target}, 2;
+    $query //= '';
+    my $m = $req->{method};
+
+    my ($gem_model, $gem_method) =
+        $path =~ m{^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$};
+    my $fmt = $path eq '/v1/chat/completions' ? 'openai'
+            : $path eq '/v1/messages'         ? 'anthropic'
+            : defined $gem_model              ? 'gemini'
+            :                                   undef;
+
+    if (!$fmt) {
+        if ($path eq '/v1/models' && $m eq 'GET') {
+            return openai_models($c, $req);
+        }
+        my $f = $path =~ m{^/v1beta/} ? 'gemini' : 'openai';
+        return error_plan($c, $req, $f, 404, {}, "mock: no route for $m $path");
+    }
+    return error_plan($c, $req, $fmt, 405, {}, "mock: method $m not allowed")
+        if $m ne 'POST';
+
+    my $data = eval { $JSON->decode($req->{body}) };
+    if (ref $data ne 'HASH') {
+        my $b = parse_behave($req->{headers}{'x-mock-behave'}, {});
+        return error_plan($c, $req, $fmt, 400, $b,
+                          "mock: request body is not a JSON object");
+    }
+
+    my $model = $fmt eq 'gemini' ? url_unescape($gem_model) : $data->{model};
+    my $b = parse_behave($req->{headers}{'x-mock-behave'}, {});
+    parse_behave($model, $b) if defined $model && !ref $model;
+
+    my $stream = $fmt eq 'gemini' ? $gem_method eq 'streamGenerateContent'
+                                  : ($data->{stream} && $data->{stream} ne 'false');
+
+    return ([[$b->{delay} // 0, undef]], 1) if $b->{drop};
+    if ($b->{status} && $b->{status} >= 400) {
+        return error_plan($c, $req, $fmt, $b->{status}, $b,
+                          "mock: status $b->{status} requested");
+    }
+
+    my $conv = $fmt eq 'openai'    ? openai_conversation($data)
+             : $fmt eq 'anthropic' ? anthropic_conversation($data)
+             :                       gemini_conversation($data);
+    return error_plan($c, $req, $fmt, 400, $b, $conv) unless ref $conv;
+
+    my $a = answer($model, $conv);
+    my %ctx = (c => $c, req => $req, b => $b, model => $model, a => $a,
+               data => $data, stream => $stream);
+
+    if ($b->{garbage}) {
+        return garbage_plan(\%ctx);
+    }
+    if ($b->{empty}) {
+        return plain_plan($c, $req, 200, 'application/json', '{}', $b)
+            unless $stream;
+        my $term = $fmt eq 'openai' ? [sse($b, undef, '[DONE]')]
+                 : $fmt eq 'anthropic'
+                     ? [sse($b, 'message_stop', '{"type":"message_stop"}')]
+                 : [];
+        return stream_plan(\%ctx, [], $term);
+    }
+
+    if ($fmt eq 'openai') {
+        return $stream ? openai_stream(\%ctx) : openai_complete(\%ctx);
+    } elsif ($fmt eq 'anthropic') {
+        return $stream ? anthropic_stream(\%ctx) : anthropic_complete(\%ctx);
+    }
+    return !$stream ? gemini_complete(\%ctx)
+         : $query =~ /(?:^|&)alt=sse(?:&|$)/ ? gemini_stream(\%ctx)
+         : gemini_stream_array(\%ctx);
+}
+
+sub url_unescape {
+    my ($s) = @_;
+    $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    utf8::decode($s);
+    return $s;
+}
+
+# ----------------------------------------------------------------------
+# Conversations: each turns a request into {chars, last_user, max_tokens}
+# or returns an error message string.
+
+sub text_of {              # string, or array of parts with "text"
+    my ($content, $chars) = @_;
+    return '' unless defined $content;
+    if (!ref $content) { $$chars += length $content; return $content }
+    return '' unless ref $content eq 'ARRAY';
+    my @texts;
+    for my $part (@$content) {
+        next unless ref $part eq 'HASH' && defined $part->{text} && !ref $part->{text};
+        next if defined $part->{type} && $part->{type} ne 'text';
+        $$chars += length $part->{text};
+        push @texts, $part->{text};
+    }
+    return join ' ', @texts;
+}
+
+sub openai_conversation {
+    my ($d) = @_;
+    return "model: a string is required" unless defined $d->{model} && !ref $d->{model};
+    my $msgs = $d->{messages};
+    return "messages: a non-empty array is required"
+        unless ref $msgs eq 'ARRAY' && @$msgs;
+    my ($chars, $last) = (0, '');
+    for my $m (@$msgs) {
+        return "messages: each message must be an object" unless ref $m eq 'HASH';
+        my $text = text_of($m->{content}, \$chars);
+        $last = $text if ($m->{role} // '') eq 'user';
+    }
+    return { chars => $chars, last_user => $last,
+             max_tokens => $d->{max_completion_tokens} // $d->{max_tokens} };
+}
+
+sub anthropic_conversation {
+    my ($d) = @_;
+    return "model: Field required" unless defined $d->{model} && !ref $d->{model};
+    return "max_tokens: Field required" unless defined $d->{max_tokens};
+    my $msgs = $d->{messages};
+    return "messages: Field required" unless ref $msgs eq 'ARRAY' && @$msgs;
+    my ($chars, $last) = (0, '');
+    text_of($d->{system}, \$chars);
+    for my $m (@$msgs) {
+        return "messages: each message must be an object" unless ref $m eq 'HASH';
+        my $role = $m->{role} // '';
+        return qq{messages: Unexpected role "$role". The Messages API accepts }
+             . qq{a top-level `system` parameter, not "system" as an input }
+             . qq{message role.} if $role ne 'user' && $role ne 'assistant';
+        my $text = text_of($m->{content}, \$chars);
+        $last = $text if $role eq 'user';
+    }
+    return { chars => $chars, last_user => $last, max_tokens => $d->{max_tokens} };
+}
+
+sub gemini_conversation {
+    my ($d) = @_;
+    my $contents = $d->{contents};
+    return "contents is not specified"
+        unless ref $contents eq 'ARRAY' && @$contents;
+    my ($chars, $last) = (0, '');
+    text_of($d->{systemInstruction}{parts}, \$chars)
+        if ref $d->{systemInstruction} eq 'HASH';
+    for my $m (@$contents) {
+        return "contents: each content must be an object" unless ref $m eq 'HASH';
+        my $role = $m->{role} // 'user';
+        return "Please use a valid role: user, model."
+            if $role ne 'user' && $role ne 'model';
+        my $text = text_of($m->{parts}, \$chars);
+        $last = $text if $role eq 'user';
+    }
+    my $gc = ref $d->{generationConfig} eq 'HASH' ? $d->{generationConfig} : {};
+    return { chars => $chars, last_user => $last,
+             max_tokens => $gc->{maxOutputTokens} };
+}
+
+# Canned answers (--answers FILE), re-read when the file changes.
+my ($answers, $answers_sig) = ({}, '');
+
+sub canned_answer {
+    my ($model) = @_;
+    return undef unless defined $opt{answers} && defined $model;
+    my @st = stat $opt{answers};
+    my $sig = @st ? "$st[1]:$st[7]:$st[9]" : '';
+    if ($sig ne $answers_sig) {
+        $answers_sig = $sig;
+        $answers = {};
+        if (@st && open my $fh, '<', $opt{answers}) {
+            local $/;
+            my $d = eval { $JSON->decode(scalar <$fh>) };
+            $answers = $d if ref $d eq 'HASH';
+        }
+    }
+    return $answers->{$model};
+}
+
+# The answer and its usage, from a conversation (see the header comment).
+sub answer {
+    my ($model, $conv) = @_;
+    my $text = canned_answer($model) // "Mock answer to: $conv->{last_user}";
+    # pieces: first word, then each word with its leading whitespace;
+    # trailing whitespace stays on the last piece so they join to $text
+    my @pieces = $text =~ /(\s*\S+)/g;
+    if (@pieces) {
+        my ($trail) = $text =~ /(\s+)\z/;
+        $pieces[-1] .= $trail if defined $trail;
+    }
+    my $truncated = 0;
+    my $max = $conv->{max_tokens};
+    if (defined $max && $max =~ /^\d+$/ && $max < @pieces) {
+        splice @pieces, $max;
+        $pieces[-1] =~ s/\s+\z// if @pieces;
+        $text = join '', @pieces;
+        $truncated = 1;
+    }
+    my $chars = $conv->{chars};
+    my $prompt = $chars > 0 ? int(($chars + 3) / 4) : 1;
+    return { text => $text, pieces => \@pieces, truncated => $truncated,
+             prompt_tokens => $prompt, completion_tokens => scalar @pieces };
+}
+
+# ----------------------------------------------------------------------
+# Errors in each provider's format.
+
+my %OPENAI_ERR = (400 => 'invalid_request_error', 401 => 'invalid_request_error',
+                  403 => 'invalid_request_error', 404 => 'invalid_request_error',
+                  429 => 'rate_limit_exceeded');
+my %ANTHROPIC_ERR = (400 => 'invalid_request_error', 401 => 'authentication_error',
+                     403 => 'permission_error', 404 => 'not_found_error',
+                     413 => 'request_too_large', 429 => 'rate_limit_error',
+                     500 => 'api_error', 529 => 'overloaded_error');
+my %GOOGLE_ERR = (400 => 'INVALID_ARGUMENT', 401 => 'UNAUTHENTICATED',
+                  403 => 'PERMISSION_DENIED', 404 => 'NOT_FOUND',
+                  429 => 'RESOURCE_EXHAUSTED', 500 => 'INTERNAL',
+                  503 => 'UNAVAILABLE', 504 => 'DEADLINE_EXCEEDED');
+
+sub error_plan {
+    my ($c, $req, $fmt, $status, $b, $msg) = @_;
+    my $body;
+    if ($fmt eq 'anthropic') {
+        $body = { type => 'error', error => {
+            type => $ANTHROPIC_ERR{$status} // ($status >= 500 ? 'api_error'
+                                                               : 'invalid_request_error'),
+            message => $msg } };
+    } elsif ($fmt eq 'gemini') {
+        $body = { error => { code => $status + 0, message => $msg,
+            status => $GOOGLE_ERR{$status} // ($status >= 500 ? 'INTERNAL'
+                                                              : 'FAILED_PRECONDITION') } };
+    } else {
+        my $type = $OPENAI_ERR{$status} // ($status >= 500 ? 'server_error'
+                                                           : 'invalid_request_error');
+        $body = { error => { message => $msg, type => $type, param => undef,
+                             code => $status == 429 ? 'rate_limit_exceeded' : undef } };
+    }
+    my @extra;
+    if ($status == 429 || defined $b->{retryafter}) {
+        push @extra, ['Retry-After', $b->{retryafter} // 1];
+    }
+    push @extra, ['retry-after-ms', $b->{retryafterms}] if defined $b->{retryafterms};
+    my %b = %$b;
+    delete $b{headerdelay};             # errors come whole (after delay)
+    return plain_plan($c, $req, $status, 'application/json',
+                      $JSON->encode($body), \%b, \@extra);
+}
+
+sub garbage_plan {
+    my ($x) = @_;
+    my ($c, $req, $b) = @$x{qw(c req b)};
+    if (!$x->{stream}) {
+        return plain_plan($c, $req, 200, 'application/json',
+                          "<html>mock garbage: this is {not JSON\n", $b);
+    }
+    my $ev = sse($b, undef, '{"this is": not JSON at all');
+    return stream_plan($x, [$ev], [], 1);
+}
+
+# ----------------------------------------------------------------------
+# Streams.
+#
+# stream_plan(ctx, \@events, \@terminator, $cut): headers, then the events
+# (each its own write, slow<N> apart, the first after headerdelay<N>), then
+# the terminator events and the end of the body; $cut (or behaviour "cut",
+# which keeps only the opening events and two content events -- the caller
+# marks them) closes the connection instead of ending the body.
+
+sub sse {
+    my ($b, $event, $data) = @_;
+    my $nl = $b->{crlf} ? "\r\n" : "\n";
+    return (defined $event ? "event: $event$nl" : '') . "data: $data$nl$nl";
+}
+
+sub stream_plan {
+    my ($x, $events, $term, $cut) = @_;
+    my ($c, $req, $b) = @$x{qw(c req b)};
+    my $chunked = $req->{version} eq '1.1';
+    my $close = $cut || !$chunked;
+    my $head = response_head($c, $req, 200, 'text/event-stream', undef, $close);
+    my $frame = $chunked ? sub { sprintf("%x\r\n%s\r\n", length $_[0], $_[0]) }
+                         : sub { $_[0] };
+    my @plan = ([$b->{delay} // 0, $head]);
+    my $gap = $b->{slow} // 0;
+    my $first = $b->{headerdelay} // 0;
+    my @all = $cut ? @$events : (@$events, @$term);
+    for my $i (0 .. $#all) {
+        push @plan, [$i == 0 ? $first : $gap, $frame->($all[$i])];
+    }
+    if ($cut) {
+        push @plan, [0, undef];
+    } elsif ($chunked) {
+        push @plan, [0, "0\r\n\r\n"];
+    } else {
+        push @plan, [0, undef];                 # HTTP/1.0: close ends the body
+    }
+    return (\@plan, $close);
+}
+
+# Split content events for behaviour "cut": keep the first two.
+sub maybe_cut {
+    my ($b, $content) = @_;
+    return ($content, 0) unless $b->{cut};
+    return ([@$content[0 .. ($#$content < 1 ? $#$content : 1)]], 1);
+}
+
+# Per-word events differ only in a few values, so each stream encodes its
+# event once with "@@NAME@@" placeholders and fills them per word (JSON::PP
+# is pure Perl: this keeps streams fast enough for the benchmarks).
+my $JSON_VALUE = JSON::PP->new->utf8->allow_nonref;
+
+sub json_template {
+    my ($data) = @_;
+    my $t = $JSON->encode($data);
+    return sub {
+        my %v = @_;
+        (my $s = $t) =~ s/"\@\@(\w+)\@\@"/$v{$1}/g;
+        return $s;
+    };
+}
+
+# ---------------------------------------------------------------- OpenAI
+
+sub openai_usage {
+    my ($a) = @_;
+    return { prompt_tokens => $a->{prompt_tokens},
+             completion_tokens => $a->{completion_tokens},
+             total_tokens => $a->{prompt_tokens} + $a->{completion_tokens} };
+}
+
+sub openai_complete {
+    my ($x) = @_;
+    my $a = $x->{a};
+    my $body = {
+        id => "chatcmpl-mock-$$-" . ++$resp_seq,
+        object => 'chat.completion',
+        created => int time,
+        model => $x->{model},
+        choices => [{ index => 0,
+                      message => { role => 'assistant', content => $a->{text} },
+                      logprobs => undef,
+                      finish_reason => $a->{truncated} ? 'length' : 'stop' }],
+        usage => openai_usage($a),
+    };
+    my $json = $JSON->encode($body);
+    return cut_or_plain($x, $json);
+}
+
+# Non-stream body, or for behaviour "cut" a Content-Length larger than it.
+sub cut_or_plain {
+    my ($x, $json) = @_;
+    my ($c, $req, $b) = @$x{qw(c req b)};
+    return plain_plan($c, $req, 200, 'application/json', $json, $b)
+        unless $b->{cut};
+    my $head = response_head($c, $req, 200, 'application/json',
+                             length($json) + 100, 1);
+    my $half = substr($json, 0, int(length($json) / 2));
+    return ([[$b->{delay} // 0, $head . $half], [0, undef]], 1);
+}
+
+sub openai_stream {
+    my ($x) = @_;
+    my ($a, $b, $d) = @$x{qw(a b data)};
+    my $include_usage = ref $d->{stream_options} eq 'HASH'
+                        && $d->{stream_options}{include_usage};
+    my %base = (id => "chatcmpl-mock-$$-" . ++$resp_seq,
+                object => 'chat.completion.chunk',
+                created => int time, model => $x->{model});
+    $base{usage} = undef if $include_usage;
+    my $chunk = sub {
+        my ($delta, $finish) = @_;
+        sse($b, undef, $JSON->encode({ %base, choices => [{
+            index => 0, delta => $delta, logprobs => undef,
+            finish_reason => $finish }] }));
+    };
+    my @open = ($chunk->({ role => 'assistant', content => '' }, undef));
+    my $word = json_template({ %base, choices => [{
+        index => 0, delta => { content => '@@TEXT@@' }, logprobs => undef,
+        finish_reason => undef }] });
+    my @content = map { sse($b, undef, $word->(TEXT => $JSON_VALUE->encode($_))) }
+                      @{$a->{pieces}};
+    my ($content, $cut) = maybe_cut($b, \@content);
+    my @term = ($chunk->({}, $a->{truncated} ? 'length' : 'stop'));
+    push @term, sse($b, undef, $JSON->encode({ %base, choices => [],
+                                               usage => openai_usage($a) }))
+        if $include_usage;
+    push @term, sse($b, undef, '[DONE]');
+    return stream_plan($x, [@open, @$content], \@term, $cut);
+}
+
+sub openai_models {
+    my ($c, $req) = @_;
+    my $now = int time;
+    my $body = $JSON->encode({ object => 'list', data => [
+        map { { id => $_, object => 'model', created => $now, owned_by => 'mock' } }
+            qw(mock-model gpt-4o gpt-4o-mini) ] });
+    return plain_plan($c, $req, 200, 'application/json', $body, {});
+}
+
+# ------------------------------------------------------------- Anthropic
+
+sub anthropic_usage {
+    my ($x, $output) = @_;
+    my $u = { input_tokens => $x->{a}{prompt_tokens}, output_tokens => $output };
+    if ($x->{b}{cache}) {
+        $u->{cache_creation_input_tokens} = 5;
+        $u->{cache_read_input_tokens} = 7;
+    }
+    return $u;
+}
+
+sub anthropic_complete {
+    my ($x) = @_;
+    my $a = $x->{a};
+    my $body = {
+        id => "msg_mock_$$" . '_' . ++$resp_seq,
+        type => 'message', role => 'assistant', model => $x->{model},
+        content => [{ type => 'text', text => $a->{text} }],
+        stop_reason => $a->{truncated} ? 'max_tokens' : 'end_turn',
+        stop_sequence => undef,
+        usage => anthropic_usage($x, $a->{completion_tokens}),
+    };
+    return cut_or_plain($x, $JSON->encode($body));
+}
+
+sub anthropic_stream {
+    my ($x) = @_;
+    my ($a, $b) = @$x{qw(a b)};
+    my $ev = sub { my ($type, $data) = @_;
+                   sse($b, $type, $JSON->encode({ type => $type, %$data })) };
+    my @open = (
+        $ev->(message_start => { message => {
+            id => "msg_mock_$$" . '_' . ++$resp_seq, type => 'message',
+            role => 'assistant', model => $x->{model}, content => [],
+            stop_reason => undef, stop_sequence => undef,
+            usage => anthropic_usage($x, 1) } }),
+        $ev->(content_block_start => { index => 0,
+                                       content_block => { type => 'text', text => '' } }),
+        $ev->(ping => {}),
+    );
+    my $delta = json_template({ type => 'content_block_delta', index => 0,
+                                delta => { type => 'text_delta', text => '@@TEXT@@' } });
+    my @content = map {
+        sse($b, 'content_block_delta', $delta->(TEXT => $JSON_VALUE->encode($_)))
+    } @{$a->{pieces}};
+    my ($content, $cut) = maybe_cut($b, \@content);
+    my @term = (
+        $ev->(content_block_stop => { index => 0 }),
+        $ev->(message_delta => {
+            delta => { stop_reason => $a->{truncated} ? 'max_tokens' : 'end_turn',
+                       stop_sequence => undef },
+            usage => { output_tokens => $a->{completion_tokens} } }),
+        $ev->(message_stop => {}),
+    );
+    return stream_plan($x, [@open, @$content], \@term, $cut);
+}
+
+# ---------------------------------------------------------------- Gemini
+
+sub gemini_chunk {
+    my ($x, $text, $sent, $last) = @_;
+    my $a = $x->{a};
+    my $cand = { content => { role => 'model', parts => [{ text => $text }] },
+                 index => 0 };
+    $cand->{finishReason} = $a->{truncated} ? 'MAX_TOKENS' : 'STOP' if $last;
+    my $thoughts = $x->{b}{thoughts} ? 3 : 0;
+    my $um = { promptTokenCount => $a->{prompt_tokens},
+               candidatesTokenCount => $sent,
+               totalTokenCount => $sent =~ /^\d+$/
+                   ? $a->{prompt_tokens} + $sent + $thoughts : '@@TOTAL@@' };
+    $um->{thoughtsTokenCount} = $thoughts if $thoughts;
+    return { candidates => [$cand], usageMetadata => $um,
+             modelVersion => $x->{model} };
+}
+
+sub gemini_complete {
+    my ($x) = @_;
+    my $a = $x->{a};
+    return cut_or_plain($x, $JSON->encode(
+        gemini_chunk($x, $a->{text}, $a->{completion_tokens}, 1)));
+}
+
+# The JSON of each stream chunk: one word each, running usage counts,
+# finishReason on the last.
+sub gemini_chunks {
+    my ($x) = @_;
+    my @p = @{$x->{a}{pieces}};
+    @p = ('') unless @p;
+    my $mid = json_template(gemini_chunk($x, '@@TEXT@@', '@@SENT@@', 0));
+    my $base = $x->{a}{prompt_tokens} + ($x->{b}{thoughts} ? 3 : 0);
+    return map {
+        $_ == $#p ? $JSON->encode(gemini_chunk($x, $p[$_], $_ + 1, 1))
+                  : $mid->(TEXT => $JSON_VALUE->encode($p[$_]), SENT => $_ + 1,
+                           TOTAL => $base + $_ + 1)
+    } 0 .. $#p;
+}
+
+sub gemini_stream {
+    my ($x) = @_;
+    my @content = map { sse($x->{b}, undef, $_) } gemini_chunks($x);
+    my ($content, $cut) = maybe_cut($x->{b}, \@content);
+    return stream_plan($x, $content, [], $cut);
+}
+
+# streamGenerateContent without alt=sse: one JSON array of the chunks.
+sub gemini_stream_array {
+    my ($x) = @_;
+    my $json = '[' . join(",\r\n", gemini_chunks($x)) . ']';
+    return cut_or_plain($x, $json);
+}
+
+main();
