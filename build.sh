@@ -4,6 +4,7 @@
 #   ./build.sh            install what is missing, build build/ngx_ai_gateway_module.so
 #   ./build.sh test       build, then run the whole test suite (prove t/)
 #   ./build.sh demo       build, then run nginx in the foreground on 127.0.0.1:8080
+#   ./build.sh test-asan  the same suite with the module under ASan + UBSan
 #   ./build.sh unit       build and run the C unit tests of the pure parsers
 #   ./build.sh clean      remove build/
 #
@@ -93,6 +94,38 @@ build_module() {
     log "built build/$MODULE.so"
 }
 
+# The module with AddressSanitizer and UndefinedBehaviorSanitizer, in its
+# own tree, for ./build.sh test-asan.  The system nginx binary is not
+# instrumented: the harness preloads libasan into it.
+SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+
+build_asan_module() {
+    install_packages "${PACKAGES[@]}"
+    configure_tree "$BUILD/nginx-asan" "--with-cc-opt=-g -O1 $SAN_FLAGS" \
+        "--with-ld-opt=$SAN_FLAGS"
+    make -C "$BUILD/nginx-asan" -f objs/Makefile -j"$JOBS" modules \
+        >"$BUILD/make-asan.log" 2>&1 || {
+        grep -E 'error|warning' "$BUILD/make-asan.log" | head -40 >&2
+        exit 1
+    }
+    mkdir -p "$BUILD/asan"
+    cp "$BUILD/nginx-asan/objs/$MODULE.so" "$BUILD/asan/$MODULE.so.tmp"
+    mv -f "$BUILD/asan/$MODULE.so.tmp" "$BUILD/asan/$MODULE.so"
+    log "built build/asan/$MODULE.so"
+}
+
+run_tests_asan() {
+    build_asan_module
+    test_deps
+    make -s -C "$ROOT/t/unit" NGX="$BUILD/nginx" OUT="$BUILD/unit-asan" \
+        SRC="$ROOT/$MODULE" SAN="$SAN_FLAGS"
+    ASAN_OPTIONS=detect_leaks=1 "$BUILD/unit-asan/run_unit"
+    cd "$ROOT"
+    AI_GW_MODULE="$BUILD/asan/$MODULE.so" \
+    AI_GW_SANITIZE="$(gcc -print-file-name=libasan.so)" \
+        prove -j"$JOBS" -r "${@:-t/}"
+}
+
 # The C unit tests of the pure code link the module's pure files with the
 # few nginx core files they use (pools, strings), from the configured tree.
 build_unit() {
@@ -117,7 +150,7 @@ run_tests() {
     test_deps
     "$BUILD/unit/run_unit"
     cd "$ROOT"
-    AI_GW_MODULE="$BUILD/$MODULE.so" prove -j"$JOBS" -r "$@" t/
+    AI_GW_MODULE="$BUILD/$MODULE.so" prove -j"$JOBS" -r "${@:-t/}"
 }
 
 run_demo() {
@@ -159,7 +192,8 @@ case "$cmd" in
     build) build_module ;;
     unit)  build_unit; "$BUILD/unit/run_unit" ;;
     test)  run_tests "$@" ;;
+    test-asan) run_tests_asan "$@" ;;
     demo)  run_demo ;;
     clean) rm -rf "$BUILD" ;;
-    *) echo "usage: $0 [build|test|unit|demo|clean]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|test-asan|unit|demo|clean]" >&2; exit 2 ;;
 esac

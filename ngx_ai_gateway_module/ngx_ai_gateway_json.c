@@ -14,6 +14,8 @@
 
 static void ngx_ai_json_cleanup(void *data);
 static void ngx_ai_free_cleanup(void *data);
+static ngx_int_t ngx_ai_content_piece(ngx_ai_buf_t *b, const char *s,
+    const char *sep);
 
 
 ngx_int_t
@@ -502,4 +504,393 @@ ngx_ai_usage_to_openai(ngx_ai_usage_t *u)
     }
 
     return usage;
+}
+
+
+/* normalised usage -> OpenAI "usage" object text, as ngx_ai_usage_to_openai */
+
+ngx_int_t
+ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u)
+{
+    if (ngx_ai_buf_append_str(b, "{\"prompt_tokens\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, u->prompt_tokens) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"completion_tokens\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, u->completion_tokens) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"total_tokens\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, u->prompt_tokens + u->completion_tokens)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (u->cached_tokens) {
+        if (ngx_ai_buf_append_str(b, ",\"prompt_tokens_details\":"
+                                     "{\"cached_tokens\":")
+            != NGX_OK
+            || ngx_ai_buf_append_uint(b, u->cached_tokens) != NGX_OK
+            || ngx_ai_buf_append(b, "}", 1) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (u->reasoning_tokens) {
+        if (ngx_ai_buf_append_str(b, ",\"completion_tokens_details\":"
+                                     "{\"reasoning_tokens\":")
+            != NGX_OK
+            || ngx_ai_buf_append_uint(b, u->reasoning_tokens) != NGX_OK
+            || ngx_ai_buf_append(b, "}", 1) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_ai_buf_append(b, "}", 1);
+}
+
+
+/*
+ * A chat.completion with one choice, for translators of other wire
+ * formats: out->content, out->finish_reason and out->usage are filled by
+ * the caller; tool_calls, when not NULL or empty, is the JSON text of the
+ * message's "tool_calls" array.  "content" is null when there is no text
+ * but there are tool calls, as OpenAI sends it.
+ */
+
+ngx_int_t
+ngx_ai_chat_completion_render(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_str_t *id, ngx_str_t *tool_calls, ngx_ai_response_t *out)
+{
+    ngx_uint_t    calls;
+    ngx_ai_buf_t  b;
+
+    calls = (tool_calls && tool_calls->len);
+
+    if (ngx_ai_buf_init(&b, pool, out->content.len + (calls
+                                  ? tool_calls->len : 0) + 512)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, "{\"id\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(&b, id->data, id->len) != NGX_OK
+        || ngx_ai_buf_append_str(&b, ",\"object\":\"chat.completion\","
+                                     "\"created\":")
+           != NGX_OK
+        || ngx_ai_buf_append_uint(&b, (uint64_t) (req->created > 0
+                                                  ? req->created : 0))
+           != NGX_OK
+        || ngx_ai_buf_append_str(&b, ",\"model\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(&b, req->model.data, req->model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(&b, ",\"choices\":[{\"index\":0,"
+                                     "\"message\":{\"role\":\"assistant\","
+                                     "\"content\":")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (out->content.len == 0 && calls) {
+        if (ngx_ai_buf_append_str(&b, "null") != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_buf_append_json_string(&b, out->content.data,
+                                             out->content.len)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (calls) {
+        if (ngx_ai_buf_append_str(&b, ",\"tool_calls\":") != NGX_OK
+            || ngx_ai_buf_append(&b, tool_calls->data, tool_calls->len)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append_str(&b, "},\"logprobs\":null,\"finish_reason\":")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (out->finish_reason.len) {
+        if (ngx_ai_buf_append_json_string(&b, out->finish_reason.data,
+                                          out->finish_reason.len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_buf_append_str(&b, "null") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_append_str(&b, "}]") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (out->usage.known) {
+        if (ngx_ai_buf_append_str(&b, ",\"usage\":") != NGX_OK
+            || ngx_ai_buf_append_usage(&b, &out->usage) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append(&b, "}", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    out->body.data = b.data;
+    out->body.len = b.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "data:image/png;base64,AAAA" -> type "image/png", data "AAAA" (both
+ * point into url); NGX_DECLINED when it is not a base64 data URL with a
+ * media type.
+ */
+
+ngx_int_t
+ngx_ai_data_url_parse(const u_char *url, size_t len, ngx_str_t *type,
+    ngx_str_t *data)
+{
+    const u_char  *p, *last, *comma, *semi;
+
+    if (len < 5 || !ngx_ai_strncaseeq(url, "data:", 5)) {
+        return NGX_DECLINED;
+    }
+
+    p = url + 5;
+    last = url + len;
+
+    comma = ngx_strlchr((u_char *) p, (u_char *) last, ',');
+
+    if (comma == NULL || comma + 1 == last || comma - p < 7
+        || !ngx_ai_strncaseeq(comma - 7, ";base64", 7))
+    {
+        return NGX_DECLINED;
+    }
+
+    semi = ngx_strlchr((u_char *) p, (u_char *) comma, ';');
+
+    if (semi == NULL || semi == p) {
+        return NGX_DECLINED;
+    }
+
+    type->data = (u_char *) p;
+    type->len = semi - p;
+    data->data = (u_char *) comma + 1;
+    data->len = last - (comma + 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Appends the text of an OpenAI message "content" (a string, or the
+ * "text" of its text parts) to b, with sep before every piece when b
+ * already holds text; empty pieces are skipped.
+ */
+
+ngx_int_t
+ngx_ai_content_text(cJSON *content, ngx_ai_buf_t *b, const char *sep)
+{
+    cJSON  *part, *type, *text;
+
+    if (cJSON_IsString(content)) {
+        return ngx_ai_content_piece(b, content->valuestring, sep);
+    }
+
+    if (!cJSON_IsArray(content)) {
+        return NGX_OK;
+    }
+
+    cJSON_ArrayForEach(part, content) {
+        type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        text = cJSON_GetObjectItemCaseSensitive(part, "text");
+
+        if (!cJSON_IsString(type) || !cJSON_IsString(text)
+            || ngx_strcmp(type->valuestring, "text") != 0)
+        {
+            continue;
+        }
+
+        if (ngx_ai_content_piece(b, text->valuestring, sep) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_content_piece(ngx_ai_buf_t *b, const char *s, const char *sep)
+{
+    if (s == NULL || *s == '\0') {
+        return NGX_OK;
+    }
+
+    if (b->len && ngx_ai_buf_append_str(b, sep) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_ai_buf_append_str(b, s);
+}
+
+
+/* the OpenAI error "type" that best names a provider's HTTP status */
+
+const char *
+ngx_ai_error_type_by_status(ngx_uint_t status)
+{
+    switch (status) {
+
+    case 401:
+        return "authentication_error";
+
+    case 402:
+        return "insufficient_quota";
+
+    case 403:
+        return "permission_error";
+
+    case 404:
+        return "not_found_error";
+
+    case 429:
+        return "rate_limit_exceeded";
+
+    default:
+        break;
+    }
+
+    if (status >= 500) {
+        return "server_error";
+    }
+
+    if (status >= 400) {
+        return "invalid_request_error";
+    }
+
+    return "upstream_error";
+}
+
+
+/* {"id":...,"type":"function","function":{"name":...,"arguments":...}} */
+
+ngx_int_t
+ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id, ngx_str_t *name,
+    ngx_str_t *args)
+{
+    if (ngx_ai_buf_append_str(b, "{\"id\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(b, id->data, id->len) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"type\":\"function\",\"function\":"
+                                    "{\"name\":")
+           != NGX_OK
+        || ngx_ai_buf_append_json_string(b, name->data, name->len) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"arguments\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(b, args->data, args->len) != NGX_OK
+        || ngx_ai_buf_append_str(b, "}}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Adds item to an object under key (a string that outlives the tree: it
+ * is not copied), or to an array when key is NULL; item is deleted when
+ * it cannot be added.  NGX_ERROR when item is NULL or on failure.
+ */
+
+ngx_int_t
+ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item)
+{
+    cJSON_bool  ok;
+
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = key ? cJSON_AddItemToObjectCS(obj, key, item)
+             : cJSON_AddItemToArray(obj, item);
+
+    if (!ok) {
+        cJSON_Delete(item);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a string member that references s (not copied: s outlives the tree) */
+
+ngx_int_t
+ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s)
+{
+    return ngx_ai_json_add(obj, key, cJSON_CreateStringReference(s));
+}
+
+
+/*
+ * Tool call "arguments" (a JSON text) -> an object tree the caller owns;
+ * anything that is not a JSON object, or nests too deeply, gives {}.
+ * NULL only when out of memory.
+ */
+
+cJSON *
+ngx_ai_json_parse_args(const char *s)
+{
+    size_t   len;
+    cJSON   *json;
+
+    len = s ? ngx_strlen(s) : 0;
+
+    if (len && ngx_ai_json_depth_ok((u_char *) s, len, NGX_AI_MAX_JSON_DEPTH))
+    {
+        /* the whole text, with its NUL: no trailing garbage accepted */
+        json = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
+
+        if (cJSON_IsObject(json)) {
+            return json;
+        }
+
+        cJSON_Delete(json);
+    }
+
+    return cJSON_CreateObject();
+}
+
+
+/*
+ * The first n bytes of s equal lit (n bytes, no NUL) ignoring ASCII case;
+ * s may be shorter if it is NUL-terminated: its NUL ends the comparison.
+ */
+
+ngx_int_t
+ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_tolower(s[i]) != ngx_tolower((u_char) lit[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
 }

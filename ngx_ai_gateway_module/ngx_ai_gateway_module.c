@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_ai_body_filter(ngx_http_request_t *r,
 
 static ngx_http_ai_type_t  ngx_http_ai_types[] = {
     { ngx_string("openai"), &ngx_ai_openai_translator },
+    { ngx_string("anthropic"), &ngx_ai_anthropic_translator },
+    { ngx_string("gemini"), &ngx_ai_gemini_translator },
     { ngx_null_string, NULL }
 };
 
