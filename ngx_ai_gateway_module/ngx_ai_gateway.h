@@ -56,6 +56,20 @@ typedef struct {
 typedef struct ngx_http_ai_ctx_s  ngx_http_ai_ctx_t;
 
 
+/* how one provider call ended */
+typedef enum {
+    NGX_HTTP_AI_RUNNING = 0,
+    NGX_HTTP_AI_OK,           /* a usable answer */
+    NGX_HTTP_AI_ERROR,        /* connect failure, reset, dropped, cut off */
+    NGX_HTTP_AI_TIMEOUT,
+    NGX_HTTP_AI_429,
+    NGX_HTTP_AI_5XX,
+    NGX_HTTP_AI_4XX,
+    NGX_HTTP_AI_INVALID,      /* a 2xx that does not parse or has no choice */
+    NGX_HTTP_AI_ABORTED       /* stopped by the gateway: a hedge loser */
+} ngx_http_ai_outcome_e;
+
+
 /* one call to one provider: a background subrequest */
 typedef struct {
     ngx_http_ai_ctx_t          *ctx;
@@ -69,7 +83,13 @@ typedef struct {
     ngx_ai_sse_parser_t         sse;
     ngx_ai_stream_t             stream;
     ngx_msec_t                  start;
+    ngx_http_ai_outcome_e       outcome;
+    ngx_str_t                   reason;      /* why it failed, for errors */
+    ngx_ai_usage_t              usage;       /* as the provider reported */
+    uint64_t                    cost;        /* nano-USD, set when charged */
     unsigned                    done:1;
+    unsigned                    aborted:1;   /* usage, if any, is estimated */
+    unsigned                    charged:1;
     unsigned                    header:1;    /* the provider sent a header */
     unsigned                    complete:1;  /* its answer ended normally */
     unsigned                    streaming:1; /* its events are translated */
@@ -82,6 +102,8 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_chat_request_t       chat;
     ngx_http_ai_attempt_t      *attempt;
     ngx_uint_t                  attempts;
+    uint64_t                    cost;        /* nano-USD, every call */
+    ngx_ai_usage_t              usage;       /* summed over every call */
     ngx_str_t                   model;       /* the model that answered */
     ngx_str_t                   error_page;  /* nginx's error, as JSON */
     unsigned                    header_sent:1;   /* to the client */
@@ -94,9 +116,19 @@ struct ngx_http_ai_ctx_s {
 extern ngx_module_t  ngx_ai_gateway_module;
 
 
+/* ngx_ai_gateway_limits: rate limits, the cost ledger and budgets */
+ngx_int_t ngx_http_ai_limits_admit(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+void ngx_http_ai_limits_charge(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
+ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+
 /* ngx_ai_gateway_module.c */
 ngx_http_ai_provider_t *ngx_http_ai_find_provider(
     ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
+ngx_http_ai_price_t *ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf,
+    ngx_str_t *model);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,
     ngx_http_ai_provider_t *p, ngx_str_t *key);
 ngx_int_t ngx_http_ai_next_header_filter(ngx_http_request_t *r);

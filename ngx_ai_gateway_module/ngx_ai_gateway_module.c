@@ -287,6 +287,26 @@ ngx_http_ai_find_provider(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
 }
 
 
+ngx_http_ai_price_t *
+ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
+{
+    ngx_uint_t            i;
+    ngx_http_ai_price_t  *price;
+
+    price = amcf->prices.elts;
+
+    for (i = 0; i < amcf->prices.nelts; i++) {
+        if (price[i].model.len == model->len
+            && ngx_strncmp(price[i].model.data, model->data, model->len) == 0)
+        {
+            return &price[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 /* ai_provider NAME type=openai|anthropic|gemini pass=URI [key=...] */
 
 static char *
