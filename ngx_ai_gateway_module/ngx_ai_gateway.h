@@ -43,13 +43,61 @@ typedef struct {
 typedef struct {
     ngx_array_t                 providers;   /* ngx_http_ai_provider_t */
     ngx_array_t                 prices;      /* ngx_http_ai_price_t */
+    ngx_shm_zone_t             *breakers;
 } ngx_http_ai_main_conf_t;
+
+
+/* a model a request may be sent to */
+typedef struct {
+    ngx_str_t                   name;        /* "provider/model" */
+    ngx_str_t                   upstream;    /* "model", NUL-terminated */
+    ngx_http_ai_provider_t     *provider;
+} ngx_http_ai_model_t;
+
+
+/* fallback triggers, on= */
+#define NGX_HTTP_AI_ON_ERROR        0x01
+#define NGX_HTTP_AI_ON_TIMEOUT      0x02
+#define NGX_HTTP_AI_ON_429          0x04
+#define NGX_HTTP_AI_ON_5XX          0x08
+#define NGX_HTTP_AI_ON_INVALID      0x10
+#define NGX_HTTP_AI_ON_4XX          0x20
+#define NGX_HTTP_AI_ON_DEFAULT      0x1f
+
+
+/* ai_fallback */
+typedef struct {
+    ngx_array_t                 models;      /* ngx_http_ai_model_t */
+    ngx_uint_t                  on;
+    ngx_msec_t                  timeout;     /* per attempt, 0: none */
+    ngx_uint_t                  retries;     /* per model */
+    ngx_msec_t                  hedge;       /* 0: off */
+    ngx_uint_t                  breaker_failures;   /* 0: off */
+    ngx_msec_t                  breaker_cooldown;
+    ngx_shm_zone_t             *breakers;
+} ngx_http_ai_fallback_t;
+
+
+/* ai_pool */
+typedef struct {
+    ngx_array_t                 members;     /* ngx_array_t of models: each
+                                                member's alternatives */
+    ngx_array_t                 judges;      /* ngx_http_ai_model_t */
+    ngx_uint_t                  mode;        /* NGX_AI_FUSION_* */
+    ngx_str_t                   name;        /* "fusion/merge" */
+    ngx_uint_t                  quorum;      /* 0: every member */
+    ngx_msec_t                  grace;
+    ngx_msec_t                  deadline;    /* 0: none */
+    ngx_uint_t                  rounds;
+} ngx_http_ai_pool_t;
 
 
 typedef struct {
     ngx_flag_t                  gateway;
     ngx_int_t                   default_max_tokens;
     size_t                      max_response_size;
+    ngx_http_ai_fallback_t     *fallback;
+    ngx_http_ai_pool_t         *pool;
 } ngx_http_ai_loc_conf_t;
 
 
@@ -74,8 +122,13 @@ typedef enum {
 typedef struct {
     ngx_http_ai_ctx_t          *ctx;
     ngx_http_request_t         *sr;
+    ngx_http_ai_model_t        *target;
+    ngx_ai_chat_request_t      *req;         /* as this call sends it */
     ngx_http_ai_provider_t     *provider;
     ngx_str_t                   model;       /* "provider/model" */
+    ngx_event_t                 timer;       /* the attempt's timeout */
+    ngx_msec_t                  retry_delay; /* a 429's wish, in ms */
+    ngx_ai_response_t           answer;      /* translated, not streamed */
     ngx_int_t                   rc;          /* subrequest result */
     ngx_uint_t                  status;      /* provider's HTTP status */
     ngx_ai_buf_t                body;        /* whole answer, not streamed */
@@ -83,6 +136,9 @@ typedef struct {
     ngx_ai_sse_parser_t         sse;
     ngx_ai_stream_t             stream;
     ngx_msec_t                  start;
+    ngx_msec_t                  end;
+    ngx_int_t                   member;      /* fusion: its member, -1 */
+    ngx_uint_t                  round;       /* fusion: its debate round */
     ngx_http_ai_outcome_e       outcome;
     ngx_str_t                   reason;      /* why it failed, for errors */
     ngx_ai_usage_t              usage;       /* as the provider reported */
@@ -94,13 +150,31 @@ typedef struct {
     unsigned                    complete:1;  /* its answer ended normally */
     unsigned                    streaming:1; /* its events are translated */
     unsigned                    too_big:1;
+    unsigned                    judged:1;    /* its outcome is decided */
+    unsigned                    timed_out:1;
+    unsigned                    first_byte:1;    /* reached the client */
 } ngx_http_ai_attempt_t;
+
+
+typedef struct ngx_http_ai_fusion_s  ngx_http_ai_fusion_t;
 
 
 struct ngx_http_ai_ctx_s {
     ngx_http_request_t         *request;
     ngx_ai_chat_request_t       chat;
-    ngx_http_ai_attempt_t      *attempt;
+    ngx_http_ai_fallback_t     *fallback;
+    ngx_http_ai_fusion_t       *fusion;
+    ngx_array_t                 plan;        /* ngx_http_ai_model_t */
+    ngx_uint_t                  next;        /* plan index to try next */
+    ngx_uint_t                  tries;       /* calls to plan[next - 1] */
+    ngx_array_t                 calls;       /* ngx_http_ai_attempt_t * */
+    ngx_array_t                 skipped;     /* ngx_str_t: circuit open */
+    ngx_http_ai_attempt_t      *attempt;     /* the latest one started */
+    ngx_http_ai_attempt_t      *winner;      /* whose answer is sent */
+    ngx_event_t                 hedge;       /* starts a parallel attempt */
+    ngx_event_t                 retry;       /* a backoff before a retry */
+    ngx_msec_t                  start;
+    ngx_msec_t                  ttft;        /* first byte to the client */
     ngx_uint_t                  attempts;
     uint64_t                    cost;        /* nano-USD, every call */
     ngx_ai_usage_t              usage;       /* summed over every call */
@@ -144,9 +218,65 @@ ngx_int_t ngx_http_ai_error_page_header(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_error_page_body(ngx_http_request_t *r,
     ngx_chain_t *in);
 
+/* ngx_ai_gateway_variables.c */
+ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);
+
+/* ngx_ai_gateway_fallback.c */
+char *ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err);
+void ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+void ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *keep);
+ngx_http_ai_model_t *ngx_http_ai_model_parse(ngx_conf_t *cf,
+    ngx_str_t *name);
+ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m);
+
+/* ngx_ai_gateway_fusion.c */
+char *ngx_http_ai_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_fusion_wanted(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
+ngx_int_t ngx_http_ai_fusion_plan(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
+void ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_pool_t *pool);
+void ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_fusion_relay(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+void ngx_http_ai_fusion_timers_cleanup(ngx_http_ai_ctx_t *ctx);
+
+/* ngx_ai_gateway_breaker.c */
+ngx_int_t ngx_http_ai_breaker_init_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb,
+    ngx_str_t *model, ngx_log_t *log);
+void ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb,
+    ngx_str_t *model, ngx_uint_t ok, ngx_log_t *log);
+ngx_int_t ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
+    ngx_ai_buf_t *out);
+
+/* ngx_ai_gateway_handler.c */
+void ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+void ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_judge_attempt(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a);
+ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+
 /* ngx_ai_gateway_upstream.c */
 ngx_int_t ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_provider_t *provider);
+    ngx_http_ai_model_t *target, ngx_ai_chat_request_t *req);
+void ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
+    ngx_http_ai_outcome_e outcome);
 ngx_int_t ngx_http_ai_upstream_header_filter(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_upstream_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);

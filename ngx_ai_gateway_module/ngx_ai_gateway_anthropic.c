@@ -1175,6 +1175,7 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
     cJSON                      *root, *type, *msg, *delta, *error, *usage;
     ngx_int_t                   rc;
     ngx_str_t                   t, id;
+    const char                 *finish;
     ngx_ai_anthropic_stream_t  *as;
 
     st->events++;
@@ -1196,13 +1197,7 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = NULL;
-
-    if (ngx_ai_json_depth_ok(ev->data.data, ev->data.len,
-                             NGX_AI_MAX_JSON_DEPTH))
-    {
-        root = cJSON_ParseWithLength((char *) ev->data.data, ev->data.len);
-    }
+    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
 
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -1275,7 +1270,15 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         }
 
     } else if (ngx_ai_type_is("message_stop")) {
-        rc = ngx_ai_stream_finish(st, as->finish ? as->finish : "stop");
+        finish = as->finish ? as->finish : "stop";
+
+        /* as in whole answers: a message with tool_use blocks */
+
+        if (as->tools && ngx_strcmp(finish, "stop") == 0) {
+            finish = "tool_calls";
+        }
+
+        rc = ngx_ai_stream_finish(st, finish);
 
     } else if (ngx_ai_type_is("error")) {
         error = ngx_ai_get(root, "error");

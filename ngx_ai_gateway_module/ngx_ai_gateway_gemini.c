@@ -1348,13 +1348,7 @@ ngx_ai_gemini_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         st->data = gs;
     }
 
-    root = NULL;
-
-    if (ngx_ai_json_depth_ok(ev->data.data, ev->data.len,
-                             NGX_AI_MAX_JSON_DEPTH))
-    {
-        root = cJSON_ParseWithLength((char *) ev->data.data, ev->data.len);
-    }
+    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
 
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -19,15 +19,9 @@ static void ngx_http_ai_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
-static void ngx_http_ai_finish(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_finish_stream(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
-static ngx_int_t ngx_http_ai_attempt_failure(ngx_http_request_t *r,
-    ngx_http_ai_attempt_t *a, ngx_ai_error_t *err);
-static ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
-static ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+static const char *ngx_http_ai_failure_code(ngx_http_ai_attempt_t *a);
 static ngx_int_t ngx_http_ai_models(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 
@@ -139,17 +133,15 @@ ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix)
 static void
 ngx_http_ai_body_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                 body, provider;
+    ngx_str_t                 body;
     ngx_int_t                 rc;
+    ngx_uint_t                fusion;
     ngx_ai_error_t            err;
     ngx_http_ai_ctx_t        *ctx;
-    ngx_http_ai_provider_t   *p;
     ngx_http_ai_loc_conf_t   *alcf;
-    ngx_http_ai_main_conf_t  *amcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
     alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
-    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
 
     if (r->request_body == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -179,26 +171,43 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
 
     ctx->chat.default_max_tokens = alcf->default_max_tokens;
     ctx->chat.created = ngx_time();
+    ctx->fallback = alcf->fallback;
+    ctx->start = ngx_current_msec;
 
-    provider = ctx->chat.provider;
-    p = provider.len ? ngx_http_ai_find_provider(amcf, &provider) : NULL;
+    fusion = alcf->pool && ngx_http_ai_fusion_wanted(r, ctx, alcf->pool);
 
-    if (p == NULL) {
-        ngx_ai_error_set(&err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
-                         "model", "model_not_found",
-                         "Unknown model: name a configured provider as "
-                         "\"provider/model\" (GET models lists them)");
+    if (fusion) {
+        rc = NGX_OK;
 
+    } else if (alcf->pool) {
+        rc = ngx_http_ai_fusion_plan(r, ctx, alcf->pool);
+
+    } else {
+        rc = ngx_http_ai_plan(r, ctx, &err);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_ai_limits_admit(r, ctx, &err);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
         return;
     }
 
     r->write_event_handler = ngx_http_ai_wev_handler;
 
-    if (ngx_http_ai_attempt_start(ctx, p) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (fusion) {
+        ngx_http_ai_fusion_start(r, ctx, alcf->pool);
         return;
     }
+
+    ngx_http_ai_run(r, ctx);
 }
 
 
@@ -288,7 +297,7 @@ ngx_http_ai_wev_handler(ngx_http_request_t *r)
     wev = c->write;
     ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
 
-    if (ctx == NULL || ctx->finished || ctx->attempt == NULL) {
+    if (ctx == NULL || ctx->finished) {
         return;
     }
 
@@ -296,159 +305,286 @@ ngx_http_ai_wev_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "client timed out");
         c->timedout = 1;
+        ctx->finished = 1;
         ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
         return;
     }
 
-    if (ctx->attempt && !ctx->attempt->done) {
+    if (ctx->header_sent && (c->buffered || r->buffered)) {
 
-        /* the provider is still talking: push what the client lagged on */
+        /* a stream is relayed: push what the client lagged on */
 
-        if (c->buffered || r->buffered) {
-            rc = ngx_http_output_filter(r, NULL);
+        rc = ngx_http_output_filter(r, NULL);
 
-            if (rc == NGX_ERROR) {
-                ngx_http_finalize_request(r, NGX_ERROR);
-                return;
-            }
-
-            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-            if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-                ngx_http_finalize_request(r, NGX_ERROR);
-                return;
-            }
+        if (rc == NGX_ERROR) {
+            ctx->finished = 1;
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
         }
 
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ctx->finished = 1;
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
+        }
+    }
+
+    if (ctx->fusion) {
+        ngx_http_ai_fusion_run(r, ctx);
         return;
     }
 
-    ngx_http_ai_finish(r, ctx);
+    ngx_http_ai_run(r, ctx);
 }
 
 
-static void
-ngx_http_ai_finish(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
-{
-    ngx_int_t                 rc;
-    ngx_ai_error_t            err;
-    ngx_ai_response_t         resp;
-    ngx_http_ai_attempt_t    *a;
-    ngx_ai_translator_t      *tr;
+/*
+ * How a finished call ended: a->outcome, a->reason and, for a usable
+ * answer, a->usage and the translated a->answer.
+ */
 
-    a = ctx->attempt;
-    tr = a->provider->translator;
+ngx_int_t
+ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
+{
+    u_char          *p;
+    ngx_int_t        rc;
+    ngx_ai_error_t   err;
+
+    if (a->outcome != NGX_HTTP_AI_RUNNING) {
+        /* stopped by the gateway: timed out or lost a hedge */
+        return NGX_OK;
+    }
+
+    if (!a->header) {
+        if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+            a->outcome = NGX_HTTP_AI_TIMEOUT;
+            ngx_str_set(&a->reason, "timed out");
+
+        } else {
+            a->outcome = NGX_HTTP_AI_ERROR;
+            ngx_str_set(&a->reason, "could not be reached or closed the "
+                                    "connection");
+        }
+
+        return NGX_OK;
+    }
+
+    if (a->status < 200 || a->status >= 300) {
+        a->outcome = (a->status == NGX_HTTP_TOO_MANY_REQUESTS)
+                     ? NGX_HTTP_AI_429
+                     : (a->status >= 500) ? NGX_HTTP_AI_5XX
+                                          : NGX_HTTP_AI_4XX;
+
+        a->provider->translator->error(r->pool, a->status, a->body.data,
+                                       a->body.len, &err);
+
+        p = ngx_pnalloc(r->pool, sizeof("HTTP 999: ") - 1 + err.message.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->reason.data = p;
+        a->reason.len = ngx_sprintf(p, "HTTP %03ui: %V", a->status,
+                                    &err.message)
+                        - p;
+        return NGX_OK;
+    }
+
+    if (a->too_big) {
+        a->outcome = NGX_HTTP_AI_INVALID;
+        ngx_str_set(&a->reason, "the answer is larger than "
+                                "ai_max_response_size");
+        return NGX_OK;
+    }
+
+    if (a->streaming) {
+        a->usage = a->stream.usage;
+
+        if (a->stream.failed) {
+            a->outcome = NGX_HTTP_AI_INVALID;
+            a->reason = a->stream.error;
+
+        } else if (!a->stream.done) {
+            a->outcome = NGX_HTTP_AI_ERROR;
+            ngx_str_set(&a->reason, "the stream ended before the answer "
+                                    "was complete");
+
+        } else {
+            a->outcome = NGX_HTTP_AI_OK;
+        }
+
+        return NGX_OK;
+    }
+
+    if (!a->complete) {
+        a->outcome = NGX_HTTP_AI_ERROR;
+        ngx_str_set(&a->reason, "the answer was cut off before its end");
+        return NGX_OK;
+    }
+
+    rc = a->provider->translator->response(r->pool, a->req,
+                                           a->body.data, a->body.len,
+                                           &a->answer, &err);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        a->outcome = NGX_HTTP_AI_INVALID;
+        a->reason = err.message;
+        return NGX_OK;
+    }
+
+    a->outcome = NGX_HTTP_AI_OK;
+    a->usage = a->answer.usage;
+
+    return NGX_OK;
+}
+
+
+/* the winner's answer to the client, whole or the end of its stream */
+
+void
+ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    ngx_int_t  rc;
 
     ctx->finished = 1;
+    ctx->model = a->model;
 
     if (r->connection->error) {
         ngx_http_finalize_request(r, NGX_ERROR);
         return;
     }
 
-    if (ctx->chat.stream && ctx->header_sent) {
-        ngx_http_finalize_request(r, ngx_http_ai_finish_stream(r, ctx, a));
-        return;
+    if (a->streaming) {
+        rc = ngx_http_ai_finish_stream(r, ctx, a);
+
+    } else {
+        rc = ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &a->answer.body);
     }
 
-    if (ngx_http_ai_attempt_failure(r, a, &err) == NGX_OK) {
-        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
-        return;
-    }
-
-    if (ctx->chat.stream) {
-        /* a 2xx stream that ended before its first event reached us */
-        ngx_http_finalize_request(r, ngx_http_ai_finish_stream(r, ctx, a));
-        return;
-    }
-
-    rc = tr->response(r->pool, &ctx->chat, a->body.data, a->body.len, &resp,
-                      &err);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "ai gateway: %V: %V", &a->model, &err.message);
-
-        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
-        return;
-    }
-
-    ctx->model = a->model;
-
-    ngx_http_finalize_request(r, ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK,
-                                                       &resp.body));
+    ngx_http_finalize_request(r, rc);
 }
 
 
 /*
- * Did the call fail before giving an answer?  NGX_OK: yes, err says how;
- * NGX_DECLINED: the provider answered 2xx.
+ * Nothing usable came back.  One call that the provider refused: its own
+ * status and message.  Otherwise 502 (504 when every call timed out) with
+ * every call's model and reason.
  */
 
-static ngx_int_t
-ngx_http_ai_attempt_failure(ngx_http_request_t *r, ngx_http_ai_attempt_t *a,
-    ngx_ai_error_t *err)
+void
+ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    ngx_ai_buf_t  msg;
+    ngx_str_t               *skipped;
+    ngx_uint_t               i, timeouts;
+    ngx_ai_buf_t             msg;
+    ngx_ai_error_t           err;
+    ngx_http_ai_attempt_t  **calls, *a;
 
-    if (a->header && a->status >= 200 && a->status < 300 && !a->too_big
-        && a->complete)
-    {
-        return NGX_DECLINED;
+    ctx->finished = 1;
+
+    calls = ctx->calls.elts;
+    skipped = ctx->skipped.elts;
+
+    if (ctx->calls.nelts == 1 && ctx->skipped.nelts == 0) {
+        a = calls[0];
+
+        if (a->header && (a->status < 200 || a->status >= 300)) {
+            a->provider->translator->error(r->pool, a->status, a->body.data,
+                                           a->body.len, &err);
+            ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx,
+                                                                &err));
+            return;
+        }
     }
 
-    if (ngx_ai_buf_init(&msg, r->pool, 128) != NGX_OK) {
-        ngx_ai_error_set(err, NGX_HTTP_INTERNAL_SERVER_ERROR, "api_error",
-                         NULL, NULL, "out of memory");
-        return NGX_OK;
+    if (ngx_ai_buf_init(&msg, r->pool, 256) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    timeouts = 0;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        a = calls[i];
+
+        if (a->outcome == NGX_HTTP_AI_TIMEOUT) {
+            timeouts++;
+        }
+
+        if ((i && ngx_ai_buf_append_str(&msg, "; ") != NGX_OK)
+            || ngx_ai_buf_append(&msg, a->model.data, a->model.len) != NGX_OK
+            || ngx_ai_buf_append_str(&msg, ": ") != NGX_OK
+            || ngx_ai_buf_append(&msg, a->reason.data, a->reason.len)
+               != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
+    for (i = 0; i < ctx->skipped.nelts; i++) {
+        if ((msg.len && ngx_ai_buf_append_str(&msg, "; ") != NGX_OK)
+            || ngx_ai_buf_append(&msg, skipped[i].data, skipped[i].len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(&msg, ": skipped, its circuit is open")
+               != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
+    if (timeouts && timeouts == ctx->calls.nelts) {
+        ngx_ai_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
+                         NULL, "provider_timeout", "");
+
+    } else if (ctx->calls.nelts == 1 && ctx->skipped.nelts == 0) {
+        ngx_ai_error_set(&err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         ngx_http_ai_failure_code(calls[0]), "");
+
+    } else {
+        ngx_ai_error_set(&err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                         ctx->calls.nelts ? "all_providers_failed"
+                                          : "all_circuits_open", "");
+    }
+
+    err.message.data = msg.data;
+    err.message.len = msg.len;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ai gateway: no answer: %V", &err.message);
+
+    ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+}
+
+
+static const char *
+ngx_http_ai_failure_code(ngx_http_ai_attempt_t *a)
+{
+    if (a->outcome == NGX_HTTP_AI_TIMEOUT) {
+        return "provider_timeout";
+    }
+
+    if (!a->header) {
+        return "provider_unreachable";
     }
 
     if (a->too_big) {
-        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
-                         "response_too_large", "");
-        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
-        (void) ngx_ai_buf_append_str(&msg, ": the provider's answer is "
-                                     "larger than ai_max_response_size");
-
-    } else if (a->header && a->status >= 200 && a->status < 300) {
-        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
-                         "response_incomplete", "");
-        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
-        (void) ngx_ai_buf_append_str(&msg, ": the provider's answer was cut "
-                                     "off before its end");
-
-    } else if (a->header) {
-        /* the provider's own error, passed on with its status */
-        a->provider->translator->error(r->pool, a->status, a->body.data,
-                                       a->body.len, err);
-        return NGX_OK;
-
-    } else if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
-        ngx_ai_error_set(err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
-                         NULL, "provider_timeout", "");
-        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
-        (void) ngx_ai_buf_append_str(&msg, ": the provider timed out");
-
-    } else {
-        ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
-                         "provider_unreachable", "");
-        (void) ngx_ai_buf_append(&msg, a->model.data, a->model.len);
-        (void) ngx_ai_buf_append_str(&msg, ": the provider could not be "
-                                     "reached or closed the connection");
+        return "response_too_large";
     }
 
-    err->message.data = msg.data;
-    err->message.len = msg.len;
+    if (a->streaming) {
+        return a->stream.failed ? "stream_error" : "stream_incomplete";
+    }
 
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "ai gateway: %V", &err->message);
-
-    return NGX_OK;
+    return (a->outcome == NGX_HTTP_AI_INVALID) ? "invalid_response"
+                                               : "response_incomplete";
 }
 
 
@@ -466,13 +602,8 @@ ngx_http_ai_finish_stream(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_buf_t    out;
     ngx_ai_error_t  err;
 
-    if (a->stream.done && !a->stream.failed) {
+    if (a->outcome == NGX_HTTP_AI_OK) {
         ngx_str_set(&tail, "data: [DONE]\n\n");
-
-        if (!ctx->header_sent) {
-            ctx->model = a->model;
-        }
-
         return ngx_http_ai_stream_send(ctx, &tail, 1);
     }
 
@@ -481,7 +612,9 @@ ngx_http_ai_finish_stream(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                          "stream_error", "");
         err.message = a->stream.error;
 
-    } else if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+    } else if (a->outcome == NGX_HTTP_AI_TIMEOUT
+               || a->rc == NGX_HTTP_GATEWAY_TIME_OUT)
+    {
         ngx_ai_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
                          NULL, "provider_timeout",
                          "the provider timed out in the middle of the "
@@ -497,10 +630,6 @@ ngx_http_ai_finish_stream(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "ai gateway: %V: stream failed: %V", &a->model,
                   &err.message);
-
-    if (!ctx->header_sent) {
-        return ngx_http_ai_send_error(r, ctx, &err);
-    }
 
     if (ngx_ai_error_render(r->pool, &err, &json) != NGX_OK
         || ngx_ai_buf_init(&out, r->pool, json.len + 8) != NGX_OK
@@ -536,8 +665,16 @@ ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         h->value = ctx->attempt->retry_after;
     }
 
+    if (ngx_http_ai_limits_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ctx->own_response = 1;
     ctx->header_sent = 1;
+
+    if (ctx->start) {
+        ctx->ttft = ngx_current_msec - ctx->start;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_type.data = (u_char *) type;
@@ -576,7 +713,7 @@ ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *body)
 {
@@ -610,7 +747,7 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_error_t *err)
 {

@@ -264,12 +264,47 @@ ngx_ai_json_track(ngx_pool_t *pool, cJSON *json)
 cJSON *
 ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
 {
+    return ngx_ai_json_track(pool, ngx_ai_json_parse_whole(p, len));
+}
+
+
+/*
+ * Exactly one JSON value in p..p+len, with only whitespace after it (the
+ * caller owns the tree), or NULL.  cJSON_ParseWithLength() alone stops
+ * after the first value and accepts whatever follows it.
+ */
+
+cJSON *
+ngx_ai_json_parse_whole(const u_char *p, size_t len)
+{
+    cJSON       *json;
+    const char  *end, *last;
+
     if (len == 0 || !ngx_ai_json_depth_ok(p, len, NGX_AI_MAX_JSON_DEPTH)) {
         return NULL;
     }
 
-    return ngx_ai_json_track(pool,
-                             cJSON_ParseWithLength((const char *) p, len));
+    end = NULL;
+    json = cJSON_ParseWithLengthOpts((const char *) p, len, &end, 0);
+
+    if (json == NULL) {
+        return NULL;
+    }
+
+    last = (const char *) p + len;
+
+    while (end && end < last
+           && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+    {
+        end++;
+    }
+
+    if (end != last) {
+        cJSON_Delete(json);
+        return NULL;
+    }
+
+    return json;
 }
 
 

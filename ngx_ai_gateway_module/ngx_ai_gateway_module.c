@@ -74,6 +74,20 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ai_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_fallback_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_pool"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_ai_pool_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ai_default_max_tokens"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -93,7 +107,7 @@ static ngx_command_t  ngx_http_ai_commands[] = {
 
 
 static ngx_http_module_t  ngx_ai_gateway_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_ai_add_variables,             /* preconfiguration */
     ngx_http_ai_init,                      /* postconfiguration */
 
     ngx_http_ai_create_main_conf,          /* create main configuration */
@@ -164,6 +178,8 @@ ngx_http_ai_create_loc_conf(ngx_conf_t *cf)
     alcf->gateway = NGX_CONF_UNSET;
     alcf->default_max_tokens = NGX_CONF_UNSET;
     alcf->max_response_size = NGX_CONF_UNSET_SIZE;
+    alcf->fallback = NGX_CONF_UNSET_PTR;
+    alcf->pool = NGX_CONF_UNSET_PTR;
 
     return alcf;
 }
@@ -182,6 +198,8 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          4096);
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
+    ngx_conf_merge_ptr_value(conf->fallback, prev->fallback, NULL);
+    ngx_conf_merge_ptr_value(conf->pool, prev->pool, NULL);
 
     return NGX_CONF_OK;
 }

@@ -41,6 +41,7 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     ngx_ai_upstream_request_t *out)
 {
     cJSON      *root, *model, *models, *opts, *usage, *upstream_model;
+    cJSON      *null_opts, *stream, *stream_opts;
     ngx_int_t   rc;
     ngx_uint_t  added_opts;
 
@@ -53,6 +54,23 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     model = cJSON_DetachItemFromObjectCaseSensitive(root, "model");
     models = cJSON_DetachItemFromObjectCaseSensitive(root, "models");
+
+    /* the call may stream or not whatever the client asked (fusion's
+     * members do not): "stream" says what this call does */
+
+    stream = cJSON_DetachItemFromObjectCaseSensitive(root, "stream");
+    stream_opts = NULL;
+
+    if (!req->stream) {
+        stream_opts = cJSON_DetachItemFromObjectCaseSensitive(root,
+                                                          "stream_options");
+
+    } else if (cJSON_AddTrueToObject(root, "stream") == NULL) {
+        rc = NGX_ERROR;
+        goto restore;
+    }
+
+    null_opts = NULL;
 
     upstream_model = cJSON_CreateStringReference(
                          (char *) req->upstream_model.data);
@@ -81,7 +99,10 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
                 goto restore;
             }
 
-            cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+            /* a "stream_options": null is put back after the print */
+
+            null_opts = cJSON_DetachItemFromObjectCaseSensitive(root,
+                                                         "stream_options");
             cJSON_AddItemToObject(root, "stream_options", opts);
             added_opts = 1;
         }
@@ -102,12 +123,26 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
         if (added_opts) {
             cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+
+            if (null_opts) {
+                cJSON_AddItemToObject(root, "stream_options", null_opts);
+            }
         }
     }
 
     cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
 
 restore:
+
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "stream");
+
+    if (stream) {
+        cJSON_AddItemToObject(root, "stream", stream);
+    }
+
+    if (stream_opts) {
+        cJSON_AddItemToObject(root, "stream_options", stream_opts);
+    }
 
     if (model) {
         cJSON_AddItemToObject(root, "model", model);
@@ -221,8 +256,10 @@ ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status, u_char *body,
 static ngx_int_t
 ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 {
+    char       *line;
     cJSON      *root, *error, *message, *choices, *choice, *finish, *usage;
     ngx_int_t   rc;
+    ngx_str_t   data;
 
     st->events++;
 
@@ -231,7 +268,7 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = cJSON_ParseWithLength((char *) ev->data.data, ev->data.len);
+    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
 
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -299,9 +336,35 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         goto done;
     }
 
-    if (ngx_ai_sse_data_event(&st->out, &ev->data) != NGX_OK) {
+    /*
+     * An event sent as several "data:" lines reaches us joined by LF;
+     * passed on as it is, the client would read its first line alone.
+     */
+
+    if (ngx_strlchr(ev->data.data, ev->data.data + ev->data.len, '\n')
+        == NULL)
+    {
+        if (ngx_ai_sse_data_event(&st->out, &ev->data) != NGX_OK) {
+            rc = NGX_ERROR;
+        }
+
+        goto done;
+    }
+
+    line = cJSON_PrintUnformatted(root);
+    if (line == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    data.data = (u_char *) line;
+    data.len = ngx_strlen(line);
+
+    if (ngx_ai_sse_data_event(&st->out, &data) != NGX_OK) {
         rc = NGX_ERROR;
     }
+
+    cJSON_free(line);
 
 done:
 

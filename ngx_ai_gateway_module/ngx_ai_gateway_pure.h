@@ -192,6 +192,7 @@ ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);
 ngx_int_t ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max);
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
+cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
 ngx_int_t ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 ngx_int_t ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v);
@@ -217,6 +218,22 @@ ngx_int_t ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item);
 ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
 cJSON *ngx_ai_json_parse_args(const char *s);
 ngx_int_t ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n);
+
+/* ngx_ai_gateway_judge.c: fusion's prompts, verdicts and votes */
+#define NGX_AI_FUSION_BEST_OF       0
+#define NGX_AI_FUSION_MERGE         1
+#define NGX_AI_FUSION_DEBATE        2
+#define NGX_AI_FUSION_VOTE          3
+
+ngx_int_t ngx_ai_judge_request(ngx_pool_t *pool, ngx_ai_chat_request_t *orig,
+    ngx_uint_t mode, ngx_str_t *answers, ngx_uint_t n,
+    ngx_ai_chat_request_t *out);
+ngx_int_t ngx_ai_debate_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *orig, ngx_str_t *own, ngx_str_t *others,
+    ngx_uint_t n, ngx_ai_chat_request_t *out);
+ngx_uint_t ngx_ai_judge_verdict(const u_char *text, size_t len, ngx_uint_t n);
+ngx_int_t ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer,
+    ngx_str_t *key);
 
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,

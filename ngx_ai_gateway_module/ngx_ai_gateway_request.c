@@ -24,6 +24,27 @@ static ngx_int_t ngx_ai_request_number(cJSON *root, const char *name,
 static ngx_int_t ngx_ai_request_max_tokens(cJSON *root, const char *name,
     ngx_int_t *value, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_unique(cJSON *obj, const char **names,
+    ngx_ai_error_t *err);
+
+
+/*
+ * Members the gateway reads or rewrites.  cJSON finds the first of
+ * duplicate names, most providers' parsers keep the last: a request that
+ * names one twice could pass validation with one value and reach the
+ * provider with the other.
+ */
+
+static const char  *ngx_ai_request_members[] = {
+    "model", "models", "messages", "stream", "stream_options",
+    "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
+    "tools", "tool_choice", "parallel_tool_calls", "user", "seed",
+    "response_format", NULL
+};
+
+static const char  *ngx_ai_request_stream_options[] = {
+    "include_usage", NULL
+};
 
 
 #define ngx_ai_invalid(err, param, msg)                                     \
@@ -66,8 +87,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    root = ngx_ai_json_track(pool,
-                             cJSON_ParseWithLength((char *) body, len));
+    root = ngx_ai_json_track(pool, ngx_ai_json_parse_whole(body, len));
     if (root == NULL) {
         ngx_ai_error_set(err, 400, "invalid_request_error", NULL,
                          "invalid_json", "The request body is not valid "
@@ -82,6 +102,10 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     }
 
     req->json = root;
+
+    if (ngx_ai_request_unique(root, ngx_ai_request_members, err) != NGX_OK) {
+        return NGX_DECLINED;
+    }
 
     /* model */
 
@@ -167,6 +191,12 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         if (!cJSON_IsObject(item)) {
             ngx_ai_wrong_type(err, "stream_options", "Invalid type for "
                               "'stream_options': expected an object.");
+            return NGX_DECLINED;
+        }
+
+        if (ngx_ai_request_unique(item, ngx_ai_request_stream_options, err)
+            != NGX_OK)
+        {
             return NGX_DECLINED;
         }
 
@@ -480,16 +510,21 @@ ngx_ai_request_max_tokens(cJSON *root, const char *name, ngx_int_t *value,
         return NGX_OK;
     }
 
-    if (!cJSON_IsNumber(item)
-        || item->valuedouble != (double) (int64_t) item->valuedouble)
-    {
+    if (!cJSON_IsNumber(item)) {
         ngx_ai_wrong_type(err, name, "Invalid type: expected an integer.");
         return NGX_DECLINED;
     }
 
+    /* the range first: casting a double beyond it is undefined */
+
     if (item->valuedouble < 1 || item->valuedouble > 100000000) {
         ngx_ai_invalid(err, name, "Invalid value: expected an integer "
                        "between 1 and 100000000.");
+        return NGX_DECLINED;
+    }
+
+    if (item->valuedouble != (double) (ngx_int_t) item->valuedouble) {
+        ngx_ai_wrong_type(err, name, "Invalid type: expected an integer.");
         return NGX_DECLINED;
     }
 
@@ -519,6 +554,44 @@ ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err)
             ngx_ai_wrong_type(err, "stop", "Invalid 'stop': expected a "
                               "string or an array of at most 4 strings.");
             return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_DECLINED when one of names (at most 32) is a member of obj twice */
+
+static ngx_int_t
+ngx_ai_request_unique(cJSON *obj, const char **names, ngx_ai_error_t *err)
+{
+    cJSON       *item;
+    uint32_t     seen;
+    ngx_uint_t   i;
+
+    seen = 0;
+
+    cJSON_ArrayForEach(item, obj) {
+
+        if (item->string == NULL) {
+            continue;
+        }
+
+        for (i = 0; names[i]; i++) {
+            if (ngx_strcmp(item->string, names[i]) != 0) {
+                continue;
+            }
+
+            if (seen & (1u << i)) {
+                ngx_ai_error_set(err, 400, "invalid_request_error", names[i],
+                                 "duplicate_parameter", "Invalid request: "
+                                 "a parameter is given more than once.");
+                return NGX_DECLINED;
+            }
+
+            seen |= 1u << i;
+            break;
         }
     }
 

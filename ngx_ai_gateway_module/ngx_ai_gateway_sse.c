@@ -232,6 +232,12 @@ ngx_ai_stream_start(ngx_ai_stream_t *st, const u_char *id, size_t len)
     if (st->id.len == 0) {
         if (len > NGX_AI_STREAM_MAX_ID) {
             len = NGX_AI_STREAM_MAX_ID;
+
+            /* not in the middle of a UTF-8 character */
+
+            while (len && (id[len] & 0xc0) == 0x80) {
+                len--;
+            }
         }
 
         if (ngx_ai_buf_init(&b, st->pool, len + 32) != NGX_OK) {

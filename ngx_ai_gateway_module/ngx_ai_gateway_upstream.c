@@ -32,31 +32,53 @@ static ngx_str_t  ngx_http_ai_post = ngx_string("POST");
 
 
 ngx_int_t
-ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_provider_t *provider)
+ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
+    ngx_ai_chat_request_t *req)
 {
     u_char                       *p, *q;
     ngx_str_t                     uri, args, key;
     ngx_buf_t                    *b;
     ngx_http_request_t           *r, *sr;
-    ngx_http_ai_attempt_t        *a;
+    ngx_http_ai_attempt_t        *a, **call;
+    ngx_http_ai_provider_t       *provider;
     ngx_ai_upstream_request_t     up;
     ngx_http_request_body_t      *rb;
     ngx_http_post_subrequest_t   *ps;
 
     r = ctx->request;
+    provider = target->provider;
 
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_attempt_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
 
+    call = ngx_array_push(&ctx->calls);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    *call = a;
+
     a->ctx = ctx;
+    a->target = target;
     a->provider = provider;
-    a->model = ctx->chat.model;
+    a->model = target->name;
     a->start = ngx_current_msec;
 
-    if (provider->translator->request(r->pool, &ctx->chat, &up) != NGX_OK) {
+    /* the call's own view of the request: the translators read the
+     * model from it */
+
+    a->req = ngx_palloc(r->pool, sizeof(ngx_ai_chat_request_t));
+    if (a->req == NULL) {
+        return NGX_ERROR;
+    }
+
+    *a->req = req ? *req : ctx->chat;
+    a->req->model = target->name;
+    a->req->upstream_model = target->upstream;
+
+    if (provider->translator->request(r->pool, a->req, &up) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -188,12 +210,21 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
         return NGX_ERROR;
     }
 
-    if (a->ctx->chat.stream) {
+    if (a->req->stream) {
         ngx_str_set(&v, "text/event-stream");
     }
 
     if (ngx_http_ai_push_header(sr, "Accept", &v) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (a->ctx->fusion) {
+        /* fusion never recurses through another gateway */
+        ngx_str_set(&v, "1");
+
+        if (ngx_http_ai_push_header(sr, "X-AI-Fusion-Depth", &v) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     if (key->len == 0) {
@@ -287,6 +318,11 @@ ngx_http_ai_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     a->done = 1;
     a->rc = rc;
+    a->end = ngx_current_msec;
+
+    if (a->timer.timer_set) {
+        ngx_del_timer(&a->timer);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "ai gateway: %V done: rc %i, status %ui",
@@ -346,16 +382,18 @@ ngx_http_ai_upstream_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (a->ctx->chat.stream && a->status >= 200 && a->status < 300) {
+    if (a->req->stream && a->status >= 200 && a->status < 300) {
         a->streaming = 1;
 
         if (ngx_ai_sse_init(&a->sse, r->pool, 0) != NGX_OK
-            || ngx_ai_stream_init(&a->stream, r->pool, &a->ctx->chat,
+            || ngx_ai_stream_init(&a->stream, r->pool, a->req,
                                   ngx_time())
                != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        a->stream.model = a->model;
     }
 
     return NGX_OK;
@@ -370,6 +408,7 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_buf_t               *b;
     ngx_str_t                out;
     ngx_chain_t             *cl;
+    ngx_http_ai_ctx_t       *ctx;
     ngx_http_ai_attempt_t   *a;
     ngx_http_ai_loc_conf_t  *alcf;
 
@@ -427,15 +466,43 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         b->pos = b->last;
     }
 
-    if (a->streaming && a->stream.out.len) {
-        out.data = a->stream.out.data;
-        out.len = a->stream.out.len;
+    if (a->streaming && a->stream.out.len && a->ctx->fusion) {
+        /* a fusion's judge writing the answer */
+        return ngx_http_ai_fusion_relay(a->ctx, a);
+    }
 
-        if (!a->ctx->header_sent) {
-            a->ctx->model = a->model;
+    if (a->streaming && a->stream.out.len) {
+        ctx = a->ctx;
+
+        /*
+         * The first call with something to say wins the stream: from now
+         * on the client hears only it, and the others are stopped.
+         */
+
+        if (ctx->winner == NULL && !ctx->finished) {
+            ctx->winner = a;
+            ctx->model = a->model;
+            a->first_byte = 1;
+
+            if (a->timer.timer_set) {
+                ngx_del_timer(&a->timer);
+            }
+
+            if (ctx->calls.nelts > 1
+                && ngx_http_post_request(ctx->request, NULL) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
 
-        rc = ngx_http_ai_stream_send(a->ctx, &out, 0);
+        rc = NGX_OK;
+
+        if (ctx->winner == a) {
+            out.data = a->stream.out.data;
+            out.len = a->stream.out.len;
+
+            rc = ngx_http_ai_stream_send(ctx, &out, 0);
+        }
 
         a->stream.out.len = 0;
 
@@ -448,11 +515,59 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-/* a provider's Retry-After, kept when it is a plain number of seconds */
+/*
+ * The gateway stops a call: its upstream connection is closed and the
+ * subrequest released, so that it holds neither a provider slot nor the
+ * client's keep-alive connection.
+ */
+
+void
+ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
+    ngx_http_ai_outcome_e outcome)
+{
+    ngx_http_request_t  *sr;
+
+    if (a->done) {
+        return;
+    }
+
+    a->done = 1;
+    a->end = ngx_current_msec;
+    a->outcome = outcome;
+    a->aborted = 1;
+
+    if (outcome == NGX_HTTP_AI_TIMEOUT) {
+        a->timed_out = 1;
+        ngx_str_set(&a->reason, "gave no answer within the timeout");
+
+    } else {
+        ngx_str_set(&a->reason, "stopped: another model answered first");
+    }
+
+    if (a->timer.timer_set) {
+        ngx_del_timer(&a->timer);
+    }
+
+    sr = a->sr;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "ai gateway: aborting %V: %V", &a->model, &a->reason);
+
+    if (sr->upstream && sr->upstream->cleanup) {
+        (*sr->upstream->cleanup)(sr);
+    }
+}
+
+
+/*
+ * A 429's wish: Retry-After in seconds (kept for the client too) or
+ * retry-after-ms, as a delay in milliseconds for a retry of this model.
+ */
 
 static void
 ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
 {
+    ngx_int_t         n;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -472,22 +587,35 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             i = 0;
         }
 
-        if (h[i].hash == 0
-            || h[i].key.len != sizeof("Retry-After") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
-                               sizeof("Retry-After") - 1)
-               != 0)
-        {
+        if (h[i].hash == 0 || h[i].value.len == 0 || h[i].value.len > 9) {
             continue;
         }
 
-        if (h[i].value.len && h[i].value.len <= 10
-            && ngx_atoi(h[i].value.data, h[i].value.len) != NGX_ERROR)
+        if (h[i].key.len == sizeof("Retry-After") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               sizeof("Retry-After") - 1) == 0)
         {
-            a->retry_after = h[i].value;
-        }
+            n = ngx_atoi(h[i].value.data, h[i].value.len);
 
-        return;
+            if (n != NGX_ERROR) {
+                a->retry_after = h[i].value;
+
+                if (a->retry_delay == 0) {
+                    a->retry_delay = (ngx_msec_t) n * 1000;
+                }
+            }
+
+        } else if (h[i].key.len == sizeof("retry-after-ms") - 1
+                   && ngx_strncasecmp(h[i].key.data,
+                                      (u_char *) "retry-after-ms",
+                                      sizeof("retry-after-ms") - 1) == 0)
+        {
+            n = ngx_atoi(h[i].value.data, h[i].value.len);
+
+            if (n != NGX_ERROR) {
+                a->retry_delay = (ngx_msec_t) n;
+            }
+        }
     }
 }
 

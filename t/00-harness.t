@@ -356,6 +356,57 @@ $t->get('/v1beta/models/q:generateContent?alt=sse&x=1', %M);
 is($t->mock_records('m1')->[-1]{path}, '/v1beta/models/q:generateContent?alt=sse&x=1',
    'record: path with query');
 
+# behaviour "toolcall": a call of the first declared tool, in each format
+{
+    my $args = { text => 'weather here' };
+    my $oa = { type => 'function', function => { name => 'get_weather' } };
+    $r = $t->post_json('/v1/chat/completions', { model => 'm-toolcall',
+        tools => [$oa], messages => [user('weather here')] }, %M);
+    my $m = $r->{json}{choices}[0]{message};
+    is($m->{content}, undef, 'toolcall openai: no content');
+    is($m->{tool_calls}[0]{function}{name}, 'get_weather', 'toolcall openai: name');
+    is_deeply(decode_json($m->{tool_calls}[0]{function}{arguments}), $args,
+              'toolcall openai: arguments');
+    is($r->{json}{choices}[0]{finish_reason}, 'tool_calls', 'toolcall openai: finish');
+    $r = $t->stream('/v1/chat/completions', { model => 'm-toolcall', stream => \1,
+        tools => [$oa], messages => [user('weather here')] }, %M);
+    my @tc = map { $_->{choices}[0]{delta}{tool_calls}[0] }
+             grep { ref && @{$_->{choices}} && $_->{choices}[0]{delta}{tool_calls} }
+             @{$r->{json_events}};
+    is($tc[0]{function}{name}, 'get_weather', 'toolcall openai stream: name first');
+    is_deeply(decode_json(join '', map { $_->{function}{arguments} } @tc), $args,
+              'toolcall openai stream: fragments join');
+    ok($r->{done}, 'toolcall openai stream: [DONE]');
+
+    $r = $t->post_json('/v1/messages', { model => 'c-toolcall', max_tokens => 9,
+        tools => [{ name => 'lookup', input_schema => { type => 'object' } }],
+        messages => [user('weather here')] }, %M);
+    is($r->{json}{content}[0]{type}, 'tool_use', 'toolcall anthropic: tool_use');
+    is($r->{json}{content}[0]{name}, 'lookup', 'toolcall anthropic: name');
+    is_deeply($r->{json}{content}[0]{input}, $args, 'toolcall anthropic: input');
+    is($r->{json}{stop_reason}, 'tool_use', 'toolcall anthropic: stop_reason');
+    $r = $t->stream('/v1/messages', { model => 'c-toolcall', max_tokens => 9,
+        stream => \1, messages => [user('weather here')] }, %M);
+    my @ev = grep { ref } @{$r->{json_events}};
+    my ($start) = grep { $_->{type} eq 'content_block_start' } @ev;
+    is($start->{content_block}{name}, 'mock_tool', 'toolcall anthropic stream: no tools');
+    is_deeply(decode_json(join '', map { $_->{delta}{partial_json} }
+                          grep { $_->{type} eq 'content_block_delta' } @ev),
+              $args, 'toolcall anthropic stream: input_json_delta fragments join');
+
+    $r = $t->post_json('/v1beta/models/g-toolcall:generateContent', {
+        tools => [{ functionDeclarations => [{ name => 'find' }] }],
+        contents => [{ role => 'user', parts => [{ text => 'weather here' }] }] }, %M);
+    is_deeply($r->{json}{candidates}[0]{content}{parts},
+              [{ functionCall => { name => 'find', args => $args } }],
+              'toolcall gemini: functionCall');
+    $r = $t->stream('/v1beta/models/g-toolcall:streamGenerateContent?alt=sse', {
+        contents => [{ role => 'user', parts => [{ text => 'weather here' }] }] }, %M);
+    is(scalar @{$r->{events}}, 1, 'toolcall gemini stream: one chunk');
+    is($r->{json_events}[0]{candidates}[0]{finishReason}, 'STOP',
+       'toolcall gemini stream: finishReason');
+}
+
 # concurrency: 16 requests each delayed 300 ms, served at once
 my $t0 = time;
 my @res = $t->parallel(map { my $i = $_; sub {

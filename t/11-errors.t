@@ -207,8 +207,8 @@ is($s->{status}, 504, 'stream request, provider silent: 504');
 $s = $t->stream($chat, { model => 'openai/x-headerdelay2500', stream => \1,
                          messages => $user });
 is($s->{status}, 502, 'stream request, provider silent after its header: 502');
-is(eval { decode_json($s->{raw_body})->{error}{code} }, 'response_incomplete',
-   'provider silent after its header: response_incomplete');
+is(eval { decode_json($s->{raw_body})->{error}{code} }, 'stream_incomplete',
+   'provider silent after its header: stream_incomplete');
 
 # the gateway still works after all that
 $r = $t->post_json($chat, { model => 'openai/gpt-4o', messages => $user });

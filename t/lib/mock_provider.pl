@@ -106,6 +106,20 @@
 #   headerdelay<N>  send the headers at once, the body N ms later
 #   crlf            SSE lines end with "\r\n" instead of "\n"
 #   cache, thoughts see above
+#   toolcall        answer with one tool call instead of text: the first
+#                   function the request declares (OpenAI
+#                   tools[0].function.name, Anthropic tools[0].name, Gemini
+#                   tools[0].functionDeclarations[0].name; "mock_tool" when
+#                   none), arguments {"text": LAST_USER_TEXT}; no text
+#                   content; usage as for the text answer.  OpenAI: message
+#                   tool_calls [{id "call_mock_N"}], finish_reason
+#                   "tool_calls"; streamed as the id/name delta, then the
+#                   arguments in two fragments.  Anthropic: a tool_use block
+#                   (id "toolu_mock_N"), stop_reason "tool_use"; streamed as
+#                   content_block_start (input {}), an empty input_json_delta
+#                   (as the real API sends first), then two fragments.
+#                   Gemini: a functionCall part (no id), finishReason STOP;
+#                   streamed as one chunk (as the real API sends calls whole).
 #   Unknown tokens are ignored, so names like "gpt-4o" answer normally.
 #
 # RECORDS (--record FILE): one JSON line per request, appended under flock
@@ -550,7 +564,7 @@ sub parse_behave {
         elsif ($tok =~ /^retryafter(\d+)$/)   { $b->{retryafter} = $1 }
         elsif ($tok =~ /^slow(\d+)$/)         { $b->{slow} = $1 }
         elsif ($tok =~ /^headerdelay(\d+)$/)  { $b->{headerdelay} = $1 }
-        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts)$/) {
+        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall)$/) {
             $b->{$1} = 1;
         }
     }
@@ -608,6 +622,7 @@ sub dispatch {
     my $a = answer($model, $conv);
     my %ctx = (c => $c, req => $req, b => $b, model => $model, a => $a,
                data => $data, stream => $stream);
+    $ctx{tool} = tool_call($fmt, $data, $conv) if $b->{toolcall};
 
     if ($b->{garbage}) {
         return garbage_plan(\%ctx);
@@ -760,6 +775,28 @@ sub answer {
              prompt_tokens => $prompt, completion_tokens => scalar @pieces };
 }
 
+# Behaviour "toolcall": the call to answer with -- the first declared
+# function, arguments {"text": LAST_USER_TEXT} (JSON text and its two
+# halves, for streams).
+sub tool_call {
+    my ($fmt, $d, $conv) = @_;
+    my $tools = ref $d->{tools} eq 'ARRAY' ? $d->{tools} : [];
+    my $t0 = ref $tools->[0] eq 'HASH' ? $tools->[0] : {};
+    my $name = $fmt eq 'openai'    ? (ref $t0->{function} eq 'HASH'
+                                          ? $t0->{function}{name} : undef)
+             : $fmt eq 'anthropic' ? $t0->{name}
+             : ref $t0->{functionDeclarations} eq 'ARRAY'
+               && ref $t0->{functionDeclarations}[0] eq 'HASH'
+                   ? $t0->{functionDeclarations}[0]{name} : undef;
+    $name = 'mock_tool' unless defined $name && !ref $name && length $name;
+    my $args = { text => $conv->{last_user} };
+    my $json = $JSON->encode($args);
+    my $half = int(length($json) / 2);
+    return { name => $name, args => $args, json => $json,
+             fragments => [substr($json, 0, $half), substr($json, $half)],
+             seq => ++$resp_seq };
+}
+
 # ----------------------------------------------------------------------
 # Errors in each provider's format.
 
@@ -900,6 +937,13 @@ sub openai_complete {
                       finish_reason => $a->{truncated} ? 'length' : 'stop' }],
         usage => openai_usage($a),
     };
+    if (my $tc = $x->{tool}) {
+        $body->{choices}[0]{message} = { role => 'assistant', content => undef,
+            tool_calls => [{ id => "call_mock_$tc->{seq}", type => 'function',
+                             function => { name => $tc->{name},
+                                           arguments => $tc->{json} } }] };
+        $body->{choices}[0]{finish_reason} = 'tool_calls';
+    }
     my $json = $JSON->encode($body);
     return cut_or_plain($x, $json);
 }
@@ -937,8 +981,19 @@ sub openai_stream {
         finish_reason => undef }] });
     my @content = map { sse($b, undef, $word->(TEXT => $JSON_VALUE->encode($_))) }
                       @{$a->{pieces}};
+    my $finish = $a->{truncated} ? 'length' : 'stop';
+    if (my $tc = $x->{tool}) {
+        @open = ($chunk->({ role => 'assistant', content => undef }, undef));
+        @content = ($chunk->({ tool_calls => [{ index => 0,
+            id => "call_mock_$tc->{seq}", type => 'function',
+            function => { name => $tc->{name}, arguments => '' } }] }, undef),
+            map { $chunk->({ tool_calls => [{ index => 0,
+                                 function => { arguments => $_ } }] }, undef) }
+                @{$tc->{fragments}});
+        $finish = 'tool_calls';
+    }
     my ($content, $cut) = maybe_cut($b, \@content);
-    my @term = ($chunk->({}, $a->{truncated} ? 'length' : 'stop'));
+    my @term = ($chunk->({}, $finish));
     push @term, sse($b, undef, $JSON->encode({ %base, choices => [],
                                                usage => openai_usage($a) }))
         if $include_usage;
@@ -978,6 +1033,11 @@ sub anthropic_complete {
         stop_sequence => undef,
         usage => anthropic_usage($x, $a->{completion_tokens}),
     };
+    if (my $tc = $x->{tool}) {
+        $body->{content} = [{ type => 'tool_use', id => "toolu_mock_$tc->{seq}",
+                              name => $tc->{name}, input => $tc->{args} }];
+        $body->{stop_reason} = 'tool_use';
+    }
     return cut_or_plain($x, $JSON->encode($body));
 }
 
@@ -1001,11 +1061,22 @@ sub anthropic_stream {
     my @content = map {
         sse($b, 'content_block_delta', $delta->(TEXT => $JSON_VALUE->encode($_)))
     } @{$a->{pieces}};
+    my $stop = $a->{truncated} ? 'max_tokens' : 'end_turn';
+    if (my $tc = $x->{tool}) {
+        $open[1] = $ev->(content_block_start => { index => 0, content_block => {
+            type => 'tool_use', id => "toolu_mock_$tc->{seq}",
+            name => $tc->{name}, input => {} } });
+        @content = map {
+            $ev->(content_block_delta => { index => 0, delta => {
+                type => 'input_json_delta', partial_json => $_ } })
+        } '', @{$tc->{fragments}};
+        $stop = 'tool_use';
+    }
     my ($content, $cut) = maybe_cut($b, \@content);
     my @term = (
         $ev->(content_block_stop => { index => 0 }),
         $ev->(message_delta => {
-            delta => { stop_reason => $a->{truncated} ? 'max_tokens' : 'end_turn',
+            delta => { stop_reason => $stop,
                        stop_sequence => undef },
             usage => { output_tokens => $a->{completion_tokens} } }),
         $ev->(message_stop => {}),
@@ -1020,7 +1091,11 @@ sub gemini_chunk {
     my $a = $x->{a};
     my $cand = { content => { role => 'model', parts => [{ text => $text }] },
                  index => 0 };
-    $cand->{finishReason} = $a->{truncated} ? 'MAX_TOKENS' : 'STOP' if $last;
+    $cand->{content}{parts} = [{ functionCall => { name => $x->{tool}{name},
+                                                   args => $x->{tool}{args} } }]
+        if $x->{tool};
+    $cand->{finishReason} = $a->{truncated} && !$x->{tool} ? 'MAX_TOKENS' : 'STOP'
+        if $last;
     my $thoughts = $x->{b}{thoughts} ? 3 : 0;
     my $um = { promptTokenCount => $a->{prompt_tokens},
                candidatesTokenCount => $sent,
@@ -1042,6 +1117,9 @@ sub gemini_complete {
 # finishReason on the last.
 sub gemini_chunks {
     my ($x) = @_;
+    # toolcall: the call, whole, in one chunk
+    return $JSON->encode(gemini_chunk($x, '', $x->{a}{completion_tokens}, 1))
+        if $x->{tool};
     my @p = @{$x->{a}{pieces}};
     @p = ('') unless @p;
     my $mid = json_template(gemini_chunk($x, '@@TEXT@@', '@@SENT@@', 0));

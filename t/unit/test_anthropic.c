@@ -1152,6 +1152,90 @@ UNIT_TEST(anthropic_stream_exact_chunks)
 }
 
 
+/*
+ * A stream whose tool_use blocks end with a stop_reason other than
+ * "tool_use" (end_turn, stop_sequence, or no message_delta) finishes with
+ * "tool_calls", as the whole answer does.
+ */
+
+UNIT_TEST(anthropic_stream_tool_use_end_turn)
+{
+    ngx_ai_stream_t         st;
+    ngx_ai_sse_event_t      ev;
+    ngx_ai_chat_request_t  *req;
+    unit_ai_chunks_t        c;
+    ngx_str_t               out;
+    int                     i, k;
+    const char             *events[] = {
+        "message_start", "{\"type\":\"message_start\",\"message\":{\"id\":"
+        "\"msg_1\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}",
+        "content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+        "\"name\":\"get_time\",\"input\":{}}}",
+        "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}",
+        "message_delta", "{\"type\":\"message_delta\",\"delta\":"
+        "{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}",
+        "message_stop", "{\"type\":\"message_stop\"}",
+        NULL
+    };
+
+    req = unit_ai_chat("{\"model\":\"anthropic/claude\",\"stream\":true,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+
+    /* k == 0: with the message_delta; k == 1: without it */
+
+    for (k = 0; k < 2; k++) {
+        ngx_ai_stream_init(&st, unit_pool(), req, UNIT_AI_CREATED);
+
+        for (i = 0; events[i]; i += 2) {
+            if (k == 1 && strcmp(events[i], "message_delta") == 0) {
+                continue;
+            }
+
+            ev.event.data = (u_char *) events[i];
+            ev.event.len = strlen(events[i]);
+            ev.data.data = (u_char *) events[i + 1];
+            ev.data.len = strlen(events[i + 1]);
+
+            UNIT_EQ_INT(ngx_ai_anthropic_translator.stream_event(&st, &ev),
+                        NGX_OK);
+        }
+
+        out.data = st.out.data;
+        out.len = st.out.len;
+        unit_ai_chunks(&out, &c);
+
+        UNIT_EQ_INT(st.done, 1);
+        UNIT_EQ_INT(c.tools, 1);
+        UNIT_EQ_STR(c.args[0], "{}");
+        UNIT_CHECK(strcmp(c.finish, "tool_calls") == 0);
+        UNIT_EQ_STR(st.finish_reason, "tool_calls");
+    }
+
+    /* without tool calls, end_turn stays "stop" */
+
+    ngx_ai_stream_init(&st, unit_pool(), req, UNIT_AI_CREATED);
+
+    for (i = 0; events[i]; i += 2) {
+        if (strcmp(events[i], "content_block_start") == 0
+            || strcmp(events[i], "content_block_stop") == 0)
+        {
+            continue;
+        }
+
+        ev.event.data = (u_char *) events[i];
+        ev.event.len = strlen(events[i]);
+        ev.data.data = (u_char *) events[i + 1];
+        ev.data.len = strlen(events[i + 1]);
+
+        UNIT_EQ_INT(ngx_ai_anthropic_translator.stream_event(&st, &ev),
+                    NGX_OK);
+    }
+
+    UNIT_EQ_STR(st.finish_reason, "stop");
+}
+
+
 UNIT_TEST(anthropic_stream_garbage_and_no_start)
 {
     ngx_ai_stream_t         st;

@@ -174,3 +174,124 @@ UNIT_TEST(error_render)
                 "\"type\":\"invalid_request_error\",\"param\":\"model\","
                 "\"code\":null}}");
 }
+
+
+/* found by fuzz/fuzz_request: (int64_t) 1e300 is undefined behaviour */
+
+UNIT_TEST(request_max_tokens_out_of_range)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"max_tokens\":1e300,\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "max_tokens") == 0);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"max_completion_tokens\":-1e300,"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "max_completion_tokens") == 0);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"max_tokens\":100000000,"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                      &req, &err), NGX_OK);
+    UNIT_EQ_INT(req.max_tokens, 100000000);
+}
+
+
+/*
+ * Found by fuzz/fuzz_request: with "model" twice, the first was
+ * validated and the second reached the provider unchecked.
+ */
+
+UNIT_TEST(request_duplicate_members)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"openai/gpt-4o\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"x\"}],\"model\":\"../../x\"}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "model") == 0);
+    UNIT_CHECK(strcmp(err.code, "duplicate_parameter") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"stream\":true,\"stream_options\":"
+                      "{\"include_usage\":false,\"include_usage\":true},"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "include_usage") == 0);
+
+    /* members the gateway does not read may repeat */
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"x\":1,\"x\":2,\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_OK);
+}
+
+
+/* found by fuzz/fuzz_request: bytes after the object were ignored */
+
+UNIT_TEST(request_trailing_bytes)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"x\"}]}{\"model\":\"c/d\"}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"x\"}]} \r\n", &req, &err), NGX_OK);
+}
+
+
+/* found by fuzz/fuzz_request: "stream_options": null was dropped */
+
+UNIT_TEST(openai_request_restores_null_stream_options)
+{
+    ngx_ai_chat_request_t      req;
+    ngx_ai_upstream_request_t  up;
+    ngx_ai_error_t             err;
+    ngx_str_t                  again;
+    cJSON                     *j;
+
+    UNIT_EQ_INT(parse("{\"model\":\"openai/gpt-4o\",\"stream\":true,"
+                      "\"stream_options\":null,\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\"}]}", &req, &err), NGX_OK);
+    UNIT_EQ_INT(ngx_ai_openai_translator.request(unit_pool(), &req, &up),
+                NGX_OK);
+
+    j = unit_json(&up.body);
+    UNIT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(
+                   cJSON_GetObjectItem(j, "stream_options"),
+                   "include_usage")));
+
+    UNIT_EQ_INT(ngx_ai_json_print(unit_pool(), req.json, &again), NGX_OK);
+    UNIT_CONTAINS(again, "\"stream_options\":null");
+}
+
+
+/*
+ * Found by fuzz/fuzz_response_openai: an answer with bytes after its
+ * JSON was passed on as it was, so the client got a body that is not
+ * JSON instead of a fallback or a 502.
+ */
+
+UNIT_TEST(openai_response_trailing_bytes)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_response_t      out;
+    ngx_ai_error_t         err;
+    ngx_str_t              body;
+
+    UNIT_EQ_INT(parse("{\"model\":\"openai/gpt-4o\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\"}]}", &req, &err), NGX_OK);
+
+    ngx_str_set(&body, "{\"choices\":[{\"message\":{\"content\":\"a\"}}]}x");
+    UNIT_EQ_INT(ngx_ai_openai_translator.response(unit_pool(), &req,
+                    body.data, body.len, &out, &err), NGX_DECLINED);
+    UNIT_EQ_INT(err.status, 502);
+
+    ngx_str_set(&body, "{\"choices\":[{\"message\":{\"content\":\"a\"}}]}\n");
+    UNIT_EQ_INT(ngx_ai_openai_translator.response(unit_pool(), &req,
+                    body.data, body.len, &out, &err), NGX_OK);
+    UNIT_EQ_STR(out.content, "a");
+}

@@ -140,3 +140,67 @@ UNIT_TEST(openai_stream_error_and_garbage)
                 NGX_DECLINED);
     UNIT_EQ_INT(st.failed, 1);
 }
+
+
+/*
+ * Found by fuzz/fuzz_stream_openai: an event sent as several "data:"
+ * lines was passed on with the LF that joins them, so the client read
+ * its first line alone; and bytes after an event's JSON were passed on.
+ */
+
+UNIT_TEST(openai_stream_multiline_and_trailing_bytes)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_stream_t        st;
+    ngx_ai_sse_parser_t    p;
+    ngx_ai_sse_event_t     ev;
+    ngx_str_t              out;
+    const char            *in =
+        "data: {\"choices\":[{\"index\":0,\"delta\":\n"
+        "data: {\"content\":\"x\"}}]}\n\n";
+
+    ngx_memzero(&req, sizeof(req));
+    ngx_ai_stream_init(&st, unit_pool(), &req, 0);
+    ngx_ai_sse_init(&p, unit_pool(), 0);
+
+    UNIT_EQ_INT(ngx_ai_sse_feed(&p, (u_char *) in, (u_char *) in + strlen(in),
+                                stream_feed, &st), NGX_OK);
+    out.data = st.out.data;
+    out.len = st.out.len;
+    UNIT_EQ_STR(out, "data: {\"choices\":[{\"index\":0,\"delta\":"
+                "{\"content\":\"x\"}}]}\n\n");
+
+    ngx_ai_stream_init(&st, unit_pool(), &req, 0);
+    ngx_str_set(&ev.event, "");
+    ngx_str_set(&ev.data, "{\"choices\":[{\"delta\":{}}]}]}");
+    UNIT_EQ_INT(ngx_ai_openai_translator.stream_event(&st, &ev),
+                NGX_DECLINED);
+    UNIT_EQ_INT(st.failed, 1);
+    UNIT_EQ_INT(st.out.len, 0);
+}
+
+
+/*
+ * Found by fuzz/fuzz_stream_gemini (the UTF-8 check): a provider id
+ * longer than the chunk id bound was cut inside a UTF-8 character.
+ */
+
+UNIT_TEST(stream_id_cut_at_a_character)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_stream_t        st;
+    u_char                 id[130];
+
+    ngx_memset(id, 'a', 127);
+    id[127] = 0xc3;                                     /* U+00E9 */
+    id[128] = 0xa9;
+    id[129] = 'b';
+
+    ngx_memzero(&req, sizeof(req));
+    ngx_str_set(&req.model, "p/m");
+    ngx_ai_stream_init(&st, unit_pool(), &req, 0);
+
+    UNIT_EQ_INT(ngx_ai_stream_start(&st, id, sizeof(id)), NGX_OK);
+    UNIT_EQ_INT(st.id.len, 9 + 127);
+    UNIT_EQ_INT(st.id.data[st.id.len - 1], 'a');
+}

@@ -1,0 +1,471 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Circuit breakers, one per provider/model, in shared memory so that all
+ * workers see the same state: after N consecutive failures a model is
+ * skipped for a cool-down, then a single probe is let through (half-open);
+ * its success closes the circuit, its failure opens it again.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway.h"
+
+
+#define NGX_HTTP_AI_BREAKER_ZONE_SIZE  (256 * 1024)
+
+
+typedef enum {
+    NGX_HTTP_AI_CLOSED = 0,
+    NGX_HTTP_AI_OPEN,
+    NGX_HTTP_AI_HALF_OPEN
+} ngx_http_ai_breaker_state_e;
+
+
+typedef struct {
+    u_char                      color;
+    u_char                      state;
+    u_short                     len;
+    ngx_queue_t                 queue;       /* LRU */
+    ngx_uint_t                  failures;    /* consecutive */
+    ngx_msec_t                  opened;
+    ngx_msec_t                  probe;       /* a probe's start, 0: none */
+    ngx_uint_t                  trips;       /* times it opened */
+    u_char                      data[1];
+} ngx_http_ai_breaker_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;
+} ngx_http_ai_breaker_shctx_t;
+
+
+typedef struct {
+    ngx_http_ai_breaker_shctx_t  *sh;
+    ngx_slab_pool_t              *shpool;
+} ngx_http_ai_breaker_ctx_t;
+
+
+static ngx_int_t ngx_http_ai_breaker_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_ai_breaker_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_ai_breaker_node_t *ngx_http_ai_breaker_lookup(
+    ngx_http_ai_breaker_ctx_t *ctx, ngx_str_t *model, uint32_t hash,
+    ngx_uint_t create);
+
+
+static ngx_str_t  ngx_http_ai_breaker_zone_name =
+    ngx_string("ai_gateway_breakers");
+
+static const char  *ngx_http_ai_breaker_states[] = {
+    "closed", "open", "half-open"
+};
+
+
+/* the zone, once per configuration, shared by every ai_fallback */
+
+ngx_int_t
+ngx_http_ai_breaker_init_conf(ngx_conf_t *cf)
+{
+    ngx_shm_zone_t            *zone;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_breaker_ctx_t *ctx;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    if (amcf->breakers) {
+        return NGX_OK;
+    }
+
+    zone = ngx_shared_memory_add(cf, &ngx_http_ai_breaker_zone_name,
+                                 NGX_HTTP_AI_BREAKER_ZONE_SIZE,
+                                 &ngx_ai_gateway_module);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_breaker_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_http_ai_breaker_init_zone;
+    zone->data = ctx;
+
+    amcf->breakers = zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_breaker_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ai_breaker_ctx_t  *octx = data;
+
+    size_t                      len;
+    ngx_http_ai_breaker_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* a reload: the breakers keep their state */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_http_ai_breaker_shctx_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                    ngx_http_ai_breaker_insert);
+    ngx_queue_init(&ctx->sh->queue);
+
+    len = sizeof(" in ai_gateway_breakers zone \"\"")
+          + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in ai_gateway_breakers zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_breaker_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t           **p;
+    ngx_http_ai_breaker_node_t   *bn, *bnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            bn = (ngx_http_ai_breaker_node_t *) &node->color;
+            bnt = (ngx_http_ai_breaker_node_t *) &temp->color;
+
+            p = (ngx_memn2cmp(bn->data, bnt->data, bn->len, bnt->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* call with the zone locked; NULL when absent (or no room to create) */
+
+static ngx_http_ai_breaker_node_t *
+ngx_http_ai_breaker_lookup(ngx_http_ai_breaker_ctx_t *ctx, ngx_str_t *model,
+    uint32_t hash, ngx_uint_t create)
+{
+    size_t                       size;
+    ngx_int_t                    rc;
+    ngx_queue_t                 *q;
+    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_http_ai_breaker_node_t  *bn;
+
+    node = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        bn = (ngx_http_ai_breaker_node_t *) &node->color;
+
+        rc = ngx_memn2cmp(model->data, bn->data, model->len,
+                          (size_t) bn->len);
+
+        if (rc == 0) {
+            ngx_queue_remove(&bn->queue);
+            ngx_queue_insert_head(&ctx->sh->queue, &bn->queue);
+            return bn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_ai_breaker_node_t, data)
+           + model->len;
+
+    node = ngx_slab_alloc_locked(ctx->shpool, size);
+
+    if (node == NULL) {
+        /* full: forget the least recently used closed breaker */
+
+        for (q = ngx_queue_last(&ctx->sh->queue);
+             q != ngx_queue_sentinel(&ctx->sh->queue);
+             q = ngx_queue_prev(q))
+        {
+            bn = ngx_queue_data(q, ngx_http_ai_breaker_node_t, queue);
+
+            if (bn->state == NGX_HTTP_AI_CLOSED) {
+                ngx_queue_remove(q);
+                node = (ngx_rbtree_node_t *)
+                           ((u_char *) bn
+                            - offsetof(ngx_rbtree_node_t, color));
+                ngx_rbtree_delete(&ctx->sh->rbtree, node);
+                ngx_slab_free_locked(ctx->shpool, node);
+                break;
+            }
+        }
+
+        node = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (node == NULL) {
+            return NULL;
+        }
+    }
+
+    node->key = hash;
+
+    bn = (ngx_http_ai_breaker_node_t *) &node->color;
+
+    bn->state = NGX_HTTP_AI_CLOSED;
+    bn->len = (u_short) model->len;
+    bn->failures = 0;
+    bn->opened = 0;
+    bn->probe = 0;
+    bn->trips = 0;
+    ngx_memcpy(bn->data, model->data, model->len);
+
+    ngx_rbtree_insert(&ctx->sh->rbtree, node);
+    ngx_queue_insert_head(&ctx->sh->queue, &bn->queue);
+
+    return bn;
+}
+
+
+/*
+ * NGX_OK: call the model (closed, or the half-open probe);
+ * NGX_DECLINED: its circuit is open, skip it.
+ */
+
+ngx_int_t
+ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb, ngx_str_t *model,
+    ngx_log_t *log)
+{
+    uint32_t                     hash;
+    ngx_int_t                    rc;
+    ngx_msec_t                   now;
+    ngx_http_ai_breaker_ctx_t   *ctx;
+    ngx_http_ai_breaker_node_t  *bn;
+
+    if (fb->breakers == NULL || model->len > 65535) {
+        return NGX_OK;
+    }
+
+    ctx = fb->breakers->data;
+    hash = ngx_crc32_short(model->data, model->len);
+    now = ngx_current_msec;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    bn = ngx_http_ai_breaker_lookup(ctx, model, hash, 0);
+
+    if (bn == NULL || bn->state == NGX_HTTP_AI_CLOSED) {
+        goto done;
+    }
+
+    if (bn->state == NGX_HTTP_AI_OPEN) {
+        if (now - bn->opened < fb->breaker_cooldown) {
+            rc = NGX_DECLINED;
+            goto done;
+        }
+
+        bn->state = NGX_HTTP_AI_HALF_OPEN;
+        bn->probe = now;
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "ai gateway: circuit of %V half-open, probing", model);
+        goto done;
+    }
+
+    /* half-open: one probe at a time; a probe lost for a whole cool-down
+     * (its worker died) is replaced */
+
+    if (bn->probe && now - bn->probe < fb->breaker_cooldown) {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    bn->probe = now;
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb, ngx_str_t *model,
+    ngx_uint_t ok, ngx_log_t *log)
+{
+    uint32_t                     hash;
+    ngx_http_ai_breaker_ctx_t   *ctx;
+    ngx_http_ai_breaker_node_t  *bn;
+
+    if (fb->breakers == NULL || model->len > 65535) {
+        return;
+    }
+
+    ctx = fb->breakers->data;
+    hash = ngx_crc32_short(model->data, model->len);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    bn = ngx_http_ai_breaker_lookup(ctx, model, hash, !ok);
+
+    if (bn == NULL) {
+        goto done;
+    }
+
+    if (ok) {
+        if (bn->state != NGX_HTTP_AI_CLOSED) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "ai gateway: circuit of %V closed", model);
+        }
+
+        bn->state = NGX_HTTP_AI_CLOSED;
+        bn->failures = 0;
+        bn->probe = 0;
+        goto done;
+    }
+
+    bn->failures++;
+
+    if (bn->state == NGX_HTTP_AI_HALF_OPEN
+        || (bn->state == NGX_HTTP_AI_CLOSED
+            && bn->failures >= fb->breaker_failures))
+    {
+        bn->state = NGX_HTTP_AI_OPEN;
+        bn->opened = ngx_current_msec;
+        bn->probe = 0;
+        bn->trips++;
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "ai gateway: circuit of %V open for %M ms after %ui "
+                      "consecutive failures", model, fb->breaker_cooldown,
+                      bn->failures);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/*
+ * The breakers as a JSON array for the status page:
+ * [{"model":...,"state":...,"consecutive_failures":N,"trips":N}]
+ */
+
+ngx_int_t
+ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf, ngx_ai_buf_t *out)
+{
+    ngx_uint_t                   first;
+    ngx_queue_t                 *q;
+    ngx_http_ai_breaker_ctx_t   *ctx;
+    ngx_http_ai_breaker_node_t  *bn;
+
+    if (ngx_ai_buf_append_str(out, "[") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->breakers == NULL) {
+        return ngx_ai_buf_append_str(out, "]");
+    }
+
+    ctx = amcf->breakers->data;
+    first = 1;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        bn = ngx_queue_data(q, ngx_http_ai_breaker_node_t, queue);
+
+        if ((!first && ngx_ai_buf_append_str(out, ",") != NGX_OK)
+            || ngx_ai_buf_append_str(out, "{\"model\":") != NGX_OK
+            || ngx_ai_buf_append_json_string(out, bn->data, bn->len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(out, ",\"state\":\"") != NGX_OK
+            || ngx_ai_buf_append_str(out,
+                                     ngx_http_ai_breaker_states[bn->state])
+               != NGX_OK
+            || ngx_ai_buf_append_str(out, "\",\"consecutive_failures\":")
+               != NGX_OK
+            || ngx_ai_buf_append_uint(out, bn->failures) != NGX_OK
+            || ngx_ai_buf_append_str(out, ",\"trips\":") != NGX_OK
+            || ngx_ai_buf_append_uint(out, bn->trips) != NGX_OK
+            || ngx_ai_buf_append_str(out, "}") != NGX_OK)
+        {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        first = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return ngx_ai_buf_append_str(out, "]");
+}

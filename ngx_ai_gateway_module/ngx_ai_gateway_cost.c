@@ -1,0 +1,2274 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * The cost ledger and budgets: ai_cost_zone and ai_cost.  A cost zone
+ * holds, in one rbtree with one LRU queue:
+ *
+ *   ledger entries  per (key digest, route, model): calls, errors, input
+ *                   and output tokens, cost in nano-USD (exact figures),
+ *                   and apart from them calls the gateway aborted with
+ *                   their estimated input and cost; first and last seen;
+ *   accounts        per key digest (per route without key=): spend this
+ *                   UTC day, this UTC month and ever, and the estimated
+ *                   cost of the key's requests in flight, for budgets.
+ *
+ * Zone totals live in the zone's header and are never evicted.  Keys are
+ * SHA-256 digests; the status output shows a short prefix only.
+ *
+ * state=PATH: the zone is written to PATH (a text file with a CRC, see
+ * ngx_http_ai_cost_save) by worker 0 on a timer and at its exit, and by
+ * the master at its exit, always as a temporary file renamed over PATH;
+ * it is read back when the zone is created (start, restart, a reload
+ * that resized the zone).  A file that does not check out is reported,
+ * kept as PATH.corrupt and ignored.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway_limits.h"
+
+
+#define NGX_HTTP_AI_COST_ID_LEN                                             \
+    (2 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN + 1             \
+     + NGX_AI_MAX_MODEL_LEN)
+
+#define NGX_HTTP_AI_COST_MAGIC      "ngx_ai_gateway_cost_state 1"
+#define NGX_HTTP_AI_COST_MAX_STATE  (1024 * 1024 * 1024)
+
+
+/* a record of the state file, parsed */
+typedef struct {
+    ngx_uint_t                      type;
+    ngx_uint_t                      keyed;
+    u_char                          digest[NGX_HTTP_AI_DIGEST_LEN];
+    ngx_str_t                       route;
+    ngx_str_t                       model;
+    uint64_t                        n[12];
+} ngx_http_ai_cost_rec_t;
+
+
+static ngx_int_t ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static size_t ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed,
+    u_char *digest, ngx_str_t *route, ngx_str_t *model);
+static size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
+    u_char *digest, ngx_str_t *route);
+static ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(
+    ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
+    ngx_uint_t route_len, ngx_uint_t model_len, ngx_uint_t quiet);
+static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
+    ngx_uint_t quiet);
+static void ngx_http_ai_cost_roll(ngx_http_ai_cost_node_t *node,
+    time_t now);
+static time_t ngx_http_ai_cost_renews(ngx_uint_t period, time_t now);
+static void ngx_http_ai_cost_add(ngx_http_ai_counters_t *to,
+    ngx_http_ai_counters_t *add);
+static void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *node,
+    u_char **digest, ngx_str_t *route, ngx_str_t *model);
+
+static ngx_int_t ngx_http_ai_cost_save(ngx_http_ai_cost_zone_t *zone,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone,
+    ngx_ai_buf_t *b);
+static ngx_int_t ngx_http_ai_cost_append_str(ngx_ai_buf_t *b,
+    ngx_str_t *s);
+static ngx_int_t ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n,
+    ngx_uint_t count);
+static void ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone,
+    ngx_log_t *log);
+static char *ngx_http_ai_cost_parse(ngx_http_ai_cost_zone_t *zone,
+    ngx_pool_t *pool, u_char *buf, size_t size, ngx_array_t *recs,
+    ngx_http_ai_counters_t *totals, ngx_uint_t *line);
+static ngx_uint_t ngx_http_ai_cost_split(u_char *p, u_char *last,
+    ngx_str_t *tok, ngx_uint_t max);
+static ngx_int_t ngx_http_ai_cost_parse_u64(ngx_str_t *s, uint64_t *v);
+static ngx_int_t ngx_http_ai_cost_parse_str(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_str_t *out);
+static ngx_int_t ngx_http_ai_cost_parse_digest(ngx_str_t *s,
+    ngx_uint_t keyed, u_char *digest);
+static void ngx_http_ai_cost_timer_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_ai_cost_is_writer(void);
+
+static ngx_int_t ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b,
+    ngx_http_ai_counters_t *c);
+
+
+static ngx_uint_t  ngx_http_ai_cost_tag;
+
+
+/* ai_cost_zone NAME:SIZE [state=PATH] [interval=TIME] */
+
+char *
+ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_limits_main_conf_t *lmcf = conf;
+
+    u_char                   *p;
+    ssize_t                   size;
+    ngx_str_t                *value, name, s;
+    ngx_int_t                 interval;
+    ngx_uint_t                i;
+    ngx_shm_zone_t           *shm_zone, **z;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strlchr(value[1].data, value[1].data + value[1].len,
+                               ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": ai_cost_zone takes "
+                           "NAME:SIZE, e.g. ai_cost:10m", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uz bytes",
+                           &value[1], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_cost_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->interval = 10000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "state=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            if (ngx_conf_full_name(cf->cycle, &s, 0) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            /* NUL-terminated, for open() and rename() */
+
+            zone->state.data = ngx_pnalloc(cf->pool, s.len + 1);
+            if (zone->state.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(zone->state.data, s.data, s.len);
+            zone->state.data[s.len] = '\0';
+            zone->state.len = s.len;
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            interval = ngx_parse_time(&s, 0);
+
+            if (interval == NGX_ERROR || interval < 100) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": expected a time of at "
+                                   "least 100ms", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            zone->interval = (ngx_msec_t) interval;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": sharing budgets across hosts is not "
+                               "supported yet", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        goto invalid;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_ai_cost_tag);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate ai_cost_zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone->shm_zone = shm_zone;
+
+    shm_zone->init = ngx_http_ai_cost_init_zone;
+    shm_zone->data = zone;
+
+    z = ngx_array_push(&lmcf->cost_zones);
+    if (z == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *z = shm_zone;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\": ai_cost_zone takes "
+                       "NAME:SIZE, state= and interval=", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ai_cost_zone_t  *ozone = data;
+
+    size_t                    len;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        /* a reload: the ledger goes on in the same memory */
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_calloc(zone->shpool, sizeof(ngx_http_ai_cost_sh_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_ai_cost_rbtree_insert_value);
+
+    ngx_queue_init(&zone->sh->queue);
+
+    len = sizeof(" in ai_cost_zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in ai_cost_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts old entries: that is reported by us */
+    zone->shpool->log_nomem = 0;
+
+    /* not for "nginx -t" nor "nginx -s": only a process that serves */
+
+    if (zone->state.len && !ngx_test_config
+        && ngx_process != NGX_PROCESS_SIGNALLER)
+    {
+        ngx_http_ai_cost_load(zone, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
+}
+
+
+/* ai_cost zone=NAME [key=$var] [budget=USD[/day|/month]] */
+
+char *
+ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ai_limits_loc_conf_t *llcf = conf;
+
+    u_char                            *p, *last;
+    ngx_str_t                         *value, s;
+    ngx_uint_t                         i;
+    ngx_http_ai_cost_conf_t           *cc;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (llcf->cost != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    cc = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_cost_conf_t));
+    if (cc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            cc->shm_zone = ngx_shared_memory_add(cf, &s, 0,
+                                                 &ngx_http_ai_cost_tag);
+            if (cc->shm_zone == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            cc->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+            if (cc->key == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+            ccv.complex_value = cc->key;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "budget=", 7) == 0) {
+            p = value[i].data + 7;
+            last = value[i].data + value[i].len;
+
+            cc->period = NGX_HTTP_AI_BUDGET_EVER;
+
+            if (last - p > 4 && ngx_strncmp(last - 4, "/day", 4) == 0) {
+                cc->period = NGX_HTTP_AI_BUDGET_DAY;
+                last -= 4;
+
+            } else if (last - p > 6
+                       && ngx_strncmp(last - 6, "/month", 6) == 0)
+            {
+                cc->period = NGX_HTTP_AI_BUDGET_MONTH;
+                last -= 6;
+            }
+
+            if (ngx_http_ai_parse_nano_usd(p, last - p, &cc->budget)
+                != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": expected USD with at "
+                                   "most 9 decimals, optionally followed by "
+                                   "/day or /month, e.g. budget=25/day",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            cc->has_budget = 1;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (cc->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ai_cost\" must have the \"zone=\" parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    llcf->cost = cc;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\": ai_cost takes zone=, key= "
+                       "and budget=", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t        **p;
+    ngx_http_ai_cost_node_t   *n, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            n = (ngx_http_ai_cost_node_t *) &node->color;
+            t = (ngx_http_ai_cost_node_t *) &temp->color;
+
+            p = (ngx_memn2cmp(n->data, t->data, n->len, t->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static size_t
+ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed, u_char *digest,
+    ngx_str_t *route, ngx_str_t *model)
+{
+    u_char  *p;
+
+    p = id;
+
+    *p++ = NGX_HTTP_AI_COST_LEDGER;
+    *p++ = (u_char) keyed;
+
+    if (keyed) {
+        p = ngx_cpymem(p, digest, NGX_HTTP_AI_DIGEST_LEN);
+    }
+
+    p = ngx_cpymem(p, route->data, route->len);
+    *p++ = '\0';
+    p = ngx_cpymem(p, model->data, model->len);
+
+    return p - id;
+}
+
+
+static size_t
+ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed, u_char *digest,
+    ngx_str_t *route)
+{
+    u_char  *p;
+
+    p = id;
+
+    *p++ = NGX_HTTP_AI_COST_ACCOUNT;
+    *p++ = (u_char) keyed;
+
+    if (keyed) {
+        p = ngx_cpymem(p, digest, NGX_HTTP_AI_DIGEST_LEN);
+
+    } else {
+        p = ngx_cpymem(p, route->data, route->len);
+    }
+
+    return p - id;
+}
+
+
+/*
+ * The node of an identity, created if need be (evicting the least
+ * recently used nodes no request holds when the zone is full), moved to
+ * the head of the LRU queue.  Called locked.
+ */
+
+static ngx_http_ai_cost_node_t *
+ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
+    ngx_uint_t route_len, ngx_uint_t model_len, ngx_uint_t quiet)
+{
+    size_t                    size;
+    uint32_t                  hash;
+    ngx_int_t                 rc;
+    ngx_uint_t                tries;
+    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_http_ai_cost_node_t  *cn;
+
+    hash = ngx_crc32_short(id, len);
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_http_ai_cost_node_t *) &node->color;
+
+        rc = ngx_memn2cmp(id, cn->data, len, (size_t) cn->len);
+
+        if (rc == 0) {
+            ngx_queue_remove(&cn->queue);
+            ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_ai_cost_node_t, data)
+           + len;
+
+    for (tries = 0; /* void */; tries++) {
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+
+        if (node) {
+            break;
+        }
+
+        if (tries == 32 || ngx_http_ai_cost_evict(zone, quiet) != NGX_OK) {
+            if (!quiet) {
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                              "ai_cost: could not allocate an entry%s",
+                              zone->shpool->log_ctx);
+            }
+
+            return NULL;
+        }
+    }
+
+    ngx_memzero(node, size);
+
+    node->key = hash;
+
+    cn = (ngx_http_ai_cost_node_t *) &node->color;
+
+    cn->type = id[0];
+    cn->len = (u_short) len;
+    cn->route_len = (u_short) route_len;
+    cn->model_len = (u_short) model_len;
+
+    ngx_memcpy(cn->data, id, len);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+    ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+
+    if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+        zone->sh->entries++;
+
+    } else {
+        zone->sh->accounts++;
+    }
+
+    return cn;
+}
+
+
+/* frees the least recently used node no request holds; called locked */
+
+static ngx_int_t
+ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet)
+{
+    u_char                   *digest;
+    ngx_str_t                 route, model;
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *node;
+    ngx_http_ai_cost_node_t  *cn;
+    u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
+
+    for (q = ngx_queue_last(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_prev(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+
+        if (cn->count) {
+            continue;
+        }
+
+        ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+        if (digest) {
+            ngx_http_ai_digest_hex(hex, digest, NGX_HTTP_AI_KEY_PREFIX / 2);
+
+        } else {
+            ngx_memset(hex, '-', NGX_HTTP_AI_KEY_PREFIX);
+        }
+
+        if (!quiet) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "ai_cost_zone \"%V\" is full: dropped the least "
+                          "recently used %s (key %*s, route \"%V\", "
+                          "model \"%V\"), the zone totals keep its "
+                          "figures; make the zone larger",
+                          &zone->shm_zone->shm.name,
+                          cn->type == NGX_HTTP_AI_COST_LEDGER
+                          ? "ledger entry" : "budget account",
+                          (size_t) NGX_HTTP_AI_KEY_PREFIX, hex, &route,
+                          &model);
+        }
+
+        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+            zone->sh->entries--;
+
+        } else {
+            zone->sh->accounts--;
+        }
+
+        zone->sh->evicted++;
+
+        ngx_queue_remove(q);
+
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+
+        ngx_slab_free_locked(zone->shpool, node);
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn, u_char **digest,
+    ngx_str_t *route, ngx_str_t *model)
+{
+    u_char  *p;
+
+    p = cn->data + 2;
+
+    if (cn->data[1]) {
+        *digest = p;
+        p += NGX_HTTP_AI_DIGEST_LEN;
+
+    } else {
+        *digest = NULL;
+    }
+
+    route->data = p;
+    route->len = cn->route_len;
+
+    if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+        model->data = p + cn->route_len + 1;
+        model->len = cn->model_len;
+
+    } else {
+        ngx_str_null(model);
+    }
+}
+
+
+/* an account's day and month follow the UTC calendar */
+
+static void
+ngx_http_ai_cost_roll(ngx_http_ai_cost_node_t *cn, time_t now)
+{
+    uint64_t  day, month;
+    ngx_tm_t  tm;
+
+    day = (uint64_t) now / 86400;
+
+    if (cn->u.account.day != day) {
+        cn->u.account.day = day;
+        cn->u.account.day_spend = 0;
+    }
+
+    ngx_gmtime(now, &tm);
+
+    month = (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1;
+
+    if (cn->u.account.month != month) {
+        cn->u.account.month = month;
+        cn->u.account.month_spend = 0;
+    }
+}
+
+
+/* seconds until a budget's period renews; 0: never */
+
+static time_t
+ngx_http_ai_cost_renews(ngx_uint_t period, time_t now)
+{
+    ngx_uint_t  days, year, mon;
+    ngx_tm_t    tm;
+
+    static ngx_uint_t  mdays[] = { 31, 28, 31, 30, 31, 30,
+                                   31, 31, 30, 31, 30, 31 };
+
+    if (period == NGX_HTTP_AI_BUDGET_DAY) {
+        return 86400 - now % 86400;
+    }
+
+    if (period != NGX_HTTP_AI_BUDGET_MONTH) {
+        return 0;
+    }
+
+    ngx_gmtime(now, &tm);
+
+    year = tm.ngx_tm_year;
+    mon = tm.ngx_tm_mon;
+    days = mdays[mon - 1];
+
+    if (mon == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) {
+        days = 29;
+    }
+
+    return (time_t) (days - tm.ngx_tm_mday) * 86400 + 86400 - now % 86400;
+}
+
+
+/*
+ * A budget check: the key's spend in the period plus what its requests in
+ * flight are estimated to cost must be below the budget; then this
+ * request's estimate joins those in flight until it ends.  Check and
+ * reservation under one lock: concurrent requests overshoot the budget by
+ * at most what one request costs beyond its estimate.
+ */
+
+ngx_int_t
+ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, uint64_t estimate, ngx_ai_error_t *err)
+{
+    u_char                   *p;
+    size_t                    len;
+    time_t                    now;
+    uint64_t                  spent, in_flight;
+    ngx_uint_t                keyed;
+    ngx_http_ai_key_t        *key;
+    ngx_http_request_t       *r;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
+    u_char                    usd[3][NGX_INT64_LEN + 8];
+
+    static const char  *per[] = { "", " per day (UTC)", " per month (UTC)" };
+
+    r = lctx->request;
+    zone = cc->shm_zone->data;
+    key = NULL;
+    keyed = 0;
+
+    if (cc->key) {
+        if (ngx_http_ai_limits_key(lctx, cc->key, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (key->empty) {
+            /* no key, no account: as limit_req does with empty keys */
+            return NGX_OK;
+        }
+
+        keyed = 1;
+    }
+
+    len = ngx_http_ai_cost_account_id(id, keyed, key ? key->digest : NULL,
+                                      &lctx->route);
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_http_ai_cost_get(zone, id, len, keyed ? 0 : lctx->route.len, 0,
+                              0);
+
+    if (cn == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    ngx_http_ai_cost_roll(cn, now);
+
+    spent = cc->period == NGX_HTTP_AI_BUDGET_DAY ? cn->u.account.day_spend
+            : cc->period == NGX_HTTP_AI_BUDGET_MONTH
+              ? cn->u.account.month_spend
+            : cn->u.account.total;
+
+    in_flight = cn->u.account.in_flight;
+
+    if (spent + in_flight >= cc->budget) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
+        lctx->retry_after = ngx_http_ai_cost_renews(cc->period, now);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ai_cost: budget of zone \"%V\" reached on \"%V\"",
+                      &zone->shm_zone->shm.name, &lctx->route);
+
+        ngx_ai_error_set(err, NGX_HTTP_AI_PAYMENT_REQUIRED,
+                         "insufficient_quota", NULL, "budget_exceeded",
+                         "Budget exceeded.");
+
+        p = ngx_pnalloc(r->pool, 256 + 3 * NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        *ngx_http_ai_sprint_usd(usd[0], cc->budget) = '\0';
+        *ngx_http_ai_sprint_usd(usd[1], spent) = '\0';
+        *ngx_http_ai_sprint_usd(usd[2], in_flight) = '\0';
+
+        err->message.data = p;
+        p = ngx_sprintf(p, "Budget exceeded: the budget of %s USD%s for "
+                        "this %s is spent (%s USD, and %s USD in requests "
+                        "in flight).", usd[0], per[cc->period],
+                        keyed ? "key" : "route", usd[1], usd[2]);
+
+        if (lctx->retry_after) {
+            p = ngx_sprintf(p, " It renews in %Ts.", lctx->retry_after);
+        }
+
+        err->message.len = p - err->message.data;
+
+        return NGX_DECLINED;
+    }
+
+    cn->u.account.in_flight += estimate;
+    cn->count++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    lctx->account = cn;
+    lctx->account_zone = zone;
+    lctx->reserved = estimate;
+    lctx->budget_status = NGX_HTTP_AI_STATUS_PASSED;
+
+    return NGX_OK;
+}
+
+
+/* the request is over: its estimate leaves the account's in-flight sum */
+
+void
+ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
+{
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    cn = lctx->account;
+
+    if (cn == NULL) {
+        return;
+    }
+
+    zone = lctx->account_zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn->u.account.in_flight -= ngx_min(lctx->reserved,
+                                       cn->u.account.in_flight);
+    cn->count--;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    lctx->account = NULL;
+    lctx->reserved = 0;
+}
+
+
+static void
+ngx_http_ai_cost_add(ngx_http_ai_counters_t *to, ngx_http_ai_counters_t *add)
+{
+    to->requests += add->requests;
+    to->errors += add->errors;
+    to->input_tokens += add->input_tokens;
+    to->output_tokens += add->output_tokens;
+    to->cost += add->cost;
+    to->aborted += add->aborted;
+    to->est_input_tokens += add->est_input_tokens;
+    to->est_cost += add->est_cost;
+}
+
+
+/* one call's figures into the ledger, the zone totals and the account */
+
+ngx_int_t
+ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
+    ngx_http_ai_counters_t *add)
+{
+    size_t                    len, alen;
+    time_t                    now;
+    uint64_t                  spend;
+    ngx_str_t                 m;
+    ngx_uint_t                keyed, account;
+    ngx_http_ai_key_t        *key;
+    ngx_http_ai_cost_node_t  *ln, *an;
+    ngx_http_ai_cost_zone_t  *zone;
+    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
+    u_char                    aid[NGX_HTTP_AI_COST_ID_LEN];
+
+    zone = cc->shm_zone->data;
+    key = NULL;
+    keyed = 0;
+    account = 1;
+
+    if (cc->key) {
+        if (ngx_http_ai_limits_key(lctx, cc->key, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        keyed = !key->empty;
+        account = keyed;
+    }
+
+    m.data = model->data;
+    m.len = ngx_min(model->len, NGX_AI_MAX_MODEL_LEN);
+
+    len = ngx_http_ai_cost_ledger_id(id, keyed, keyed ? key->digest : NULL,
+                                     &lctx->route, &m);
+
+    alen = ngx_http_ai_cost_account_id(aid, keyed,
+                                       keyed ? key->digest : NULL,
+                                       &lctx->route);
+
+    now = ngx_time();
+    spend = add->cost + add->est_cost;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_ai_cost_add(&zone->sh->totals, add);
+
+    ln = ngx_http_ai_cost_get(zone, id, len, lctx->route.len, m.len, 0);
+
+    if (ln) {
+        ngx_http_ai_cost_add(&ln->u.ledger.c, add);
+
+        if (ln->u.ledger.first == 0) {
+            ln->u.ledger.first = now;
+        }
+
+        ln->u.ledger.last = now;
+
+        /* held while the account may need room */
+        ln->count++;
+    }
+
+    an = NULL;
+
+    if (lctx->account && lctx->account_zone == zone) {
+        an = lctx->account;
+
+    } else if (account) {
+        an = ngx_http_ai_cost_get(zone, aid, alen,
+                                  keyed ? 0 : lctx->route.len, 0, 0);
+    }
+
+    if (an) {
+        ngx_http_ai_cost_roll(an, now);
+
+        an->u.account.day_spend += spend;
+        an->u.account.month_spend += spend;
+        an->u.account.total += spend;
+        an->u.account.last = now;
+    }
+
+    if (ln) {
+        ln->count--;
+    }
+
+    zone->sh->gen++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* ---- the state file ---- */
+
+/*
+ * Worker 0 writes the state files on a timer (nothing is written when
+ * nothing changed) and at its exit; the master writes them once more when
+ * it exits, after every worker is gone.
+ */
+
+static ngx_uint_t
+ngx_http_ai_cost_is_writer(void)
+{
+    return (ngx_process == NGX_PROCESS_WORKER && ngx_worker == 0)
+           || ngx_process == NGX_PROCESS_SINGLE;
+}
+
+
+ngx_int_t
+ngx_http_ai_cost_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                       i;
+    ngx_event_t                     *ev;
+    ngx_shm_zone_t                 **zones;
+    ngx_http_ai_cost_zone_t         *zone;
+    ngx_http_ai_limits_main_conf_t  *lmcf;
+
+    if (!ngx_http_ai_cost_is_writer()) {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_ai_gateway_limits_module);
+    if (lmcf == NULL) {
+        return NGX_OK;
+    }
+
+    zones = lmcf->cost_zones.elts;
+
+    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        if (zone->state.len == 0) {
+            continue;
+        }
+
+        ev = ngx_pcalloc(cycle->pool, sizeof(ngx_event_t));
+        if (ev == NULL) {
+            return NGX_ERROR;
+        }
+
+        ev->handler = ngx_http_ai_cost_timer_handler;
+        ev->data = zone;
+        ev->log = cycle->log;
+        ev->cancelable = 1;
+
+        zone->timer = ev;
+
+        ngx_add_timer(ev, zone->interval);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_cost_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_ai_cost_zone_t  *zone;
+
+    zone = ev->data;
+
+    (void) ngx_http_ai_cost_save(zone, ev->log);
+
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, zone->interval);
+    }
+}
+
+
+static void
+ngx_http_ai_cost_save_all(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                 **zones;
+    ngx_http_ai_cost_zone_t         *zone;
+    ngx_http_ai_limits_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_ai_gateway_limits_module);
+    if (lmcf == NULL) {
+        return;
+    }
+
+    zones = lmcf->cost_zones.elts;
+
+    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        if (zone->state.len && zone->sh) {
+            (void) ngx_http_ai_cost_save(zone, cycle->log);
+        }
+    }
+}
+
+
+void
+ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_ai_cost_is_writer()) {
+        ngx_http_ai_cost_save_all(cycle);
+    }
+}
+
+
+void
+ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_cost_save_all(cycle);
+}
+
+
+/*
+ * The state file, one record a line, fields separated by one space;
+ * strings are written "=" and the string with bytes outside 0x21-0x7e
+ * and "%" as %XX; digests in hex ("-": no key):
+ *
+ *   ngx_ai_gateway_cost_state 1
+ *   zone =NAME
+ *   time UNIX
+ *   totals REQUESTS ERRORS IN OUT COST ABORTED EST_IN EST_COST
+ *   a KEYED DIGEST =ROUTE DAY DAY_SPEND MONTH MONTH_SPEND TOTAL LAST
+ *   l KEYED DIGEST =ROUTE =MODEL REQUESTS ERRORS IN OUT COST ABORTED
+ *     EST_IN EST_COST FIRST LAST                        (one line)
+ *   end RECORDS CRC32
+ *
+ * CRC32 (hex) is of every byte before the "end" line, which is last.
+ * Records are written oldest first, so reading them back rebuilds the
+ * LRU order.
+ */
+
+static ngx_int_t
+ngx_http_ai_cost_save(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
+{
+    u_char        *p, *tmp;
+    size_t         len;
+    ssize_t        n;
+    uint64_t       gen;
+    ngx_fd_t       fd;
+    ngx_err_t      err;
+    ngx_uint_t     records;
+    ngx_pool_t    *pool;
+    ngx_ai_buf_t   b;
+    u_char         trailer[64];
+
+    if (zone->sh->gen == zone->sh->saved_gen) {
+        return NGX_OK;
+    }
+
+    pool = ngx_create_pool(16384, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_buf_init(&b, pool, 16384) != NGX_OK) {
+        goto failed;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    gen = zone->sh->gen;
+    records = zone->sh->entries + zone->sh->accounts;
+
+    if (ngx_http_ai_cost_render(zone, &b) != NGX_OK) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        goto failed;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    p = ngx_sprintf(trailer, "end %ui %08xD\n", records,
+                    ngx_crc32_long(b.data, b.len));
+
+    if (ngx_ai_buf_append(&b, trailer, p - trailer) != NGX_OK) {
+        goto failed;
+    }
+
+    len = zone->state.len + sizeof(".4294967295.tmp");
+
+    tmp = ngx_pnalloc(pool, len);
+    if (tmp == NULL) {
+        goto failed;
+    }
+
+    ngx_sprintf(tmp, "%V.%P.tmp%Z", &zone->state, ngx_pid);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "ai_cost_zone \"%V\": cannot write its state: "
+                      ngx_open_file_n " \"%s\" failed",
+                      &zone->shm_zone->shm.name, tmp);
+        goto failed;
+    }
+
+    for (p = b.data, len = b.len; len; p += n, len -= n) {
+        n = ngx_write_fd(fd, p, len);
+
+        if (n <= 0) {
+            err = ngx_errno;
+
+            ngx_log_error(NGX_LOG_ERR, log, err,
+                          "ai_cost_zone \"%V\": " ngx_write_fd_n " \"%s\" "
+                          "failed", &zone->shm_zone->shm.name, tmp);
+
+            (void) ngx_close_file(fd);
+            (void) ngx_delete_file(tmp);
+            goto failed;
+        }
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "ai_cost_zone \"%V\": " ngx_close_file_n " \"%s\" "
+                      "failed", &zone->shm_zone->shm.name, tmp);
+        (void) ngx_delete_file(tmp);
+        goto failed;
+    }
+
+    if (ngx_rename_file(tmp, zone->state.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "ai_cost_zone \"%V\": " ngx_rename_file_n " \"%s\" "
+                      "to \"%V\" failed", &zone->shm_zone->shm.name, tmp,
+                      &zone->state);
+        (void) ngx_delete_file(tmp);
+        goto failed;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (zone->sh->saved_gen < gen) {
+        zone->sh->saved_gen = gen;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_CORE, log, 0,
+                   "ai_cost_zone \"%V\": %ui records written to \"%V\"",
+                   &zone->shm_zone->shm.name, records, &zone->state);
+
+    ngx_destroy_pool(pool);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NGX_ERROR;
+}
+
+
+/* the records, oldest first; called locked */
+
+static ngx_int_t
+ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone, ngx_ai_buf_t *b)
+{
+    u_char                   *digest;
+    ngx_str_t                 route, model;
+    ngx_queue_t              *q;
+    ngx_http_ai_counters_t   *c;
+    ngx_http_ai_cost_node_t  *cn;
+    uint64_t                  n[12];
+    u_char                    hex[2 * NGX_HTTP_AI_DIGEST_LEN];
+
+    c = &zone->sh->totals;
+
+    n[0] = c->requests;
+    n[1] = c->errors;
+    n[2] = c->input_tokens;
+    n[3] = c->output_tokens;
+    n[4] = c->cost;
+    n[5] = c->aborted;
+    n[6] = c->est_input_tokens;
+    n[7] = c->est_cost;
+
+    if (ngx_ai_buf_append_str(b, NGX_HTTP_AI_COST_MAGIC "\nzone ") != NGX_OK
+        || ngx_http_ai_cost_append_str(b, &zone->shm_zone->shm.name)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, "\ntime ") != NGX_OK
+        || ngx_ai_buf_append_uint(b, (uint64_t) ngx_time()) != NGX_OK
+        || ngx_ai_buf_append_str(b, "\ntotals") != NGX_OK
+        || ngx_http_ai_cost_append_nums(b, n, 8) != NGX_OK
+        || ngx_ai_buf_append_str(b, "\n") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (q = ngx_queue_last(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_prev(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+
+        ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+        if (ngx_ai_buf_append_str(b, cn->type == NGX_HTTP_AI_COST_LEDGER
+                                     ? "l " : "a ") != NGX_OK
+            || ngx_ai_buf_append_str(b, digest ? "1 " : "0 ") != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (digest) {
+            ngx_http_ai_digest_hex(hex, digest, NGX_HTTP_AI_DIGEST_LEN);
+
+            if (ngx_ai_buf_append(b, hex, sizeof(hex)) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+        } else if (ngx_ai_buf_append_str(b, "-") != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_ai_buf_append_str(b, " ") != NGX_OK
+            || ngx_http_ai_cost_append_str(b, &route) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+            c = &cn->u.ledger.c;
+
+            n[0] = c->requests;
+            n[1] = c->errors;
+            n[2] = c->input_tokens;
+            n[3] = c->output_tokens;
+            n[4] = c->cost;
+            n[5] = c->aborted;
+            n[6] = c->est_input_tokens;
+            n[7] = c->est_cost;
+            n[8] = (uint64_t) cn->u.ledger.first;
+            n[9] = (uint64_t) cn->u.ledger.last;
+
+            if (ngx_ai_buf_append_str(b, " ") != NGX_OK
+                || ngx_http_ai_cost_append_str(b, &model) != NGX_OK
+                || ngx_http_ai_cost_append_nums(b, n, 10) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+        } else {
+            n[0] = cn->u.account.day;
+            n[1] = cn->u.account.day_spend;
+            n[2] = cn->u.account.month;
+            n[3] = cn->u.account.month_spend;
+            n[4] = cn->u.account.total;
+            n[5] = (uint64_t) cn->u.account.last;
+
+            if (ngx_http_ai_cost_append_nums(b, n, 6) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (ngx_ai_buf_append_str(b, "\n") != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_append_str(ngx_ai_buf_t *b, ngx_str_t *s)
+{
+    u_char   c, *d;
+    size_t   i;
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    if (ngx_ai_buf_reserve(b, 1 + 3 * s->len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d = b->data + b->len;
+    *d++ = '=';
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '%') {
+            *d++ = '%';
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 0xf];
+
+        } else {
+            *d++ = c;
+        }
+    }
+
+    b->len = d - b->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n, ngx_uint_t count)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < count; i++) {
+        if (ngx_ai_buf_append_str(b, " ") != NGX_OK
+            || ngx_ai_buf_append_uint(b, n[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Reads the state file into a zone just created.  The whole file is
+ * checked before anything is loaded: a file that does not check out is
+ * reported, moved aside to PATH.corrupt and ignored.
+ */
+
+static void
+ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
+{
+    u_char                  *buf, *bad;
+    off_t                    size;
+    char                    *why;
+    size_t                   len;
+    ssize_t                  n;
+    ngx_fd_t                 fd;
+    ngx_err_t                err;
+    ngx_uint_t               i, line, loaded, dropped;
+    ngx_pool_t              *pool;
+    ngx_array_t              recs;
+    ngx_file_info_t          fi;
+    ngx_http_ai_counters_t   totals;
+    ngx_http_ai_cost_rec_t  *rec;
+    ngx_http_ai_cost_node_t *cn;
+    u_char                   id[NGX_HTTP_AI_COST_ID_LEN];
+
+    fd = ngx_open_file(zone->state.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        err = ngx_errno;
+
+        if (err == NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "ai_cost_zone \"%V\": no state file \"%V\" yet, "
+                          "starting empty", &zone->shm_zone->shm.name,
+                          &zone->state);
+        } else {
+            ngx_log_error(NGX_LOG_ERR, log, err,
+                          "ai_cost_zone \"%V\": cannot read its state, "
+                          ngx_open_file_n " \"%V\" failed; starting empty",
+                          &zone->shm_zone->shm.name, &zone->state);
+        }
+
+        return;
+    }
+
+    buf = NULL;
+    pool = NULL;
+    why = NULL;
+    line = 0;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        why = "cannot stat it";
+        goto corrupt_close;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size <= 0 || size > NGX_HTTP_AI_COST_MAX_STATE) {
+        why = size ? "it is too large" : "it is empty";
+        goto corrupt_close;
+    }
+
+    buf = ngx_alloc((size_t) size, log);
+    if (buf == NULL) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    n = ngx_read_fd(fd, buf, (size_t) size);
+
+    (void) ngx_close_file(fd);
+
+    if (n != (ssize_t) size) {
+        why = "it could not be read whole";
+        goto corrupt;
+    }
+
+    pool = ngx_create_pool(16384, log);
+    if (pool == NULL) {
+        goto done;
+    }
+
+    if (ngx_array_init(&recs, pool, 64, sizeof(ngx_http_ai_cost_rec_t))
+        != NGX_OK)
+    {
+        goto done;
+    }
+
+    why = ngx_http_ai_cost_parse(zone, pool, buf, (size_t) size, &recs,
+                                 &totals, &line);
+
+    if (why) {
+        goto corrupt;
+    }
+
+    /* it checks out: load it */
+
+    loaded = 0;
+    dropped = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    zone->sh->totals = totals;
+
+    rec = recs.elts;
+    zone->sh->evicted = 0;
+
+    for (i = 0; i < recs.nelts; i++) {
+
+        if (rec[i].type == NGX_HTTP_AI_COST_LEDGER) {
+            len = ngx_http_ai_cost_ledger_id(id, rec[i].keyed, rec[i].digest,
+                                             &rec[i].route, &rec[i].model);
+        } else {
+            len = ngx_http_ai_cost_account_id(id, rec[i].keyed,
+                                              rec[i].digest, &rec[i].route);
+        }
+
+        cn = ngx_http_ai_cost_get(zone, id, len,
+                                  (rec[i].type == NGX_HTTP_AI_COST_LEDGER
+                                   || !rec[i].keyed) ? rec[i].route.len : 0,
+                                  rec[i].model.len, 1);
+        if (cn == NULL) {
+            dropped++;
+            continue;
+        }
+
+        loaded++;
+
+        if (rec[i].type == NGX_HTTP_AI_COST_LEDGER) {
+            cn->u.ledger.c.requests = rec[i].n[0];
+            cn->u.ledger.c.errors = rec[i].n[1];
+            cn->u.ledger.c.input_tokens = rec[i].n[2];
+            cn->u.ledger.c.output_tokens = rec[i].n[3];
+            cn->u.ledger.c.cost = rec[i].n[4];
+            cn->u.ledger.c.aborted = rec[i].n[5];
+            cn->u.ledger.c.est_input_tokens = rec[i].n[6];
+            cn->u.ledger.c.est_cost = rec[i].n[7];
+            cn->u.ledger.first = (time_t) rec[i].n[8];
+            cn->u.ledger.last = (time_t) rec[i].n[9];
+
+        } else {
+            cn->u.account.day = rec[i].n[0];
+            cn->u.account.day_spend = rec[i].n[1];
+            cn->u.account.month = rec[i].n[2];
+            cn->u.account.month_spend = rec[i].n[3];
+            cn->u.account.total = rec[i].n[4];
+            cn->u.account.last = (time_t) rec[i].n[5];
+        }
+    }
+
+    dropped += zone->sh->evicted;
+
+    /* as read: nothing to write back until something changes */
+    zone->sh->gen = 1;
+    zone->sh->saved_gen = 1;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "ai_cost_zone \"%V\": %ui records read from \"%V\"",
+                  &zone->shm_zone->shm.name, loaded, &zone->state);
+
+    if (dropped) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "ai_cost_zone \"%V\": %ui records of \"%V\" did not "
+                      "fit in the zone and were dropped (the totals keep "
+                      "their figures); make the zone larger",
+                      &zone->shm_zone->shm.name, dropped, &zone->state);
+    }
+
+    goto done;
+
+corrupt_close:
+
+    (void) ngx_close_file(fd);
+
+corrupt:
+
+    bad = ngx_alloc(zone->state.len + sizeof(".corrupt"), log);
+
+    if (bad) {
+        ngx_sprintf(bad, "%V.corrupt%Z", &zone->state);
+
+        if (ngx_rename_file(zone->state.data, bad) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          ngx_rename_file_n " \"%V\" to \"%s\" failed",
+                          &zone->state, bad);
+        }
+    }
+
+    if (line) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ai_cost_zone \"%V\": the state file \"%V\" is "
+                      "corrupt (%s, line %ui) and is ignored; it was kept "
+                      "as \"%s\"", &zone->shm_zone->shm.name, &zone->state,
+                      why, line, bad ? bad : (u_char *) "");
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ai_cost_zone \"%V\": the state file \"%V\" is "
+                      "corrupt (%s) and is ignored; it was kept as \"%s\"",
+                      &zone->shm_zone->shm.name, &zone->state, why,
+                      bad ? bad : (u_char *) "");
+    }
+
+    if (bad) {
+        ngx_free(bad);
+    }
+
+done:
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    if (buf) {
+        ngx_free(buf);
+    }
+}
+
+
+/* checks and parses the whole file; NULL if it is good, else why not */
+
+static char *
+ngx_http_ai_cost_parse(ngx_http_ai_cost_zone_t *zone, ngx_pool_t *pool,
+    u_char *buf, size_t size, ngx_array_t *recs,
+    ngx_http_ai_counters_t *totals, ngx_uint_t *line)
+{
+    u_char                  *p, *eol, *end, *last;
+    uint32_t                 crc;
+    uint64_t                 v, records, n[12];
+    ngx_str_t                tok[16], name;
+    ngx_uint_t               i, j, nt, want, seen_totals;
+    ngx_http_ai_cost_rec_t  *rec;
+
+    last = buf + size;
+
+    if (last[-1] != '\n') {
+        return "it is truncated";
+    }
+
+    /* the "end" line: the last one */
+
+    for (end = last - 1; end > buf && end[-1] != '\n'; end--) {
+        /* void */
+    }
+
+    nt = ngx_http_ai_cost_split(end, last - 1, tok, 16);
+
+    if (nt != 3 || tok[0].len != 3 || ngx_strncmp(tok[0].data, "end", 3) != 0)
+    {
+        return "it is truncated: no end line";
+    }
+
+    if (ngx_http_ai_cost_parse_u64(&tok[1], &records) != NGX_OK
+        || tok[2].len != 8
+        || ngx_hextoi(tok[2].data, 8) == NGX_ERROR)
+    {
+        return "its end line is invalid";
+    }
+
+    crc = (uint32_t) ngx_hextoi(tok[2].data, 8);
+
+    if (ngx_crc32_long(buf, end - buf) != crc) {
+        return "its checksum does not match";
+    }
+
+    ngx_memzero(totals, sizeof(ngx_http_ai_counters_t));
+    seen_totals = 0;
+
+    for (p = buf, *line = 1; p < end; p = eol + 1, (*line)++) {
+
+        eol = ngx_strlchr(p, end, '\n');
+        if (eol == NULL) {
+            return "a line is not terminated";
+        }
+
+        nt = ngx_http_ai_cost_split(p, eol, tok, 16);
+
+        if (*line == 1) {
+            if ((size_t) (eol - p) != sizeof(NGX_HTTP_AI_COST_MAGIC) - 1
+                || ngx_strncmp(p, NGX_HTTP_AI_COST_MAGIC, eol - p) != 0)
+            {
+                return "it is not a state file of this version";
+            }
+
+            continue;
+        }
+
+        if (nt == 0) {
+            return "an empty line";
+        }
+
+        if (tok[0].len == 4 && ngx_strncmp(tok[0].data, "zone", 4) == 0) {
+            if (nt != 2
+                || ngx_http_ai_cost_parse_str(pool, &tok[1], &name) != NGX_OK)
+            {
+                return "an invalid zone line";
+            }
+
+            if (name.len != zone->shm_zone->shm.name.len
+                || ngx_strncmp(name.data, zone->shm_zone->shm.name.data,
+                               name.len) != 0)
+            {
+                return "it is the state of another zone";
+            }
+
+            continue;
+        }
+
+        if (tok[0].len == 4 && ngx_strncmp(tok[0].data, "time", 4) == 0) {
+            if (nt != 2 || ngx_http_ai_cost_parse_u64(&tok[1], &v) != NGX_OK)
+            {
+                return "an invalid time line";
+            }
+
+            continue;
+        }
+
+        if (tok[0].len == 6 && ngx_strncmp(tok[0].data, "totals", 6) == 0) {
+            if (nt != 9) {
+                return "an invalid totals line";
+            }
+
+            for (i = 0; i < 8; i++) {
+                if (ngx_http_ai_cost_parse_u64(&tok[1 + i], &n[i])
+                    != NGX_OK)
+                {
+                    return "an invalid number";
+                }
+            }
+
+            totals->requests = n[0];
+            totals->errors = n[1];
+            totals->input_tokens = n[2];
+            totals->output_tokens = n[3];
+            totals->cost = n[4];
+            totals->aborted = n[5];
+            totals->est_input_tokens = n[6];
+            totals->est_cost = n[7];
+
+            seen_totals = 1;
+            continue;
+        }
+
+        if (tok[0].len != 1 || (tok[0].data[0] != 'l' && tok[0].data[0] != 'a'))
+        {
+            return "an unknown record";
+        }
+
+        rec = ngx_array_push(recs);
+        if (rec == NULL) {
+            return "out of memory";
+        }
+
+        ngx_memzero(rec, sizeof(ngx_http_ai_cost_rec_t));
+
+        if (tok[0].data[0] == 'l') {
+            rec->type = NGX_HTTP_AI_COST_LEDGER;
+            want = 15;
+
+        } else {
+            rec->type = NGX_HTTP_AI_COST_ACCOUNT;
+            want = 10;
+        }
+
+        if (nt != want) {
+            return "a record with a wrong number of fields";
+        }
+
+        if (tok[1].len != 1 || (tok[1].data[0] != '0' && tok[1].data[0] != '1'))
+        {
+            return "an invalid key flag";
+        }
+
+        rec->keyed = tok[1].data[0] - '0';
+
+        if (ngx_http_ai_cost_parse_digest(&tok[2], rec->keyed, rec->digest)
+            != NGX_OK)
+        {
+            return "an invalid key digest";
+        }
+
+        if (ngx_http_ai_cost_parse_str(pool, &tok[3], &rec->route) != NGX_OK
+            || rec->route.len > NGX_HTTP_AI_MAX_ROUTE_LEN)
+        {
+            return "an invalid route";
+        }
+
+        i = 4;
+
+        if (rec->type == NGX_HTTP_AI_COST_LEDGER) {
+            if (ngx_http_ai_cost_parse_str(pool, &tok[4], &rec->model)
+                != NGX_OK
+                || rec->model.len > NGX_AI_MAX_MODEL_LEN)
+            {
+                return "an invalid model";
+            }
+
+            i = 5;
+        }
+
+        for (j = 0; i < nt; i++, j++) {
+            if (ngx_http_ai_cost_parse_u64(&tok[i], &rec->n[j]) != NGX_OK) {
+                return "an invalid number";
+            }
+        }
+    }
+
+    if (!seen_totals) {
+        return "it has no totals";
+    }
+
+    if (records != recs->nelts) {
+        *line = 0;
+        return "its record count does not match";
+    }
+
+    *line = 0;
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_ai_cost_split(u_char *p, u_char *last, ngx_str_t *tok,
+    ngx_uint_t max)
+{
+    u_char      *s;
+    ngx_uint_t   n;
+
+    n = 0;
+
+    while (p < last) {
+        s = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if (n == max) {
+            return max + 1;
+        }
+
+        tok[n].data = s;
+        tok[n].len = p - s;
+        n++;
+
+        if (p < last) {
+            p++;
+        }
+    }
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_parse_u64(ngx_str_t *s, uint64_t *v)
+{
+    size_t    i;
+    uint64_t  n;
+
+    if (s->len == 0 || s->len > 20) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] < '0' || s->data[i] > '9') {
+            return NGX_ERROR;
+        }
+
+        if (n > ((uint64_t) -1 - (s->data[i] - '0')) / 10) {
+            return NGX_ERROR;
+        }
+
+        n = n * 10 + (s->data[i] - '0');
+    }
+
+    *v = n;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_parse_str(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *out)
+{
+    u_char     *d, *p, *last;
+    ngx_int_t   c;
+
+    if (s->len == 0 || s->data[0] != '=') {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, s->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = out->data;
+    last = s->data + s->len;
+
+    for (p = s->data + 1; p < last; p++) {
+        if (*p == '%') {
+            if (last - p < 3) {
+                return NGX_ERROR;
+            }
+
+            c = ngx_hextoi(p + 1, 2);
+            if (c == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            *d++ = (u_char) c;
+            p += 2;
+            continue;
+        }
+
+        if (*p <= 0x20 || *p >= 0x7f) {
+            return NGX_ERROR;
+        }
+
+        *d++ = *p;
+    }
+
+    out->len = d - out->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_parse_digest(ngx_str_t *s, ngx_uint_t keyed,
+    u_char *digest)
+{
+    ngx_int_t   c;
+    ngx_uint_t  i;
+
+    if (!keyed) {
+        return (s->len == 1 && s->data[0] == '-') ? NGX_OK : NGX_ERROR;
+    }
+
+    if (s->len != 2 * NGX_HTTP_AI_DIGEST_LEN) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_AI_DIGEST_LEN; i++) {
+        c = ngx_hextoi(s->data + 2 * i, 2);
+        if (c == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        digest[i] = (u_char) c;
+    }
+
+    return NGX_OK;
+}
+
+
+/* ---- status ---- */
+
+static ngx_int_t
+ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b, ngx_http_ai_counters_t *c)
+{
+    if (ngx_ai_buf_append_str(b, "\"requests\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->requests) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"errors\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->errors) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"input_tokens\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->input_tokens) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"output_tokens\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->output_tokens) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"cost_nano_usd\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->cost) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
+        || ngx_http_ai_buf_append_usd(b, c->cost) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"aborted\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->aborted) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"estimated_input_tokens\":")
+           != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->est_input_tokens) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"estimated_cost_nano_usd\":")
+           != NGX_OK
+        || ngx_ai_buf_append_uint(b, c->est_cost) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "totals":{...},"ledger":[...],"spend":[...],"zones":[... of every cost
+ * zone (the caller adds the rate zones and closes the array)
+ */
+
+ngx_int_t
+ngx_http_ai_cost_json(ngx_http_request_t *r,
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+{
+    u_char                   *digest;
+    time_t                    now;
+    uint64_t                  day, month;
+    ngx_int_t                 rc;
+    ngx_str_t                 route, model;
+    ngx_uint_t                i, pass, first;
+    ngx_tm_t                  tm;
+    ngx_queue_t              *q;
+    ngx_shm_zone_t          **zones;
+    ngx_http_ai_counters_t    totals;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+    u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
+
+    zones = lmcf->cost_zones.elts;
+
+    now = ngx_time();
+    day = (uint64_t) now / 86400;
+    ngx_gmtime(now, &tm);
+    month = (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1;
+
+    ngx_memzero(&totals, sizeof(ngx_http_ai_counters_t));
+
+    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_ai_cost_add(&totals, &zone->sh->totals);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    if (ngx_ai_buf_append_str(b, "\"totals\":{") != NGX_OK
+        || ngx_http_ai_cost_json_counters(b, &totals) != NGX_OK
+        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* pass 0: ledger entries, pass 1: accounts */
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (ngx_ai_buf_append_str(b, pass ? "],\"spend\":["
+                                          : ",\"ledger\":[")
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        first = 1;
+
+        for (i = 0; i < lmcf->cost_zones.nelts; i++) {
+            zone = zones[i]->data;
+            rc = NGX_OK;
+
+            ngx_shmtx_lock(&zone->shpool->mutex);
+
+            for (q = ngx_queue_head(&zone->sh->queue);
+                 q != ngx_queue_sentinel(&zone->sh->queue);
+                 q = ngx_queue_next(q))
+            {
+                cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+
+                if ((cn->type == NGX_HTTP_AI_COST_LEDGER) == pass) {
+                    continue;
+                }
+
+                ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+                if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
+                    || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
+                    || ngx_ai_buf_append_json_string(b,
+                                                zones[i]->shm.name.data,
+                                                zones[i]->shm.name.len)
+                       != NGX_OK
+                    || ngx_ai_buf_append_str(b, ",\"key\":") != NGX_OK)
+                {
+                    rc = NGX_ERROR;
+                    break;
+                }
+
+                first = 0;
+
+                if (digest) {
+                    ngx_http_ai_digest_hex(hex, digest,
+                                           NGX_HTTP_AI_KEY_PREFIX / 2);
+                    rc = ngx_ai_buf_append_json_string(b, hex,
+                                                NGX_HTTP_AI_KEY_PREFIX);
+
+                } else {
+                    rc = ngx_ai_buf_append_str(b, "null");
+                }
+
+                if (rc != NGX_OK
+                    || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK)
+                {
+                    rc = NGX_ERROR;
+                    break;
+                }
+
+                if (pass && digest) {
+                    rc = ngx_ai_buf_append_str(b, "null");
+
+                } else {
+                    rc = ngx_ai_buf_append_json_string(b, route.data,
+                                                       route.len);
+                }
+
+                if (rc != NGX_OK) {
+                    break;
+                }
+
+                if (pass == 0) {
+                    rc = (ngx_ai_buf_append_str(b, ",\"model\":") == NGX_OK
+                          && ngx_ai_buf_append_json_string(b, model.data,
+                                                           model.len)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",") == NGX_OK
+                          && ngx_http_ai_cost_json_counters(b,
+                                                         &cn->u.ledger.c)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",\"first_seen\":")
+                             == NGX_OK
+                          && ngx_ai_buf_append_uint(b,
+                                            (uint64_t) cn->u.ledger.first)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",\"last_seen\":")
+                             == NGX_OK
+                          && ngx_ai_buf_append_uint(b,
+                                            (uint64_t) cn->u.ledger.last)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, "}") == NGX_OK)
+                         ? NGX_OK : NGX_ERROR;
+
+                } else {
+                    rc = (ngx_ai_buf_append_str(b, ",\"day_nano_usd\":")
+                          == NGX_OK
+                          && ngx_ai_buf_append_uint(b,
+                                         cn->u.account.day == day
+                                         ? cn->u.account.day_spend : 0)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",\"month_nano_usd\":")
+                             == NGX_OK
+                          && ngx_ai_buf_append_uint(b,
+                                         cn->u.account.month == month
+                                         ? cn->u.account.month_spend : 0)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",\"total_nano_usd\":")
+                             == NGX_OK
+                          && ngx_ai_buf_append_uint(b, cn->u.account.total)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, ",\"total_usd\":")
+                             == NGX_OK
+                          && ngx_http_ai_buf_append_usd(b,
+                                                        cn->u.account.total)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b,
+                                                   ",\"in_flight_nano_usd\":")
+                             == NGX_OK
+                          && ngx_ai_buf_append_uint(b,
+                                                    cn->u.account.in_flight)
+                             == NGX_OK
+                          && ngx_ai_buf_append_str(b, "}") == NGX_OK)
+                         ? NGX_OK : NGX_ERROR;
+                }
+
+                if (rc != NGX_OK) {
+                    break;
+                }
+            }
+
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    /* the zones themselves: sizing and what they hold */
+
+    if (ngx_ai_buf_append_str(b, "],\"zones\":[") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        totals = zone->sh->totals;
+        day = zone->sh->entries;
+        month = zone->sh->accounts;
+        pass = zone->sh->evicted;
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if ((i && ngx_ai_buf_append_str(b, ",") != NGX_OK)
+            || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
+            || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
+                                             zones[i]->shm.name.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"type\":\"cost\",\"size\":")
+               != NGX_OK
+            || ngx_ai_buf_append_uint(b, zones[i]->shm.size) != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"entries\":") != NGX_OK
+            || ngx_ai_buf_append_uint(b, day) != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"accounts\":") != NGX_OK
+            || ngx_ai_buf_append_uint(b, month) != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"evicted\":") != NGX_OK
+            || ngx_ai_buf_append_uint(b, pass) != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"totals\":{") != NGX_OK
+            || ngx_http_ai_cost_json_counters(b, &totals) != NGX_OK
+            || ngx_ai_buf_append_str(b, "}}") != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}

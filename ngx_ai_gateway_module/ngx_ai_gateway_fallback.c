@@ -1,0 +1,862 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Fallback: which models a request may go to and in what order (the
+ * plan), and the loop that runs it: start a call, wait, judge its end,
+ * retry the same model after a backoff, move on to the next, start a
+ * hedge in parallel when a call is slow to answer, or give up.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway.h"
+
+
+#define NGX_HTTP_AI_MAX_RETRY_WAIT  10000
+
+
+static ngx_int_t ngx_http_ai_plan_add_name(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *name, ngx_uint_t must);
+static ngx_int_t ngx_http_ai_start_next(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_start(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m);
+static ngx_uint_t ngx_http_ai_trigger(ngx_http_ai_outcome_e outcome);
+static void ngx_http_ai_attempt_timeout(ngx_event_t *ev);
+static void ngx_http_ai_hedge_handler(ngx_event_t *ev);
+static void ngx_http_ai_retry_handler(ngx_event_t *ev);
+static void ngx_http_ai_timers_cleanup(void *data);
+
+
+static ngx_conf_bitmask_t  ngx_http_ai_on_masks[] = {
+    { ngx_string("error"), NGX_HTTP_AI_ON_ERROR },
+    { ngx_string("timeout"), NGX_HTTP_AI_ON_TIMEOUT },
+    { ngx_string("429"), NGX_HTTP_AI_ON_429 },
+    { ngx_string("5xx"), NGX_HTTP_AI_ON_5XX },
+    { ngx_string("invalid"), NGX_HTTP_AI_ON_INVALID },
+    { ngx_string("4xx"), NGX_HTTP_AI_ON_4XX },
+    { ngx_null_string, 0 }
+};
+
+
+/*
+ * ai_fallback MODEL ... [on=error,timeout,429,5xx,invalid,4xx]
+ *     [timeout=T] [retries=N] [hedge=T] [breaker=N/T | breaker=off]
+ */
+
+char *
+ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_loc_conf_t *alcf = conf;
+
+    u_char                  *p, *comma, *last, *slash;
+    ngx_int_t                n;
+    ngx_str_t               *value, s;
+    ngx_uint_t               i, j, found;
+    ngx_http_ai_model_t      *m, *model;
+    ngx_http_ai_fallback_t   *fb;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    if (alcf->fallback != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    fb = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_fallback_t));
+    if (fb == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_array_init(&fb->models, cf->pool, 4, sizeof(ngx_http_ai_model_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    fb->on = NGX_HTTP_AI_ON_DEFAULT;
+    fb->breaker_failures = 5;
+    fb->breaker_cooldown = 30000;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "on=", 3) == 0) {
+            fb->on = 0;
+            p = value[i].data + 3;
+            last = value[i].data + value[i].len;
+
+            while (p < last) {
+                comma = ngx_strlchr(p, last, ',');
+                if (comma == NULL) {
+                    comma = last;
+                }
+
+                for (j = 0, found = 0; ngx_http_ai_on_masks[j].name.len; j++)
+                {
+                    if ((size_t) (comma - p)
+                            == ngx_http_ai_on_masks[j].name.len
+                        && ngx_strncmp(p, ngx_http_ai_on_masks[j].name.data,
+                                       comma - p) == 0)
+                    {
+                        fb->on |= ngx_http_ai_on_masks[j].mask;
+                        found = 1;
+                        break;
+                    }
+                }
+
+                if (!found) {
+                    s.data = p;
+                    s.len = comma - p;
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid trigger \"%V\" in \"%V\": "
+                                       "expected error, timeout, 429, 5xx, "
+                                       "invalid or 4xx", &s, &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+
+                p = comma + 1;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
+            || ngx_strncmp(value[i].data, "hedge=", 6) == 0)
+        {
+            p = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+                + 1;
+            s.data = p;
+            s.len = value[i].data + value[i].len - p;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid time in \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 't') {
+                fb->timeout = (ngx_msec_t) n;
+
+            } else {
+                fb->hedge = (ngx_msec_t) n;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "retries=", 8) == 0) {
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+            if (n == NGX_ERROR || n > 10) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": retries takes 0 to 10",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            fb->retries = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "breaker=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                fb->breaker_failures = 0;
+                continue;
+            }
+
+            slash = ngx_strlchr(s.data, s.data + s.len, '/');
+            n = slash ? ngx_atoi(s.data, slash - s.data) : NGX_ERROR;
+
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": breaker takes "
+                                   "FAILURES/COOLDOWN, e.g. breaker=5/30s, "
+                                   "or breaker=off", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            fb->breaker_failures = n;
+
+            s.len = s.data + s.len - (slash + 1);
+            s.data = slash + 1;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid cool-down in \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            fb->breaker_cooldown = (ngx_msec_t) n;
+            continue;
+        }
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": ai_fallback takes "
+                               "models, on=, timeout=, retries=, hedge= and "
+                               "breaker=", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        model = ngx_http_ai_model_parse(cf, &value[i]);
+        if (model == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        m = fb->models.elts;
+
+        for (j = 0; j < fb->models.nelts; j++) {
+            if (m[j].name.len == model->name.len
+                && ngx_strncmp(m[j].name.data, model->name.data,
+                               model->name.len) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "model \"%V\" is listed twice",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        m = ngx_array_push(&fb->models);
+        if (m == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *m = *model;
+    }
+
+    if (fb->models.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_fallback needs at least one model");
+        return NGX_CONF_ERROR;
+    }
+
+    if (fb->breaker_failures) {
+        if (ngx_http_ai_breaker_init_conf(cf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+        fb->breakers = amcf->breakers;
+    }
+
+    alcf->fallback = fb;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "provider/model" from the configuration, its provider declared */
+
+ngx_http_ai_model_t *
+ngx_http_ai_model_parse(ngx_conf_t *cf, ngx_str_t *name)
+{
+    u_char                   *slash;
+    ngx_str_t                 provider;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    slash = ngx_strlchr(name->data, name->data + name->len, '/');
+
+    if (slash == NULL || !ngx_ai_model_name_valid(name->data, name->len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model \"%V\": expected provider/model",
+                           name);
+        return NULL;
+    }
+
+    provider.data = name->data;
+    provider.len = slash - name->data;
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_model_t));
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->provider = ngx_http_ai_find_provider(amcf, &provider);
+
+    if (m->provider == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "model \"%V\": unknown provider \"%V\" (declare "
+                           "it with ai_provider first)", name, &provider);
+        return NULL;
+    }
+
+    m->name = *name;
+    m->upstream.data = slash + 1;               /* config strings end in NUL */
+    m->upstream.len = name->data + name->len - (slash + 1);
+
+    return m;
+}
+
+
+/*
+ * The models a request may be sent to, in order: the requested model if
+ * its provider is configured, then the request's own "models" (each must
+ * be configured) or else the location's ai_fallback chain, without
+ * repeats.  NGX_DECLINED: err says why there is nothing to try.
+ */
+
+ngx_int_t
+ngx_http_ai_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err)
+{
+    cJSON                *item;
+    ngx_str_t             name;
+    ngx_int_t             rc;
+    ngx_uint_t            i;
+    ngx_http_ai_model_t  *m;
+
+    if (ngx_http_ai_calls_init(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_ai_plan_add_name(r, ctx, &ctx->chat.model,
+                                   ctx->chat.models == NULL
+                                   && ctx->fallback == NULL);
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        goto unknown;
+    }
+
+    if (ctx->chat.models) {
+        cJSON_ArrayForEach(item, ctx->chat.models) {
+            name.data = (u_char *) item->valuestring;
+            name.len = ngx_strlen(item->valuestring);
+
+            if (ngx_http_ai_plan_add_name(r, ctx, &name, 1) != NGX_OK) {
+                goto unknown;
+            }
+        }
+
+    } else if (ctx->fallback) {
+        m = ctx->fallback->models.elts;
+
+        for (i = 0; i < ctx->fallback->models.nelts; i++) {
+            if (ngx_http_ai_plan_add(ctx, &m[i]) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (ctx->plan.nelts) {
+        return NGX_OK;
+    }
+
+unknown:
+
+    ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                     "model", "model_not_found",
+                     "Unknown model: name a configured provider as "
+                     "\"provider/model\" (GET models lists them)");
+
+    return NGX_DECLINED;
+}
+
+
+/* the request's lists of models and calls, and its timers' cleanup */
+
+ngx_int_t
+ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_array_init(&ctx->plan, r->pool, 4, sizeof(ngx_http_ai_model_t))
+           != NGX_OK
+        || ngx_array_init(&ctx->calls, r->pool, 4,
+                          sizeof(ngx_http_ai_attempt_t *))
+           != NGX_OK
+        || ngx_array_init(&ctx->skipped, r->pool, 1, sizeof(ngx_str_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_timers_cleanup;
+    cln->data = ctx;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
+{
+    ngx_uint_t            i;
+    ngx_http_ai_model_t  *p;
+
+    p = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        if (p[i].name.len == m->name.len
+            && ngx_strncmp(p[i].name.data, m->name.data, m->name.len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    p = ngx_array_push(&ctx->plan);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *p = *m;
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: added; NGX_DECLINED: not configured (an error when must) */
+
+static ngx_int_t
+ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *name, ngx_uint_t must)
+{
+    u_char                   *slash;
+    ngx_str_t                 provider;
+    ngx_http_ai_model_t       m;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    slash = ngx_strlchr(name->data, name->data + name->len, '/');
+
+    if (slash) {
+        provider.data = name->data;
+        provider.len = slash - name->data;
+        m.provider = ngx_http_ai_find_provider(amcf, &provider);
+
+    } else {
+        m.provider = NULL;
+    }
+
+    if (m.provider == NULL) {
+        return must ? NGX_ERROR : NGX_DECLINED;
+    }
+
+    /* names from the request's JSON end with their NUL */
+
+    m.name = *name;
+    m.upstream.data = slash + 1;
+    m.upstream.len = name->data + name->len - (slash + 1);
+
+    return ngx_http_ai_plan_add(ctx, &m);
+}
+
+
+/*
+ * The decision loop, run when the request starts, when a call ends, when
+ * a timer fires, and when the client's connection is writable.
+ */
+
+void
+ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t               i, active;
+    ngx_http_ai_attempt_t  **calls, *a, *ok, *final;
+
+    if (ctx->finished) {
+        return;
+    }
+
+    calls = ctx->calls.elts;
+    active = 0;
+    ok = NULL;
+    final = NULL;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        a = calls[i];
+
+        if (!a->done) {
+            active++;
+            continue;
+        }
+
+        if (!a->judged && ngx_http_ai_settle(r, ctx, a) != NGX_OK) {
+            ctx->finished = 1;
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        if (a->outcome == NGX_HTTP_AI_OK && ok == NULL) {
+            ok = a;
+        }
+
+        if (a == ctx->attempt && a->outcome != NGX_HTTP_AI_OK
+            && a->outcome != NGX_HTTP_AI_ABORTED
+            && !(ngx_http_ai_trigger(a->outcome)
+                 & (ctx->fallback ? ctx->fallback->on
+                                  : NGX_HTTP_AI_ON_DEFAULT)))
+        {
+            final = a;
+        }
+    }
+
+    if (ctx->winner) {
+        /* a stream is being relayed: it ends when its call ends */
+
+        if (active > (ctx->winner->done ? 0 : 1)) {
+            ngx_http_ai_abort_others(ctx, ctx->winner);
+        }
+
+        if (ctx->winner->done) {
+            ngx_http_ai_answer(r, ctx, ctx->winner);
+        }
+
+        return;
+    }
+
+    if (ok) {
+        ctx->winner = ok;
+        ngx_http_ai_abort_others(ctx, ok);
+        ngx_http_ai_answer(r, ctx, ok);
+        return;
+    }
+
+    if (active) {
+        return;
+    }
+
+    if (final == NULL && !ctx->retry.timer_set) {
+        switch (ngx_http_ai_start_next(r, ctx)) {
+
+        case NGX_OK:
+        case NGX_AGAIN:
+            return;
+
+        case NGX_ERROR:
+            ctx->finished = 1;
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+
+        default: /* NGX_DECLINED: nothing left to try */
+            break;
+        }
+
+    } else if (ctx->retry.timer_set) {
+        return;
+    }
+
+    ngx_http_ai_fail(r, ctx);
+}
+
+
+/*
+ * A call is over: how it ended, its charge in the ledger, its mark on
+ * its model's circuit breaker.  Once per call.
+ */
+
+ngx_int_t
+ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    if (a->judged) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_ai_judge_attempt(r, a) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    a->judged = 1;
+
+    ngx_http_ai_limits_charge(r, ctx, a);
+
+    if (ctx->fallback && ctx->fallback->breaker_failures
+        && a->outcome != NGX_HTTP_AI_ABORTED
+        && a->outcome != NGX_HTTP_AI_4XX)
+    {
+        ngx_http_ai_breaker_record(ctx->fallback, &a->model,
+                                   a->outcome == NGX_HTTP_AI_OK,
+                                   r->connection->log);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: a call started; NGX_AGAIN: a retry waits for its backoff;
+ * NGX_DECLINED: nothing left to try.
+ */
+
+static ngx_int_t
+ngx_http_ai_start_next(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_str_t               *skipped;
+    ngx_msec_t               delay;
+    ngx_http_ai_model_t     *plan;
+    ngx_http_ai_attempt_t   *last;
+    ngx_http_ai_fallback_t  *fb;
+
+    fb = ctx->fallback;
+    plan = ctx->plan.elts;
+    last = ctx->attempt;
+
+    /* the same model again, after a backoff the provider may have asked */
+
+    if (last && fb && ctx->tries <= fb->retries
+        && last->outcome != NGX_HTTP_AI_ABORTED
+        && last->outcome != NGX_HTTP_AI_INVALID
+        && last->outcome != NGX_HTTP_AI_4XX)
+    {
+        delay = (ngx_msec_t) 100 << (ctx->tries - 1);
+
+        if (last->retry_delay > delay) {
+            delay = last->retry_delay;
+        }
+
+        if (delay <= NGX_HTTP_AI_MAX_RETRY_WAIT) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "ai gateway: retrying %V in %M ms",
+                           &last->model, delay);
+
+            ctx->retry.handler = ngx_http_ai_retry_handler;
+            ctx->retry.data = ctx;
+            ctx->retry.log = r->connection->log;
+            ngx_add_timer(&ctx->retry, delay);
+
+            return NGX_AGAIN;
+        }
+    }
+
+    while (ctx->next < ctx->plan.nelts) {
+        ctx->tries = 0;
+
+        if (fb && fb->breaker_failures
+            && ngx_http_ai_breaker_allow(fb, &plan[ctx->next].name,
+                                         r->connection->log)
+               == NGX_DECLINED)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ai gateway: %V skipped: its circuit is open",
+                          &plan[ctx->next].name);
+
+            skipped = ngx_array_push(&ctx->skipped);
+            if (skipped == NULL) {
+                return NGX_ERROR;
+            }
+
+            *skipped = plan[ctx->next++].name;
+            continue;
+        }
+
+        return ngx_http_ai_start(r, ctx, &plan[ctx->next++]);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_ai_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m)
+{
+    ngx_http_ai_attempt_t   *a;
+    ngx_http_ai_fallback_t  *fb;
+
+    if (ngx_http_ai_attempt_start(ctx, m, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->tries++;
+
+    a = ctx->attempt;
+    fb = ctx->fallback;
+
+    if (fb && fb->timeout) {
+        a->timer.handler = ngx_http_ai_attempt_timeout;
+        a->timer.data = a;
+        a->timer.log = r->connection->log;
+        ngx_add_timer(&a->timer, fb->timeout);
+    }
+
+    if (fb && fb->hedge && ctx->next < ctx->plan.nelts) {
+        ctx->hedge.handler = ngx_http_ai_hedge_handler;
+        ctx->hedge.data = ctx;
+        ctx->hedge.log = r->connection->log;
+
+        if (ctx->hedge.timer_set) {
+            ngx_del_timer(&ctx->hedge);
+        }
+
+        ngx_add_timer(&ctx->hedge, fb->hedge);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_ai_trigger(ngx_http_ai_outcome_e outcome)
+{
+    switch (outcome) {
+
+    case NGX_HTTP_AI_ERROR:
+        return NGX_HTTP_AI_ON_ERROR;
+
+    case NGX_HTTP_AI_TIMEOUT:
+        return NGX_HTTP_AI_ON_TIMEOUT;
+
+    case NGX_HTTP_AI_429:
+        return NGX_HTTP_AI_ON_429;
+
+    case NGX_HTTP_AI_5XX:
+        return NGX_HTTP_AI_ON_5XX;
+
+    case NGX_HTTP_AI_INVALID:
+        return NGX_HTTP_AI_ON_INVALID;
+
+    case NGX_HTTP_AI_4XX:
+        return NGX_HTTP_AI_ON_4XX;
+
+    default:
+        return 0;
+    }
+}
+
+
+/* every call still running but keep is stopped: it lost */
+
+void
+ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *keep)
+{
+    ngx_uint_t               i;
+    ngx_http_ai_attempt_t  **calls;
+
+    if (ctx->hedge.timer_set) {
+        ngx_del_timer(&ctx->hedge);
+    }
+
+    calls = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (calls[i] != keep && !calls[i]->done) {
+            ngx_http_ai_attempt_abort(calls[i], NGX_HTTP_AI_ABORTED);
+        }
+    }
+}
+
+
+static void
+ngx_http_ai_attempt_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_ai_attempt_t  *a;
+
+    a = ev->data;
+    r = a->ctx->request;
+    c = r->connection;
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "ai gateway: %V gave no answer within %M ms",
+                  &a->model, a->ctx->fallback->timeout);
+
+    ngx_http_ai_attempt_abort(a, NGX_HTTP_AI_TIMEOUT);
+    ngx_http_ai_run(r, a->ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_ai_hedge_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_ai_ctx_t      *ctx;
+    ngx_http_ai_model_t    *plan;
+    ngx_http_ai_attempt_t  *a;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+    a = ctx->attempt;
+
+    if (ctx->finished || ctx->winner || a == NULL || a->done || a->header
+        || ctx->next >= ctx->plan.nelts)
+    {
+        return;
+    }
+
+    plan = ctx->plan.elts;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "ai gateway: %V silent for %M ms, hedging with %V",
+                  &a->model, ctx->fallback->hedge, &plan[ctx->next].name);
+
+    if (ngx_http_ai_start(r, ctx, &plan[ctx->next++]) != NGX_OK) {
+        ctx->finished = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_ai_retry_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_ai_ctx_t   *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (!ctx->finished
+        && ngx_http_ai_start(r, ctx, ctx->attempt->target) != NGX_OK)
+    {
+        ctx->finished = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the request's memory goes with its pool: no timer may outlive it */
+
+static void
+ngx_http_ai_timers_cleanup(void *data)
+{
+    ngx_http_ai_ctx_t *ctx = data;
+
+    ngx_uint_t               i;
+    ngx_http_ai_attempt_t  **calls;
+
+    if (ctx->hedge.timer_set) {
+        ngx_del_timer(&ctx->hedge);
+    }
+
+    if (ctx->retry.timer_set) {
+        ngx_del_timer(&ctx->retry);
+    }
+
+    calls = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (calls[i]->timer.timer_set) {
+            ngx_del_timer(&calls[i]->timer);
+        }
+    }
+
+    if (ctx->fusion) {
+        ngx_http_ai_fusion_timers_cleanup(ctx);
+    }
+}

@@ -1,0 +1,1015 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * ngx_ai_gateway_limits_module: rate limits, the cost ledger and budgets.
+ * Directives, configuration, variables, and the three hooks the gateway
+ * calls: admission before any provider call, a charge per provider call,
+ * and response headers.  Reservations taken at admission are settled in
+ * the log phase (and, should the request's context be lost to an
+ * internal redirect, by a cleanup of its pool), which runs for every
+ * finalized main request, client aborts included.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/evp.h>
+#include "ngx_ai_gateway_limits.h"
+
+
+static void ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx);
+static void ngx_http_ai_limits_cleanup(void *data);
+static ngx_int_t ngx_http_ai_limits_log_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_limits_push_header(ngx_http_request_t *r,
+    const char *name, u_char *value, size_t len);
+static ngx_int_t ngx_http_ai_limits_info_headers(ngx_http_request_t *r,
+    ngx_http_ai_rate_info_t *info, const char *limit,
+    const char *remaining, const char *reset);
+static uint64_t ngx_http_ai_limits_reserve_tokens(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+
+static ngx_int_t ngx_http_ai_cost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ai_limits_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ai_limits_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ai_limits_init(ngx_conf_t *cf);
+static void *ngx_http_ai_limits_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_ai_limits_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ai_limits_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_ai_limits_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ai_limits_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_ai_limits_exit_master(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_ai_reserve_tokens_bounds = {
+    ngx_conf_check_num_bounds, 0, 100000000
+};
+
+
+static ngx_command_t  ngx_http_ai_limits_commands[] = {
+
+    { ngx_string("ai_rate_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_rate_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_rate_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_cost_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_cost_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_cost"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_cost_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_reserve_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ai_limits_loc_conf_t, reserve_tokens),
+      &ngx_http_ai_reserve_tokens_bounds },
+
+    { ngx_string("ai_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ai_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_ai_gateway_limits_module_ctx = {
+    ngx_http_ai_limits_add_variables,      /* preconfiguration */
+    ngx_http_ai_limits_init,               /* postconfiguration */
+
+    ngx_http_ai_limits_create_main_conf,   /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_ai_limits_create_loc_conf,    /* create location configuration */
+    ngx_http_ai_limits_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_ai_gateway_limits_module = {
+    NGX_MODULE_V1,
+    &ngx_ai_gateway_limits_module_ctx,     /* module context */
+    ngx_http_ai_limits_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_ai_limits_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_ai_limits_exit_process,       /* exit process */
+    ngx_http_ai_limits_exit_master,        /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_ai_limits_vars[] = {
+
+    { ngx_string("ai_cost"), NULL,
+      ngx_http_ai_cost_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_rate_status"), NULL,
+      ngx_http_ai_limits_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_budget_status"), NULL,
+      ngx_http_ai_limits_status_variable, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_ai_limits_status[] = {
+    ngx_string("PASSED"),
+    ngx_string("REJECTED")
+};
+
+
+/*
+ * Admission: budget first (a key past its budget takes nothing from the
+ * rate buckets), then every ai_rate of the location.  Each check and its
+ * reservation happen under the zone's mutex, so concurrent requests in
+ * any worker see each other's reservations; a refusal later in the list
+ * gives back what the earlier ones took.
+ */
+
+ngx_int_t
+ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err)
+{
+    uint64_t                        in, out, estimate;
+    ngx_int_t                       rc;
+    ngx_http_ai_price_t            *price;
+    ngx_http_ai_limits_ctx_t       *lctx;
+    ngx_http_ai_main_conf_t        *amcf;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    if (llcf->rates.nelts == 0
+        && (llcf->cost == NULL || !llcf->cost->has_budget))
+    {
+        return NGX_OK;
+    }
+
+    lctx = ngx_http_ai_limits_get_ctx(r, 1);
+    if (lctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    lctx->ai = ctx;
+
+    if (lctx->admitted) {
+        return NGX_OK;
+    }
+
+    in = ctx->chat.prompt_bytes / 4;
+    out = ngx_http_ai_limits_reserve_tokens(r, ctx);
+
+    lctx->estimate = in + out;
+
+    if (llcf->cost && llcf->cost->has_budget) {
+        amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+        price = ngx_http_ai_find_price(amcf, &ctx->chat.model);
+
+        estimate = price ? ngx_http_ai_cost_of(in, price->input)
+                           + ngx_http_ai_cost_of(out, price->output)
+                         : 0;
+
+        rc = ngx_http_ai_cost_admit(lctx, llcf->cost, estimate, err);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (llcf->rates.nelts) {
+        rc = ngx_http_ai_rate_admit(lctx, llcf, err);
+
+        if (rc != NGX_OK) {
+            ngx_http_ai_cost_release(lctx);
+            return rc;
+        }
+    }
+
+    lctx->admitted = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai limits: admitted, %uL tokens and %uL nano-USD "
+                   "reserved", lctx->estimate, lctx->reserved);
+
+    return NGX_OK;
+}
+
+
+/* output tokens assumed for a request: max_tokens, else the default */
+
+static uint64_t
+ngx_http_ai_limits_reserve_tokens(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx)
+{
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    if (ctx->chat.max_tokens >= 0) {
+        return (uint64_t) ctx->chat.max_tokens;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    if (llcf->reserve_tokens >= 0) {
+        return (uint64_t) llcf->reserve_tokens;
+    }
+
+    if (ctx->chat.default_max_tokens > 0) {
+        return (uint64_t) ctx->chat.default_max_tokens;
+    }
+
+    return 4096;
+}
+
+
+/*
+ * One provider call is over: its cost from its usage and the model's
+ * price, added to the request and written to the ledger.  A call the
+ * gateway stopped has no usage: its input is estimated from the prompt
+ * and recorded apart, as an estimate.
+ */
+
+void
+ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    uint64_t                        in, out;
+    ngx_uint_t                      ok;
+    ngx_ai_usage_t                 *u;
+    ngx_http_ai_price_t            *price;
+    ngx_http_ai_counters_t          add;
+    ngx_http_ai_limits_ctx_t       *lctx;
+    ngx_http_ai_main_conf_t        *amcf;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    if (a->charged) {
+        return;
+    }
+
+    a->charged = 1;
+    r = r->main;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    price = ngx_http_ai_find_price(amcf, &a->model);
+
+    ngx_memzero(&add, sizeof(ngx_http_ai_counters_t));
+
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (a->aborted || a->outcome == NGX_HTTP_AI_ABORTED) {
+        add.aborted = 1;
+        add.est_input_tokens = ctx->chat.prompt_bytes / 4;
+        add.est_cost = price ? ngx_http_ai_cost_of(add.est_input_tokens,
+                                                   price->input)
+                             : 0;
+        a->cost = add.est_cost;
+
+        if (lctx) {
+            lctx->tokens += add.est_input_tokens;
+        }
+
+    } else {
+        if (a->outcome == NGX_HTTP_AI_RUNNING) {
+            /* not judged by the caller: a 2xx that ended whole is OK */
+            ok = a->header && a->status >= 200 && a->status < 300
+                 && a->complete && !a->too_big
+                 && !(a->streaming && a->stream.failed);
+
+        } else {
+            ok = (a->outcome == NGX_HTTP_AI_OK);
+        }
+
+        u = a->usage.known ? &a->usage
+            : (a->streaming && a->stream.usage.known) ? &a->stream.usage
+            : NULL;
+
+        in = u ? u->prompt_tokens : 0;
+        out = u ? u->completion_tokens : 0;
+
+        add.requests = 1;
+        add.errors = ok ? 0 : 1;
+        add.input_tokens = in;
+        add.output_tokens = out;
+        add.cost = price ? ngx_http_ai_cost_of(in, price->input)
+                           + ngx_http_ai_cost_of(out, price->output)
+                         : 0;
+        a->cost = add.cost;
+
+        ctx->cost += add.cost;
+
+        if (u) {
+            ctx->usage.prompt_tokens += u->prompt_tokens;
+            ctx->usage.completion_tokens += u->completion_tokens;
+            ctx->usage.cached_tokens += u->cached_tokens;
+            ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
+            ctx->usage.reasoning_tokens += u->reasoning_tokens;
+            ctx->usage.known = 1;
+        }
+
+        if (lctx) {
+            /* an answer without usage counts as its estimate for tpm */
+            lctx->tokens += u ? in + out
+                              : (ok ? lctx->estimate : 0);
+        }
+    }
+
+    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai limits: charge %V: in %uL out %uL cost %uL, "
+                   "aborted %uL est in %uL est cost %uL",
+                   &a->model, add.input_tokens, add.output_tokens, add.cost,
+                   add.aborted, add.est_input_tokens, add.est_cost);
+
+    if (llcf->cost == NULL) {
+        return;
+    }
+
+    if (lctx == NULL) {
+        lctx = ngx_http_ai_limits_get_ctx(r, 1);
+        if (lctx == NULL) {
+            return;
+        }
+
+        lctx->ai = ctx;
+    }
+
+    (void) ngx_http_ai_cost_record(lctx, llcf->cost, &a->model, &add);
+}
+
+
+/*
+ * Response headers: x-ratelimit-* of the location's limits (the tightest
+ * of them), Retry-After on a refusal of ours, X-AI-Cost once every call
+ * is over (not for a streamed answer, whose header leaves first).
+ */
+
+ngx_int_t
+ngx_http_ai_limits_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_http_ai_limits_ctx_t       *lctx;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+    u_char                          buf[NGX_INT64_LEN + 8];
+
+    r = r->main;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (lctx && lctx->headers_done) {
+        return NGX_OK;
+    }
+
+    if (llcf->rates.nelts) {
+
+        if (lctx == NULL) {
+            lctx = ngx_http_ai_limits_get_ctx(r, 1);
+            if (lctx == NULL) {
+                return NGX_ERROR;
+            }
+
+            lctx->ai = ctx;
+        }
+
+        if (lctx->rate_status == 0 && !lctx->peeked) {
+            /* not through admission (a bad request, models): as it is */
+            if (ngx_http_ai_rate_peek(lctx, llcf) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (ngx_http_ai_limits_info_headers(r, &lctx->req_info,
+                                            "x-ratelimit-limit-requests",
+                                            "x-ratelimit-remaining-requests",
+                                            "x-ratelimit-reset-requests")
+            != NGX_OK
+            || ngx_http_ai_limits_info_headers(r, &lctx->tok_info,
+                                            "x-ratelimit-limit-tokens",
+                                            "x-ratelimit-remaining-tokens",
+                                            "x-ratelimit-reset-tokens")
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (lctx == NULL) {
+        lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+    }
+
+    if (lctx) {
+        lctx->headers_done = 1;
+
+        if (lctx->retry_after) {
+            len = ngx_sprintf(buf, "%T", lctx->retry_after) - buf;
+
+            if (ngx_http_ai_limits_push_header(r, "Retry-After", buf, len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (ctx == NULL
+        || (ctx->attempts == 0
+            && (lctx == NULL
+                || (lctx->rate_status != NGX_HTTP_AI_STATUS_REJECTED
+                    && lctx->budget_status != NGX_HTTP_AI_STATUS_REJECTED))))
+    {
+        /* no call was made and none refused: nothing was priced */
+        return NGX_OK;
+    }
+
+    if (ctx->chat.stream && r->headers_out.status == NGX_HTTP_OK) {
+        /* a stream: its cost is known at its end ($ai_cost) */
+        return NGX_OK;
+    }
+
+    p = ngx_http_ai_sprint_usd(buf, ctx->cost);
+
+    return ngx_http_ai_limits_push_header(r, "X-AI-Cost", buf, p - buf);
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_info_headers(ngx_http_request_t *r,
+    ngx_http_ai_rate_info_t *info, const char *limit, const char *remaining,
+    const char *reset)
+{
+    u_char  *p;
+    u_char   buf[NGX_INT64_LEN + 16];
+
+    if (!info->set) {
+        return NGX_OK;
+    }
+
+    p = ngx_sprintf(buf, "%uL", info->limit);
+
+    if (ngx_http_ai_limits_push_header(r, limit, buf, p - buf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "%uL", info->remaining);
+
+    if (ngx_http_ai_limits_push_header(r, remaining, buf, p - buf)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_ai_sprint_duration(buf, info->reset);
+
+    return ngx_http_ai_limits_push_header(r, reset, buf, p - buf);
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_push_header(ngx_http_request_t *r, const char *name,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, len);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(h->value.data, value, len);
+    h->value.len = len;
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->lowcase_key = NULL;
+
+    return NGX_OK;
+}
+
+
+ngx_http_ai_limits_ctx_t *
+ngx_http_ai_limits_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
+{
+    size_t                     len;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_ai_limits_ctx_t  *lctx;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    r = r->main;
+
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (lctx || !create) {
+        return lctx;
+    }
+
+    lctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_limits_ctx_t));
+    if (lctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_ai_limits_cleanup;
+    cln->data = lctx;
+
+    lctx->request = r;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    len = ngx_min(clcf->name.len, NGX_HTTP_AI_MAX_ROUTE_LEN);
+    lctx->route.data = clcf->name.data;
+    lctx->route.len = len;
+
+    ngx_http_set_ctx(r, lctx, ngx_ai_gateway_limits_module);
+
+    return lctx;
+}
+
+
+/* a key's value and its SHA-256 digest, computed once per request */
+
+ngx_int_t
+ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_complex_value_t *cv, ngx_http_ai_key_t **key)
+{
+    ngx_str_t            value;
+    ngx_uint_t           i;
+    unsigned int         n;
+    ngx_http_ai_key_t   *k;
+    ngx_http_request_t  *r;
+
+    r = lctx->request;
+
+    if (ngx_http_complex_value(r, cv, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < lctx->nkeys; i++) {
+        k = &lctx->keys[i];
+
+        if (k->value.len == value.len
+            && ngx_memcmp(k->value.data, value.data, value.len) == 0)
+        {
+            *key = k;
+            return NGX_OK;
+        }
+    }
+
+    if (lctx->nkeys < sizeof(lctx->keys) / sizeof(lctx->keys[0])) {
+        k = &lctx->keys[lctx->nkeys++];
+
+    } else {
+        k = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_key_t));
+        if (k == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    k->value = value;
+    k->empty = (value.len == 0);
+
+    if (!k->empty) {
+        n = NGX_HTTP_AI_DIGEST_LEN;
+
+        if (EVP_Digest(value.data, value.len, k->digest, &n, EVP_sha256(),
+                       NULL)
+            != 1
+            || n != NGX_HTTP_AI_DIGEST_LEN)
+        {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "ai limits: SHA-256 of a key failed");
+            return NGX_ERROR;
+        }
+    }
+
+    *key = k;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n)
+{
+    (void) ngx_hex_dump(dst, digest, n);
+}
+
+
+/*
+ * tokens * price / 1M, where price is nano-USD per 1M tokens: the cost in
+ * nano-USD, rounded down, in integers (split so that it cannot overflow
+ * for any realistic count).
+ */
+
+uint64_t
+ngx_http_ai_cost_of(uint64_t tokens, uint64_t price)
+{
+    return tokens * (price / 1000000)
+           + tokens * (price % 1000000) / 1000000;
+}
+
+
+/* "25", "0.50", "1.000000001" -> nano-USD, exactly */
+
+ngx_int_t
+ngx_http_ai_parse_nano_usd(u_char *p, size_t len, uint64_t *nano)
+{
+    u_char      *last;
+    uint64_t     whole, frac;
+    ngx_uint_t   digits, decimals, dot;
+
+    whole = 0;
+    frac = 0;
+    digits = 0;
+    decimals = 0;
+    dot = 0;
+
+    for (last = p + len; p < last; p++) {
+
+        if (*p == '.' && !dot) {
+            dot = 1;
+            continue;
+        }
+
+        if (*p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        if (dot) {
+            if (++decimals > 9) {
+                return NGX_ERROR;
+            }
+
+            frac = frac * 10 + (*p - '0');
+
+        } else {
+            if (whole >= 1000000000) {
+                return NGX_ERROR;
+            }
+
+            whole = whole * 10 + (*p - '0');
+        }
+
+        digits++;
+    }
+
+    if (digits == 0) {
+        return NGX_ERROR;
+    }
+
+    while (decimals++ < 9) {
+        frac *= 10;
+    }
+
+    *nano = whole * 1000000000 + frac;
+
+    return NGX_OK;
+}
+
+
+/* nano-USD as USD with 6 decimals (rounded down), e.g. "0.001250" */
+
+u_char *
+ngx_http_ai_sprint_usd(u_char *p, uint64_t nano)
+{
+    return ngx_sprintf(p, "%uL.%06uL", nano / 1000000000,
+                       (nano % 1000000000) / 1000);
+}
+
+
+ngx_int_t
+ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano)
+{
+    u_char  *p;
+    u_char   buf[NGX_INT64_LEN + 8];
+
+    p = ngx_http_ai_sprint_usd(buf, nano);
+
+    if (ngx_ai_buf_append(b, "\"", 1) != NGX_OK
+        || ngx_ai_buf_append(b, buf, p - buf) != NGX_OK
+        || ngx_ai_buf_append(b, "\"", 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The end of a request: tpm reservations are replaced by the tokens the
+ * calls really used, budget reservations are given back (the calls'
+ * costs were added as they were charged).  Idempotent.
+ */
+
+static void
+ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx)
+{
+    if (lctx->settled) {
+        return;
+    }
+
+    lctx->settled = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, lctx->request->connection->log, 0,
+                   "ai limits: settle, %uL tokens used, %uL reserved",
+                   lctx->tokens, lctx->estimate);
+
+    ngx_http_ai_rate_settle(lctx);
+    ngx_http_ai_cost_release(lctx);
+}
+
+
+static void
+ngx_http_ai_limits_cleanup(void *data)
+{
+    ngx_http_ai_limits_ctx_t  *lctx = data;
+
+    ngx_http_ai_limits_settle(lctx);
+}
+
+
+/*
+ * Log phase, before the access log: a call still running when the
+ * request ended (the client went away) is charged as aborted, then the
+ * reservations are settled, so $ai_cost and the ledger agree.
+ */
+
+static ngx_int_t
+ngx_http_ai_limits_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_ai_ctx_t          *ctx;
+    ngx_http_ai_attempt_t      *a;
+    ngx_http_ai_limits_ctx_t   *lctx;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (ctx && ctx->attempt && !ctx->attempt->charged) {
+        a = ctx->attempt;
+
+        if (!a->done) {
+            a->aborted = 1;
+            a->outcome = NGX_HTTP_AI_ABORTED;
+        }
+
+        ngx_http_ai_limits_charge(r, ctx, a);
+    }
+
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (lctx) {
+        ngx_http_ai_limits_settle(lctx);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    ngx_http_ai_ctx_t         *ctx;
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_module);
+    lctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_limits_module);
+
+    /* as X-AI-Cost: once calls were made, or refused by a limit */
+
+    if (ctx == NULL
+        || (ctx->attempts == 0
+            && (lctx == NULL
+                || (lctx->rate_status != NGX_HTTP_AI_STATUS_REJECTED
+                    && lctx->budget_status != NGX_HTTP_AI_STATUS_REJECTED))))
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 8);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_http_ai_sprint_usd(p, ctx->cost) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_uint_t                 status;
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    lctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_limits_module);
+
+    status = lctx == NULL ? 0
+             : data ? lctx->budget_status : lctx->rate_status;
+
+    if (status == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->len = ngx_http_ai_limits_status[status - 1].len;
+    v->data = ngx_http_ai_limits_status[status - 1].data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_ai_limits_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The log phase handler goes first, before the access log's, so that
+ * variables logged see the request settled.
+ */
+
+static ngx_int_t
+ngx_http_ai_limits_init(ngx_conf_t *cf)
+{
+    ngx_array_t                *a;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    a = &cmcf->phases[NGX_HTTP_LOG_PHASE].handlers;
+
+    h = ngx_array_push(a);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+
+    h[0] = ngx_http_ai_limits_log_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_ai_limits_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ai_limits_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_limits_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&lmcf->rate_zones, cf->pool, 2,
+                       sizeof(ngx_shm_zone_t *))
+        != NGX_OK
+        || ngx_array_init(&lmcf->cost_zones, cf->pool, 2,
+                          sizeof(ngx_shm_zone_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return lmcf;
+}
+
+
+static void *
+ngx_http_ai_limits_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    llcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_limits_loc_conf_t));
+    if (llcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     llcf->rates.elts = NULL;
+     *     llcf->rates.nelts = 0;
+     */
+
+    llcf->cost = NGX_CONF_UNSET_PTR;
+    llcf->reserve_tokens = NGX_CONF_UNSET;
+
+    return llcf;
+}
+
+
+static char *
+ngx_http_ai_limits_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ai_limits_loc_conf_t  *prev = parent;
+    ngx_http_ai_limits_loc_conf_t  *conf = child;
+
+    /* as limit_req: a level with ai_rate replaces the inherited set */
+
+    if (conf->rates.elts == NULL) {
+        conf->rates = prev->rates;
+    }
+
+    ngx_conf_merge_ptr_value(conf->cost, prev->cost, NULL);
+    ngx_conf_merge_value(conf->reserve_tokens, prev->reserve_tokens, -1);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_ai_cost_init_process(cycle);
+}
+
+
+static void
+ngx_http_ai_limits_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_cost_exit_process(cycle);
+}
+
+
+static void
+ngx_http_ai_limits_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_cost_exit_master(cycle);
+}

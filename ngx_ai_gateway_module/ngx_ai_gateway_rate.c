@@ -1,0 +1,1256 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Rate limits: ai_rate_zone and ai_rate.  One node per (route, limit key)
+ * in a shared memory zone holds two token buckets, requests and tokens.
+ * A bucket's level is what was taken and not yet refilled, in units of
+ * 1/60000 request (or token), so that a limit of N per minute refills
+ * exactly N units per millisecond: integers, no rounding drift.
+ *
+ * rpm takes one request at admission.  tpm reserves the request's
+ * estimate (prompt bytes / 4 + max_tokens or the default) at admission
+ * and, when the request ends, replaces it with the tokens its calls
+ * really used.  Check and take happen under the zone's mutex, so no
+ * number of concurrent requests in any number of workers gets more than
+ * the buckets hold.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway_limits.h"
+
+
+#define NGX_HTTP_AI_RATE_ID_LEN                                             \
+    (1 + 4 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN)
+
+
+static ngx_int_t ngx_http_ai_rate_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_ai_rate_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_ai_rate_identity(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_limit_t *limit, u_char *id, size_t *len);
+static ngx_http_ai_rate_node_t *ngx_http_ai_rate_lookup(
+    ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+static ngx_http_ai_rate_node_t *ngx_http_ai_rate_create(
+    ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone,
+    ngx_uint_t n);
+static void ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node,
+    uint64_t rpm, uint64_t tpm, ngx_msec_t now, uint64_t *req,
+    uint64_t *tok);
+static void ngx_http_ai_rate_info(ngx_http_ai_rate_info_t *info,
+    uint64_t used, uint64_t limit);
+static void ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
+    ngx_http_ai_rate_info_t *src);
+static void ngx_http_ai_rate_refused(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_uint_t rpm, ngx_uint_t tpm, ngx_msec_t wait, ngx_ai_error_t *err);
+
+
+static ngx_uint_t  ngx_http_ai_rate_tag;
+
+
+/* ai_rate_zone NAME:SIZE */
+
+char *
+ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_limits_main_conf_t *lmcf = conf;
+
+    u_char                   *p;
+    ssize_t                   size;
+    ngx_str_t                *value, name, s;
+    ngx_uint_t                i;
+    ngx_shm_zone_t           *shm_zone, **z;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strlchr(value[1].data, value[1].data + value[1].len,
+                               ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": ai_rate_zone takes "
+                           "NAME:SIZE, e.g. ai_rate:10m", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uz bytes",
+                           &value[1], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": sharing limits across hosts is not "
+                               "supported yet", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_ai_rate_tag);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate ai_rate_zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_rate_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->shm_zone = shm_zone;
+
+    shm_zone->init = ngx_http_ai_rate_init_zone;
+    shm_zone->data = zone;
+
+    z = ngx_array_push(&lmcf->rate_zones);
+    if (z == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *z = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a zone kept across reloads: the old cycle's memory, as limit_req does */
+
+static ngx_int_t
+ngx_http_ai_rate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ai_rate_zone_t  *ozone = data;
+
+    size_t                    len;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_calloc(zone->shpool, sizeof(ngx_http_ai_rate_sh_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_ai_rate_rbtree_insert_value);
+
+    ngx_queue_init(&zone->sh->queue);
+
+    len = sizeof(" in ai_rate_zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in ai_rate_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    zone->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/* ai_rate zone=NAME [key=$var] [rpm=N] [tpm=N] */
+
+char *
+ngx_http_ai_rate_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ai_limits_loc_conf_t *llcf = conf;
+
+    ngx_int_t                          n;
+    ngx_str_t                         *value, s, key;
+    ngx_uint_t                         i;
+    ngx_shm_zone_t                    *shm_zone;
+    ngx_http_ai_rate_limit_t          *limit, *limits;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    limit = NULL;
+    shm_zone = NULL;
+    ngx_str_null(&key);
+
+    if (llcf->rates.elts == NULL) {
+        if (ngx_array_init(&llcf->rates, cf->pool, 2,
+                           sizeof(ngx_http_ai_rate_limit_t))
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    limit = ngx_array_push(&llcf->rates);
+    if (limit == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(limit, sizeof(ngx_http_ai_rate_limit_t));
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            shm_zone = ngx_shared_memory_add(cf, &s, 0,
+                                             &ngx_http_ai_rate_tag);
+            if (shm_zone == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            key.data = value[i].data + 4;
+            key.len = value[i].len - 4;
+
+            if (key.len == 0) {
+                goto invalid;
+            }
+
+            limit->key = ngx_palloc(cf->pool,
+                                    sizeof(ngx_http_complex_value_t));
+            if (limit->key == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &key;
+            ccv.complex_value = limit->key;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            limit->key_id = ngx_crc32_short(key.data, key.len);
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "rpm=", 4) == 0
+            || ngx_strncmp(value[i].data, "tpm=", 4) == 0)
+        {
+            n = ngx_atoi(value[i].data + 4, value[i].len - 4);
+
+            if (n <= 0 || n > NGX_HTTP_AI_RATE_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": expected a number "
+                                   "from 1 to %d", &value[i],
+                                   NGX_HTTP_AI_RATE_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 'r') {
+                limit->rpm = n;
+
+            } else {
+                limit->tpm = n;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ai_rate\" must have the \"zone=\" parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (limit->rpm == 0 && limit->tpm == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ai_rate\" needs rpm= or tpm= (or both)");
+        return NGX_CONF_ERROR;
+    }
+
+    limit->shm_zone = shm_zone;
+
+    /* one limit per zone and key source in a location */
+
+    limits = llcf->rates.elts;
+
+    for (i = 0; i < llcf->rates.nelts - 1; i++) {
+        if (limits[i].shm_zone == shm_zone
+            && (limits[i].key == NULL) == (limit->key == NULL)
+            && limits[i].key_id == limit->key_id)
+        {
+            if (key.len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "duplicate \"ai_rate\" for zone \"%V\" "
+                                   "and key \"%V\"", &shm_zone->shm.name,
+                                   &key);
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "duplicate \"ai_rate\" for zone \"%V\" "
+                                   "without key", &shm_zone->shm.name);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\": ai_rate takes zone=, "
+                       "key=, rpm= and tpm=", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+ngx_http_ai_rate_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t        **p;
+    ngx_http_ai_rate_node_t   *n, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            n = (ngx_http_ai_rate_node_t *) &node->color;
+            t = (ngx_http_ai_rate_node_t *) &temp->color;
+
+            p = (ngx_memn2cmp(n->data, t->data, n->len, t->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/*
+ * A node's identity: [keyed][key_id:4][digest:32 if keyed][route].
+ * NGX_DECLINED: the limit's key is empty for this request, which the
+ * limit then does not apply to (as with limit_req).
+ */
+
+static ngx_int_t
+ngx_http_ai_rate_identity(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_limit_t *limit, u_char *id, size_t *len)
+{
+    u_char             *p;
+    ngx_http_ai_key_t  *key;
+
+    p = id;
+
+    if (limit->key) {
+        if (ngx_http_ai_limits_key(lctx, limit->key, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (key->empty) {
+            return NGX_DECLINED;
+        }
+
+        *p++ = 1;
+        p = ngx_cpymem(p, &limit->key_id, 4);
+        p = ngx_cpymem(p, key->digest, NGX_HTTP_AI_DIGEST_LEN);
+
+    } else {
+        *p++ = 0;
+        p = ngx_cpymem(p, &limit->key_id, 4);
+    }
+
+    p = ngx_cpymem(p, lctx->route.data, lctx->route.len);
+
+    *len = p - id;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_ai_rate_node_t *
+ngx_http_ai_rate_lookup(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
+    u_char *id, size_t len)
+{
+    ngx_int_t                 rc;
+    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_http_ai_rate_node_t  *rn;
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rn = (ngx_http_ai_rate_node_t *) &node->color;
+
+        rc = ngx_memn2cmp(id, rn->data, len, (size_t) rn->len);
+
+        if (rc == 0) {
+            return rn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* a new node, at the head of the LRU queue; called locked */
+
+static ngx_http_ai_rate_node_t *
+ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
+    u_char *id, size_t len)
+{
+    size_t                    size;
+    ngx_rbtree_node_t        *node;
+    ngx_http_ai_rate_node_t  *rn;
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_ai_rate_node_t, data)
+           + len;
+
+    ngx_http_ai_rate_expire(zone, 1);
+
+    node = ngx_slab_alloc_locked(zone->shpool, size);
+
+    if (node == NULL) {
+        ngx_http_ai_rate_expire(zone, 0);
+
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+        if (node == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "ai_rate: could not allocate node%s",
+                          zone->shpool->log_ctx);
+            return NULL;
+        }
+    }
+
+    node->key = hash;
+
+    rn = (ngx_http_ai_rate_node_t *) &node->color;
+
+    rn->keyed = id[0];
+    rn->len = (u_short) len;
+    rn->last = ngx_current_msec;
+    rn->req_used = 0;
+    rn->tok_used = 0;
+    rn->rpm = 0;
+    rn->tpm = 0;
+    rn->count = 0;
+
+    ngx_memcpy(rn->data, id, len);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+    ngx_queue_insert_head(&zone->sh->queue, &rn->queue);
+
+    zone->sh->nodes++;
+
+    return rn;
+}
+
+
+/*
+ * n == 1: frees one or two nodes at the LRU tail that are idle for a
+ * minute and whose buckets are full again (forgetting them changes
+ * nothing); n == 0: also the oldest node by force.  Nodes a request
+ * still holds are never freed.  Called locked.
+ */
+
+static void
+ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone, ngx_uint_t n)
+{
+    uint64_t                  req, tok;
+    ngx_msec_t                now;
+    ngx_queue_t              *q;
+    ngx_msec_int_t            ms;
+    ngx_rbtree_node_t        *node;
+    ngx_http_ai_rate_node_t  *rn;
+
+    now = ngx_current_msec;
+
+    while (n < 3) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+
+        rn = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+        if (rn->count) {
+            return;
+        }
+
+        if (n++ != 0) {
+            ms = (ngx_msec_int_t) (now - rn->last);
+
+            if (ms < 60000) {
+                return;
+            }
+
+            ngx_http_ai_rate_decay(rn, rn->rpm, rn->tpm, now, &req, &tok);
+
+            if (req || tok) {
+                return;
+            }
+        }
+
+        ngx_queue_remove(q);
+
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+
+        ngx_slab_free_locked(zone->shpool, node);
+
+        zone->sh->nodes--;
+    }
+}
+
+
+/* the bucket levels at "now": what was taken less what refilled since */
+
+static void
+ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node, uint64_t rpm,
+    uint64_t tpm, ngx_msec_t now, uint64_t *req, uint64_t *tok)
+{
+    uint64_t        d;
+    ngx_msec_int_t  ms;
+
+    ms = (ngx_msec_int_t) (now - node->last);
+
+    if (ms <= 0) {
+        *req = node->req_used;
+        *tok = node->tok_used;
+        return;
+    }
+
+    if (ms > 1000000000) {
+        ms = 1000000000;
+    }
+
+    d = rpm * (uint64_t) ms;
+    *req = node->req_used > d ? node->req_used - d : 0;
+
+    d = tpm * (uint64_t) ms;
+    *tok = node->tok_used > d ? node->tok_used - d : 0;
+}
+
+
+static void
+ngx_http_ai_rate_info(ngx_http_ai_rate_info_t *info, uint64_t used,
+    uint64_t limit)
+{
+    uint64_t  cap;
+
+    cap = limit * NGX_HTTP_AI_RATE_UNIT;
+
+    info->limit = limit;
+    info->remaining = used < cap ? (cap - used) / NGX_HTTP_AI_RATE_UNIT : 0;
+    info->reset = (ngx_msec_t) ((used + limit - 1) / limit);
+    info->set = 1;
+}
+
+
+static void
+ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
+    ngx_http_ai_rate_info_t *src)
+{
+    if (!src->set) {
+        return;
+    }
+
+    if (!dst->set || src->remaining < dst->remaining
+        || (src->remaining == dst->remaining && src->reset > dst->reset))
+    {
+        *dst = *src;
+    }
+}
+
+
+ngx_int_t
+ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_limits_loc_conf_t *llcf, ngx_ai_error_t *err)
+{
+    size_t                     len;
+    uint32_t                   hash;
+    uint64_t                   cap, need, tokens, req, tok, w;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, refuse_r, refuse_t;
+    ngx_msec_t                 now, wait;
+    ngx_http_request_t        *r;
+    ngx_http_ai_rate_node_t   *node;
+    ngx_http_ai_rate_zone_t   *zone;
+    ngx_http_ai_rate_hold_t   *hold;
+    ngx_http_ai_rate_info_t    ri, ti;
+    ngx_http_ai_rate_limit_t  *limit, *limits;
+    u_char                     id[NGX_HTTP_AI_RATE_ID_LEN];
+
+    r = lctx->request;
+    limits = llcf->rates.elts;
+
+    lctx->holds = ngx_pcalloc(r->pool, llcf->rates.nelts
+                                       * sizeof(ngx_http_ai_rate_hold_t));
+    if (lctx->holds == NULL) {
+        return NGX_ERROR;
+    }
+
+    lctx->peeked = 1;
+
+    for (i = 0; i < llcf->rates.nelts; i++) {
+        limit = &limits[i];
+
+        rc = ngx_http_ai_rate_identity(lctx, limit, id, &len);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_ai_rate_release(lctx);
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        zone = limit->shm_zone->data;
+        hash = ngx_crc32_short(id, len);
+
+        ngx_memzero(&ri, sizeof(ngx_http_ai_rate_info_t));
+        ngx_memzero(&ti, sizeof(ngx_http_ai_rate_info_t));
+
+        refuse_r = 0;
+        refuse_t = 0;
+        wait = 0;
+        tokens = 0;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        now = ngx_current_msec;
+
+        node = ngx_http_ai_rate_lookup(zone, hash, id, len);
+
+        if (node == NULL) {
+            node = ngx_http_ai_rate_create(zone, hash, id, len);
+
+            if (node == NULL) {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+                ngx_http_ai_rate_release(lctx);
+                return NGX_ERROR;
+            }
+
+        } else {
+            ngx_queue_remove(&node->queue);
+            ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+        }
+
+        ngx_http_ai_rate_decay(node, limit->rpm, limit->tpm, now, &req,
+                               &tok);
+
+        node->req_used = req;
+        node->tok_used = tok;
+        node->last = now;
+        node->rpm = (uint32_t) limit->rpm;
+        node->tpm = (uint32_t) limit->tpm;
+
+        if (limit->rpm) {
+            cap = limit->rpm * NGX_HTTP_AI_RATE_UNIT;
+
+            if (req + NGX_HTTP_AI_RATE_UNIT > cap) {
+                refuse_r = 1;
+                w = (req + NGX_HTTP_AI_RATE_UNIT - cap + limit->rpm - 1)
+                    / limit->rpm;
+                wait = ngx_max(wait, (ngx_msec_t) w);
+            }
+        }
+
+        if (limit->tpm) {
+            /* a request larger than the whole minute waits for all of it */
+            tokens = ngx_min(lctx->estimate, (uint64_t) limit->tpm);
+            need = tokens * NGX_HTTP_AI_RATE_UNIT;
+            cap = limit->tpm * NGX_HTTP_AI_RATE_UNIT;
+
+            if (tok + need > cap) {
+                refuse_t = 1;
+                w = (tok + need - cap + limit->tpm - 1) / limit->tpm;
+                wait = ngx_max(wait, (ngx_msec_t) w);
+            }
+        }
+
+        if (!refuse_r && !refuse_t) {
+            hold = &lctx->holds[lctx->nholds++];
+            hold->limit = limit;
+            hold->node = node;
+
+            if (limit->rpm) {
+                node->req_used += NGX_HTTP_AI_RATE_UNIT;
+                hold->requests = 1;
+            }
+
+            if (limit->tpm) {
+                node->tok_used += tokens * NGX_HTTP_AI_RATE_UNIT;
+                hold->tokens = tokens;
+            }
+
+            node->count++;
+        }
+
+        if (limit->rpm) {
+            ngx_http_ai_rate_info(&ri, node->req_used, limit->rpm);
+        }
+
+        if (limit->tpm) {
+            ngx_http_ai_rate_info(&ti, node->tok_used, limit->tpm);
+        }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ai_rate \"%V\" [%ui]: requests %uL/%ui, tokens "
+                       "%uL/%ui, wait %M",
+                       &limit->shm_zone->shm.name, i,
+                       ri.set ? ri.remaining : 0, limit->rpm,
+                       ti.set ? ti.remaining : 0, limit->tpm, wait);
+
+        if (refuse_r || refuse_t) {
+            if (refuse_r) {
+                lctx->req_info = ri;
+
+            } else {
+                ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
+            }
+
+            if (refuse_t) {
+                lctx->tok_info = ti;
+
+            } else {
+                ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
+            }
+
+            ngx_http_ai_rate_release(lctx);
+
+            ngx_http_ai_rate_refused(lctx, refuse_r ? limit->rpm : 0,
+                                     refuse_t ? limit->tpm : 0, wait, err);
+
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "ai_rate: limiting %s by zone \"%V\", retry in "
+                          "%T s", refuse_r ? "requests" : "tokens",
+                          &limit->shm_zone->shm.name, lctx->retry_after);
+
+            return NGX_DECLINED;
+        }
+
+        ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
+        ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
+    }
+
+    if (lctx->nholds) {
+        lctx->rate_status = NGX_HTTP_AI_STATUS_PASSED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_rate_refused(ngx_http_ai_limits_ctx_t *lctx, ngx_uint_t rpm,
+    ngx_uint_t tpm, ngx_msec_t wait, ngx_ai_error_t *err)
+{
+    u_char              *p;
+    size_t               len;
+    ngx_http_request_t  *r;
+
+    r = lctx->request;
+
+    lctx->rate_status = NGX_HTTP_AI_STATUS_REJECTED;
+    lctx->retry_after = (time_t) ((wait + 999) / 1000);
+
+    if (lctx->retry_after == 0) {
+        lctx->retry_after = 1;
+    }
+
+    ngx_ai_error_set(err, NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_exceeded",
+                     NULL, "rate_limit_exceeded",
+                     "Rate limit reached. Please try again later.");
+
+    len = 256 + lctx->route.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return;
+    }
+
+    err->message.data = p;
+
+    if (rpm) {
+        p = ngx_sprintf(p, "Rate limit reached for requests per minute on "
+                        "%V: limit %ui.", &lctx->route, rpm);
+
+    } else {
+        p = ngx_sprintf(p, "Rate limit reached for tokens per minute on "
+                        "%V: limit %ui. This request was estimated at %uL "
+                        "tokens.", &lctx->route, tpm,
+                        ngx_min(lctx->estimate, (uint64_t) tpm));
+    }
+
+    p = ngx_sprintf(p, " Please try again in %Ts.", lctx->retry_after);
+
+    err->message.len = p - err->message.data;
+}
+
+
+/* gives back what admission took (a refusal by a later limit) */
+
+void
+ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx)
+{
+    uint64_t                  n;
+    ngx_uint_t                i;
+    ngx_http_ai_rate_hold_t  *hold;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    for (i = 0; i < lctx->nholds; i++) {
+        hold = &lctx->holds[i];
+
+        if (hold->node == NULL) {
+            continue;
+        }
+
+        zone = hold->limit->shm_zone->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        if (hold->requests) {
+            n = NGX_HTTP_AI_RATE_UNIT;
+            hold->node->req_used -= ngx_min(n, hold->node->req_used);
+        }
+
+        n = hold->tokens * NGX_HTTP_AI_RATE_UNIT;
+        hold->node->tok_used -= ngx_min(n, hold->node->tok_used);
+
+        hold->node->count--;
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        hold->node = NULL;
+    }
+
+    lctx->nholds = 0;
+}
+
+
+/* the request is over: its tpm reservations become what it really used */
+
+void
+ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx)
+{
+    uint64_t                  reserved, used, n;
+    ngx_uint_t                i;
+    ngx_http_ai_rate_hold_t  *hold;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    for (i = 0; i < lctx->nholds; i++) {
+        hold = &lctx->holds[i];
+
+        if (hold->node == NULL) {
+            continue;
+        }
+
+        zone = hold->limit->shm_zone->data;
+
+        reserved = hold->tokens;
+        used = lctx->tokens;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        if (hold->limit->tpm) {
+            if (used >= reserved) {
+                hold->node->tok_used += (used - reserved)
+                                        * NGX_HTTP_AI_RATE_UNIT;
+
+            } else {
+                n = (reserved - used) * NGX_HTTP_AI_RATE_UNIT;
+                hold->node->tok_used -= ngx_min(n, hold->node->tok_used);
+            }
+        }
+
+        hold->node->count--;
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        hold->node = NULL;
+    }
+}
+
+
+/* the headers' values for a request that did not go through admission */
+
+ngx_int_t
+ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_limits_loc_conf_t *llcf)
+{
+    size_t                     len;
+    uint32_t                   hash;
+    uint64_t                   req, tok;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    ngx_http_ai_rate_node_t   *node;
+    ngx_http_ai_rate_zone_t   *zone;
+    ngx_http_ai_rate_info_t    ri, ti;
+    ngx_http_ai_rate_limit_t  *limit, *limits;
+    u_char                     id[NGX_HTTP_AI_RATE_ID_LEN];
+
+    lctx->peeked = 1;
+
+    limits = llcf->rates.elts;
+
+    for (i = 0; i < llcf->rates.nelts; i++) {
+        limit = &limits[i];
+
+        rc = ngx_http_ai_rate_identity(lctx, limit, id, &len);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        zone = limit->shm_zone->data;
+        hash = ngx_crc32_short(id, len);
+
+        req = 0;
+        tok = 0;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        node = ngx_http_ai_rate_lookup(zone, hash, id, len);
+
+        if (node) {
+            ngx_http_ai_rate_decay(node, limit->rpm, limit->tpm,
+                                   ngx_current_msec, &req, &tok);
+        }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_memzero(&ri, sizeof(ngx_http_ai_rate_info_t));
+        ngx_memzero(&ti, sizeof(ngx_http_ai_rate_info_t));
+
+        if (limit->rpm) {
+            ngx_http_ai_rate_info(&ri, req, limit->rpm);
+        }
+
+        if (limit->tpm) {
+            ngx_http_ai_rate_info(&ti, tok, limit->tpm);
+        }
+
+        ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
+        ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the "rate" array of the status JSON: every node of every zone */
+
+ngx_int_t
+ngx_http_ai_rate_json(ngx_http_request_t *r,
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+{
+    size_t                    off;
+    uint64_t                  req, tok, cap;
+    ngx_int_t                 rc;
+    ngx_uint_t                i, first;
+    ngx_msec_t                now;
+    ngx_queue_t              *q;
+    ngx_shm_zone_t          **zones;
+    ngx_http_ai_rate_node_t  *node;
+    ngx_http_ai_rate_zone_t  *zone;
+    u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
+
+    zones = lmcf->rate_zones.elts;
+    first = 1;
+    rc = NGX_OK;
+
+    for (i = 0; i < lmcf->rate_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        if (zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        now = ngx_current_msec;
+
+        for (q = ngx_queue_head(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue);
+             q = ngx_queue_next(q))
+        {
+            node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+            ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now, &req,
+                                   &tok);
+
+            off = 1 + 4 + (node->keyed ? NGX_HTTP_AI_DIGEST_LEN : 0);
+
+            if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
+                || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
+                || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
+                                                 zones[i]->shm.name.len)
+                   != NGX_OK
+                || ngx_ai_buf_append_str(b, ",\"key\":") != NGX_OK)
+            {
+                rc = NGX_ERROR;
+                break;
+            }
+
+            first = 0;
+
+            if (node->keyed) {
+                ngx_http_ai_digest_hex(hex, node->data + 5,
+                                       NGX_HTTP_AI_KEY_PREFIX / 2);
+
+                rc = ngx_ai_buf_append_json_string(b, hex,
+                                                   NGX_HTTP_AI_KEY_PREFIX);
+
+            } else {
+                rc = ngx_ai_buf_append_str(b, "null");
+            }
+
+            if (rc != NGX_OK
+                || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK
+                || ngx_ai_buf_append_json_string(b, node->data + off,
+                                                 node->len - off)
+                   != NGX_OK
+                || ngx_ai_buf_append_str(b, ",\"rpm_limit\":") != NGX_OK)
+            {
+                rc = NGX_ERROR;
+                break;
+            }
+
+            if (node->rpm) {
+                cap = (uint64_t) node->rpm * NGX_HTTP_AI_RATE_UNIT;
+
+                rc = (ngx_ai_buf_append_uint(b, node->rpm) == NGX_OK
+                      && ngx_ai_buf_append_str(b, ",\"rpm_remaining\":")
+                         == NGX_OK
+                      && ngx_ai_buf_append_uint(b, req < cap
+                                      ? (cap - req) / NGX_HTTP_AI_RATE_UNIT
+                                      : 0) == NGX_OK)
+                     ? NGX_OK : NGX_ERROR;
+
+            } else {
+                rc = ngx_ai_buf_append_str(b, "null,\"rpm_remaining\":null");
+            }
+
+            if (rc != NGX_OK
+                || ngx_ai_buf_append_str(b, ",\"tpm_limit\":") != NGX_OK)
+            {
+                rc = NGX_ERROR;
+                break;
+            }
+
+            if (node->tpm) {
+                cap = (uint64_t) node->tpm * NGX_HTTP_AI_RATE_UNIT;
+
+                rc = (ngx_ai_buf_append_uint(b, node->tpm) == NGX_OK
+                      && ngx_ai_buf_append_str(b, ",\"tpm_remaining\":")
+                         == NGX_OK
+                      && ngx_ai_buf_append_uint(b, tok < cap
+                                      ? (cap - tok) / NGX_HTTP_AI_RATE_UNIT
+                                      : 0) == NGX_OK)
+                     ? NGX_OK : NGX_ERROR;
+
+            } else {
+                rc = ngx_ai_buf_append_str(b, "null,\"tpm_remaining\":null");
+            }
+
+            if (rc != NGX_OK
+                || ngx_ai_buf_append_str(b, ",\"in_flight\":") != NGX_OK
+                || ngx_ai_buf_append_uint(b, node->count) != NGX_OK
+                || ngx_ai_buf_append_str(b, "}") != NGX_OK)
+            {
+                rc = NGX_ERROR;
+                break;
+            }
+        }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the rate zones' items of the status "zones" array */
+
+ngx_int_t
+ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_buf_t *b, ngx_uint_t first)
+{
+    ngx_uint_t                i, nodes;
+    ngx_shm_zone_t          **zones;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    zones = lmcf->rate_zones.elts;
+
+    for (i = 0; i < lmcf->rate_zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        nodes = zone->sh->nodes;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
+            || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
+            || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
+                                             zones[i]->shm.name.len)
+               != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"type\":\"rate\",\"size\":")
+               != NGX_OK
+            || ngx_ai_buf_append_uint(b, zones[i]->shm.size) != NGX_OK
+            || ngx_ai_buf_append_str(b, ",\"buckets\":") != NGX_OK
+            || ngx_ai_buf_append_uint(b, nodes) != NGX_OK
+            || ngx_ai_buf_append_str(b, "}") != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        first = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a duration as OpenAI writes them in x-ratelimit-reset-*: "1s", "6m0s",
+ * "250ms", "1.5s" */
+
+u_char *
+ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms)
+{
+    ngx_msec_t  h, m, s, frac;
+
+    if (ms < 1000) {
+        return ms ? ngx_sprintf(p, "%Mms", ms) : ngx_cpymem(p, "0s", 2);
+    }
+
+    h = ms / 3600000;
+    m = ms / 60000 % 60;
+    s = ms / 1000 % 60;
+    frac = ms % 1000;
+
+    if (h) {
+        p = ngx_sprintf(p, "%Mh%Mm", h, m);
+
+    } else if (m) {
+        p = ngx_sprintf(p, "%Mm", m);
+    }
+
+    p = ngx_sprintf(p, "%M", s);
+
+    if (frac) {
+        if (frac % 100 == 0) {
+            p = ngx_sprintf(p, ".%M", frac / 100);
+
+        } else if (frac % 10 == 0) {
+            p = ngx_sprintf(p, ".%02M", frac / 10);
+
+        } else {
+            p = ngx_sprintf(p, ".%03M", frac);
+        }
+    }
+
+    *p++ = 's';
+
+    return p;
+}

@@ -1,0 +1,142 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Variables for log_format: which model answered, after how many calls,
+ * the tokens of every call, the time to the first byte.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway.h"
+
+
+typedef enum {
+    NGX_HTTP_AI_VAR_MODEL = 0,
+    NGX_HTTP_AI_VAR_PROVIDER,
+    NGX_HTTP_AI_VAR_ATTEMPTS,
+    NGX_HTTP_AI_VAR_PROMPT_TOKENS,
+    NGX_HTTP_AI_VAR_COMPLETION_TOKENS,
+    NGX_HTTP_AI_VAR_TTFT
+} ngx_http_ai_var_e;
+
+
+static ngx_int_t ngx_http_ai_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_ai_vars[] = {
+
+    { ngx_string("ai_model"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_provider"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_PROVIDER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_attempts"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_ATTEMPTS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_prompt_tokens"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_PROMPT_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_completion_tokens"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_COMPLETION_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_ttft"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_TTFT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_ai_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_ai_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char             *p, *slash;
+    ngx_str_t           model;
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_module);
+
+    if (ctx == NULL || ctx->attempts == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    model = ctx->model.len ? ctx->model : ctx->attempt->model;
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    switch (data) {
+
+    case NGX_HTTP_AI_VAR_MODEL:
+        v->data = model.data;
+        v->len = model.len;
+        return NGX_OK;
+
+    case NGX_HTTP_AI_VAR_PROVIDER:
+        slash = ngx_strlchr(model.data, model.data + model.len, '/');
+        v->data = model.data;
+        v->len = slash ? (size_t) (slash - model.data) : model.len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    switch (data) {
+
+    case NGX_HTTP_AI_VAR_ATTEMPTS:
+        p = ngx_sprintf(p, "%ui", ctx->attempts);
+        break;
+
+    case NGX_HTTP_AI_VAR_PROMPT_TOKENS:
+        p = ngx_sprintf(p, "%uL", ctx->usage.prompt_tokens);
+        break;
+
+    case NGX_HTTP_AI_VAR_COMPLETION_TOKENS:
+        p = ngx_sprintf(p, "%uL", ctx->usage.completion_tokens);
+        break;
+
+    default: /* NGX_HTTP_AI_VAR_TTFT */
+        if (!ctx->header_sent) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_sprintf(p, "%M", ctx->ttft);
+        break;
+    }
+
+    v->len = p - v->data;
+
+    return NGX_OK;
+}
