@@ -79,8 +79,16 @@ configure_tree() {
     printf '%s' "$want" >"$stamp"
 }
 
+# One build at a time: two configures in one tree corrupt it.
+build_lock() {
+    mkdir -p "$BUILD"
+    exec 9>"$BUILD/.lock"
+    flock 9
+}
+
 build_module() {
     install_packages "${PACKAGES[@]}"
+    build_lock
     configure_tree "$BUILD/nginx"
     make -C "$BUILD/nginx" -f objs/Makefile -j"$JOBS" modules >"$BUILD/make.log" 2>&1 || {
         grep -E 'error|warning' "$BUILD/make.log" | head -40 >&2
@@ -101,6 +109,7 @@ SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 build_asan_module() {
     install_packages "${PACKAGES[@]}"
+    build_lock
     configure_tree "$BUILD/nginx-asan" "--with-cc-opt=-g -O1 $SAN_FLAGS" \
         "--with-ld-opt=$SAN_FLAGS"
     make -C "$BUILD/nginx-asan" -f objs/Makefile -j"$JOBS" modules \

@@ -124,6 +124,7 @@ typedef struct {
     ngx_http_request_t         *sr;
     ngx_http_ai_model_t        *target;
     ngx_ai_chat_request_t      *req;         /* as this call sends it */
+    ngx_http_handler_pt         content_handler; /* of its pass location */
     ngx_http_ai_provider_t     *provider;
     ngx_str_t                   model;       /* "provider/model" */
     ngx_event_t                 timer;       /* the attempt's timeout */
@@ -217,6 +218,9 @@ ngx_int_t ngx_http_ai_send_header(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_error_page_header(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_error_page_body(ngx_http_request_t *r,
     ngx_chain_t *in);
+
+/* ngx_ai_gateway_secrets.c */
+ngx_int_t ngx_http_ai_secrets_init(ngx_conf_t *cf);
 
 /* ngx_ai_gateway_variables.c */
 ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);

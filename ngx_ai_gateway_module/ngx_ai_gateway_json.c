@@ -223,6 +223,51 @@ ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
 }
 
 
+/*
+ * A "\u0000" escape inside a JSON string: cJSON would end the string
+ * there and silently drop the rest, so such input is refused instead.
+ */
+
+ngx_int_t
+ngx_ai_json_has_nul(const u_char *p, size_t len)
+{
+    size_t      i;
+    ngx_uint_t  in_string;
+
+    in_string = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (!in_string) {
+            if (p[i] == '"') {
+                in_string = 1;
+            }
+
+            continue;
+        }
+
+        if (p[i] == '"') {
+            in_string = 0;
+            continue;
+        }
+
+        if (p[i] != '\\') {
+            continue;
+        }
+
+        if (len - i > 5 && p[i + 1] == 'u' && p[i + 2] == '0'
+            && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
+        {
+            return 1;
+        }
+
+        i++;                            /* the escaped character */
+    }
+
+    return 0;
+}
+
+
 static void
 ngx_ai_json_cleanup(void *data)
 {

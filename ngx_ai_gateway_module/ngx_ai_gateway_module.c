@@ -208,6 +208,10 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_ai_init(ngx_conf_t *cf)
 {
+    if (ngx_http_ai_secrets_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_ai_header_filter;
 

@@ -191,6 +191,7 @@ ngx_int_t ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n);
 ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);
 ngx_int_t ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max);
+ngx_int_t ngx_ai_json_has_nul(const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);

@@ -87,6 +87,12 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
+    if (ngx_ai_json_has_nul(body, len)) {
+        ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
+                       "(\\u0000), which the gateway does not accept.");
+        return NGX_DECLINED;
+    }
+
     root = ngx_ai_json_track(pool, ngx_ai_json_parse_whole(body, len));
     if (root == NULL) {
         ngx_ai_error_set(err, 400, "invalid_request_error", NULL,

@@ -295,3 +295,20 @@ UNIT_TEST(openai_response_trailing_bytes)
                     body.data, body.len, &out, &err), NGX_OK);
     UNIT_EQ_STR(out.content, "a");
 }
+
+
+UNIT_TEST(request_nul_refused)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\\u0000c\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"x\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CONTAINS(err.message, "NUL");
+
+    /* an escaped backslash before u0000 is text, not a NUL */
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"\\\\u0000\"}]}", &req, &err),
+                NGX_OK);
+}
