@@ -77,7 +77,7 @@ static ngx_int_t ngx_http_ai_fusion_judge(ngx_http_request_t *r,
 static void ngx_http_ai_fusion_judged(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static void ngx_http_ai_fusion_without_judge(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, const char *status);
+    ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_fusion_vote(ngx_http_request_t *r,
     ngx_http_ai_fusion_t *fu, ngx_uint_t *candidates, ngx_uint_t *n);
 static ngx_int_t ngx_http_ai_fusion_show(ngx_http_request_t *r,
@@ -871,7 +871,7 @@ ngx_http_ai_fusion_judge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     fu = ctx->fusion;
 
     if (fu->judge_next >= fu->conf->judges.nelts) {
-        ngx_http_ai_fusion_without_judge(r, ctx, "vote");
+        ngx_http_ai_fusion_without_judge(r, ctx);
         return NGX_OK;
     }
 
@@ -981,7 +981,7 @@ next:
 
 static void
 ngx_http_ai_fusion_without_judge(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, const char *status)
+    ngx_http_ai_ctx_t *ctx)
 {
     ngx_uint_t             i, n, *candidates;
     ngx_http_ai_fusion_t  *fu;
@@ -1016,8 +1016,6 @@ ngx_http_ai_fusion_without_judge(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "ai fusion: every judge failed, %s",
                   n == 1 ? "a vote decided" : "the first answer is used");
-
-    (void) status;
 
     ngx_http_ai_fusion_respond(r, ctx);
 }
