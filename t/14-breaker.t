@@ -16,9 +16,11 @@ my $t = GatewayTest->new(name => 'breaker');
 plan skip_all => 'module not built' unless $t->has_module;
 
 $t->start_mock(name => 'm1');
+my $refused = $t->free_port;
 
 # the "flaky" provider fails (503) while the file "down" exists
-$t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF');
+$t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<"EOF");
+    ai_provider gone   pass=/_ai/gone   key=sk-gone;
     ai_provider flaky  pass=/_ai/flaky  key=sk-flaky;
     ai_provider openai pass=/_ai/openai key=sk-openai;
 
@@ -30,13 +32,23 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF')
             ai_fallback flaky/m openai/backup breaker=3/2s;
         }
 
+        location /gone/v1/ {
+            ai_gateway;
+            ai_fallback gone/m openai/backup breaker=2/2s;
+        }
+
+        location /_ai/gone/ {
+            internal;
+            proxy_pass http://127.0.0.1:$refused/;
+        }
+
         location /_ai/flaky/ {
             internal;
-            set $behave "";
+            set \$behave "";
             if (-f %%PREFIX%%/down) {
-                set $behave status503;
+                set \$behave status503;
             }
-            proxy_set_header X-Mock-Behave $behave;
+            proxy_set_header X-Mock-Behave \$behave;
             proxy_pass http://127.0.0.1:%%MOCK_PORT_m1%%/;
         }
 
@@ -103,6 +115,25 @@ is($r->{headers}{'x-ai-model'}, 'flaky/m', 'probe succeeds: flaky answers');
 is(scalar(grep { $_->{headers}{'x-ai-model'} eq 'flaky/m' } @res), 6,
    'closed again: every request goes to flaky');
 is(flaky_calls(), 12, 'closed: flaky called for each');
+
+# a provider that refuses connections costs one connect() per cool-down,
+# whatever the burst: nginx logs each attempt, so the log counts them
+
+my $greq = { model => 'gone/m', messages => [{ role => 'user', content => 'hi' }] };
+sub refusals { scalar $t->error_log_contains(qr/connect\(\) failed .*\/_ai\/gone\//) }
+
+for (1 .. 2) {
+    $r = $t->post_json('/gone/v1/chat/completions', $greq);
+    is($r->{headers}{'x-ai-model'}, 'openai/backup', 'refused: the backup answers');
+}
+is(refusals(), 2, 'refused: two connection attempts, the circuit opens');
+@res = $t->parallel(map { sub { $t->post_json('/gone/v1/chat/completions', $greq) } } 1 .. 12);
+is(scalar(grep { $_->{status} == 200 } @res), 12, 'refused, open: a burst of 12 all answered');
+is(refusals(), 2, 'refused, open: no connection attempted');
+sleep 2.2;
+@res = $t->parallel(map { sub { $t->post_json('/gone/v1/chat/completions', $greq) } } 1 .. 12);
+is(scalar(grep { $_->{status} == 200 } @res), 12, 'refused, half-open: all answered');
+is(refusals(), 3, 'refused, half-open: one probe for the burst of 12');
 
 # the circuit opens and closes in the log
 ok($t->error_log_contains(qr/circuit of flaky\/m open for 2000 ms after 3 consecutive failures/),
