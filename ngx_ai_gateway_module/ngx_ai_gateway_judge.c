@@ -537,7 +537,8 @@ ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer, ngx_str_t *key)
     }
 
     while (start < last && (*start == ' ' || *start == '\t'
-                            || *start == '*' || *start == '"'))
+                            || *start == '*' || *start == '"'
+                            || *start == ',' || *start == '\r'))
     {
         start++;
     }
@@ -545,7 +546,7 @@ ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer, ngx_str_t *key)
     while (last > start && (last[-1] == ' ' || last[-1] == '\t'
                             || last[-1] == '.' || last[-1] == '!'
                             || last[-1] == '*' || last[-1] == '"'
-                            || last[-1] == '\r'))
+                            || last[-1] == ',' || last[-1] == '\r'))
     {
         last--;
     }

@@ -1,0 +1,19 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Fuzz target: a openai-type provider's whole answer and error bodies:
+ * ngx_ai_openai_translator.response() and .error() on the bytes, for a
+ * fixed valid request (fuzz_response_target() in fuzz_common.c).
+ */
+
+
+#include "fuzz.h"
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_response_target(&ngx_ai_openai_translator,
+                                "openai/gpt-4o", data, size);
+}
