@@ -6,6 +6,8 @@
 #   ./build.sh demo       build, then run nginx in the foreground on 127.0.0.1:8080
 #   ./build.sh test-asan  the same suite with the module under ASan + UBSan
 #   ./build.sh unit       build and run the C unit tests of the pure parsers
+#   ./build.sh fuzz [S]   run every fuzz target for S seconds (default 60)
+#   ./build.sh bench      the gateway side by side with proxy_pass and Portkey
 #   ./build.sh clean      remove build/
 #
 # The module is built against the system nginx (Debian nginx-core +
@@ -158,6 +160,8 @@ run_tests() {
     build_unit
     test_deps
     "$BUILD/unit/run_unit"
+    # every fuzz target: its regressions and seeds, then a short run
+    "$ROOT/fuzz/run.sh" smoke "${AI_FUZZ_SMOKE_SECONDS:-10}"
     cd "$ROOT"
     AI_GW_MODULE="$BUILD/$MODULE.so" prove -j"$JOBS" -r "${@:-t/}"
 }
@@ -202,7 +206,10 @@ case "$cmd" in
     unit)  build_unit; "$BUILD/unit/run_unit" ;;
     test)  run_tests "$@" ;;
     test-asan) run_tests_asan "$@" ;;
+    fuzz)  build_module; "$ROOT/fuzz/run.sh" "$@" ;;
+    bench) build_module; exec "$ROOT/bench/run.sh" "$@" ;;
     demo)  run_demo ;;
     clean) rm -rf "$BUILD" ;;
-    *) echo "usage: $0 [build|test|test-asan|unit|demo|clean]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|test-asan|unit|fuzz [SECONDS]|bench|demo|clean]" >&2
+       exit 2 ;;
 esac

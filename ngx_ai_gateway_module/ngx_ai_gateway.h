@@ -181,14 +181,18 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_usage_t              usage;       /* summed over every call */
     ngx_str_t                   model;       /* the model that answered */
     ngx_str_t                   error_page;  /* nginx's error, as JSON */
+    ngx_ai_messages_stream_t   *messages_stream; /* Anthropic events out */
     unsigned                    header_sent:1;   /* to the client */
     unsigned                    own_response:1;
     unsigned                    rewrite_error:1;
     unsigned                    finished:1;
+    unsigned                    messages:1;  /* the client speaks the
+                                                Messages API */
 };
 
 
 extern ngx_module_t  ngx_ai_gateway_module;
+extern ngx_module_t  ngx_ai_gateway_guard_module;
 
 
 /* ngx_ai_gateway_limits: rate limits, the cost ledger and budgets */
@@ -275,6 +279,15 @@ ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
 ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+
+/* ngx_ai_gateway_guard.c: ai_guard */
+ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,
+    ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
+    ngx_uint_t last);
+ngx_int_t ngx_http_ai_guard_status_json(ngx_http_request_t *r,
+    ngx_ai_buf_t *b);
 
 /* ngx_ai_gateway_upstream.c */
 ngx_int_t ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx,

@@ -531,7 +531,7 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
     ngx_rbtree_node_t        *node, *sentinel;
     ngx_http_ai_cost_node_t  *cn;
 
-    hash = ngx_crc32_short(id, len);
+    hash = ngx_murmur_hash2(id, len);
 
     node = zone->sh->rbtree.root;
     sentinel = zone->sh->rbtree.sentinel;
@@ -632,26 +632,34 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet)
             continue;
         }
 
-        ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+        /* said at most once a minute: a full zone evicts all the time */
 
-        if (digest) {
-            ngx_http_ai_digest_hex(hex, digest, NGX_HTTP_AI_KEY_PREFIX / 2);
+        if (!quiet && ngx_time() - zone->sh->warned >= 60) {
+            ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
 
-        } else {
-            ngx_memset(hex, '-', NGX_HTTP_AI_KEY_PREFIX);
-        }
+            if (digest) {
+                ngx_http_ai_digest_hex(hex, digest,
+                                       NGX_HTTP_AI_KEY_PREFIX / 2);
 
-        if (!quiet) {
+            } else {
+                ngx_memset(hex, '-', NGX_HTTP_AI_KEY_PREFIX);
+            }
+
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                           "ai_cost_zone \"%V\" is full: dropped the least "
                           "recently used %s (key %*s, route \"%V\", "
-                          "model \"%V\"), the zone totals keep its "
-                          "figures; make the zone larger",
+                          "model \"%V\") and %ui more since the last such "
+                          "message; the zone totals keep their figures; "
+                          "make the zone larger",
                           &zone->shm_zone->shm.name,
                           cn->type == NGX_HTTP_AI_COST_LEDGER
                           ? "ledger entry" : "budget account",
                           (size_t) NGX_HTTP_AI_KEY_PREFIX, hex, &route,
-                          &model);
+                          &model,
+                          zone->sh->evicted - zone->sh->evicted_warned);
+
+            zone->sh->warned = ngx_time();
+            zone->sh->evicted_warned = zone->sh->evicted + 1;
         }
 
         if (cn->type == NGX_HTTP_AI_COST_LEDGER) {

@@ -747,6 +747,9 @@ ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *keep)
     for (i = 0; i < ctx->calls.nelts; i++) {
         if (calls[i] != keep && !calls[i]->done) {
             ngx_http_ai_attempt_abort(calls[i], NGX_HTTP_AI_ABORTED);
+
+            /* charged now, with an estimate: it will not end by itself */
+            (void) ngx_http_ai_settle(ctx->request, ctx, calls[i]);
         }
     }
 }

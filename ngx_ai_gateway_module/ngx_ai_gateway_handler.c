@@ -5,6 +5,9 @@
  * The client side: the content handler of an ai_gateway location.  It
  * reads and validates the request, starts the provider call, and when the
  * call is over sends the answer, or an OpenAI error object, to the client.
+ * A client of the Messages API (POST .../messages) is served the same way:
+ * its request is converted to an OpenAI one first, and what it is sent is
+ * converted back on the way out (here, and in ngx_http_ai_stream_send).
  */
 
 
@@ -77,6 +80,34 @@ ngx_http_ai_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
+    if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
+        ctx->messages = 1;
+
+        if (r->method != NGX_HTTP_POST) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            ngx_str_set(&h->value, "POST");
+
+            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
+                             "invalid_request_error", NULL,
+                             "method_not_allowed", "messages takes POST");
+            goto error;
+        }
+
+        rc = ngx_http_read_client_request_body(r, ngx_http_ai_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
     if (ngx_http_ai_ends_with(&r->uri, "/models")) {
 
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -105,7 +136,7 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 
     ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
                      "unknown_url", "Unknown endpoint: this gateway serves "
-                     "chat/completions and models");
+                     "chat/completions, messages and models");
 
 error:
 
@@ -153,8 +184,22 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_ai_chat_request_parse(r->pool, body.data, body.len, &ctx->chat,
-                                   &err);
+    /* a Messages request is served as the OpenAI request it converts to */
+
+    rc = ctx->messages ? ngx_ai_messages_request(r->pool, body.data,
+                                                 body.len, &body, &err)
+                       : NGX_OK;
+
+    if (rc == NGX_OK) {
+        rc = ngx_ai_chat_request_parse(r->pool, body.data, body.len,
+                                       &ctx->chat, &err);
+    }
+
+    /* ai_guard: deny or redact before any provider sees the text */
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_ai_guard_request(r, &ctx->chat, &err);
+    }
 
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -665,10 +710,6 @@ ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         h->value = ctx->attempt->retry_after;
     }
 
-    if (ngx_http_ai_limits_headers(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     ctx->own_response = 1;
     ctx->header_sent = 1;
 
@@ -682,6 +723,10 @@ ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = length;
+
+    if (ngx_http_ai_limits_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ctx->attempt) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -718,8 +763,39 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *body)
 {
     ngx_int_t     rc;
+    ngx_str_t     answer;
     ngx_buf_t    *b;
     ngx_chain_t   out;
+
+    if (status == NGX_HTTP_OK && ctx->chat.json) {
+
+        /* a chat answer: ai_guard's response rules, then the client's
+         * API */
+
+        answer = *body;
+        body = &answer;
+
+        if (ngx_http_ai_guard_answer(r, body) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->messages) {
+            rc = ngx_ai_messages_response(r->pool, body->data, body->len,
+                                          (ctx->winner && !ctx->fusion)
+                                          ? &ctx->winner->usage : NULL,
+                                          body);
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (rc == NGX_DECLINED) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "ai gateway: the answer could not be "
+                              "converted to a message");
+                return NGX_ERROR;
+            }
+        }
+    }
 
     rc = ngx_http_ai_send_header(r, ctx, status,
                                  (char *) ngx_http_ai_json_type.data,
@@ -751,9 +827,13 @@ ngx_int_t
 ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_error_t *err)
 {
+    ngx_int_t  rc;
     ngx_str_t  body;
 
-    if (ngx_ai_error_render(r->pool, err, &body) != NGX_OK) {
+    rc = ctx->messages ? ngx_ai_messages_error(r->pool, err, &body)
+                       : ngx_ai_error_render(r->pool, err, &body);
+
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -826,7 +906,8 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 /*
  * Error pages nginx makes itself in an ai_gateway location (413 for a body
  * over client_max_body_size, 500, 503 from limit_req ...) are sent as
- * OpenAI error objects, so SDKs can read them.
+ * OpenAI error objects (Anthropic ones on .../messages), so SDKs can read
+ * them.
  */
 
 ngx_int_t
@@ -857,6 +938,10 @@ ngx_http_ai_error_page_header(ngx_http_request_t *r)
 
         ctx->request = r;
         ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
+
+        /* refused before the handler ran (413 by Content-Length) */
+
+        ctx->messages = ngx_http_ai_ends_with(&r->uri, "/messages");
     }
 
     if (ctx->own_response || ctx->rewrite_error) {
@@ -886,7 +971,10 @@ ngx_http_ai_error_page_header(ngx_http_request_t *r)
                          : "The request was refused.");
     }
 
-    if (ngx_ai_error_render(r->pool, &err, &body) != NGX_OK) {
+    if ((ctx->messages ? ngx_ai_messages_error(r->pool, &err, &body)
+                       : ngx_ai_error_render(r->pool, &err, &body))
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -19,6 +19,8 @@
 #include "ngx_ai_gateway_limits.h"
 
 
+static ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len,
+    u_char *digest);
 static void ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx);
 static void ngx_http_ai_limits_cleanup(void *data);
 static ngx_int_t ngx_http_ai_limits_log_handler(ngx_http_request_t *r);
@@ -289,7 +291,16 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
 
-    if (a->aborted || a->outcome == NGX_HTTP_AI_ABORTED) {
+    u = a->usage.known ? &a->usage
+        : (a->streaming && a->stream.usage.known) ? &a->stream.usage
+        : NULL;
+
+    if (a->aborted || a->outcome == NGX_HTTP_AI_ABORTED
+        || (u == NULL && r->connection->error
+            && a->outcome != NGX_HTTP_AI_OK))
+    {
+        /* stopped by the gateway, or cut because the client went away */
+
         add.aborted = 1;
         add.est_input_tokens = ctx->chat.prompt_bytes / 4;
         add.est_cost = price ? ngx_http_ai_cost_of(add.est_input_tokens,
@@ -311,10 +322,6 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         } else {
             ok = (a->outcome == NGX_HTTP_AI_OK);
         }
-
-        u = a->usage.known ? &a->usage
-            : (a->streaming && a->stream.usage.known) ? &a->stream.usage
-            : NULL;
 
         in = u ? u->prompt_tokens : 0;
         out = u ? u->completion_tokens : 0;
@@ -454,7 +461,12 @@ ngx_http_ai_limits_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_OK;
     }
 
-    if (ctx->chat.stream && r->headers_out.status == NGX_HTTP_OK) {
+    if (ctx->chat.stream
+        && (r->headers_out.status == NGX_HTTP_OK
+            || (ctx->winner && ctx->winner->streaming && !ctx->winner->done)
+            || (ctx->attempt && ctx->attempt->streaming
+                && !ctx->attempt->done)))
+    {
         /* a stream: its cost is known at its end ($ai_cost) */
         return NGX_OK;
     }
@@ -577,7 +589,6 @@ ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
 {
     ngx_str_t            value;
     ngx_uint_t           i;
-    unsigned int         n;
     ngx_http_ai_key_t   *k;
     ngx_http_request_t  *r;
 
@@ -611,21 +622,65 @@ ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
     k->value = value;
     k->empty = (value.len == 0);
 
-    if (!k->empty) {
-        n = NGX_HTTP_AI_DIGEST_LEN;
+    if (!k->empty
+        && ngx_http_ai_sha256(value.data, value.len, k->digest) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ai limits: SHA-256 of a key failed");
+        return NGX_ERROR;
+    }
 
-        if (EVP_Digest(value.data, value.len, k->digest, &n, EVP_sha256(),
-                       NULL)
-            != 1
-            || n != NGX_HTTP_AI_DIGEST_LEN)
-        {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "ai limits: SHA-256 of a key failed");
+    *key = k;
+
+    return NGX_OK;
+}
+
+
+/*
+ * SHA-256 with the algorithm fetched and the context allocated once per
+ * process: EVP_Digest() looks the algorithm up on every call, which costs
+ * more than hashing a key.
+ */
+
+static ngx_int_t
+ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest)
+{
+    unsigned int         n;
+
+    static EVP_MD_CTX   *mdctx;
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    static EVP_MD       *md;
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        if (md == NULL) {
+            return NGX_ERROR;
+        }
+    }
+#else
+    static const EVP_MD *md;
+
+    if (md == NULL) {
+        md = EVP_sha256();
+    }
+#endif
+
+    if (mdctx == NULL) {
+        mdctx = EVP_MD_CTX_new();
+        if (mdctx == NULL) {
             return NGX_ERROR;
         }
     }
 
-    *key = k;
+    n = 0;
+
+    if (EVP_DigestInit_ex(mdctx, md, NULL) != 1
+        || EVP_DigestUpdate(mdctx, data, len) != 1
+        || EVP_DigestFinal_ex(mdctx, digest, &n) != 1
+        || n != NGX_HTTP_AI_DIGEST_LEN)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -773,16 +828,19 @@ ngx_http_ai_limits_cleanup(void *data)
 
 
 /*
- * Log phase, before the access log: a call still running when the
- * request ended (the client went away) is charged as aborted, then the
- * reservations are settled, so $ai_cost and the ledger agree.
+ * Log phase, before the access log.  Every call of the request must be in
+ * the ledger: one not charged yet (stopped by the gateway, or still
+ * running when the request ended because the client went away) is
+ * charged now, as aborted if it had not ended.  Then the reservations
+ * are settled, so that $ai_cost and the ledger agree.
  */
 
 static ngx_int_t
 ngx_http_ai_limits_log_handler(ngx_http_request_t *r)
 {
+    ngx_uint_t                  i;
     ngx_http_ai_ctx_t          *ctx;
-    ngx_http_ai_attempt_t      *a;
+    ngx_http_ai_attempt_t      *a, **calls;
     ngx_http_ai_limits_ctx_t   *lctx;
 
     if (r != r->main) {
@@ -791,15 +849,23 @@ ngx_http_ai_limits_log_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
 
-    if (ctx && ctx->attempt && !ctx->attempt->charged) {
-        a = ctx->attempt;
+    if (ctx) {
+        calls = ctx->calls.elts;
 
-        if (!a->done) {
-            a->aborted = 1;
-            a->outcome = NGX_HTTP_AI_ABORTED;
+        for (i = 0; i <= ctx->calls.nelts; i++) {
+            a = (i < ctx->calls.nelts) ? calls[i] : ctx->attempt;
+
+            if (a == NULL || a->charged) {
+                continue;
+            }
+
+            if (!a->done) {
+                a->aborted = 1;
+                a->outcome = NGX_HTTP_AI_ABORTED;
+            }
+
+            ngx_http_ai_limits_charge(r, ctx, a);
         }
-
-        ngx_http_ai_limits_charge(r, ctx, a);
     }
 
     lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);

@@ -126,6 +126,8 @@ typedef struct {
     ngx_uint_t                      entries;      /* ledger nodes */
     ngx_uint_t                      accounts;     /* account nodes */
     ngx_uint_t                      evicted;
+    ngx_uint_t                      evicted_warned;   /* when last said */
+    time_t                          warned;
     uint64_t                        gen;          /* bumped on change */
     uint64_t                        saved_gen;    /* in the state file */
 } ngx_http_ai_cost_sh_t;

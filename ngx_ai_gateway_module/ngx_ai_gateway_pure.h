@@ -236,6 +236,39 @@ ngx_uint_t ngx_ai_judge_verdict(const u_char *text, size_t len, ngx_uint_t n);
 ngx_int_t ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer,
     ngx_str_t *key);
 
+/* ngx_ai_gateway_messages.c: the Anthropic Messages API inbound */
+
+/* an OpenAI chunk stream being turned into Anthropic events */
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_ai_sse_parser_t         sse;
+    ngx_ai_buf_t                out;       /* Anthropic SSE text to send */
+    ngx_ai_usage_t              usage;
+    const char                 *stop;      /* Anthropic stop_reason */
+    ngx_uint_t                  blocks;    /* content blocks closed */
+    ngx_int_t                   tool;      /* OpenAI index of the last
+                                              tool call started, -1 */
+    unsigned                    started:1; /* message_start sent */
+    unsigned                    open:1;    /* a content block is open */
+    unsigned                    text:1;    /* ... and it is text */
+    unsigned                    usage_fixed:1;
+    unsigned                    done:1;    /* message_stop sent */
+    unsigned                    failed:1;  /* an error event sent */
+} ngx_ai_messages_stream_t;
+
+ngx_int_t ngx_ai_messages_request(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_str_t *out, ngx_ai_error_t *err);
+ngx_int_t ngx_ai_messages_response(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_ai_usage_t *usage, ngx_str_t *out);
+ngx_int_t ngx_ai_messages_error(ngx_pool_t *pool, ngx_ai_error_t *err,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_messages_stream_init(ngx_ai_messages_stream_t *ms,
+    ngx_pool_t *pool);
+void ngx_ai_messages_stream_usage(ngx_ai_messages_stream_t *ms,
+    ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms,
+    u_char *p, size_t len);
+
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_ai_chat_request_t *req, ngx_ai_error_t *err);

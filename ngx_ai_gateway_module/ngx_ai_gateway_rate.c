@@ -696,7 +696,7 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
         }
 
         zone = limit->shm_zone->data;
-        hash = ngx_crc32_short(id, len);
+        hash = ngx_murmur_hash2(id, len);
 
         ngx_memzero(&ri, sizeof(ngx_http_ai_rate_info_t));
         ngx_memzero(&ti, sizeof(ngx_http_ai_rate_info_t));
@@ -1000,7 +1000,7 @@ ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
         }
 
         zone = limit->shm_zone->data;
-        hash = ngx_crc32_short(id, len);
+        hash = ngx_murmur_hash2(id, len);
 
         req = 0;
         tok = 0;

@@ -44,6 +44,7 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
     ngx_str_t                        format, body;
     ngx_ai_buf_t                     b;
     ngx_ai_error_t                   err;
+    ngx_http_ai_main_conf_t         *amcf;
     ngx_http_ai_limits_main_conf_t  *lmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -70,6 +71,7 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
         return ngx_http_ai_status_send(r, NGX_HTTP_BAD_REQUEST, &body);
     }
 
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
     lmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_limits_module);
 
     if (ngx_ai_buf_init(&b, r->pool, 4096) != NGX_OK
@@ -83,7 +85,11 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
            != NGX_OK
         || ngx_ai_buf_append_str(&b, "],\"rate\":[") != NGX_OK
         || ngx_http_ai_rate_json(r, lmcf, &b) != NGX_OK
-        || ngx_ai_buf_append_str(&b, "],\"breakers\":[]}\n") != NGX_OK)
+        || ngx_ai_buf_append_str(&b, "],") != NGX_OK
+        || ngx_http_ai_guard_status_json(r, &b) != NGX_OK
+        || ngx_ai_buf_append_str(&b, ",\"breakers\":") != NGX_OK
+        || ngx_http_ai_breaker_json(amcf, &b) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "}\n") != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_ai_attempt_done(ngx_http_request_t *sr,
 static void ngx_http_ai_find_retry_after(ngx_http_request_t *r,
     ngx_http_ai_attempt_t *a);
 static ngx_int_t ngx_http_ai_sse_event(void *data, ngx_ai_sse_event_t *ev);
+static ngx_int_t ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *data);
 
 
 static ngx_str_t  ngx_http_ai_post = ngx_string("POST");
@@ -635,7 +637,9 @@ ngx_http_ai_sse_event(void *data, ngx_ai_sse_event_t *ev)
 
 /*
  * Sends SSE text to the client: the response header first if it is not
- * out yet, then the data with flush, so each event leaves at once.
+ * out yet, then the data with flush, so each event leaves at once.  The
+ * text is the gateway's OpenAI chunks: ai_guard's response rules see them
+ * first, and a client of the Messages API gets them as Anthropic events.
  */
 
 ngx_int_t
@@ -643,6 +647,7 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     ngx_uint_t last)
 {
     ngx_int_t                  rc;
+    ngx_str_t                  text;
     ngx_buf_t                 *b;
     ngx_chain_t                out;
     ngx_table_elt_t           *h;
@@ -654,6 +659,17 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     c = r->connection;
 
     if (c->error) {
+        return NGX_ERROR;
+    }
+
+    text = *data;
+    data = &text;
+
+    if (ngx_http_ai_guard_stream(r, data, last) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->messages && ngx_http_ai_messages_stream(ctx, data) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -731,4 +747,49 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     }
 
     return rc;
+}
+
+
+/*
+ * OpenAI chunks -> Anthropic events for a client of the Messages API.
+ * The usage the gateway read from the provider is exact (an Anthropic
+ * provider's cache creation tokens included) and known early for some
+ * providers, so it is preferred to the chunks' own.
+ */
+
+static ngx_int_t
+ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx, ngx_str_t *data)
+{
+    ngx_http_ai_attempt_t     *a;
+    ngx_ai_messages_stream_t  *ms;
+
+    ms = ctx->messages_stream;
+
+    if (ms == NULL) {
+        ms = ngx_palloc(ctx->request->pool, sizeof(ngx_ai_messages_stream_t));
+        if (ms == NULL
+            || ngx_ai_messages_stream_init(ms, ctx->request->pool) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->messages_stream = ms;
+    }
+
+    a = ctx->winner;
+
+    if (a && !ctx->fusion && a->streaming && a->stream.usage.known) {
+        ngx_ai_messages_stream_usage(ms, &a->stream.usage);
+    }
+
+    ms->out.len = 0;
+
+    if (ngx_ai_messages_stream_feed(ms, data->data, data->len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    data->data = ms->out.data;
+    data->len = ms->out.len;
+
+    return NGX_OK;
 }

@@ -9,12 +9,17 @@
 //   PROMPT    default "Say hello"                    (or env AI_GW_PROMPT)
 //   env AI_GW_API_KEY: the client's key (default "sk-test-client")
 //
-// Makes a plain messages.create and a streamed one (stream: true, raw
-// events), and prints ONE JSON line on stdout:
+// Makes a plain messages.create, a streamed one (stream: true, raw
+// events), and one through the SDK's own stream helper (messages.stream,
+// whose accumulator checks the event order), and prints ONE JSON line on
+// stdout:
 //   {"ok":true,
 //    "nonstream": {"id","model","content","stop_reason","usage"},
 //    "stream":    {"model","content","events","event_types","stop_reason",
-//                  "input_tokens","output_tokens"}}
+//                  "input_tokens","output_tokens"},
+//    "final":     {"id","content","stop_reason","usage"}}
+// ("input_tokens" of "stream": message_start's, replaced by message_delta's
+// when that carries them, as the SDK's accumulator does.)
 // On failure: {"ok":false,"step","error","status"} on stdout, the message
 // on stderr, exit 1.  Retries are off.
 
@@ -66,9 +71,19 @@ try {
     } else if (ev.type === 'message_delta') {
       s.stop_reason = ev.delta?.stop_reason ?? s.stop_reason;
       if (ev.usage?.output_tokens != null) s.output_tokens = ev.usage.output_tokens;
+      if (ev.usage?.input_tokens != null) s.input_tokens = ev.usage.input_tokens;
     }
   }
   result.stream = s;
+
+  step = 'final';
+  const f = await client.messages.stream(request).finalMessage();
+  result.final = {
+    id: f.id,
+    content: (f.content ?? []).filter((b) => b.type === 'text').map((b) => b.text).join(''),
+    stop_reason: f.stop_reason ?? null,
+    usage: f.usage ?? null,
+  };
 
   console.log(JSON.stringify(result));
 } catch (err) {
