@@ -324,6 +324,10 @@ ngx_http_ai_guard_request(ngx_http_request_t *r, ngx_ai_chat_request_t *chat,
         return NGX_OK;
     }
 
+    /* the tree may change: providers get it printed, not the client's
+     * bytes */
+    chat->raw.len = 0;
+
     for (j = 0; j < texts.nelts; j++) {
         if (ngx_http_ai_guard_redact_item(r, gctx, g,
                                           NGX_HTTP_AI_GUARD_REQUEST, item[j],

@@ -176,50 +176,68 @@ ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p, size_t n)
 ngx_int_t
 ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
 {
+    ngx_uint_t  nul;
+
+    return ngx_ai_json_scan(p, len, max, &nul) == NGX_OK;
+}
+
+
+/*
+ * One pass over outside JSON before cJSON sees it: NGX_DECLINED when it
+ * nests deeper than max (cJSON recurses per level), else NGX_OK with *nul
+ * set when a string holds a "\u0000" escape (cJSON would end the string
+ * there and drop the rest silently).  Strings are skipped in a tight loop:
+ * the text of a prompt is most of a request.
+ */
+
+ngx_int_t
+ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max, ngx_uint_t *nul)
+{
     u_char      c;
     size_t      i;
-    ngx_uint_t  depth, in_string;
+    ngx_uint_t  depth;
 
     depth = 0;
-    in_string = 0;
+    *nul = 0;
 
     for (i = 0; i < len; i++) {
         c = p[i];
 
-        if (in_string) {
-            if (c == '\\') {
-                i++;
+        if (c == '"') {
+            for (i++; i < len; i++) {
+                c = p[i];
 
-            } else if (c == '"') {
-                in_string = 0;
+                if (c == '"') {
+                    break;
+                }
+
+                if (c != '\\') {
+                    continue;
+                }
+
+                if (len - i > 5 && p[i + 1] == 'u' && p[i + 2] == '0'
+                    && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
+                {
+                    *nul = 1;
+                }
+
+                i++;                    /* the escaped character */
             }
 
             continue;
         }
 
-        switch (c) {
-
-        case '"':
-            in_string = 1;
-            break;
-
-        case '{':
-        case '[':
+        if (c == '{' || c == '[') {
             if (++depth > max) {
-                return 0;
+                return NGX_DECLINED;
             }
-            break;
 
-        case '}':
-        case ']':
-            if (depth) {
-                depth--;
-            }
-            break;
+        } else if ((c == '}' || c == ']') && depth) {
+            depth--;
         }
     }
 
-    return 1;
+    return NGX_OK;
 }
 
 
@@ -231,40 +249,11 @@ ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
 ngx_int_t
 ngx_ai_json_has_nul(const u_char *p, size_t len)
 {
-    size_t      i;
-    ngx_uint_t  in_string;
+    ngx_uint_t  nul;
 
-    in_string = 0;
+    (void) ngx_ai_json_scan(p, len, (ngx_uint_t) -1, &nul);
 
-    for (i = 0; i < len; i++) {
-
-        if (!in_string) {
-            if (p[i] == '"') {
-                in_string = 1;
-            }
-
-            continue;
-        }
-
-        if (p[i] == '"') {
-            in_string = 0;
-            continue;
-        }
-
-        if (p[i] != '\\') {
-            continue;
-        }
-
-        if (len - i > 5 && p[i + 1] == 'u' && p[i + 2] == '0'
-            && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
-        {
-            return 1;
-        }
-
-        i++;                            /* the escaped character */
-    }
-
-    return 0;
+    return nul;
 }
 
 
@@ -309,7 +298,104 @@ ngx_ai_json_track(ngx_pool_t *pool, cJSON *json)
 cJSON *
 ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
 {
-    return ngx_ai_json_track(pool, ngx_ai_json_parse_whole(p, len));
+    cJSON       *json;
+    ngx_pool_t  *arena;
+
+    arena = ngx_ai_json_arena_set(pool);
+    json = ngx_ai_json_parse_whole(p, len);
+    (void) ngx_ai_json_arena_set(arena);
+
+    return ngx_ai_json_track(pool, json);
+}
+
+
+/*
+ * cJSON's memory.  Inside nginx (ngx_ai_json_init_allocator() installs
+ * these hooks) the trees the gateway parses and the strings it prints
+ * while an arena pool is set come from that pool: one request's JSON is
+ * freed with its pool, without a malloc() and a free() per node.  Every
+ * block carries a small header saying where it came from, so cJSON's free
+ * is a no-op for pool blocks and free() for the others.  Outside nginx
+ * (unit tests, fuzzers) the hooks are not installed and cJSON uses
+ * malloc() as usual.
+ */
+
+#define NGX_AI_JSON_HEADER      16
+#define NGX_AI_JSON_FROM_POOL   0x6c6f6f702d69612bULL
+#define NGX_AI_JSON_FROM_HEAP   0x706165682d69612bULL
+
+
+static ngx_pool_t  *ngx_ai_json_arena;
+
+
+ngx_pool_t *
+ngx_ai_json_arena_set(ngx_pool_t *pool)
+{
+    ngx_pool_t  *old;
+
+    old = ngx_ai_json_arena;
+    ngx_ai_json_arena = pool;
+
+    return old;
+}
+
+
+static void *
+ngx_ai_json_malloc(size_t size)
+{
+    u_char  *p;
+
+    if (ngx_ai_json_arena) {
+        p = ngx_palloc(ngx_ai_json_arena, size + NGX_AI_JSON_HEADER);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        *(uint64_t *) p = NGX_AI_JSON_FROM_POOL;
+
+        return p + NGX_AI_JSON_HEADER;
+    }
+
+    p = malloc(size + NGX_AI_JSON_HEADER);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *(uint64_t *) p = NGX_AI_JSON_FROM_HEAP;
+
+    return p + NGX_AI_JSON_HEADER;
+}
+
+
+static void
+ngx_ai_json_free(void *ptr)
+{
+    u_char  *p;
+
+    if (ptr == NULL) {
+        return;
+    }
+
+    p = (u_char *) ptr - NGX_AI_JSON_HEADER;
+
+    if (*(uint64_t *) p == NGX_AI_JSON_FROM_HEAP) {
+        *(uint64_t *) p = 0;
+        free(p);
+    }
+
+    /* a pool block goes with its pool */
+}
+
+
+void
+ngx_ai_json_init_allocator(void)
+{
+    cJSON_Hooks  hooks;
+
+    hooks.malloc_fn = ngx_ai_json_malloc;
+    hooks.free_fn = ngx_ai_json_free;
+
+    cJSON_InitHooks(&hooks);
 }
 
 
@@ -322,10 +408,25 @@ ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
 cJSON *
 ngx_ai_json_parse_whole(const u_char *p, size_t len)
 {
+    /*
+     * Providers' bytes are not scanned first: cJSON stops at its own
+     * nesting limit (CJSON_NESTING_LIMIT, 1000 levels, a few hundred
+     * kilobytes of stack), and nothing else in them is refused.
+     */
+
+    return ngx_ai_json_parse_scanned(p, len);
+}
+
+
+/* as ngx_ai_json_parse_whole(), for bytes the caller already scanned */
+
+cJSON *
+ngx_ai_json_parse_scanned(const u_char *p, size_t len)
+{
     cJSON       *json;
     const char  *end, *last;
 
-    if (len == 0 || !ngx_ai_json_depth_ok(p, len, NGX_AI_MAX_JSON_DEPTH)) {
+    if (len == 0) {
         return NULL;
     }
 
@@ -357,6 +458,7 @@ ngx_int_t
 ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out)
 {
     char                *s;
+    ngx_pool_t          *arena;
     ngx_pool_cleanup_t  *cln;
 
     cln = ngx_pool_cleanup_add(pool, 0);
@@ -364,7 +466,10 @@ ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out)
         return NGX_ERROR;
     }
 
+    arena = ngx_ai_json_arena_set(pool);
     s = cJSON_PrintUnformatted(json);
+    (void) ngx_ai_json_arena_set(arena);
+
     if (s == NULL) {
         return NGX_ERROR;
     }

@@ -259,6 +259,7 @@ ngx_ai_judge_finish(ngx_pool_t *pool, cJSON *root,
     *out = *orig;
 
     out->json = root;
+    ngx_str_null(&out->raw);
     out->models = NULL;
     out->has_tools = 0;
     out->prompt_bytes = bytes;

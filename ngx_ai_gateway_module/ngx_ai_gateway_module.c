@@ -208,6 +208,9 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_ai_init(ngx_conf_t *cf)
 {
+    /* cJSON's memory from request pools (see ngx_ai_gateway_json.c) */
+    ngx_ai_json_init_allocator();
+
     if (ngx_http_ai_secrets_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -17,6 +17,8 @@
 
 static ngx_int_t ngx_ai_openai_request(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out);
+static ngx_int_t ngx_ai_openai_splice(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out);
 static ngx_int_t ngx_ai_openai_response(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, u_char *body, size_t len,
     ngx_ai_response_t *out, ngx_ai_error_t *err);
@@ -44,6 +46,14 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     cJSON      *null_opts, *stream, *stream_opts;
     ngx_int_t   rc;
     ngx_uint_t  added_opts;
+
+    /* the client's own bytes, edited where needed: no print of the tree */
+
+    rc = ngx_ai_openai_splice(pool, req, out);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     /*
      * The client's tree is changed in place for the print and restored
@@ -155,6 +165,230 @@ restore:
     ngx_str_set(&out->path, "/v1/chat/completions");
 
     return rc;
+}
+
+
+/*
+ * The request body the client sent, copied member by member with the
+ * top-level "model" rewritten (the provider prefix stripped), "models"
+ * dropped, "stream" saying what this call does, and
+ * "stream_options":{"include_usage":true} added to a stream that did not
+ * ask for usage.  NGX_DECLINED: the slow path (print the tree) is needed:
+ * no client bytes (a request the gateway built), a key written with
+ * escapes, or stream_options to merge into.
+ */
+
+static ngx_int_t
+ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out)
+{
+    u_char        *p, *last, *key, *value, *end;
+    size_t         klen;
+    ngx_uint_t     first, depth, had_opts;
+    ngx_ai_buf_t   b;
+
+    if (req->raw.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    p = req->raw.data;
+    last = p + req->raw.len;
+
+    if (ngx_ai_buf_init(&b, pool, req->raw.len + req->upstream_model.len
+                                  + 64)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    while (p < last && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    {
+        p++;
+    }
+
+    if (p == last || *p++ != '{') {
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_ai_buf_append(&b, "{", 1);
+    first = 1;
+    had_opts = 0;
+
+    for ( ;; ) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                            || *p == '\n' || *p == ','))
+        {
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        if (*p == '}') {
+            break;
+        }
+
+        if (*p != '"') {
+            return NGX_DECLINED;
+        }
+
+        key = ++p;
+
+        while (p < last && *p != '"') {
+            if (*p == '\\') {
+                return NGX_DECLINED;        /* an escaped key */
+            }
+
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        klen = p - key;
+        p++;
+
+        while (p < last && *p != ':') {
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        p++;
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                            || *p == '\n'))
+        {
+            p++;
+        }
+
+        /* the value: a string, an object or array, or a bare literal */
+
+        value = p;
+        depth = 0;
+
+        while (p < last) {
+            if (*p == '"') {
+                for (p++; p < last && *p != '"'; p++) {
+                    if (*p == '\\') {
+                        p++;
+                    }
+                }
+
+                p++;
+
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+                p++;
+
+            } else if (*p == '}' || *p == ']') {
+                if (depth == 0) {
+                    break;
+                }
+
+                depth--;
+                p++;
+
+            } else if (*p == ',' && depth == 0) {
+                break;
+
+            } else {
+                p++;
+            }
+
+            if (depth == 0 && *value == '"' && p > value) {
+                break;
+            }
+        }
+
+        if (p > last) {
+            return NGX_DECLINED;
+        }
+
+        end = p;
+
+        while (end > value && (end[-1] == ' ' || end[-1] == '\t'
+                               || end[-1] == '\r' || end[-1] == '\n'))
+        {
+            end--;
+        }
+
+        /* the member, as this call needs it */
+
+        if (klen == 5 && ngx_strncmp(key, "model", 5) == 0) {
+            if ((!first && ngx_ai_buf_append(&b, ",", 1) != NGX_OK)
+                || ngx_ai_buf_append_str(&b, "\"model\":") != NGX_OK
+                || ngx_ai_buf_append_json_string(&b, req->upstream_model.data,
+                                                 req->upstream_model.len)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            first = 0;
+            continue;
+        }
+
+        if ((klen == 6 && ngx_strncmp(key, "models", 6) == 0)
+            || (klen == 6 && ngx_strncmp(key, "stream", 6) == 0))
+        {
+            continue;
+        }
+
+        if (klen == 14 && ngx_strncmp(key, "stream_options", 14) == 0) {
+            if (!req->stream) {
+                continue;
+            }
+
+            if (!req->include_usage) {
+                return NGX_DECLINED;        /* options to merge into */
+            }
+
+            had_opts = 1;
+        }
+
+        if ((!first && ngx_ai_buf_append(&b, ",", 1) != NGX_OK)
+            || ngx_ai_buf_append(&b, key - 1, klen + 2) != NGX_OK
+            || ngx_ai_buf_append(&b, ":", 1) != NGX_OK
+            || ngx_ai_buf_append(&b, value, end - value) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        first = 0;
+    }
+
+    if (req->stream) {
+        if (ngx_ai_buf_append_str(&b, first ? "\"stream\":true"
+                                            : ",\"stream\":true")
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (!had_opts
+            && ngx_ai_buf_append_str(&b, ",\"stream_options\":"
+                                         "{\"include_usage\":true}")
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append(&b, "}", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    out->body.data = b.data;
+    out->body.len = b.len;
+    ngx_str_set(&out->path, "/v1/chat/completions");
+
+    return NGX_OK;
 }
 
 

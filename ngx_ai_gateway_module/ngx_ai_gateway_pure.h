@@ -72,6 +72,8 @@ typedef struct {
 /* a validated OpenAI chat completions request */
 typedef struct {
     cJSON                      *json;      /* whole body, freed with pool */
+    ngx_str_t                   raw;       /* the client's bytes of json,
+                                              empty once json is changed */
     ngx_str_t                   model;     /* "provider/model" as sent */
     ngx_str_t                   provider;  /* "provider" */
     ngx_str_t                   upstream_model;  /* "model" */
@@ -192,6 +194,11 @@ ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);
 ngx_int_t ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max);
 ngx_int_t ngx_ai_json_has_nul(const u_char *p, size_t len);
+ngx_int_t ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max,
+    ngx_uint_t *nul);
+cJSON *ngx_ai_json_parse_scanned(const u_char *p, size_t len);
+ngx_pool_t *ngx_ai_json_arena_set(ngx_pool_t *pool);
+void ngx_ai_json_init_allocator(void);
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);

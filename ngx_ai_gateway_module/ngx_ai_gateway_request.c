@@ -69,9 +69,11 @@ ngx_int_t
 ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
 {
-    cJSON      *root, *item, *opt;
-    u_char     *slash;
-    ngx_int_t   rc;
+    cJSON       *root, *item, *opt;
+    u_char      *slash;
+    ngx_int_t    rc;
+    ngx_uint_t   nul;
+    ngx_pool_t  *arena;
 
     ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
     req->max_tokens = -1;
@@ -82,18 +84,22 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    if (!ngx_ai_json_depth_ok(body, len, NGX_AI_MAX_JSON_DEPTH)) {
+    if (ngx_ai_json_scan(body, len, NGX_AI_MAX_JSON_DEPTH, &nul) != NGX_OK) {
         ngx_ai_invalid(err, NULL, "The request body is nested too deeply.");
         return NGX_DECLINED;
     }
 
-    if (ngx_ai_json_has_nul(body, len)) {
+    if (nul) {
         ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
                        "(\\u0000), which the gateway does not accept.");
         return NGX_DECLINED;
     }
 
-    root = ngx_ai_json_track(pool, ngx_ai_json_parse_whole(body, len));
+    arena = ngx_ai_json_arena_set(pool);
+    root = ngx_ai_json_parse_scanned(body, len);
+    (void) ngx_ai_json_arena_set(arena);
+
+    root = ngx_ai_json_track(pool, root);
     if (root == NULL) {
         ngx_ai_error_set(err, 400, "invalid_request_error", NULL,
                          "invalid_json", "The request body is not valid "
@@ -108,6 +114,8 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     }
 
     req->json = root;
+    req->raw.data = body;
+    req->raw.len = len;
 
     if (ngx_ai_request_unique(root, ngx_ai_request_members, err) != NGX_OK) {
         return NGX_DECLINED;

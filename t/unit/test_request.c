@@ -312,3 +312,61 @@ UNIT_TEST(request_nul_refused)
                       "\"user\",\"content\":\"\\\\u0000\"}]}", &req, &err),
                 NGX_OK);
 }
+
+
+/* the openai translator edits the client's bytes instead of printing the
+ * tree: it must send what the printed tree would mean */
+
+static cJSON *
+spliced(const char *body, ngx_uint_t stream, ngx_uint_t include_usage)
+{
+    ngx_ai_chat_request_t      req;
+    ngx_ai_upstream_request_t  up;
+    ngx_ai_error_t             err;
+
+    UNIT_EQ_INT(parse(body, &req, &err), NGX_OK);
+    req.stream = stream;
+    req.include_usage = include_usage;
+
+    UNIT_EQ_INT(ngx_ai_openai_translator.request(unit_pool(), &req, &up),
+                NGX_OK);
+
+    return unit_json(&up.body);
+}
+
+
+UNIT_TEST(openai_splice_matches_the_tree)
+{
+    cJSON  *j, *o;
+
+    j = spliced("{ \"messages\": [{\"role\":\"user\",\"content\":\"a,}]\\\"\"}],"
+                "\"model\" : \"openai/gpt-4o\", \"models\":[\"x/y\",\"z/w\"],"
+                "\"temperature\":0.5,\"stream\":true,\"n\":{\"a\":[1,{}]}}",
+                1, 0);
+    UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring,
+                      "gpt-4o") == 0);
+    UNIT_CHECK(cJSON_GetObjectItem(j, "models") == NULL);
+    UNIT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")));
+    o = cJSON_GetObjectItem(j, "stream_options");
+    UNIT_CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "include_usage")));
+    UNIT_CHECK(strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                   cJSON_GetObjectItem(j, "messages"), 0), "content")
+                   ->valuestring, "a,}]\"") == 0);
+    UNIT_CHECK(cJSON_GetObjectItem(j, "temperature")->valuedouble == 0.5);
+    UNIT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "n")));
+
+    /* a call that does not stream: no stream, no stream_options */
+    j = spliced("{\"model\":\"p/m\",\"stream\":true,\"stream_options\":"
+                "{\"include_usage\":true},\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}]}", 0, 0);
+    UNIT_CHECK(cJSON_GetObjectItem(j, "stream") == NULL);
+    UNIT_CHECK(cJSON_GetObjectItem(j, "stream_options") == NULL);
+    UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "m")
+               == 0);
+
+    /* an escaped key: the tree is printed instead, with the same result */
+    j = spliced("{\"mod\\u0065l\":\"p/m\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}]}", 0, 0);
+    UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "m")
+               == 0);
+}
