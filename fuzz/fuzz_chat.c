@@ -18,6 +18,7 @@ static ngx_uint_t fuzz_within(ngx_str_t *part, ngx_str_t *whole);
 static void fuzz_canonical(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 static void fuzz_sort(cJSON *json);
 static void fuzz_turns(ngx_ai_translator_t *tr, cJSON *body);
+static void fuzz_splice_check(ngx_pool_t *pool, ngx_ai_chat_request_t *req);
 
 
 void
@@ -76,6 +77,69 @@ fuzz_chat_body(ngx_pool_t *pool, const u_char *data, size_t size)
     /* a second attempt at the same provider type sends the same bytes */
     fuzz_request_translate(pool, &req, &ngx_ai_openai_translator, &tree,
                            utf8);
+
+    fuzz_splice_check(pool, &req);
+}
+
+
+/*
+ * The openai translator sends the client's bytes with a few members
+ * edited (the splice) when it can: what it sends must mean exactly what
+ * the printed tree (the slow path) would, for every stream setting.
+ */
+
+static void
+fuzz_splice_check(ngx_pool_t *pool, ngx_ai_chat_request_t *req)
+{
+    cJSON                      *a, *b;
+    ngx_str_t                   ca, cb;
+    ngx_uint_t                  mode;
+    ngx_ai_chat_request_t       fast, slow;
+    ngx_ai_upstream_request_t   up_fast, up_slow;
+
+    for (mode = 0; mode < 4; mode++) {
+        fast = *req;
+        fast.stream = mode & 1;
+        fast.include_usage = (mode >> 1) & 1;
+
+        slow = fast;
+        ngx_str_null(&slow.raw);
+
+        if (ngx_ai_openai_translator.request(pool, &fast, &up_fast) != NGX_OK
+            || ngx_ai_openai_translator.request(pool, &slow, &up_slow)
+               != NGX_OK)
+        {
+            fuzz_fail("openai request: not translated");
+        }
+
+        a = cJSON_ParseWithLength((char *) up_fast.body.data,
+                                  up_fast.body.len);
+        b = cJSON_ParseWithLength((char *) up_slow.body.data,
+                                  up_slow.body.len);
+
+        if (a == NULL || b == NULL) {
+            cJSON_Delete(a);
+            cJSON_Delete(b);
+            fuzz_fail("openai request: not JSON");
+        }
+
+        /* keys sorted, duplicates in their order: the same meaning */
+
+        fuzz_canonical(pool, a, &ca);
+        fuzz_canonical(pool, b, &cb);
+
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+
+        if (ca.len != cb.len || ngx_memcmp(ca.data, cb.data, ca.len) != 0) {
+            fuzz_fail("openai splice differs from the tree (stream %lu, "
+                      "usage %lu):\nspliced: %.*s\nprinted: %.*s",
+                      (unsigned long) fast.stream,
+                      (unsigned long) fast.include_usage,
+                      (int) up_fast.body.len, up_fast.body.data,
+                      (int) up_slow.body.len, up_slow.body.data);
+        }
+    }
 }
 
 

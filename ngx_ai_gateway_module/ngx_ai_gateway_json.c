@@ -12,6 +12,7 @@
 #include "ngx_ai_gateway_pure.h"
 
 
+static ngx_uint_t ngx_ai_json_escape_nul(const u_char *p, size_t len);
 static void ngx_ai_json_cleanup(void *data);
 static void ngx_ai_free_cleanup(void *data);
 static ngx_int_t ngx_ai_content_piece(ngx_ai_buf_t *b, const char *s,
@@ -183,6 +184,41 @@ ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
 
 
 /*
+ * The 4 digits of a \\u escape: cJSON decodes U+0000, and any escape that
+ * is not 4 hex digits, as a NUL.
+ */
+
+static ngx_uint_t
+ngx_ai_json_escape_nul(const u_char *p, size_t len)
+{
+    u_char      c;
+    ngx_uint_t  i, v;
+
+    if (len < 4) {
+        return 1;
+    }
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return 1;
+        }
+    }
+
+    return v == 0;
+}
+
+
+/*
  * One pass over outside JSON before cJSON sees it: NGX_DECLINED when it
  * nests deeper than max (cJSON recurses per level), else NGX_OK with *nul
  * set when a string holds a "\u0000" escape (cJSON would end the string
@@ -212,11 +248,15 @@ ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max, ngx_uint_t *nul)
                 }
 
                 if (c != '\\') {
+                    if (c == '\0') {
+                        *nul = 1;           /* a raw NUL ends a C string */
+                    }
+
                     continue;
                 }
 
-                if (len - i > 5 && p[i + 1] == 'u' && p[i + 2] == '0'
-                    && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
+                if (len - i > 1 && p[i + 1] == 'u'
+                    && ngx_ai_json_escape_nul(p + i + 2, len - i - 2))
                 {
                     *nul = 1;
                 }
@@ -224,6 +264,11 @@ ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max, ngx_uint_t *nul)
                 i++;                    /* the escaped character */
             }
 
+            continue;
+        }
+
+        if (c == '\0') {
+            *nul = 1;
             continue;
         }
 

@@ -371,7 +371,7 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
             return NGX_ERROR;
         }
 
-        if (!had_opts
+        if (!had_opts && !req->include_usage
             && ngx_ai_buf_append_str(&b, ",\"stream_options\":"
                                          "{\"include_usage\":true}")
                != NGX_OK)

@@ -91,7 +91,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
 
     if (nul) {
         ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
-                       "(\\u0000), which the gateway does not accept.");
+                       "(\\u0000) or a malformed \\u escape.");
         return NGX_DECLINED;
     }
 

@@ -307,6 +307,19 @@ UNIT_TEST(request_nul_refused)
                 NGX_DECLINED);
     UNIT_CONTAINS(err.message, "NUL");
 
+    /* cJSON decodes a malformed \u escape as a NUL too */
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"x\\uu0 y\"}]}", &req, &err),
+                NGX_DECLINED);
+    {
+        static const char  raw[] = "{\"model\0x\":\"a/b\",\"messages\":"
+                                   "[{\"role\":\"user\",\"content\":\"x\"}]}";
+
+        UNIT_EQ_INT(ngx_ai_chat_request_parse(unit_pool(), (u_char *) raw,
+                                              sizeof(raw) - 1, &req, &err),
+                    NGX_DECLINED);
+    }
+
     /* an escaped backslash before u0000 is text, not a NUL */
     UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"\\\\u0000\"}]}", &req, &err),
