@@ -24,7 +24,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build, the tests and the demo need.
 PACKAGES=(nginx-core nginx-dev libcjson-dev libpcre2-dev libssl-dev
-          zlib1g-dev gcc make perl nodejs npm curl wrk)
+          zlib1g-dev libhiredis-dev gcc make perl nodejs npm curl wrk
+          redis-server prometheus chromium)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -122,12 +122,13 @@ CASES=(
 "gw-fallback|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) gateway, fallback after a 500"
 "gw-fallback-breaker|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) the same, breaker open: 500 skipped"
 "gw-stream-openai|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|e) gateway, streaming (OpenAI)"
+"gw-fusion|gateway|/fusion/v1/chat/completions|fusion|0|chat|plain-openai|direct-openai|g) fusion: 3 members + a merge judge (2 round trips)"
 "gw-stream-anthropic|gateway|/v1/chat/completions|anthropicsse/claude-x|1|chat-sse|plain-sse-anthropic|direct-sse-anthropic|e) gateway, streaming (Anthropic translated)"
 "portkey-openai|portkey|/v1/chat/completions|gpt-4o|0|chat|plain-openai|direct-openai|f) Portkey 1.15.2, openai"
 "portkey-stream|portkey|/v1/chat/completions|gpt-4o|1|chat-sse|plain-sse|direct-sse|f) Portkey 1.15.2, streaming"
 )
 # cases whose instructions per request callgrind counts
-CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic}
+CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
 
 case_field() { # case_field NAME FIELD_INDEX
     local c
@@ -342,6 +343,16 @@ $(pass_location openai "" 0)"
         fb="        location /fb/v1/ {
             ai_gateway;
             ai_fallback fail/gpt-4o-status500 openai/gpt-4o$brk;
+        }
+" ;;
+    gw-fusion)
+        # every member and the judge answer from the same static mock: the
+        # critical path is two upstream round trips (members, then judge)
+        prov="ai_provider openai type=openai pass=/_ai/openai key=env:BENCH_OPENAI_KEY;"
+        locs=$(pass_location openai "" 0)
+        fb="        location /fusion/v1/ {
+            ai_gateway;
+            ai_pool openai/m1 openai/m2 openai/m3 judge=openai/judge mode=merge;
         }
 " ;;
     gw-stream-openai)

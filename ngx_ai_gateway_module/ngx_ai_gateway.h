@@ -154,6 +154,8 @@ typedef struct {
     unsigned                    judged:1;    /* its outcome is decided */
     unsigned                    timed_out:1;
     unsigned                    first_byte:1;    /* reached the client */
+    unsigned                    estimated:1; /* charged as aborted */
+    unsigned                    charged_ok:1;    /* charged as a success */
 } ngx_http_ai_attempt_t;
 
 
@@ -195,9 +197,13 @@ extern ngx_module_t  ngx_ai_gateway_module;
 extern ngx_module_t  ngx_ai_gateway_guard_module;
 
 
-/* ngx_ai_gateway_limits: rate limits, the cost ledger and budgets */
+/* ngx_ai_gateway_limits: rate limits, the cost ledger and budgets;
+ * admit returns NGX_AGAIN when Redis decides (a strict zone), and then
+ * calls ngx_http_ai_admission_done() (ngx_ai_gateway_handler.c) */
 ngx_int_t ngx_http_ai_limits_admit(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+void ngx_http_ai_admission_done(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_ai_error_t *err);
 void ngx_http_ai_limits_charge(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
@@ -259,6 +265,8 @@ void ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_fusion_relay(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *a);
 void ngx_http_ai_fusion_timers_cleanup(ngx_http_ai_ctx_t *ctx);
+void ngx_http_ai_fusion_outcome(ngx_http_ai_ctx_t *ctx, ngx_str_t *name,
+    ngx_str_t *mode, ngx_str_t *judge_status);
 
 /* ngx_ai_gateway_breaker.c */
 ngx_int_t ngx_http_ai_breaker_init_conf(ngx_conf_t *cf);

@@ -61,8 +61,25 @@ static size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
 static ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(
     ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
     ngx_uint_t route_len, ngx_uint_t model_len, ngx_uint_t quiet);
+static ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
+    ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
-    ngx_uint_t quiet);
+    ngx_uint_t quiet, ngx_uint_t force);
+static ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
+    ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
+static void ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_cost_node_t *cn, int64_t spend, time_t when, time_t now);
+static uint64_t ngx_http_ai_cost_month(time_t now);
+static ngx_int_t ngx_http_ai_cost_check(ngx_http_ai_cost_conf_t *cc,
+    ngx_http_ai_cost_node_t *cn, uint64_t estimate, uint64_t *spent,
+    uint64_t *in_flight);
+static void ngx_http_ai_cost_refused(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, ngx_http_ai_cost_zone_t *zone,
+    uint64_t spent, uint64_t in_flight, time_t now, ngx_ai_error_t *err);
+static void ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
+    ngx_http_ai_sync_item_t *item, time_t now);
+static void ngx_http_ai_cost_counters_delta(int64_t *d,
+    ngx_http_ai_counters_t *c);
 static void ngx_http_ai_cost_roll(ngx_http_ai_cost_node_t *node,
     time_t now);
 static time_t ngx_http_ai_cost_renews(ngx_uint_t period, time_t now);
@@ -101,7 +118,7 @@ static ngx_int_t ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b,
 static ngx_uint_t  ngx_http_ai_cost_tag;
 
 
-/* ai_cost_zone NAME:SIZE [state=PATH] [interval=TIME] */
+/* ai_cost_zone NAME:SIZE [state=PATH] [interval=TIME] [sync=redis://...] */
 
 char *
 ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -110,9 +127,10 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_ai_limits_main_conf_t *lmcf = conf;
 
     u_char                   *p;
+    void                     *sync;
     ssize_t                   size;
     ngx_str_t                *value, name, s;
-    ngx_int_t                 interval;
+    ngx_int_t                 interval, rc;
     ngx_uint_t                i;
     ngx_shm_zone_t           *shm_zone, **z;
     ngx_http_ai_cost_zone_t  *zone;
@@ -156,6 +174,7 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->interval = 10000;
+    sync = NULL;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -202,10 +221,13 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\": sharing budgets across hosts is not "
-                               "supported yet", &value[i]);
+        rc = ngx_http_ai_sync_option(cf, &sync, &value[i]);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
 
@@ -225,6 +247,14 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->shm_zone = shm_zone;
 
+    if (sync) {
+        zone->sync = ngx_http_ai_sync_zone(cf, sync, NGX_HTTP_AI_SYNC_LEDGER,
+                                           zone, &name);
+        if (zone->sync == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     shm_zone->init = ngx_http_ai_cost_init_zone;
     shm_zone->data = zone;
 
@@ -241,7 +271,8 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\": ai_cost_zone takes "
-                       "NAME:SIZE, state= and interval=", &value[i]);
+                       "NAME:SIZE, state=, interval= and sync= with its "
+                       "options", &value[i]);
     return NGX_CONF_ERROR;
 }
 
@@ -281,6 +312,8 @@ ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_ai_cost_rbtree_insert_value);
 
     ngx_queue_init(&zone->sh->queue);
+
+    ngx_http_ai_sync_init_zone(&zone->sh->sync);
 
     len = sizeof(" in ai_cost_zone \"\"") + shm_zone->shm.name.len;
 
@@ -526,39 +559,18 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
 {
     size_t                    size;
     uint32_t                  hash;
-    ngx_int_t                 rc;
     ngx_uint_t                tries;
-    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_rbtree_node_t        *node;
     ngx_http_ai_cost_node_t  *cn;
 
     hash = ngx_murmur_hash2(id, len);
 
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
+    cn = ngx_http_ai_cost_lookup(zone, hash, id, len);
 
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_http_ai_cost_node_t *) &node->color;
-
-        rc = ngx_memn2cmp(id, cn->data, len, (size_t) cn->len);
-
-        if (rc == 0) {
-            ngx_queue_remove(&cn->queue);
-            ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
+    if (cn) {
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+        return cn;
     }
 
     size = offsetof(ngx_rbtree_node_t, color)
@@ -572,7 +584,9 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
             break;
         }
 
-        if (tries == 32 || ngx_http_ai_cost_evict(zone, quiet) != NGX_OK) {
+        if (tries == 32
+            || ngx_http_ai_cost_evict(zone, quiet, 1) != NGX_OK)
+        {
             if (!quiet) {
                 ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                               "ai_cost: could not allocate an entry%s",
@@ -610,80 +624,145 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
 }
 
 
-/* frees the least recently used node no request holds; called locked */
+/* the node of an identity, or NULL; called locked */
+
+static ngx_http_ai_cost_node_t *
+ngx_http_ai_cost_lookup(ngx_http_ai_cost_zone_t *zone, uint32_t hash,
+    u_char *id, size_t len)
+{
+    ngx_int_t                 rc;
+    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_http_ai_cost_node_t  *cn;
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_http_ai_cost_node_t *) &node->color;
+
+        rc = ngx_memn2cmp(id, cn->data, len, (size_t) cn->len);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Frees the least recently used node no request holds; called locked.
+ * A node with deltas not yet pushed to Redis goes only when nothing else
+ * can (force), and what it had to push is then counted as lost.
+ */
 
 static ngx_int_t
-ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet)
+ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
+    ngx_uint_t force)
 {
     u_char                   *digest;
     ngx_str_t                 route, model;
+    ngx_uint_t                pass;
     ngx_queue_t              *q;
     ngx_rbtree_node_t        *node;
     ngx_http_ai_cost_node_t  *cn;
     u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
 
-    for (q = ngx_queue_last(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_prev(q))
-    {
-        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+    cn = NULL;
 
-        if (cn->count) {
-            continue;
-        }
+    for (pass = 0; pass < (force ? 2 : 1) && cn == NULL; pass++) {
 
-        /* said at most once a minute: a full zone evicts all the time */
+        for (q = ngx_queue_last(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue);
+             q = ngx_queue_prev(q))
+        {
+            cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
 
-        if (!quiet && ngx_time() - zone->sh->warned >= 60) {
-            ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
-
-            if (digest) {
-                ngx_http_ai_digest_hex(hex, digest,
-                                       NGX_HTTP_AI_KEY_PREFIX / 2);
-
-            } else {
-                ngx_memset(hex, '-', NGX_HTTP_AI_KEY_PREFIX);
+            if (cn->count == 0
+                && (pass == 1 || (cn->delta == NULL && !cn->batch)))
+            {
+                break;
             }
 
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "ai_cost_zone \"%V\" is full: dropped the least "
-                          "recently used %s (key %*s, route \"%V\", "
-                          "model \"%V\") and %ui more since the last such "
-                          "message; the zone totals keep their figures; "
-                          "make the zone larger",
-                          &zone->shm_zone->shm.name,
-                          cn->type == NGX_HTTP_AI_COST_LEDGER
-                          ? "ledger entry" : "budget account",
-                          (size_t) NGX_HTTP_AI_KEY_PREFIX, hex, &route,
-                          &model,
-                          zone->sh->evicted - zone->sh->evicted_warned);
-
-            zone->sh->warned = ngx_time();
-            zone->sh->evicted_warned = zone->sh->evicted + 1;
+            cn = NULL;
         }
-
-        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
-            zone->sh->entries--;
-
-        } else {
-            zone->sh->accounts--;
-        }
-
-        zone->sh->evicted++;
-
-        ngx_queue_remove(q);
-
-        node = (ngx_rbtree_node_t *)
-                   ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
-
-        ngx_rbtree_delete(&zone->sh->rbtree, node);
-
-        ngx_slab_free_locked(zone->shpool, node);
-
-        return NGX_OK;
     }
 
-    return NGX_DECLINED;
+    if (cn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (cn->delta || cn->batch) {
+        zone->sh->sync.lost++;
+    }
+
+    if (cn->delta) {
+        ngx_slab_free_locked(zone->shpool, cn->delta);
+        cn->delta = NULL;
+    }
+
+    /* said at most once a minute: a full zone evicts all the time */
+
+    if (!quiet && ngx_time() - zone->sh->warned >= 60) {
+        ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+        if (digest) {
+            ngx_http_ai_digest_hex(hex, digest, NGX_HTTP_AI_KEY_PREFIX / 2);
+
+        } else {
+            ngx_memset(hex, '-', NGX_HTTP_AI_KEY_PREFIX);
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "ai_cost_zone \"%V\" is full: dropped the least "
+                      "recently used %s (key %*s, route \"%V\", "
+                      "model \"%V\") and %ui more since the last such "
+                      "message; the zone totals keep their figures; "
+                      "make the zone larger",
+                      &zone->shm_zone->shm.name,
+                      cn->type == NGX_HTTP_AI_COST_LEDGER
+                      ? "ledger entry" : "budget account",
+                      (size_t) NGX_HTTP_AI_KEY_PREFIX, hex, &route,
+                      &model,
+                      zone->sh->evicted - zone->sh->evicted_warned);
+
+        zone->sh->warned = ngx_time();
+        zone->sh->evicted_warned = zone->sh->evicted + 1;
+    }
+
+    if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+        zone->sh->entries--;
+
+    } else {
+        zone->sh->accounts--;
+    }
+
+    zone->sh->evicted++;
+
+    ngx_queue_remove(&cn->queue);
+
+    node = (ngx_rbtree_node_t *)
+               ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+
+    ngx_rbtree_delete(&zone->sh->rbtree, node);
+
+    ngx_slab_free_locked(zone->shpool, node);
+
+    return NGX_OK;
 }
 
 
@@ -780,28 +859,25 @@ ngx_http_ai_cost_renews(ngx_uint_t period, time_t now)
  * flight are estimated to cost must be below the budget; then this
  * request's estimate joins those in flight until it ends.  Check and
  * reservation under one lock: concurrent requests overshoot the budget by
- * at most what one request costs beyond its estimate.
+ * at most what one request costs beyond its estimate.  With sync= the
+ * spend is the fleet's as last known plus what was spent here since; in
+ * a strict zone whose Redis is reachable the check is deferred: Redis
+ * checks and reserves (ngx_http_ai_cost_strict_resolve).
  */
 
 ngx_int_t
 ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, uint64_t estimate, ngx_ai_error_t *err)
 {
-    u_char                   *p;
     size_t                    len;
     time_t                    now;
     uint64_t                  spent, in_flight;
-    ngx_uint_t                keyed;
+    ngx_uint_t                keyed, defer, pull;
     ngx_http_ai_key_t        *key;
-    ngx_http_request_t       *r;
     ngx_http_ai_cost_node_t  *cn;
     ngx_http_ai_cost_zone_t  *zone;
     u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
-    u_char                    usd[3][NGX_INT64_LEN + 8];
 
-    static const char  *per[] = { "", " per day (UTC)", " per month (UTC)" };
-
-    r = lctx->request;
     zone = cc->shm_zone->data;
     key = NULL;
     keyed = 0;
@@ -836,66 +912,145 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
 
     ngx_http_ai_cost_roll(cn, now);
 
-    spent = cc->period == NGX_HTTP_AI_BUDGET_DAY ? cn->u.account.day_spend
-            : cc->period == NGX_HTTP_AI_BUDGET_MONTH
-              ? cn->u.account.month_spend
-            : cn->u.account.total;
+    cn->u.account.used = ngx_current_msec;
 
-    in_flight = cn->u.account.in_flight;
+    lctx->account_zone = zone;
+    lctx->account_conf = cc;
 
-    if (spent + in_flight >= cc->budget) {
+    defer = zone->sync && ngx_http_ai_sync_strict_ready(zone->sync);
+    pull = 0;
+
+    if (zone->sync && !defer
+        && ngx_http_ai_sync_stale(zone->sync, ngx_current_msec,
+                                  cn->u.account.synced))
+    {
+        /* first seen here, or not pulled for long: pulled at once */
+        cn->u.account.synced = ngx_current_msec;
+        pull = 1;
+    }
+
+    if (defer) {
+        cn->count++;
+
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
-        lctx->retry_after = ngx_http_ai_cost_renews(cc->period, now);
+        lctx->account = cn;
+        lctx->reserved = estimate;
+        lctx->reserved_at = now;
+        lctx->account_deferred = 1;
+        lctx->deferred++;
 
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "ai_cost: budget of zone \"%V\" reached on \"%V\"",
-                      &zone->shm_zone->shm.name, &lctx->route);
+        return NGX_OK;
+    }
 
-        ngx_ai_error_set(err, NGX_HTTP_AI_PAYMENT_REQUIRED,
-                         "insufficient_quota", NULL, "budget_exceeded",
-                         "Budget exceeded.");
+    if (ngx_http_ai_cost_check(cc, cn, estimate, &spent, &in_flight)
+        != NGX_OK)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        p = ngx_pnalloc(r->pool, 256 + 3 * NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_DECLINED;
-        }
-
-        *ngx_http_ai_sprint_usd(usd[0], cc->budget) = '\0';
-        *ngx_http_ai_sprint_usd(usd[1], spent) = '\0';
-        *ngx_http_ai_sprint_usd(usd[2], in_flight) = '\0';
-
-        err->message.data = p;
-        p = ngx_sprintf(p, "Budget exceeded: the budget of %s USD%s for "
-                        "this %s is spent (%s USD, and %s USD in requests "
-                        "in flight).", usd[0], per[cc->period],
-                        keyed ? "key" : "route", usd[1], usd[2]);
-
-        if (lctx->retry_after) {
-            p = ngx_sprintf(p, " It renews in %Ts.", lctx->retry_after);
-        }
-
-        err->message.len = p - err->message.data;
+        ngx_http_ai_cost_refused(lctx, cc, zone, spent, in_flight, now, err);
 
         return NGX_DECLINED;
     }
 
-    cn->u.account.in_flight += estimate;
     cn->count++;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    if (pull) {
+        ngx_http_ai_sync_pull(zone->sync, NGX_HTTP_AI_SYNC_ACCOUNT,
+                              ngx_murmur_hash2(id, len), id, len,
+                              (uint64_t) now / 86400,
+                              ngx_http_ai_cost_month(now));
+    }
+
     lctx->account = cn;
-    lctx->account_zone = zone;
     lctx->reserved = estimate;
+    lctx->reserved_at = now;
     lctx->budget_status = NGX_HTTP_AI_STATUS_PASSED;
 
     return NGX_OK;
 }
 
 
-/* the request is over: its estimate leaves the account's in-flight sum */
+/* the check itself, and the reservation; called locked */
+
+static ngx_int_t
+ngx_http_ai_cost_check(ngx_http_ai_cost_conf_t *cc,
+    ngx_http_ai_cost_node_t *cn, uint64_t estimate, uint64_t *spent,
+    uint64_t *in_flight)
+{
+    *spent = cc->period == NGX_HTTP_AI_BUDGET_DAY ? cn->u.account.day_spend
+             : cc->period == NGX_HTTP_AI_BUDGET_MONTH
+               ? cn->u.account.month_spend
+             : cn->u.account.total;
+
+    *in_flight = cn->u.account.in_flight;
+
+    if (*spent + *in_flight >= cc->budget) {
+        return NGX_DECLINED;
+    }
+
+    cn->u.account.in_flight += estimate;
+
+    return NGX_OK;
+}
+
+
+/* a refusal: the 402's message, Retry-After, the log */
+
+static void
+ngx_http_ai_cost_refused(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, ngx_http_ai_cost_zone_t *zone,
+    uint64_t spent, uint64_t in_flight, time_t now, ngx_ai_error_t *err)
+{
+    u_char              *p;
+    ngx_http_request_t  *r;
+    u_char               usd[3][NGX_INT64_LEN + 8];
+
+    static const char  *per[] = { "", " per day (UTC)", " per month (UTC)" };
+
+    r = lctx->request;
+
+    lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
+    lctx->retry_after = ngx_http_ai_cost_renews(cc->period, now);
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "ai_cost: budget of zone \"%V\" reached on \"%V\"",
+                  &zone->shm_zone->shm.name, &lctx->route);
+
+    ngx_ai_error_set(err, NGX_HTTP_AI_PAYMENT_REQUIRED,
+                     "insufficient_quota", NULL, "budget_exceeded",
+                     "Budget exceeded.");
+
+    p = ngx_pnalloc(r->pool, 256 + 3 * NGX_INT64_LEN);
+    if (p == NULL) {
+        return;
+    }
+
+    *ngx_http_ai_sprint_usd(usd[0], cc->budget) = '\0';
+    *ngx_http_ai_sprint_usd(usd[1], spent) = '\0';
+    *ngx_http_ai_sprint_usd(usd[2], in_flight) = '\0';
+
+    err->message.data = p;
+    p = ngx_sprintf(p, "Budget exceeded: the budget of %s USD%s for "
+                    "this %s is spent (%s USD, and %s USD in requests "
+                    "in flight).", usd[0], per[cc->period],
+                    cc->key ? "key" : "route", usd[1], usd[2]);
+
+    if (lctx->retry_after) {
+        p = ngx_sprintf(p, " It renews in %Ts.", lctx->retry_after);
+    }
+
+    err->message.len = p - err->message.data;
+}
+
+
+/*
+ * The request is over: its estimate leaves the account's in-flight sum,
+ * or, reserved in Redis by a strict admission, is given back there by a
+ * negative delta at the next sync.
+ */
 
 void
 ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
@@ -913,14 +1068,23 @@ ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cn->u.account.in_flight -= ngx_min(lctx->reserved,
-                                       cn->u.account.in_flight);
+    if (lctx->account_strict) {
+        ngx_http_ai_cost_spend(zone, cn, - (int64_t) lctx->reserved,
+                               lctx->reserved_at, ngx_time());
+
+    } else if (!lctx->account_deferred) {
+        cn->u.account.in_flight -= ngx_min(lctx->reserved,
+                                           cn->u.account.in_flight);
+    }
+
     cn->count--;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     lctx->account = NULL;
     lctx->reserved = 0;
+    lctx->account_strict = 0;
+    lctx->account_deferred = 0;
 }
 
 
@@ -945,16 +1109,17 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add)
 {
-    size_t                    len, alen;
-    time_t                    now;
-    uint64_t                  spend;
-    ngx_str_t                 m;
-    ngx_uint_t                keyed, account;
-    ngx_http_ai_key_t        *key;
-    ngx_http_ai_cost_node_t  *ln, *an;
-    ngx_http_ai_cost_zone_t  *zone;
-    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
-    u_char                    aid[NGX_HTTP_AI_COST_ID_LEN];
+    size_t                     len, alen;
+    time_t                     now;
+    uint64_t                   spend;
+    ngx_str_t                  m;
+    ngx_uint_t                 keyed, account;
+    ngx_http_ai_key_t         *key;
+    ngx_http_ai_cost_node_t   *ln, *an;
+    ngx_http_ai_cost_zone_t   *zone;
+    ngx_http_ai_cost_delta_t  *delta;
+    u_char                     id[NGX_HTTP_AI_COST_ID_LEN];
+    u_char                     aid[NGX_HTTP_AI_COST_ID_LEN];
 
     zone = cc->shm_zone->data;
     key = NULL;
@@ -987,9 +1152,17 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
 
     ngx_http_ai_cost_add(&zone->sh->totals, add);
 
+    if (zone->sync) {
+        /* never evicted: the fleet's totals miss nothing */
+        ngx_http_ai_cost_add(&zone->sh->pend, add);
+    }
+
     ln = ngx_http_ai_cost_get(zone, id, len, lctx->route.len, m.len, 0);
 
     if (ln) {
+        /* held while the account may need room */
+        ln->count++;
+
         ngx_http_ai_cost_add(&ln->u.ledger.c, add);
 
         if (ln->u.ledger.first == 0) {
@@ -998,8 +1171,13 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
 
         ln->u.ledger.last = now;
 
-        /* held while the account may need room */
-        ln->count++;
+        if (zone->sync) {
+            delta = ngx_http_ai_cost_delta(zone, ln);
+
+            if (delta) {
+                ngx_http_ai_cost_add(&delta->u.ledger.pend, add);
+            }
+        }
     }
 
     an = NULL;
@@ -1013,12 +1191,8 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     }
 
     if (an) {
-        ngx_http_ai_cost_roll(an, now);
-
-        an->u.account.day_spend += spend;
-        an->u.account.month_spend += spend;
-        an->u.account.total += spend;
         an->u.account.last = now;
+        ngx_http_ai_cost_spend(zone, an, (int64_t) spend, now, now);
     }
 
     if (ln) {
@@ -1030,6 +1204,642 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * Spend added to an account (or taken back from it: a strict reservation
+ * given back), in the UTC day and month of "when": a past day's or
+ * month's figure is not kept, only the total then.  With sync= it is
+ * also a delta to push.  Called locked.
+ */
+
+static void
+ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_cost_node_t *cn, int64_t spend, time_t when, time_t now)
+{
+    uint64_t                    day, month;
+    ngx_uint_t                  same_day, same_month;
+    ngx_http_ai_cost_delta_t   *delta;
+    ngx_http_ai_spend_delta_t  *p;
+
+    ngx_http_ai_cost_roll(cn, now);
+
+    day = (uint64_t) when / 86400;
+    month = ngx_http_ai_cost_month(when);
+
+    same_day = (cn->u.account.day == day);
+    same_month = (cn->u.account.month == month);
+
+#define ngx_http_ai_cost_plus(v, d)                                          \
+    (v) = ((d) >= 0 || (uint64_t) - (d) < (v)) ? (v) + (d) : 0
+
+    if (same_day) {
+        ngx_http_ai_cost_plus(cn->u.account.day_spend, spend);
+    }
+
+    if (same_month) {
+        ngx_http_ai_cost_plus(cn->u.account.month_spend, spend);
+    }
+
+    ngx_http_ai_cost_plus(cn->u.account.total, spend);
+
+#undef ngx_http_ai_cost_plus
+
+    if (zone->sync == NULL || spend == 0) {
+        return;
+    }
+
+    cn->count++;
+    delta = ngx_http_ai_cost_delta(zone, cn);
+    cn->count--;
+
+    if (delta == NULL) {
+        return;
+    }
+
+    p = &delta->u.account.pend;
+
+    if (same_day) {
+        if (p->day != day) {
+            /* what is left of a past day no longer counts anywhere */
+            p->day = day;
+            p->day_spend = 0;
+        }
+
+        p->day_spend += spend;
+    }
+
+    if (same_month) {
+        if (p->month != month) {
+            p->month = month;
+            p->month_spend = 0;
+        }
+
+        p->month_spend += spend;
+    }
+
+    p->total += spend;
+}
+
+
+/* year * 12 + month - 1 of a UTC time, as accounts keep it */
+
+static uint64_t
+ngx_http_ai_cost_month(time_t now)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(now, &tm);
+
+    return (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1;
+}
+
+
+/*
+ * A node's deltas to push, allocated when it first has some.  When the
+ * zone has no room even after evicting a node that has nothing to push,
+ * the delta is dropped (the zone totals keep it) and counted as lost.
+ * Called locked, with the node held.
+ */
+
+static ngx_http_ai_cost_delta_t *
+ngx_http_ai_cost_delta(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_cost_node_t *cn)
+{
+    ngx_uint_t                 tries;
+    ngx_http_ai_cost_delta_t  *delta;
+
+    if (cn->delta) {
+        return cn->delta;
+    }
+
+    for (tries = 0; /* void */; tries++) {
+        delta = ngx_slab_calloc_locked(zone->shpool,
+                                       sizeof(ngx_http_ai_cost_delta_t));
+        if (delta) {
+            break;
+        }
+
+        if (tries == 8 || ngx_http_ai_cost_evict(zone, 0, 0) != NGX_OK) {
+            zone->sh->sync.lost++;
+            return NULL;
+        }
+    }
+
+    cn->delta = delta;
+
+    return delta;
+}
+
+
+/* ---- strict admission: Redis checks and reserves ---- */
+
+ngx_int_t
+ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_array_t *items)
+{
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_conf_t  *cc;
+    ngx_http_ai_sync_item_t  *item;
+
+    cn = lctx->account;
+
+    if (!lctx->account_deferred || cn == NULL) {
+        return NGX_OK;
+    }
+
+    cc = lctx->account_conf;
+
+    item = ngx_array_push(items);
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+    /* a held node's identity does not change: no lock needed */
+
+    item->type = NGX_HTTP_AI_SYNC_ACCOUNT;
+    item->id = cn->data;
+    item->len = cn->len;
+    item->sync = lctx->account_zone->sync;
+    item->a[0] = cc->period;
+    item->a[1] = cc->budget;
+    item->a[2] = (uint64_t) lctx->reserved_at / 86400;
+    item->a[3] = ngx_http_ai_cost_month(lctx->reserved_at);
+    item->d[0] = (int64_t) lctx->reserved;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What Redis said of a deferred budget check: reserved there (res: the
+ * period's spend, day, month, total after it), refused (res[0]: the
+ * spend), not reserved because a rate limit refused, or no answer, in
+ * which case the local figures decide as without strict.
+ */
+
+ngx_int_t
+ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err)
+{
+    time_t                    now;
+    uint64_t                  spent, in_flight;
+    ngx_int_t                 rc;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+    ngx_http_ai_cost_conf_t  *cc;
+
+    cn = lctx->account;
+
+    if (!lctx->account_deferred || cn == NULL) {
+        return NGX_OK;
+    }
+
+    zone = lctx->account_zone;
+    cc = lctx->account_conf;
+    now = ngx_time();
+    rc = NGX_OK;
+    spent = 0;
+    in_flight = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    lctx->account_deferred = 0;
+
+    switch (item->status) {
+
+    case NGX_HTTP_AI_STRICT_OK:
+        ngx_http_ai_cost_fleet_spend(cn, item, now);
+        lctx->account_strict = 1;
+        break;
+
+    case NGX_HTTP_AI_STRICT_REFUSED:
+        ngx_http_ai_cost_fleet_spend(cn, item, now);
+        spent = item->res[0] > 0 ? (uint64_t) item->res[0] : 0;
+        in_flight = cn->u.account.in_flight;
+        lctx->reserved = 0;
+        rc = NGX_DECLINED;
+        break;
+
+    case NGX_HTTP_AI_STRICT_NOT_TAKEN:
+        lctx->reserved = 0;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_OK;
+
+    default: /* NGX_HTTP_AI_STRICT_FAILED */
+        ngx_http_ai_cost_roll(cn, now);
+
+        if (ngx_http_ai_cost_check(cc, cn, lctx->reserved, &spent,
+                                   &in_flight)
+            != NGX_OK)
+        {
+            lctx->reserved = 0;
+            rc = NGX_DECLINED;
+        }
+
+        break;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_ai_cost_refused(lctx, cc, zone, spent, in_flight, now, err);
+        return NGX_DECLINED;
+    }
+
+    lctx->budget_status = NGX_HTTP_AI_STATUS_PASSED;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An account's figures become the fleet's, as Redis answered them for
+ * the day a[2] and month a[3] (res[1], res[2]) and ever (res[3]), plus
+ * what was spent here and not pushed yet.  Called locked.
+ */
+
+static void
+ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
+    ngx_http_ai_sync_item_t *item, time_t now)
+{
+    int64_t                     v;
+    ngx_http_ai_spend_delta_t  *p;
+
+    ngx_http_ai_cost_roll(cn, now);
+
+    p = cn->delta ? &cn->delta->u.account.pend : NULL;
+
+    if (cn->u.account.day == item->a[2]) {
+        v = item->res[1] + ((p && p->day == item->a[2]) ? p->day_spend : 0);
+        cn->u.account.day_spend = v > 0 ? (uint64_t) v : 0;
+    }
+
+    if (cn->u.account.month == item->a[3]) {
+        v = item->res[2]
+            + ((p && p->month == item->a[3]) ? p->month_spend : 0);
+        cn->u.account.month_spend = v > 0 ? (uint64_t) v : 0;
+    }
+
+    v = item->res[3] + (p ? p->total : 0);
+    cn->u.account.total = v > 0 ? (uint64_t) v : 0;
+
+    cn->u.account.synced = ngx_current_msec;
+}
+
+
+/* ---- sync: batches of deltas pushed, the fleet's spend pulled ---- */
+
+/*
+ * The batch to push: when none is out, one is frozen from the zone
+ * totals, the nodes with something to push and, with refresh, the
+ * accounts used in the last minute, whose fleet spend is pulled; then
+ * (also for a batch sent again) its items are copied into b, the totals
+ * first.  NGX_DECLINED: nothing to push.
+ */
+
+ngx_int_t
+ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
+{
+    u_char                    *digest, *p;
+    time_t                     now;
+    ngx_int_t                  rc;
+    ngx_uint_t                 n, dirty;
+    ngx_queue_t               *q;
+    ngx_rbtree_node_t         *rb;
+    ngx_http_ai_sync_sh_t     *sy;
+    ngx_http_ai_cost_node_t   *cn;
+    ngx_http_ai_sync_item_t   *item;
+    ngx_http_ai_cost_delta_t  *delta;
+
+    static ngx_http_ai_counters_t  zero;
+
+    rc = NGX_OK;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    sy = &zone->sh->sync;
+
+    if (!sy->frozen) {
+        n = 0;
+        b->more = 0;
+
+        for (q = ngx_queue_head(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue);
+             q = ngx_queue_next(q))
+        {
+            cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+            delta = cn->delta;
+
+            dirty = delta
+                    && (cn->type == NGX_HTTP_AI_COST_LEDGER
+                        ? ngx_memcmp(&delta->u.ledger.pend, &zero,
+                                     sizeof(ngx_http_ai_counters_t)) != 0
+                        : (delta->u.account.pend.day_spend
+                           || delta->u.account.pend.month_spend
+                           || delta->u.account.pend.total));
+
+            /* accounts used in the last minute are kept fresh: money */
+
+            if (!dirty
+                && !(refresh && cn->type == NGX_HTTP_AI_COST_ACCOUNT
+                     && (ngx_msec_int_t) (ngx_current_msec
+                                          - cn->u.account.used) < 60000))
+            {
+                continue;
+            }
+
+            if (n == max) {
+                b->more = 1;
+                break;
+            }
+
+            if (dirty) {
+                if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+                    delta->u.ledger.send = delta->u.ledger.pend;
+                    ngx_memzero(&delta->u.ledger.pend,
+                                sizeof(ngx_http_ai_counters_t));
+
+                } else {
+                    delta->u.account.send = delta->u.account.pend;
+                    delta->u.account.pend.day_spend = 0;
+                    delta->u.account.pend.month_spend = 0;
+                    delta->u.account.pend.total = 0;
+                }
+            }
+
+            cn->batch = 1;
+            n++;
+        }
+
+        if (n == 0 && !refresh
+            && ngx_memcmp(&zone->sh->pend, &zero,
+                          sizeof(ngx_http_ai_counters_t)) == 0)
+        {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        zone->sh->send = zone->sh->pend;
+        ngx_memzero(&zone->sh->pend, sizeof(ngx_http_ai_counters_t));
+
+        sy->frozen = 1;
+        sy->seq++;
+        sy->items = n;
+    }
+
+    /* the zone totals, first */
+
+    item = ngx_array_push(&b->items);
+    if (item == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+    item->type = NGX_HTTP_AI_SYNC_TOTALS;
+    ngx_http_ai_cost_counters_delta(item->d, &zone->sh->send);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+
+        if (!cn->batch) {
+            continue;
+        }
+
+        item = ngx_array_push(&b->items);
+        if (item == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+        /* the identity, and for a ledger entry the key digest in hex */
+
+        item->id = ngx_pnalloc(b->pool, cn->len + 2 * NGX_HTTP_AI_DIGEST_LEN);
+        if (item->id == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memcpy(item->id, cn->data, cn->len);
+
+        rb = (ngx_rbtree_node_t *)
+                 ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+
+        item->hash = (uint32_t) rb->key;
+        item->len = cn->len;
+        delta = cn->delta;
+
+        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+            item->type = NGX_HTTP_AI_SYNC_LEDGER;
+
+            ngx_http_ai_cost_node_parts(cn, &digest, &item->route,
+                                        &item->model);
+
+            /* the copy's, not the zone's */
+            item->route.data = item->id + (item->route.data - cn->data);
+            item->model.data = item->id + (item->model.data - cn->data);
+
+            if (digest) {
+                p = item->id + cn->len;
+                ngx_http_ai_digest_hex(p, digest, NGX_HTTP_AI_DIGEST_LEN);
+
+                item->key.data = p;
+                item->key.len = 2 * NGX_HTTP_AI_DIGEST_LEN;
+            }
+
+            if (delta) {
+                ngx_http_ai_cost_counters_delta(item->d,
+                                                &delta->u.ledger.send);
+            }
+
+        } else {
+            item->type = NGX_HTTP_AI_SYNC_ACCOUNT;
+            item->a[2] = (uint64_t) now / 86400;
+            item->a[3] = ngx_http_ai_cost_month(now);
+
+            if (delta) {
+                item->a[0] = delta->u.account.send.day;
+                item->a[1] = delta->u.account.send.month;
+                item->d[0] = delta->u.account.send.day_spend;
+                item->d[1] = delta->u.account.send.month_spend;
+                item->d[2] = delta->u.account.send.total;
+            }
+        }
+    }
+
+    b->seq = sy->seq;
+    ngx_memcpy(b->instance, sy->instance, NGX_HTTP_AI_SYNC_INSTANCE_LEN);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+static void
+ngx_http_ai_cost_counters_delta(int64_t *d, ngx_http_ai_counters_t *c)
+{
+    d[0] = (int64_t) c->requests;
+    d[1] = (int64_t) c->errors;
+    d[2] = (int64_t) c->input_tokens;
+    d[3] = (int64_t) c->output_tokens;
+    d[4] = (int64_t) c->cost;
+    d[5] = (int64_t) c->aborted;
+    d[6] = (int64_t) c->est_input_tokens;
+    d[7] = (int64_t) c->est_cost;
+}
+
+
+/*
+ * Redis applied the batch (now or before, when it was sent again): its
+ * deltas are done with; the fleet's totals, and each account's spend,
+ * are as Redis answered plus what was spent here since.
+ */
+
+void
+ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b)
+{
+    time_t                     now;
+    ngx_uint_t                 i;
+    ngx_http_ai_sync_sh_t     *sy;
+    ngx_http_ai_cost_node_t   *cn;
+    ngx_http_ai_sync_item_t   *item;
+    ngx_http_ai_cost_delta_t  *delta;
+    ngx_http_ai_counters_t    *g;
+
+    static ngx_http_ai_cost_delta_t  zero;
+
+    item = b->items.elts;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    sy = &zone->sh->sync;
+
+    if (!sy->frozen || sy->seq != b->seq) {
+        /* acknowledged already, by a worker that sent it too */
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    for (i = 0; i < b->items.nelts; i++) {
+
+        if (item[i].type == NGX_HTTP_AI_SYNC_TOTALS) {
+            ngx_memzero(&zone->sh->send, sizeof(ngx_http_ai_counters_t));
+
+            /* the fleet's totals, and what is not pushed from here yet */
+
+            g = &zone->sh->global;
+
+            g->requests = item[i].res[0] + zone->sh->pend.requests;
+            g->errors = item[i].res[1] + zone->sh->pend.errors;
+            g->input_tokens = item[i].res[2] + zone->sh->pend.input_tokens;
+            g->output_tokens = item[i].res[3] + zone->sh->pend.output_tokens;
+            g->cost = item[i].res[4] + zone->sh->pend.cost;
+            g->aborted = item[i].res[5] + zone->sh->pend.aborted;
+            g->est_input_tokens = item[i].res[6]
+                                  + zone->sh->pend.est_input_tokens;
+            g->est_cost = item[i].res[7] + zone->sh->pend.est_cost;
+
+            zone->sh->global_known = 1;
+            continue;
+        }
+
+        cn = ngx_http_ai_cost_lookup(zone, item[i].hash, item[i].id,
+                                     item[i].len);
+
+        if (cn == NULL || !cn->batch) {
+            continue;
+        }
+
+        cn->batch = 0;
+        delta = cn->delta;
+
+        if (delta) {
+            if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+                ngx_memzero(&delta->u.ledger.send,
+                            sizeof(ngx_http_ai_counters_t));
+
+            } else {
+                ngx_memzero(&delta->u.account.send,
+                            sizeof(ngx_http_ai_spend_delta_t));
+            }
+        }
+
+        if (cn->type == NGX_HTTP_AI_COST_ACCOUNT) {
+            ngx_http_ai_cost_fleet_spend(cn, &item[i], now);
+            zone->sh->gen++;
+
+            if (delta && delta->u.account.pend.day_spend == 0
+                && delta->u.account.pend.month_spend == 0
+                && delta->u.account.pend.total == 0)
+            {
+                ngx_slab_free_locked(zone->shpool, delta);
+                cn->delta = NULL;
+            }
+
+        } else if (delta
+                   && ngx_memcmp(delta, &zero,
+                                 sizeof(ngx_http_ai_cost_delta_t)) == 0)
+        {
+            ngx_slab_free_locked(zone->shpool, delta);
+            cn->delta = NULL;
+        }
+    }
+
+    sy->frozen = 0;
+    sy->items = 0;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* the fleet's spend of an account first seen here, pulled at once */
+
+void
+ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_item_t *item)
+{
+    ngx_http_ai_cost_node_t  *cn;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_http_ai_cost_lookup(zone, item->hash, item->id, item->len);
+
+    if (cn && cn->type == NGX_HTTP_AI_COST_ACCOUNT && !cn->batch) {
+        ngx_http_ai_cost_fleet_spend(cn, item, ngx_time());
+        zone->sh->gen++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* the fleet's totals, as last known, for the status */
+
+void
+ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_counters_t *global, ngx_uint_t *known)
+{
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    *global = zone->sh->global;
+    *known = zone->sh->global_known;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 

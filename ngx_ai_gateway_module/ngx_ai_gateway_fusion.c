@@ -1806,3 +1806,20 @@ ngx_http_ai_fusion_timers_cleanup(ngx_http_ai_ctx_t *ctx)
         ngx_del_timer(&fu->keepalive);
     }
 }
+
+
+/* for the metrics and $ai_fusion_mode: the pool, its mode, how it ended */
+
+void
+ngx_http_ai_fusion_outcome(ngx_http_ai_ctx_t *ctx, ngx_str_t *name,
+    ngx_str_t *mode, ngx_str_t *judge_status)
+{
+    ngx_http_ai_fusion_t  *fu = ctx->fusion;
+
+    *name = fu->conf->name;
+    *mode = ngx_http_ai_fusion_modes[fu->conf->mode];
+
+    judge_status->data = (u_char *) (fu->judge_status ? fu->judge_status
+                                                      : "none");
+    judge_status->len = ngx_strlen(judge_status->data);
+}

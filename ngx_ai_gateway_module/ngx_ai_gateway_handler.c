@@ -19,6 +19,8 @@
 
 static ngx_int_t ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix);
 static void ngx_http_ai_body_handler(ngx_http_request_t *r);
+static void ngx_http_ai_admitted(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_int_t rc, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
@@ -235,24 +237,64 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
         rc = ngx_http_ai_limits_admit(r, ctx, &err);
     }
 
+    if (rc == NGX_AGAIN) {
+        /* a strict limit: Redis decides, ngx_http_ai_admission_done() */
+        return;
+    }
+
+    ngx_http_ai_admitted(r, ctx, rc, &err);
+}
+
+
+static void
+ngx_http_ai_admitted(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_int_t rc, ngx_ai_error_t *err)
+{
+    ngx_http_ai_loc_conf_t  *alcf;
+
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, err));
         return;
     }
 
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
     r->write_event_handler = ngx_http_ai_wev_handler;
 
-    if (fusion) {
+    if (alcf->pool && ngx_http_ai_fusion_wanted(r, ctx, alcf->pool)) {
         ngx_http_ai_fusion_start(r, ctx, alcf->pool);
         return;
     }
 
     ngx_http_ai_run(r, ctx);
+}
+
+
+/* admission decided by Redis, out of the request's own events */
+
+void
+ngx_http_ai_admission_done(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_ai_error_t *err)
+{
+    ngx_connection_t   *c;
+    ngx_http_ai_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else {
+        ngx_http_ai_admitted(r, ctx, rc, err);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -19,8 +19,8 @@
 #include "ngx_ai_gateway_limits.h"
 
 
-static ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len,
-    u_char *digest);
+static ngx_int_t ngx_http_ai_limits_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n, ngx_ai_error_t *err);
 static void ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx);
 static void ngx_http_ai_limits_cleanup(void *data);
 static ngx_int_t ngx_http_ai_limits_log_handler(ngx_http_request_t *r);
@@ -158,6 +158,10 @@ static ngx_str_t  ngx_http_ai_limits_status[] = {
  * reservation happen under the zone's mutex, so concurrent requests in
  * any worker see each other's reservations; a refusal later in the list
  * gives back what the earlier ones took.
+ *
+ * In a strict zone (sync= ... strict) whose Redis is reachable, Redis
+ * checks and reserves: NGX_AGAIN, the request waits for its answer, and
+ * ngx_http_ai_admission_done() follows.
  */
 
 ngx_int_t
@@ -219,11 +223,140 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         }
     }
 
+    if (lctx->deferred) {
+        rc = ngx_http_ai_sync_strict(lctx);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_ai_rate_release(lctx);
+            ngx_http_ai_cost_release(lctx);
+            return NGX_ERROR;
+        }
+
+        /* Redis could not be asked: as without strict */
+
+        rc = ngx_http_ai_limits_resolve(lctx, NULL, 0, err);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     lctx->admitted = 1;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ai limits: admitted, %uL tokens and %uL nano-USD "
                    "reserved", lctx->estimate, lctx->reserved);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A strict admission's answers are in (ngx_ai_gateway_sync.c): the
+ * request goes on, or is refused.
+ */
+
+void
+ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n)
+{
+    ngx_int_t       rc;
+    ngx_ai_error_t  err;
+
+    ngx_memzero(&err, sizeof(ngx_ai_error_t));
+
+    rc = ngx_http_ai_limits_resolve(lctx, items, n, &err);
+
+    if (rc == NGX_OK) {
+        lctx->admitted = 1;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP,
+                       lctx->request->connection->log, 0,
+                       "ai limits: admitted (strict), %uL tokens and %uL "
+                       "nano-USD reserved", lctx->estimate, lctx->reserved);
+    }
+
+    ngx_http_ai_admission_done(lctx->request, rc, &err);
+}
+
+
+/*
+ * Each deferred reservation as Redis answered it (items NULL: no answer,
+ * the local figures decide), the budget first.  A refusal gives back
+ * every reservation of the request, those made in Redis too.
+ */
+
+static ngx_int_t
+ngx_http_ai_limits_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n, ngx_ai_error_t *err)
+{
+    ngx_int_t                 rc, refused;
+    ngx_uint_t                i, pass;
+    ngx_array_t               local;
+    ngx_ai_error_t            scratch;
+    ngx_http_ai_sync_item_t  *item;
+
+    if (items == NULL) {
+        if (ngx_array_init(&local, lctx->request->pool, 4,
+                           sizeof(ngx_http_ai_sync_item_t))
+            != NGX_OK
+            || ngx_http_ai_cost_strict_item(lctx, &local) != NGX_OK
+            || ngx_http_ai_rate_strict_items(lctx, &local) != NGX_OK)
+        {
+            ngx_http_ai_rate_release(lctx);
+            ngx_http_ai_cost_release(lctx);
+            return NGX_ERROR;
+        }
+
+        /* all NGX_HTTP_AI_STRICT_FAILED: zeroed */
+
+        items = local.elts;
+        n = local.nelts;
+    }
+
+    refused = 0;
+    rc = NGX_OK;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        for (i = 0; i < n; i++) {
+            item = &items[i];
+
+            if ((item->type == NGX_HTTP_AI_SYNC_ACCOUNT) != (pass == 0)) {
+                continue;
+            }
+
+            rc = (item->type == NGX_HTTP_AI_SYNC_ACCOUNT)
+                 ? ngx_http_ai_cost_strict_resolve(lctx, item,
+                                                   refused ? &scratch : err)
+                 : ngx_http_ai_rate_strict_resolve(lctx, item,
+                                                   refused ? &scratch : err);
+
+            if (rc == NGX_DECLINED) {
+                refused = 1;
+
+            } else if (rc != NGX_OK) {
+                refused = 2;
+            }
+        }
+    }
+
+    lctx->deferred = 0;
+
+    if (refused) {
+        ngx_http_ai_rate_release(lctx);
+        ngx_http_ai_cost_release(lctx);
+
+        return refused == 1 ? NGX_DECLINED : NGX_ERROR;
+    }
+
+    if (lctx->nholds) {
+        lctx->rate_status = NGX_HTTP_AI_STATUS_PASSED;
+    }
 
     return NGX_OK;
 }
@@ -302,6 +435,7 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         /* stopped by the gateway, or cut because the client went away */
 
         add.aborted = 1;
+        a->estimated = 1;
         add.est_input_tokens = ctx->chat.prompt_bytes / 4;
         add.est_cost = price ? ngx_http_ai_cost_of(add.est_input_tokens,
                                                    price->input)
@@ -328,6 +462,7 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
         add.requests = 1;
         add.errors = ok ? 0 : 1;
+        a->charged_ok = ok;
         add.input_tokens = in;
         add.output_tokens = out;
         add.cost = price ? ngx_http_ai_cost_of(in, price->input)
@@ -642,7 +777,7 @@ ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
  * more than hashing a key.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest)
 {
     unsigned int         n;
@@ -822,6 +957,9 @@ static void
 ngx_http_ai_limits_cleanup(void *data)
 {
     ngx_http_ai_limits_ctx_t  *lctx = data;
+
+    /* gone while Redis was asked: its answers will find no request */
+    ngx_http_ai_sync_strict_cancel(lctx);
 
     ngx_http_ai_limits_settle(lctx);
 }
@@ -1063,13 +1201,18 @@ ngx_http_ai_limits_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_ai_cost_init_process(cycle);
+    if (ngx_http_ai_cost_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ai_sync_init_process(cycle);
 }
 
 
 static void
 ngx_http_ai_limits_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_ai_sync_exit_process(cycle);
     ngx_http_ai_cost_exit_process(cycle);
 }
 

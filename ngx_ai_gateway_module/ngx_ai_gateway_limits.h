@@ -39,6 +39,82 @@
 #define NGX_HTTP_AI_BUDGET_MONTH    2
 
 
+/* ---- sync across hosts (ngx_ai_gateway_sync.c) ---- */
+
+typedef struct ngx_http_ai_sync_zone_s  ngx_http_ai_sync_zone_t;
+
+#define NGX_HTTP_AI_SYNC_INSTANCE_LEN  16
+
+/* a sync state as the status shows it */
+#define NGX_HTTP_AI_SYNC_CONNECTING  0
+#define NGX_HTTP_AI_SYNC_OK          1
+#define NGX_HTTP_AI_SYNC_DOWN        2
+
+/*
+ * The sync state of a zone, in the zone's shared memory: the batch being
+ * pushed (one at a time, numbered, so that a batch sent again after a
+ * lost answer is applied once), and figures for the status.
+ */
+typedef struct {
+    u_char                          instance[NGX_HTTP_AI_SYNC_INSTANCE_LEN];
+    uint64_t                        seq;          /* of the frozen batch */
+    ngx_uint_t                      items;        /* in it */
+    ngx_uint_t                      frozen;       /* a batch is out */
+
+    ngx_uint_t                      state;        /* NGX_HTTP_AI_SYNC_* */
+    time_t                          since;        /* of the state */
+    time_t                          last_ok;      /* last batch answered */
+    uint64_t                        batches;      /* answered */
+    uint64_t                        failures;     /* batches not answered */
+    uint64_t                        lost;         /* deltas dropped: their
+                                                     node was evicted */
+    uint64_t                        strict;       /* strict admissions */
+    uint64_t                        strict_local; /* ... decided locally */
+    u_char                          error[128];
+    size_t                          error_len;
+} ngx_http_ai_sync_sh_t;
+
+
+/* a node in a batch, or a reservation of a strict admission */
+#define NGX_HTTP_AI_SYNC_RATE        1
+#define NGX_HTTP_AI_SYNC_LEDGER      2
+#define NGX_HTTP_AI_SYNC_ACCOUNT     3
+#define NGX_HTTP_AI_SYNC_TOTALS      4
+
+/* how a strict reservation ended */
+#define NGX_HTTP_AI_STRICT_FAILED    0            /* no answer: local */
+#define NGX_HTTP_AI_STRICT_OK        1
+#define NGX_HTTP_AI_STRICT_REFUSED   2
+#define NGX_HTTP_AI_STRICT_NOT_TAKEN 3            /* another one refused */
+
+typedef struct {
+    ngx_uint_t                      type;
+    uint32_t                        hash;         /* of the identity */
+    u_char                         *id;           /* the node's identity */
+    size_t                          len;
+    ngx_str_t                       key;          /* ledger: digest hex */
+    ngx_str_t                       route;        /* ledger */
+    ngx_str_t                       model;        /* ledger */
+    uint64_t                        a[4];         /* arguments */
+    int64_t                         d[8];         /* deltas */
+    int64_t                         res[8];       /* what Redis answered */
+    ngx_uint_t                      index;        /* strict: of the hold */
+    ngx_uint_t                      status;       /* strict: how it ended */
+    ngx_http_ai_sync_zone_t        *sync;
+} ngx_http_ai_sync_item_t;
+
+
+/* a batch as it is sent: copies of what the zone holds */
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_array_t                     items;        /* ngx_http_ai_sync_item_t */
+    uint64_t                        seq;
+    u_char                          instance[NGX_HTTP_AI_SYNC_INSTANCE_LEN];
+    unsigned                        more:1;       /* nodes left for another
+                                                     batch */
+} ngx_http_ai_sync_batch_t;
+
+
 /* ---- rate zones (ngx_ai_gateway_rate.c) ---- */
 
 typedef struct {
@@ -46,6 +122,7 @@ typedef struct {
     ngx_rbtree_node_t               sentinel;
     ngx_queue_t                     queue;        /* LRU, head: newest */
     ngx_uint_t                      nodes;
+    ngx_http_ai_sync_sh_t           sync;
 } ngx_http_ai_rate_sh_t;
 
 
@@ -54,15 +131,22 @@ typedef struct {
     ngx_http_ai_rate_sh_t          *sh;
     ngx_slab_pool_t                *shpool;
     ngx_shm_zone_t                 *shm_zone;
+    ngx_http_ai_sync_zone_t        *sync;         /* NULL: local only */
 } ngx_http_ai_rate_zone_t;
 
 
-/* one bucket pair in shared memory, overlaying ngx_rbtree_node_t.color;
- * data: [keyed][key_id:4][digest:32 if keyed][route] */
+/*
+ * One bucket pair in shared memory, overlaying ngx_rbtree_node_t.color;
+ * data: [keyed][key_id:4][digest:32 if keyed][route].  With sync= the
+ * levels are the fleet's as last known plus what was taken here since;
+ * pend_* is what was taken here and not yet pushed, send_* what the
+ * batch being pushed carries.
+ */
 typedef struct {
     u_char                          color;
     u_char                          keyed;
     u_short                         len;          /* of data */
+    u_char                          batch;        /* in the batch pushed */
     ngx_queue_t                     queue;
     ngx_msec_t                      last;         /* of the last decay */
     uint64_t                        req_used;     /* in rate units */
@@ -70,6 +154,12 @@ typedef struct {
     uint32_t                        rpm;          /* limits last applied */
     uint32_t                        tpm;
     ngx_uint_t                      count;        /* reservations held */
+    ngx_msec_t                      used;         /* last admission */
+    ngx_msec_t                      synced;       /* levels last pulled */
+    int64_t                         pend_req;     /* rate units */
+    int64_t                         pend_tok;
+    int64_t                         send_req;
+    int64_t                         send_tok;
     u_char                          data[1];
 } ngx_http_ai_rate_node_t;
 
@@ -90,6 +180,12 @@ typedef struct {
     ngx_http_ai_rate_node_t        *node;
     uint64_t                        tokens;       /* tpm reservation */
     unsigned                        requests:1;   /* took one request */
+    unsigned                        counted:1;    /* what it took is in
+                                                     the levels (and, with
+                                                     sync=, pushed or to
+                                                     be pushed) */
+    unsigned                        deferred:1;   /* strict: Redis
+                                                     decides */
 } ngx_http_ai_rate_hold_t;
 
 
@@ -130,6 +226,12 @@ typedef struct {
     time_t                          warned;
     uint64_t                        gen;          /* bumped on change */
     uint64_t                        saved_gen;    /* in the state file */
+    ngx_http_ai_sync_sh_t           sync;
+    ngx_http_ai_counters_t          pend;         /* totals not pushed */
+    ngx_http_ai_counters_t          send;         /* ... being pushed */
+    ngx_http_ai_counters_t          global;       /* the fleet's, as last
+                                                     known */
+    ngx_uint_t                      global_known;
 } ngx_http_ai_cost_sh_t;
 
 
@@ -141,11 +243,41 @@ typedef struct {
     ngx_str_t                       state;        /* path, or empty */
     ngx_msec_t                      interval;     /* state writes */
     ngx_event_t                    *timer;        /* in the writer */
+    ngx_http_ai_sync_zone_t        *sync;         /* NULL: local only */
 } ngx_http_ai_cost_zone_t;
 
 
 #define NGX_HTTP_AI_COST_LEDGER     1
 #define NGX_HTTP_AI_COST_ACCOUNT    2
+
+
+/*
+ * What a node of a synced cost zone has not pushed yet (pend) and what
+ * the batch being pushed carries (send); allocated when a node first has
+ * something to push, freed once it is pushed.  An account's deltas are
+ * signed: a strict reservation is given back as a negative one.
+ */
+typedef struct {
+    uint64_t                        day;
+    int64_t                         day_spend;
+    uint64_t                        month;
+    int64_t                         month_spend;
+    int64_t                         total;
+} ngx_http_ai_spend_delta_t;
+
+
+typedef struct {
+    union {
+        struct {
+            ngx_http_ai_counters_t  pend;
+            ngx_http_ai_counters_t  send;
+        } ledger;
+        struct {
+            ngx_http_ai_spend_delta_t  pend;
+            ngx_http_ai_spend_delta_t  send;
+        } account;
+    } u;
+} ngx_http_ai_cost_delta_t;
 
 /*
  * A ledger entry or an account in shared memory, overlaying
@@ -161,6 +293,8 @@ typedef struct {
     u_short                         model_len;
     ngx_queue_t                     queue;
     ngx_uint_t                      count;        /* requests holding it */
+    ngx_http_ai_cost_delta_t       *delta;        /* sync=: to push */
+    ngx_uint_t                      batch;        /* in the batch pushed */
     union {
         struct {
             ngx_http_ai_counters_t  c;
@@ -175,6 +309,8 @@ typedef struct {
             uint64_t                total;
             uint64_t                in_flight;    /* reservations */
             time_t                  last;
+            ngx_msec_t              used;         /* last admission */
+            ngx_msec_t              synced;       /* spend last pulled */
         } account;
     } u;
     u_char                          data[1];
@@ -196,6 +332,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                     rate_zones;   /* ngx_shm_zone_t * */
     ngx_array_t                     cost_zones;   /* ngx_shm_zone_t * */
+    ngx_array_t                    *syncs;        /* ngx_http_ai_sync_t *,
+                                                     the Redis servers */
 } ngx_http_ai_limits_main_conf_t;
 
 
@@ -234,7 +372,13 @@ typedef struct {
 
     ngx_http_ai_cost_node_t        *account;      /* held for budget */
     ngx_http_ai_cost_zone_t        *account_zone;
+    ngx_http_ai_cost_conf_t        *account_conf;
     uint64_t                        reserved;     /* nano-USD in flight */
+    time_t                          reserved_at;
+
+    void                           *waiter;       /* strict: Redis is
+                                                     asked */
+    ngx_uint_t                      deferred;     /* strict holds */
 
     unsigned                        rate_status:2;
     unsigned                        budget_status:2;
@@ -242,6 +386,9 @@ typedef struct {
     unsigned                        settled:1;
     unsigned                        headers_done:1;
     unsigned                        peeked:1;
+    unsigned                        account_deferred:1;   /* strict */
+    unsigned                        account_strict:1; /* reserved in
+                                                         Redis */
 } ngx_http_ai_limits_ctx_t;
 
 
@@ -259,6 +406,9 @@ ngx_int_t ngx_http_ai_parse_nano_usd(u_char *p, size_t len,
     uint64_t *nano);
 u_char *ngx_http_ai_sprint_usd(u_char *p, uint64_t nano);
 ngx_int_t ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano);
+ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
+void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
 /* ngx_ai_gateway_rate.c */
 char *ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -276,6 +426,16 @@ ngx_int_t ngx_http_ai_rate_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b, ngx_uint_t first);
 u_char *ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms);
+ngx_int_t ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_array_t *items);
+ngx_int_t ngx_http_ai_rate_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
+void ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b);
+void ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_item_t *item);
 
 /* ngx_ai_gateway_cost.c */
 char *ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -293,6 +453,36 @@ void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
     ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
+ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_array_t *items);
+ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
+void ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b);
+void ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_counters_t *global, ngx_uint_t *known);
+void ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_item_t *item);
+
+/* ngx_ai_gateway_sync.c */
+ngx_int_t ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts,
+    ngx_str_t *value);
+ngx_http_ai_sync_zone_t *ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
+    ngx_uint_t type, void *zone, ngx_str_t *name);
+void ngx_http_ai_sync_init_zone(ngx_http_ai_sync_sh_t *sh);
+ngx_uint_t ngx_http_ai_sync_strict_ready(ngx_http_ai_sync_zone_t *sz);
+ngx_uint_t ngx_http_ai_sync_stale(ngx_http_ai_sync_zone_t *sz,
+    ngx_msec_t now, ngx_msec_t synced);
+void ngx_http_ai_sync_pull(ngx_http_ai_sync_zone_t *sz, ngx_uint_t type,
+    uint32_t hash, u_char *id, size_t len, uint64_t a0, uint64_t a1);
+ngx_int_t ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx);
+void ngx_http_ai_sync_strict_cancel(ngx_http_ai_limits_ctx_t *lctx);
+ngx_int_t ngx_http_ai_sync_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_sync_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_buf_t *b);
 
 /* ngx_ai_gateway_status.c */
 char *ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,

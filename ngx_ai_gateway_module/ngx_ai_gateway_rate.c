@@ -48,12 +48,21 @@ static void ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
     ngx_http_ai_rate_info_t *src);
 static void ngx_http_ai_rate_refused(ngx_http_ai_limits_ctx_t *lctx,
     ngx_uint_t rpm, ngx_uint_t tpm, ngx_msec_t wait, ngx_ai_error_t *err);
+static ngx_uint_t ngx_http_ai_rate_take(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_rate_hold_t *hold, ngx_msec_t *wait);
+static void ngx_http_ai_rate_levels(ngx_http_ai_rate_limit_t *limit,
+    ngx_http_ai_rate_node_t *node, ngx_http_ai_rate_info_t *ri,
+    ngx_http_ai_rate_info_t *ti);
+static void ngx_http_ai_rate_refusal(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_limit_t *limit, ngx_uint_t refuse,
+    ngx_http_ai_rate_info_t *ri, ngx_http_ai_rate_info_t *ti,
+    ngx_msec_t wait, ngx_ai_error_t *err);
 
 
 static ngx_uint_t  ngx_http_ai_rate_tag;
 
 
-/* ai_rate_zone NAME:SIZE */
+/* ai_rate_zone NAME:SIZE [sync=redis://... [sync options]] */
 
 char *
 ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -62,7 +71,9 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_ai_limits_main_conf_t *lmcf = conf;
 
     u_char                   *p;
+    void                     *sync;
     ssize_t                   size;
+    ngx_int_t                 rc;
     ngx_str_t                *value, name, s;
     ngx_uint_t                i;
     ngx_shm_zone_t           *shm_zone, **z;
@@ -101,17 +112,24 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    sync = NULL;
+
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\": sharing limits across hosts is not "
-                               "supported yet", &value[i]);
+        rc = ngx_http_ai_sync_option(cf, &sync, &value[i]);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+                           "invalid parameter \"%V\": ai_rate_zone takes "
+                           "NAME:SIZE and sync= with its options",
+                           &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -132,6 +150,14 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->shm_zone = shm_zone;
+
+    if (sync) {
+        zone->sync = ngx_http_ai_sync_zone(cf, sync, NGX_HTTP_AI_SYNC_RATE,
+                                           zone, &name);
+        if (zone->sync == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     shm_zone->init = ngx_http_ai_rate_init_zone;
     shm_zone->data = zone;
@@ -183,6 +209,8 @@ ngx_http_ai_rate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_ai_rate_rbtree_insert_value);
 
     ngx_queue_init(&zone->sh->queue);
+
+    ngx_http_ai_sync_init_zone(&zone->sh->sync);
 
     len = sizeof(" in ai_rate_zone \"\"") + shm_zone->shm.name.len;
 
@@ -519,6 +547,13 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
     rn->rpm = 0;
     rn->tpm = 0;
     rn->count = 0;
+    rn->batch = 0;
+    rn->used = ngx_current_msec;
+    rn->synced = 0;
+    rn->pend_req = 0;
+    rn->pend_tok = 0;
+    rn->send_req = 0;
+    rn->send_tok = 0;
 
     ngx_memcpy(rn->data, id, len);
 
@@ -567,7 +602,7 @@ ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone, ngx_uint_t n)
         if (n++ != 0) {
             ms = (ngx_msec_int_t) (now - rn->last);
 
-            if (ms < 60000) {
+            if (ms < 60000 || rn->batch || rn->pend_req || rn->pend_tok) {
                 return;
             }
 
@@ -576,6 +611,10 @@ ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone, ngx_uint_t n)
             if (req || tok) {
                 return;
             }
+
+        } else if (rn->batch || rn->pend_req > 0 || rn->pend_tok > 0) {
+            /* forced: what it had to push is lost */
+            zone->sh->sync.lost++;
         }
 
         ngx_queue_remove(q);
@@ -652,15 +691,23 @@ ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
 }
 
 
+/*
+ * A request's admission by every ai_rate line of its location.  With
+ * sync= the levels a host sees are the fleet's as last known plus what
+ * it took since; what it takes is pushed at the next sync.  A line whose
+ * zone is strict (and whose Redis is reachable) takes nothing here: the
+ * hold is deferred, and Redis decides (ngx_http_ai_rate_strict_resolve).
+ */
+
 ngx_int_t
 ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf, ngx_ai_error_t *err)
 {
     size_t                     len;
     uint32_t                   hash;
-    uint64_t                   cap, need, tokens, req, tok, w;
+    uint64_t                   req, tok;
     ngx_int_t                  rc;
-    ngx_uint_t                 i, refuse_r, refuse_t;
+    ngx_uint_t                 i, refuse, defer, pull;
     ngx_msec_t                 now, wait;
     ngx_http_request_t        *r;
     ngx_http_ai_rate_node_t   *node;
@@ -698,13 +745,20 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
         zone = limit->shm_zone->data;
         hash = ngx_murmur_hash2(id, len);
 
-        ngx_memzero(&ri, sizeof(ngx_http_ai_rate_info_t));
-        ngx_memzero(&ti, sizeof(ngx_http_ai_rate_info_t));
+        defer = zone->sync && ngx_http_ai_sync_strict_ready(zone->sync);
 
-        refuse_r = 0;
-        refuse_t = 0;
+        hold = &lctx->holds[lctx->nholds];
+        ngx_memzero(hold, sizeof(ngx_http_ai_rate_hold_t));
+
+        hold->limit = limit;
+
+        if (limit->tpm) {
+            /* a request larger than the whole minute waits for all of it */
+            hold->tokens = ngx_min(lctx->estimate, (uint64_t) limit->tpm);
+        }
+
         wait = 0;
-        tokens = 0;
+        pull = 0;
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -732,60 +786,49 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
         node->req_used = req;
         node->tok_used = tok;
         node->last = now;
+        node->used = now;
         node->rpm = (uint32_t) limit->rpm;
         node->tpm = (uint32_t) limit->tpm;
 
-        if (limit->rpm) {
-            cap = limit->rpm * NGX_HTTP_AI_RATE_UNIT;
+        hold->node = node;
 
-            if (req + NGX_HTTP_AI_RATE_UNIT > cap) {
-                refuse_r = 1;
-                w = (req + NGX_HTTP_AI_RATE_UNIT - cap + limit->rpm - 1)
-                    / limit->rpm;
-                wait = ngx_max(wait, (ngx_msec_t) w);
-            }
+        if (zone->sync && !defer
+            && ngx_http_ai_sync_stale(zone->sync, now, node->synced))
+        {
+            /* first seen here, or not pulled for long: pulled at once */
+            node->synced = now;
+            pull = 1;
         }
 
-        if (limit->tpm) {
-            /* a request larger than the whole minute waits for all of it */
-            tokens = ngx_min(lctx->estimate, (uint64_t) limit->tpm);
-            need = tokens * NGX_HTTP_AI_RATE_UNIT;
-            cap = limit->tpm * NGX_HTTP_AI_RATE_UNIT;
+        if (defer) {
+            node->count++;
 
-            if (tok + need > cap) {
-                refuse_t = 1;
-                w = (tok + need - cap + limit->tpm - 1) / limit->tpm;
-                wait = ngx_max(wait, (ngx_msec_t) w);
-            }
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+
+            hold->deferred = 1;
+            lctx->nholds++;
+            lctx->deferred++;
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "ai_rate \"%V\" [%ui]: strict, Redis decides",
+                           &limit->shm_zone->shm.name, i);
+            continue;
         }
 
-        if (!refuse_r && !refuse_t) {
-            hold = &lctx->holds[lctx->nholds++];
-            hold->limit = limit;
-            hold->node = node;
+        refuse = ngx_http_ai_rate_take(zone, hold, &wait);
 
-            if (limit->rpm) {
-                node->req_used += NGX_HTTP_AI_RATE_UNIT;
-                hold->requests = 1;
-            }
-
-            if (limit->tpm) {
-                node->tok_used += tokens * NGX_HTTP_AI_RATE_UNIT;
-                hold->tokens = tokens;
-            }
-
+        if (!refuse) {
             node->count++;
         }
 
-        if (limit->rpm) {
-            ngx_http_ai_rate_info(&ri, node->req_used, limit->rpm);
-        }
-
-        if (limit->tpm) {
-            ngx_http_ai_rate_info(&ti, node->tok_used, limit->tpm);
-        }
+        ngx_http_ai_rate_levels(limit, node, &ri, &ti);
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (pull) {
+            ngx_http_ai_sync_pull(zone->sync, NGX_HTTP_AI_SYNC_RATE, hash,
+                                  id, len, limit->rpm, limit->tpm);
+        }
 
         ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "ai_rate \"%V\" [%ui]: requests %uL/%ui, tokens "
@@ -794,44 +837,150 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
                        ri.set ? ri.remaining : 0, limit->rpm,
                        ti.set ? ti.remaining : 0, limit->tpm, wait);
 
-        if (refuse_r || refuse_t) {
-            if (refuse_r) {
-                lctx->req_info = ri;
-
-            } else {
-                ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
-            }
-
-            if (refuse_t) {
-                lctx->tok_info = ti;
-
-            } else {
-                ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
-            }
+        if (refuse) {
+            hold->node = NULL;
 
             ngx_http_ai_rate_release(lctx);
 
-            ngx_http_ai_rate_refused(lctx, refuse_r ? limit->rpm : 0,
-                                     refuse_t ? limit->tpm : 0, wait, err);
-
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "ai_rate: limiting %s by zone \"%V\", retry in "
-                          "%T s", refuse_r ? "requests" : "tokens",
-                          &limit->shm_zone->shm.name, lctx->retry_after);
-
+            ngx_http_ai_rate_refusal(lctx, limit, refuse, &ri, &ti, wait,
+                                     err);
             return NGX_DECLINED;
         }
+
+        lctx->nholds++;
 
         ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
         ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
     }
 
-    if (lctx->nholds) {
+    if (lctx->nholds && lctx->deferred == 0) {
+        /* with deferred holds, once Redis has answered */
         lctx->rate_status = NGX_HTTP_AI_STATUS_PASSED;
     }
 
     return NGX_OK;
 }
+
+
+/*
+ * Checks a bucket pair, its levels decayed to now, for a request and
+ * takes what the request needs.  Returns what refused it: 1 requests, 2
+ * tokens, 0 nothing (taken).  Called locked.
+ */
+
+static ngx_uint_t
+ngx_http_ai_rate_take(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_rate_hold_t *hold, ngx_msec_t *wait)
+{
+    uint64_t                   cap, need, w;
+    ngx_uint_t                 refuse;
+    ngx_http_ai_rate_node_t   *node;
+    ngx_http_ai_rate_limit_t  *limit;
+
+    limit = hold->limit;
+    node = hold->node;
+    refuse = 0;
+    need = hold->tokens * NGX_HTTP_AI_RATE_UNIT;
+
+    if (limit->rpm) {
+        cap = limit->rpm * NGX_HTTP_AI_RATE_UNIT;
+
+        if (node->req_used + NGX_HTTP_AI_RATE_UNIT > cap) {
+            refuse |= 1;
+            w = (node->req_used + NGX_HTTP_AI_RATE_UNIT - cap + limit->rpm - 1)
+                / limit->rpm;
+            *wait = ngx_max(*wait, (ngx_msec_t) w);
+        }
+    }
+
+    if (limit->tpm) {
+        cap = limit->tpm * NGX_HTTP_AI_RATE_UNIT;
+
+        if (node->tok_used + need > cap) {
+            refuse |= 2;
+            w = (node->tok_used + need - cap + limit->tpm - 1) / limit->tpm;
+            *wait = ngx_max(*wait, (ngx_msec_t) w);
+        }
+    }
+
+    if (refuse) {
+        return refuse;
+    }
+
+    if (limit->rpm) {
+        node->req_used += NGX_HTTP_AI_RATE_UNIT;
+        hold->requests = 1;
+
+        if (zone->sync) {
+            node->pend_req += NGX_HTTP_AI_RATE_UNIT;
+        }
+    }
+
+    if (limit->tpm) {
+        node->tok_used += need;
+
+        if (zone->sync) {
+            node->pend_tok += (int64_t) need;
+        }
+    }
+
+    hold->counted = 1;
+
+    return 0;
+}
+
+
+/* the header values of a bucket pair as it is; called locked */
+
+static void
+ngx_http_ai_rate_levels(ngx_http_ai_rate_limit_t *limit,
+    ngx_http_ai_rate_node_t *node, ngx_http_ai_rate_info_t *ri,
+    ngx_http_ai_rate_info_t *ti)
+{
+    ngx_memzero(ri, sizeof(ngx_http_ai_rate_info_t));
+    ngx_memzero(ti, sizeof(ngx_http_ai_rate_info_t));
+
+    if (limit->rpm) {
+        ngx_http_ai_rate_info(ri, node->req_used, limit->rpm);
+    }
+
+    if (limit->tpm) {
+        ngx_http_ai_rate_info(ti, node->tok_used, limit->tpm);
+    }
+}
+
+
+/* a refusal by a line: the headers, the 429's message, the log */
+
+static void
+ngx_http_ai_rate_refusal(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_limit_t *limit, ngx_uint_t refuse,
+    ngx_http_ai_rate_info_t *ri, ngx_http_ai_rate_info_t *ti,
+    ngx_msec_t wait, ngx_ai_error_t *err)
+{
+    if (refuse & 1) {
+        lctx->req_info = *ri;
+
+    } else {
+        ngx_http_ai_rate_keep_tightest(&lctx->req_info, ri);
+    }
+
+    if (refuse & 2) {
+        lctx->tok_info = *ti;
+
+    } else {
+        ngx_http_ai_rate_keep_tightest(&lctx->tok_info, ti);
+    }
+
+    ngx_http_ai_rate_refused(lctx, (refuse & 1) ? limit->rpm : 0,
+                             (refuse & 2) ? limit->tpm : 0, wait, err);
+
+    ngx_log_error(NGX_LOG_WARN, lctx->request->connection->log, 0,
+                  "ai_rate: limiting %s by zone \"%V\", retry in %T s",
+                  (refuse & 1) ? "requests" : "tokens",
+                  &limit->shm_zone->shm.name, lctx->retry_after);
+}
+
 
 
 static void
@@ -881,20 +1030,26 @@ ngx_http_ai_rate_refused(ngx_http_ai_limits_ctx_t *lctx, ngx_uint_t rpm,
 }
 
 
-/* gives back what admission took (a refusal by a later limit) */
+/*
+ * Gives back what admission took (a refusal by a later limit).  With
+ * sync=, what was pushed (or reserved in Redis by a strict admission) is
+ * given back by a negative delta at the next sync.
+ */
 
 void
 ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx)
 {
     uint64_t                  n;
     ngx_uint_t                i;
+    ngx_http_ai_rate_node_t  *node;
     ngx_http_ai_rate_hold_t  *hold;
     ngx_http_ai_rate_zone_t  *zone;
 
     for (i = 0; i < lctx->nholds; i++) {
         hold = &lctx->holds[i];
+        node = hold->node;
 
-        if (hold->node == NULL) {
+        if (node == NULL) {
             continue;
         }
 
@@ -902,15 +1057,25 @@ ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx)
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
-        if (hold->requests) {
-            n = NGX_HTTP_AI_RATE_UNIT;
-            hold->node->req_used -= ngx_min(n, hold->node->req_used);
+        if (hold->counted) {
+            if (hold->requests) {
+                n = NGX_HTTP_AI_RATE_UNIT;
+                node->req_used -= ngx_min(n, node->req_used);
+
+                if (zone->sync) {
+                    node->pend_req -= NGX_HTTP_AI_RATE_UNIT;
+                }
+            }
+
+            n = hold->tokens * NGX_HTTP_AI_RATE_UNIT;
+            node->tok_used -= ngx_min(n, node->tok_used);
+
+            if (zone->sync) {
+                node->pend_tok -= (int64_t) n;
+            }
         }
 
-        n = hold->tokens * NGX_HTTP_AI_RATE_UNIT;
-        hold->node->tok_used -= ngx_min(n, hold->node->tok_used);
-
-        hold->node->count--;
+        node->count--;
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -928,13 +1093,15 @@ ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx)
 {
     uint64_t                  reserved, used, n;
     ngx_uint_t                i;
+    ngx_http_ai_rate_node_t  *node;
     ngx_http_ai_rate_hold_t  *hold;
     ngx_http_ai_rate_zone_t  *zone;
 
     for (i = 0; i < lctx->nholds; i++) {
         hold = &lctx->holds[i];
+        node = hold->node;
 
-        if (hold->node == NULL) {
+        if (node == NULL) {
             continue;
         }
 
@@ -945,23 +1112,422 @@ ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx)
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
-        if (hold->limit->tpm) {
+        if (hold->limit->tpm && hold->counted) {
             if (used >= reserved) {
-                hold->node->tok_used += (used - reserved)
-                                        * NGX_HTTP_AI_RATE_UNIT;
+                n = (used - reserved) * NGX_HTTP_AI_RATE_UNIT;
+                node->tok_used += n;
+
+                if (zone->sync) {
+                    node->pend_tok += (int64_t) n;
+                }
 
             } else {
                 n = (reserved - used) * NGX_HTTP_AI_RATE_UNIT;
-                hold->node->tok_used -= ngx_min(n, hold->node->tok_used);
+                node->tok_used -= ngx_min(n, node->tok_used);
+
+                if (zone->sync) {
+                    node->pend_tok -= (int64_t) n;
+                }
             }
         }
 
-        hold->node->count--;
+        node->count--;
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
         hold->node = NULL;
     }
+}
+
+
+/* ---- strict admission: Redis decides ---- */
+
+/* what a request asks of Redis for its deferred holds */
+
+ngx_int_t
+ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_array_t *items)
+{
+    ngx_uint_t                 i;
+    ngx_http_ai_rate_hold_t   *hold;
+    ngx_http_ai_rate_zone_t   *zone;
+    ngx_http_ai_sync_item_t   *item;
+    ngx_http_ai_rate_limit_t  *limit;
+
+    for (i = 0; i < lctx->nholds; i++) {
+        hold = &lctx->holds[i];
+
+        if (!hold->deferred || hold->node == NULL) {
+            continue;
+        }
+
+        limit = hold->limit;
+        zone = limit->shm_zone->data;
+
+        item = ngx_array_push(items);
+        if (item == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+        /* a held node's identity does not change: no lock needed */
+
+        item->type = NGX_HTTP_AI_SYNC_RATE;
+        item->id = hold->node->data;
+        item->len = hold->node->len;
+        item->index = i;
+        item->sync = zone->sync;
+        item->a[0] = limit->rpm;
+        item->a[1] = limit->tpm;
+        item->d[0] = limit->rpm ? NGX_HTTP_AI_RATE_UNIT : 0;
+        item->d[1] = (int64_t) (hold->tokens * NGX_HTTP_AI_RATE_UNIT);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What Redis said of a deferred hold: taken there (the levels become the
+ * fleet's), refused (res[2]: what refused it, res[3]: the wait in ms),
+ * not taken because another line refused, or no answer, in which case
+ * the local levels decide as without strict.  NGX_DECLINED: refused, err
+ * is the 429; the caller then gives back every hold.
+ */
+
+ngx_int_t
+ngx_http_ai_rate_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err)
+{
+    int64_t                    v;
+    uint64_t                   req, tok;
+    ngx_uint_t                 refuse;
+    ngx_msec_t                 now, wait;
+    ngx_http_ai_rate_node_t   *node;
+    ngx_http_ai_rate_hold_t   *hold;
+    ngx_http_ai_rate_zone_t   *zone;
+    ngx_http_ai_rate_info_t    ri, ti;
+    ngx_http_ai_rate_limit_t  *limit;
+
+    hold = &lctx->holds[item->index];
+    node = hold->node;
+
+    if (!hold->deferred || node == NULL) {
+        return NGX_OK;
+    }
+
+    hold->deferred = 0;
+    limit = hold->limit;
+    zone = limit->shm_zone->data;
+    refuse = 0;
+    wait = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    now = ngx_current_msec;
+
+    switch (item->status) {
+
+    case NGX_HTTP_AI_STRICT_OK:
+    case NGX_HTTP_AI_STRICT_REFUSED:
+
+        /* the fleet's levels, and what is still to be pushed from here */
+
+        v = item->res[0] + node->pend_req;
+        node->req_used = v > 0 ? (uint64_t) v : 0;
+
+        v = item->res[1] + node->pend_tok;
+        node->tok_used = v > 0 ? (uint64_t) v : 0;
+
+        node->last = now;
+        node->synced = now;
+
+        if (item->status == NGX_HTTP_AI_STRICT_OK) {
+            hold->requests = limit->rpm ? 1 : 0;
+            hold->counted = 1;
+
+        } else {
+            refuse = (ngx_uint_t) item->res[2] & 3;
+            wait = item->res[3] > 0 ? (ngx_msec_t) item->res[3] : 0;
+            hold->tokens = 0;
+
+            if (refuse == 0) {
+                refuse = limit->rpm ? 1 : 2;
+            }
+        }
+
+        break;
+
+    case NGX_HTTP_AI_STRICT_NOT_TAKEN:
+        hold->tokens = 0;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_OK;
+
+    default: /* NGX_HTTP_AI_STRICT_FAILED */
+
+        ngx_http_ai_rate_decay(node, limit->rpm, limit->tpm, now, &req,
+                               &tok);
+
+        node->req_used = req;
+        node->tok_used = tok;
+        node->last = now;
+
+        refuse = ngx_http_ai_rate_take(zone, hold, &wait);
+
+        if (refuse) {
+            hold->tokens = 0;
+        }
+
+        break;
+    }
+
+    ngx_http_ai_rate_levels(limit, node, &ri, &ti);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, lctx->request->connection->log, 0,
+                   "ai_rate \"%V\": strict %ui, refused %ui, wait %M",
+                   &limit->shm_zone->shm.name, item->status, refuse, wait);
+
+    if (refuse) {
+        ngx_http_ai_rate_refusal(lctx, limit, refuse, &ri, &ti, wait, err);
+        return NGX_DECLINED;
+    }
+
+    ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
+    ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
+
+    return NGX_OK;
+}
+
+
+/* ---- sync: batches of deltas pushed, the fleet's levels pulled ---- */
+
+/*
+ * The batch to push: when none is out, one is frozen from the nodes
+ * with something to push (their pending deltas become the batch's) and,
+ * with refresh, the nodes used since their levels were last pulled,
+ * whose fleet levels are pulled; then (also for a batch sent again) its
+ * items are copied into b.  NGX_DECLINED: nothing to push.
+ */
+
+ngx_int_t
+ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
+{
+    uint64_t                  req, tok;
+    ngx_int_t                 rc;
+    ngx_uint_t                n, dirty;
+    ngx_msec_t                now;
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *rb;
+    ngx_http_ai_sync_sh_t    *sy;
+    ngx_http_ai_sync_item_t  *item;
+    ngx_http_ai_rate_node_t  *node;
+
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    sy = &zone->sh->sync;
+    now = ngx_current_msec;
+
+    if (!sy->frozen) {
+        n = 0;
+        b->more = 0;
+
+        for (q = ngx_queue_head(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue);
+             q = ngx_queue_next(q))
+        {
+            node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+            dirty = (node->pend_req || node->pend_tok);
+
+            if (!dirty
+                && !(refresh
+                     && (ngx_msec_int_t) (node->used - node->synced) >= 0))
+            {
+                continue;
+            }
+
+            if (n == max) {
+                b->more = 1;
+                break;
+            }
+
+            if (dirty) {
+                /* no more than what is still in the bucket: what was
+                 * taken long ago (Redis away) has refilled since */
+
+                ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now,
+                                       &req, &tok);
+
+                if (node->pend_req > (int64_t) req) {
+                    node->pend_req = (int64_t) req;
+                }
+
+                if (node->pend_tok > (int64_t) tok) {
+                    node->pend_tok = (int64_t) tok;
+                }
+
+                node->send_req = node->pend_req;
+                node->send_tok = node->pend_tok;
+                node->pend_req = 0;
+                node->pend_tok = 0;
+            }
+
+            node->batch = 1;
+            n++;
+        }
+
+        if (n == 0) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        sy->frozen = 1;
+        sy->seq++;
+        sy->items = n;
+    }
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+        if (!node->batch) {
+            continue;
+        }
+
+        item = ngx_array_push(&b->items);
+        if (item == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+        item->id = ngx_pnalloc(b->pool, node->len);
+        if (item->id == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        rb = (ngx_rbtree_node_t *)
+                 ((u_char *) node - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_memcpy(item->id, node->data, node->len);
+
+        item->type = NGX_HTTP_AI_SYNC_RATE;
+        item->hash = (uint32_t) rb->key;
+        item->len = node->len;
+        item->a[0] = node->rpm;
+        item->a[1] = node->tpm;
+        item->d[0] = node->send_req;
+        item->d[1] = node->send_tok;
+    }
+
+    b->seq = sy->seq;
+    ngx_memcpy(b->instance, sy->instance, NGX_HTTP_AI_SYNC_INSTANCE_LEN);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Redis applied the batch (now or before, when it was sent again): its
+ * deltas are done with, and each node's levels become the fleet's plus
+ * what was taken here since the batch was frozen.
+ */
+
+void
+ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b)
+{
+    int64_t                   v;
+    ngx_uint_t                i;
+    ngx_msec_t                now;
+    ngx_http_ai_sync_sh_t    *sy;
+    ngx_http_ai_sync_item_t  *item;
+    ngx_http_ai_rate_node_t  *node;
+
+    item = b->items.elts;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    sy = &zone->sh->sync;
+
+    if (!sy->frozen || sy->seq != b->seq) {
+        /* acknowledged already, by a worker that sent it too */
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    now = ngx_current_msec;
+
+    for (i = 0; i < b->items.nelts; i++) {
+        node = ngx_http_ai_rate_lookup(zone, item[i].hash, item[i].id,
+                                       item[i].len);
+
+        if (node == NULL || !node->batch) {
+            continue;
+        }
+
+        node->batch = 0;
+        node->send_req = 0;
+        node->send_tok = 0;
+
+        v = item[i].res[0] + node->pend_req;
+        node->req_used = v > 0 ? (uint64_t) v : 0;
+
+        v = item[i].res[1] + node->pend_tok;
+        node->tok_used = v > 0 ? (uint64_t) v : 0;
+
+        node->last = now;
+        node->synced = now;
+    }
+
+    sy->frozen = 0;
+    sy->items = 0;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * The fleet's levels of a node first seen here, pulled at once: they
+ * become its levels, with what was taken here since.  A node in a batch
+ * being pushed is left to the batch's answer.
+ */
+
+void
+ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_sync_item_t *item)
+{
+    int64_t                   v;
+    ngx_http_ai_rate_node_t  *node;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_ai_rate_lookup(zone, item->hash, item->id, item->len);
+
+    if (node && !node->batch) {
+        v = item->res[0] + node->pend_req;
+        node->req_used = v > 0 ? (uint64_t) v : 0;
+
+        v = item->res[1] + node->pend_tok;
+        node->tok_used = v > 0 ? (uint64_t) v : 0;
+
+        node->last = ngx_current_msec;
+        node->synced = ngx_current_msec;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 

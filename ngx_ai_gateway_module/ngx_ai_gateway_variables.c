@@ -3,7 +3,9 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * Variables for log_format: which model answered, after how many calls,
- * the tokens of every call, the time to the first byte.
+ * the tokens of every call, the time to the first byte, the fusion mode.
+ * ($ai_cost, $ai_rate_status and $ai_budget_status are the limits
+ * module's.)
  */
 
 
@@ -19,7 +21,8 @@ typedef enum {
     NGX_HTTP_AI_VAR_ATTEMPTS,
     NGX_HTTP_AI_VAR_PROMPT_TOKENS,
     NGX_HTTP_AI_VAR_COMPLETION_TOKENS,
-    NGX_HTTP_AI_VAR_TTFT
+    NGX_HTTP_AI_VAR_TTFT,
+    NGX_HTTP_AI_VAR_FUSION_MODE
 } ngx_http_ai_var_e;
 
 
@@ -46,6 +49,9 @@ static ngx_http_variable_t  ngx_http_ai_vars[] = {
 
     { ngx_string("ai_ttft"), NULL, ngx_http_ai_variable,
       NGX_HTTP_AI_VAR_TTFT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ai_fusion_mode"), NULL, ngx_http_ai_variable,
+      NGX_HTTP_AI_VAR_FUSION_MODE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -75,12 +81,14 @@ ngx_http_ai_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     u_char             *p, *slash;
-    ngx_str_t           model;
+    ngx_str_t           model, name, mode, judge;
     ngx_http_ai_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_module);
 
-    if (ctx == NULL || ctx->attempts == 0) {
+    if (ctx == NULL || ctx->attempts == 0
+        || (data == NGX_HTTP_AI_VAR_FUSION_MODE && ctx->fusion == NULL))
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -102,6 +110,12 @@ ngx_http_ai_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         slash = ngx_strlchr(model.data, model.data + model.len, '/');
         v->data = model.data;
         v->len = slash ? (size_t) (slash - model.data) : model.len;
+        return NGX_OK;
+
+    case NGX_HTTP_AI_VAR_FUSION_MODE:
+        ngx_http_ai_fusion_outcome(ctx, &name, &mode, &judge);
+        v->data = mode.data;
+        v->len = mode.len;
         return NGX_OK;
     }
 

@@ -300,7 +300,8 @@ EOF
 my @bad = (
     [ "ai_rate_zone r;\n", '', qr/invalid zone "r": ai_rate_zone takes NAME:SIZE/ ],
     [ "ai_rate_zone r:1k;\n", '', qr/zone "r:1k" is too small/ ],
-    [ "ai_rate_zone r:1m sync=redis://x:1;\n", '', qr/not supported yet/ ],
+    [ "ai_rate_zone r:1m sync=rediss://127.0.0.1:1;\n", '',
+      qr/TLS to Redis \(rediss:\/\/\) is not available/ ],
     [ "ai_rate_zone r:1m;\n", 'ai_rate rpm=5;', qr/"ai_rate" must have the "zone=" parameter/ ],
     [ "ai_rate_zone r:1m;\n", 'ai_rate zone=r;', qr/"ai_rate" needs rpm= or tpm=/ ],
     [ "ai_rate_zone r:1m;\n", 'ai_rate zone=r rpm=0;', qr/invalid "rpm=0"/ ],

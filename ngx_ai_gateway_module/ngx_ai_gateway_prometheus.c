@@ -1,0 +1,887 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * ai_status?format=prometheus: the text exposition format (0.0.4).  The
+ * request counters, histograms, calls, tokens, cost, fallbacks, refusals
+ * and fusions come from the metrics zone, read under its mutex, in
+ * integers; the breakers, rate buckets, guards and budget accounts from
+ * the status JSON the other modules write (so they are the same numbers
+ * as ?format=json).  Label values are escaped (\\, \", \n) and made valid
+ * UTF-8; no label holds a key, only the 8 hex digits of its digest.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway_metrics.h"
+
+
+typedef ngx_int_t (*ngx_http_ai_prom_sample_pt)(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+
+
+static ngx_int_t ngx_http_ai_prom_family(ngx_ai_buf_t *b, const char *name,
+    const char *type, const char *help);
+static ngx_int_t ngx_http_ai_prom_zone(ngx_http_request_t *r,
+    ngx_ai_buf_t *b);
+static ngx_int_t ngx_http_ai_prom_entries(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_sh_t *sh, ngx_uint_t type, const char *name,
+    ngx_uint_t which, ngx_http_ai_prom_sample_pt sample);
+static ngx_int_t ngx_http_ai_prom_request(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_histogram(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_call(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_count(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_model_labels(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn);
+static ngx_int_t ngx_http_ai_prom_json(ngx_http_request_t *r,
+    ngx_str_t *json, ngx_ai_buf_t *b);
+static ngx_int_t ngx_http_ai_prom_label(ngx_ai_buf_t *b, const char *name,
+    u_char *p, size_t len);
+static ngx_int_t ngx_http_ai_prom_label_json(ngx_ai_buf_t *b,
+    const char *name, cJSON *obj, const char *field);
+static ngx_int_t ngx_http_ai_prom_escape(ngx_ai_buf_t *b, u_char *p,
+    size_t len);
+static ngx_int_t ngx_http_ai_prom_value(ngx_ai_buf_t *b, uint64_t n);
+static ngx_int_t ngx_http_ai_prom_nano(ngx_ai_buf_t *b, uint64_t nano);
+static ngx_int_t ngx_http_ai_prom_ms(ngx_ai_buf_t *b, uint64_t ms);
+static uint64_t ngx_http_ai_prom_uint(cJSON *obj, const char *field,
+    ngx_uint_t *null);
+
+
+/* "le" of the bounds of ngx_http_ai_metrics_bounds[], and +Inf */
+
+static const char  *ngx_http_ai_prom_le[NGX_HTTP_AI_METRICS_BUCKETS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+    "5", "10", "30", "60", "120", "+Inf"
+};
+
+
+#define ngx_http_ai_prom_str(b, s)                                           \
+    ngx_ai_buf_append(b, s, sizeof(s) - 1)
+
+
+ngx_int_t
+ngx_http_ai_prometheus(ngx_http_request_t *r, ngx_str_t *json,
+    ngx_ai_buf_t *b)
+{
+    if (ngx_http_ai_prom_family(b, "ai_gateway_info", "gauge",
+                                "The gateway's version.") != NGX_OK
+        || ngx_http_ai_prom_str(b, "ai_gateway_info{version=\""
+                                   NGX_AI_GATEWAY_VERSION "\"} 1\n")
+           != NGX_OK
+        || ngx_http_ai_prom_zone(r, b) != NGX_OK
+        || ngx_http_ai_prom_json(r, json, b) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_prom_family(ngx_ai_buf_t *b, const char *name, const char *type,
+    const char *help)
+{
+    if (ngx_http_ai_prom_str(b, "# HELP ") != NGX_OK
+        || ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, " ") != NGX_OK
+        || ngx_ai_buf_append_str(b, help) != NGX_OK
+        || ngx_http_ai_prom_str(b, "\n# TYPE ") != NGX_OK
+        || ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, " ") != NGX_OK
+        || ngx_ai_buf_append_str(b, type) != NGX_OK
+        || ngx_http_ai_prom_str(b, "\n") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the families of the metrics zone, in one hold of its mutex */
+
+static ngx_int_t
+ngx_http_ai_prom_zone(ngx_http_request_t *r, ngx_ai_buf_t *b)
+{
+    ngx_int_t                         rc;
+    ngx_http_ai_metrics_sh_t         *sh;
+    ngx_http_ai_metrics_zone_t       *mz;
+    ngx_http_ai_metrics_main_conf_t  *mmcf;
+
+    static struct {
+        const char                   *name;
+        const char                   *type;
+        const char                   *help;
+        ngx_uint_t                    entry;
+        ngx_uint_t                    which;
+        ngx_http_ai_prom_sample_pt    sample;
+    } families[] = {
+
+        { "ai_gateway_requests_total", "counter",
+          "Client requests by route, provider and model (the model that "
+          "answered, or was called last) and HTTP status.",
+          NGX_HTTP_AI_METRICS_REQUEST, 0, ngx_http_ai_prom_request },
+
+        { "ai_gateway_request_duration_seconds", "histogram",
+          "Time from the request's first byte to the end of the answer.",
+          NGX_HTTP_AI_METRICS_REQUEST, 0, ngx_http_ai_prom_histogram },
+
+        { "ai_gateway_ttft_seconds", "histogram",
+          "Time to the first byte of the answer sent to the client, from "
+          "the end of the request body.",
+          NGX_HTTP_AI_METRICS_REQUEST, 1, ngx_http_ai_prom_histogram },
+
+        { "ai_gateway_rate_limited_total", "counter",
+          "Requests refused by ai_rate (limit=rate, 429) or by a budget "
+          "(limit=budget, 402) before any provider was called.",
+          NGX_HTTP_AI_METRICS_REFUSAL, 0, ngx_http_ai_prom_count },
+
+        { "ai_gateway_provider_calls_total", "counter",
+          "Provider calls by model called and outcome (ok, error, or "
+          "aborted: stopped by the gateway).",
+          NGX_HTTP_AI_METRICS_CALL, 0, ngx_http_ai_prom_call },
+
+        { "ai_gateway_tokens_total", "counter",
+          "Tokens of provider calls as the providers reported them "
+          "(type=input or output).",
+          NGX_HTTP_AI_METRICS_CALL, 1, ngx_http_ai_prom_call },
+
+        { "ai_gateway_cost_usd_total", "counter",
+          "Cost of provider calls in USD, from their usage and ai_price.",
+          NGX_HTTP_AI_METRICS_CALL, 2, ngx_http_ai_prom_call },
+
+        { "ai_gateway_estimated_cost_usd_total", "counter",
+          "Estimated input cost of calls the gateway stopped (hedge "
+          "losers, fusion stragglers, clients gone).",
+          NGX_HTTP_AI_METRICS_CALL, 3, ngx_http_ai_prom_call },
+
+        { "ai_gateway_fallbacks_total", "counter",
+          "Failed provider calls the gateway went on from, to the next "
+          "model or a retry, by the model that failed.",
+          NGX_HTTP_AI_METRICS_CALL, 4, ngx_http_ai_prom_call },
+
+        { "ai_gateway_breaker_skips_total", "counter",
+          "Models skipped because their circuit breaker was open.",
+          NGX_HTTP_AI_METRICS_CALL, 5, ngx_http_ai_prom_call },
+
+        { "ai_gateway_fusion_total", "counter",
+          "Fusion requests by mode and how the judging ended.",
+          NGX_HTTP_AI_METRICS_FUSION, 0, ngx_http_ai_prom_count },
+
+        { NULL, NULL, NULL, 0, 0, NULL }
+    };
+
+    ngx_uint_t  i;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_metrics_module);
+
+    if (mmcf->zone == NULL) {
+        return NGX_OK;
+    }
+
+    mz = mmcf->zone->data;
+    sh = mz->sh;
+
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&mz->shpool->mutex);
+
+    for (i = 0; families[i].name; i++) {
+        if (ngx_http_ai_prom_family(b, families[i].name, families[i].type,
+                                    families[i].help)
+            != NGX_OK
+            || ngx_http_ai_prom_entries(b, sh, families[i].entry,
+                                        families[i].name, families[i].which,
+                                        families[i].sample)
+               != NGX_OK)
+        {
+            rc = NGX_ERROR;
+            break;
+        }
+    }
+
+    if (rc == NGX_OK
+        && (ngx_http_ai_prom_family(b, "ai_gateway_metrics_evicted_total",
+                                    "counter",
+                                    "Labelled entries and series dropped "
+                                    "from a full ai_metrics_zone.")
+            != NGX_OK
+            || ngx_http_ai_prom_str(b, "ai_gateway_metrics_evicted_total"
+                                       "{kind=\"entries\"} ") != NGX_OK
+            || ngx_http_ai_prom_value(b, sh->evicted) != NGX_OK
+            || ngx_http_ai_prom_str(b, "ai_gateway_metrics_evicted_total"
+                                       "{kind=\"series\"} ") != NGX_OK
+            || ngx_http_ai_prom_value(b, sh->series_evicted) != NGX_OK))
+    {
+        rc = NGX_ERROR;
+    }
+
+    ngx_shmtx_unlock(&mz->shpool->mutex);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_ai_prom_entries(ngx_ai_buf_t *b, ngx_http_ai_metrics_sh_t *sh,
+    ngx_uint_t type, const char *name, ngx_uint_t which,
+    ngx_http_ai_prom_sample_pt sample)
+{
+    ngx_queue_t                 *q;
+    ngx_http_ai_metrics_node_t  *mn;
+
+    for (q = ngx_queue_head(&sh->queue);
+         q != ngx_queue_sentinel(&sh->queue);
+         q = ngx_queue_next(q))
+    {
+        mn = ngx_queue_data(q, ngx_http_ai_metrics_node_t, queue);
+
+        if (mn->type != type) {
+            continue;
+        }
+
+        if (sample(b, mn, which, name) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* route="...",provider="...",model="..." */
+
+static ngx_int_t
+ngx_http_ai_prom_model_labels(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn)
+{
+    u_char  *model, *slash;
+
+    model = mn->data + mn->route_len;
+    slash = ngx_strlchr(model, model + mn->model_len, '/');
+
+    if (ngx_http_ai_prom_label(b, "route", mn->data, mn->route_len)
+        != NGX_OK
+        || ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "provider", model,
+                                  slash ? (size_t) (slash - model)
+                                        : mn->model_len)
+           != NGX_OK
+        || ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "model", model, mn->model_len)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_prom_request(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t which, const char *name)
+{
+    u_char  *p;
+    u_char   status[NGX_INT_T_LEN];
+
+    p = ngx_sprintf(status, "%ui", (ngx_uint_t) mn->status);
+
+    if (ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "{") != NGX_OK
+        || ngx_http_ai_prom_model_labels(b, mn) != NGX_OK
+        || ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "status", status, p - status) != NGX_OK
+        || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_value(b, mn->u.request.requests) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NAME_bucket{...,le="..."} cumulative, NAME_sum (s), NAME_count */
+
+static ngx_int_t
+ngx_http_ai_prom_histogram(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t which, const char *name)
+{
+    u_char                   *p;
+    uint64_t                  cum;
+    ngx_uint_t                i;
+    ngx_ai_buf_t              labels;
+    ngx_http_ai_histogram_t  *h;
+    u_char                    status[NGX_INT_T_LEN];
+
+    h = which ? &mn->u.request.ttft : &mn->u.request.duration;
+
+    if (which && h->count == 0) {
+        /* no first byte was timed for these requests */
+        return NGX_OK;
+    }
+
+    /* the labels once, in a buffer of their own */
+
+    if (ngx_ai_buf_init(&labels, b->pool, 256) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(status, "%ui", (ngx_uint_t) mn->status);
+
+    if (ngx_http_ai_prom_model_labels(&labels, mn) != NGX_OK
+        || ngx_http_ai_prom_str(&labels, ",") != NGX_OK
+        || ngx_http_ai_prom_label(&labels, "status", status, p - status)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cum = 0;
+
+    for (i = 0; i < NGX_HTTP_AI_METRICS_BUCKETS; i++) {
+        cum += h->buckets[i];
+
+        if (ngx_ai_buf_append_str(b, name) != NGX_OK
+            || ngx_http_ai_prom_str(b, "_bucket{") != NGX_OK
+            || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+            || ngx_http_ai_prom_str(b, ",le=\"") != NGX_OK
+            || ngx_ai_buf_append_str(b, ngx_http_ai_prom_le[i]) != NGX_OK
+            || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
+            || ngx_http_ai_prom_value(b, cum) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "_sum{") != NGX_OK
+        || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+        || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_ms(b, h->sum) != NGX_OK
+        || ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "_count{") != NGX_OK
+        || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+        || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_value(b, h->count) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * which: 0 calls by outcome, 1 tokens by type, 2 cost, 3 estimated cost,
+ * 4 fallbacks, 5 breaker skips
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_call(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t which, const char *name)
+{
+    ngx_uint_t   i, n;
+    uint64_t     values[3];
+    const char  *extra[3];
+
+    switch (which) {
+
+    case 0:
+        n = 3;
+        extra[0] = ",outcome=\"ok\"} ";
+        values[0] = mn->u.call.calls - mn->u.call.errors;
+        extra[1] = ",outcome=\"error\"} ";
+        values[1] = mn->u.call.errors;
+        extra[2] = ",outcome=\"aborted\"} ";
+        values[2] = mn->u.call.aborted;
+        break;
+
+    case 1:
+        n = 2;
+        extra[0] = ",type=\"input\"} ";
+        values[0] = mn->u.call.input_tokens;
+        extra[1] = ",type=\"output\"} ";
+        values[1] = mn->u.call.output_tokens;
+        break;
+
+    default:
+        n = 1;
+        extra[0] = "} ";
+        values[0] = (which == 2) ? mn->u.call.cost
+                    : (which == 3) ? mn->u.call.est_cost
+                    : (which == 4) ? mn->u.call.fallbacks
+                    : mn->u.call.skipped;
+        break;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_ai_buf_append_str(b, name) != NGX_OK
+            || ngx_http_ai_prom_str(b, "{") != NGX_OK
+            || ngx_http_ai_prom_model_labels(b, mn) != NGX_OK
+            || ngx_ai_buf_append_str(b, extra[i]) != NGX_OK
+            || ((which == 2 || which == 3)
+                ? ngx_http_ai_prom_nano(b, values[i])
+                : ngx_http_ai_prom_value(b, values[i]))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* refusals {route,provider,model,limit}, fusions {route,mode,judge_status} */
+
+static ngx_int_t
+ngx_http_ai_prom_count(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t which, const char *name)
+{
+    u_char  *model, *extra;
+
+    model = mn->data + mn->route_len;
+    extra = model + mn->model_len;
+
+    if (ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "{") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (mn->type == NGX_HTTP_AI_METRICS_FUSION) {
+        if (ngx_http_ai_prom_label(b, "route", mn->data, mn->route_len)
+            != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label(b, "mode", model, mn->model_len)
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label(b, "judge_status", extra,
+                                      mn->extra_len)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_ai_prom_model_labels(b, mn) != NGX_OK
+               || ngx_http_ai_prom_str(b, ",") != NGX_OK
+               || ngx_http_ai_prom_label(b, "limit", extra, mn->extra_len)
+                  != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_value(b, mn->u.refusal.count) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The state the other modules keep, from their part of the status JSON:
+ * breakers, rate buckets, guards, budget accounts.
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_json(ngx_http_request_t *r, ngx_str_t *json,
+    ngx_ai_buf_t *b)
+{
+    uint64_t     v;
+    ngx_uint_t   i, k, null;
+    cJSON       *root, *list, *item, *state;
+
+    static const char  *states[] = { "closed", "open", "half-open" };
+
+    static const char  *rate[][3] = {
+        { "rpm_limit", "rpm_remaining", "requests" },
+        { "tpm_limit", "tpm_remaining", "tokens" }
+    };
+
+    static const char  *spend[][2] = {
+        { "day_nano_usd", "day" },
+        { "month_nano_usd", "month" },
+        { "total_nano_usd", "total" }
+    };
+
+    root = ngx_ai_json_parse(r->pool, json->data, json->len);
+
+    if (root == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ai_status: the status JSON does not parse");
+        return NGX_ERROR;
+    }
+
+    /* breakers */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "breakers");
+
+    if (ngx_http_ai_prom_family(b, "ai_gateway_breaker_state", "gauge",
+                                "Circuit breaker state of a model: 1 for "
+                                "its current state.") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, list) {
+        state = cJSON_GetObjectItemCaseSensitive(item, "state");
+
+        for (k = 0; k < 3; k++) {
+            if (ngx_http_ai_prom_str(b, "ai_gateway_breaker_state{")
+                != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "model", item, "model")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, ",state=\"") != NGX_OK
+                || ngx_ai_buf_append_str(b, states[k]) != NGX_OK
+                || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
+                || ngx_http_ai_prom_value(b, cJSON_IsString(state)
+                          && ngx_strcmp(state->valuestring, states[k]) == 0)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (ngx_http_ai_prom_family(b, "ai_gateway_breaker_trips_total",
+                                "counter",
+                                "Times a model's circuit breaker opened.")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, list) {
+        if (ngx_http_ai_prom_str(b, "ai_gateway_breaker_trips_total{")
+            != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "model", item, "model")
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+            || ngx_http_ai_prom_value(b,
+                   ngx_http_ai_prom_uint(item, "trips", &null))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    /* rate buckets: limits and what is left now */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "rate");
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_http_ai_prom_family(b, i ? "ai_gateway_rate_remaining"
+                                         : "ai_gateway_rate_limit",
+                                    "gauge",
+                                    i ? "What an ai_rate bucket holds now "
+                                        "(type=requests or tokens)."
+                                      : "An ai_rate bucket's limit per "
+                                        "minute (type=requests or tokens).")
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(item, list) {
+            for (k = 0; k < 2; k++) {
+                v = ngx_http_ai_prom_uint(item, rate[k][i], &null);
+
+                if (null) {
+                    continue;
+                }
+
+                if (ngx_ai_buf_append_str(b, i ? "ai_gateway_rate_remaining{"
+                                               : "ai_gateway_rate_limit{")
+                    != NGX_OK
+                    || ngx_http_ai_prom_label_json(b, "zone", item, "zone")
+                       != NGX_OK
+                    || ngx_http_ai_prom_str(b, ",") != NGX_OK
+                    || ngx_http_ai_prom_label_json(b, "route", item, "route")
+                       != NGX_OK
+                    || ngx_http_ai_prom_str(b, ",") != NGX_OK
+                    || ngx_http_ai_prom_label_json(b, "key", item, "key")
+                       != NGX_OK
+                    || ngx_http_ai_prom_str(b, ",type=\"") != NGX_OK
+                    || ngx_ai_buf_append_str(b, rate[k][2]) != NGX_OK
+                    || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
+                    || ngx_http_ai_prom_value(b, v) != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
+        }
+    }
+
+    /* guards */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "guards");
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_http_ai_prom_family(b, i ? "ai_gateway_guard_requests_total"
+                                         : "ai_gateway_guard_matches_total",
+                                    "counter",
+                                    i ? "Requests an ai_guard matched."
+                                      : "Matches of an ai_guard's rules.")
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(item, list) {
+            if (ngx_ai_buf_append_str(b,
+                                      i ? "ai_gateway_guard_requests_total{"
+                                        : "ai_gateway_guard_matches_total{")
+                != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "guard", item, "name")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, ",") != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "action", item, "action")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+                || ngx_http_ai_prom_value(b,
+                       ngx_http_ai_prom_uint(item, i ? "requests"
+                                                     : "matches", &null))
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    /* budget accounts */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "spend");
+
+    if (ngx_http_ai_prom_family(b, "ai_gateway_budget_spend_usd", "gauge",
+                                "Spend of a budget account (a key, or a "
+                                "route) in the current UTC day, month, "
+                                "and in all.")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, list) {
+        for (k = 0; k < 3; k++) {
+            if (ngx_http_ai_prom_str(b, "ai_gateway_budget_spend_usd{")
+                != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "zone", item, "zone")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, ",") != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "key", item, "key")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, ",") != NGX_OK
+                || ngx_http_ai_prom_label_json(b, "route", item, "route")
+                   != NGX_OK
+                || ngx_http_ai_prom_str(b, ",period=\"") != NGX_OK
+                || ngx_ai_buf_append_str(b, spend[k][1]) != NGX_OK
+                || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
+                || ngx_http_ai_prom_nano(b,
+                       ngx_http_ai_prom_uint(item, spend[k][0], &null))
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* name="value": escaped, valid UTF-8 */
+
+static ngx_int_t
+ngx_http_ai_prom_label(ngx_ai_buf_t *b, const char *name, u_char *p,
+    size_t len)
+{
+    if (ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "=\"") != NGX_OK
+        || ngx_http_ai_prom_escape(b, p, len) != NGX_OK
+        || ngx_http_ai_prom_str(b, "\"") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a string field of a JSON object as a label; null is "" */
+
+static ngx_int_t
+ngx_http_ai_prom_label_json(ngx_ai_buf_t *b, const char *name, cJSON *obj,
+    const char *field)
+{
+    cJSON  *s;
+
+    s = cJSON_GetObjectItemCaseSensitive(obj, field);
+
+    if (!cJSON_IsString(s)) {
+        return ngx_http_ai_prom_label(b, name, (u_char *) "", 0);
+    }
+
+    return ngx_http_ai_prom_label(b, name, (u_char *) s->valuestring,
+                                  ngx_strlen(s->valuestring));
+}
+
+
+/*
+ * Backslash, double quote and line feed escaped as the format wants; any
+ * byte that is not part of valid UTF-8, and other control characters,
+ * become U+FFFD, so that no scraper refuses the page.
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_escape(ngx_ai_buf_t *b, u_char *p, size_t len)
+{
+    u_char     c, *last;
+    size_t     n, k;
+    uint32_t   cp;
+
+    last = p + len;
+
+    while (p < last) {
+        c = *p;
+
+        if (c == '\\' || c == '"') {
+            if (ngx_ai_buf_append(b, "\\", 1) != NGX_OK
+                || ngx_ai_buf_append(b, p, 1) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            p++;
+            continue;
+        }
+
+        if (c == '\n') {
+            if (ngx_http_ai_prom_str(b, "\\n") != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            p++;
+            continue;
+        }
+
+        if (c >= 0x20 && c < 0x7f) {
+            if (ngx_ai_buf_append(b, p, 1) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            p++;
+            continue;
+        }
+
+        /* a multi-byte sequence, checked */
+
+        n = (c >= 0xc2 && c <= 0xdf) ? 2
+            : (c >= 0xe0 && c <= 0xef) ? 3
+            : (c >= 0xf0 && c <= 0xf4) ? 4
+            : 0;
+
+        if (n && (size_t) (last - p) >= n) {
+            cp = c & (0xff >> (n + 1));
+
+            for (k = 1; k < n; k++) {
+                if ((p[k] & 0xc0) != 0x80) {
+                    break;
+                }
+
+                cp = (cp << 6) | (p[k] & 0x3f);
+            }
+
+            if (k == n
+                && !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+                && !(n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            {
+                if (ngx_ai_buf_append(b, p, n) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                p += n;
+                continue;
+            }
+        }
+
+        if (ngx_http_ai_prom_str(b, "\xef\xbf\xbd") != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p++;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_prom_value(ngx_ai_buf_t *b, uint64_t n)
+{
+    if (ngx_ai_buf_append_uint(b, n) != NGX_OK
+        || ngx_http_ai_prom_str(b, "\n") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* nano-USD as USD, exactly: 0.001250000 */
+
+static ngx_int_t
+ngx_http_ai_prom_nano(ngx_ai_buf_t *b, uint64_t nano)
+{
+    u_char  *p;
+    u_char   buf[NGX_INT64_LEN + 16];
+
+    p = ngx_sprintf(buf, "%uL.%09uL\n", nano / 1000000000,
+                    nano % 1000000000);
+
+    return ngx_ai_buf_append(b, buf, p - buf);
+}
+
+
+/* ms as seconds, exactly: 1.250 */
+
+static ngx_int_t
+ngx_http_ai_prom_ms(ngx_ai_buf_t *b, uint64_t ms)
+{
+    u_char  *p;
+    u_char   buf[NGX_INT64_LEN + 16];
+
+    p = ngx_sprintf(buf, "%uL.%03uL\n", ms / 1000, ms % 1000);
+
+    return ngx_ai_buf_append(b, buf, p - buf);
+}
+
+
+static uint64_t
+ngx_http_ai_prom_uint(cJSON *obj, const char *field, ngx_uint_t *null)
+{
+    cJSON  *n;
+
+    n = cJSON_GetObjectItemCaseSensitive(obj, field);
+
+    if (!cJSON_IsNumber(n) || n->valuedouble < 0) {
+        *null = 1;
+        return 0;
+    }
+
+    *null = 0;
+
+    return (uint64_t) n->valuedouble;
+}
