@@ -498,6 +498,11 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             ngx_str_set(&a->reason, "the stream ended before the answer "
                                     "was complete");
 
+        } else if (!a->first_byte && a->ctx->fusion == NULL) {
+            /* a lone terminator is no answer: the next model may give one */
+            a->outcome = NGX_HTTP_AI_INVALID;
+            ngx_str_set(&a->reason, "the stream ended without an answer");
+
         } else {
             a->outcome = NGX_HTTP_AI_OK;
         }

@@ -252,6 +252,12 @@ is(join('', map { ref $_ ? ($_->{choices}[0]{delta}{content} // '') : '' }
    'Mock answer to: hello there', 'stream, garbage: nothing of the garbage leaked');
 
 $s = $t->stream('/v1/chat/completions',
+    { model => 'openai/x-empty', stream => \1, messages => $user });
+is($s->{headers}{'x-ai-model'}, 'openai/gpt-4o-mini',
+   'stream, a lone [DONE] with no answer: falls back');
+is($s->{events}[-1], '[DONE]', 'stream, empty first: the next model\'s whole answer');
+
+$s = $t->stream('/v1/chat/completions',
     { model => 'openai/x-cut', stream => \1, messages => $user });
 is($s->{headers}{'x-ai-model'}, 'openai/x-cut', 'stream cut after its first byte: no fallback');
 ok(!grep({ $_ eq '[DONE]' } @{ $s->{events} }), 'stream cut: no [DONE]');
