@@ -89,8 +89,6 @@ static void ngx_ai_anthropic_usage_read(cJSON *usage,
 static void ngx_ai_anthropic_usage_set(ngx_ai_anthropic_usage_t *au,
     ngx_ai_usage_t *u);
 static const char *ngx_ai_anthropic_finish(cJSON *reason);
-static ngx_int_t ngx_ai_anthropic_id(ngx_pool_t *pool, cJSON *id,
-    time_t created, ngx_str_t *out);
 static void ngx_ai_anthropic_error(ngx_pool_t *pool, ngx_uint_t status,
     u_char *body, size_t len, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st,
@@ -996,7 +994,7 @@ ngx_ai_anthropic_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         ngx_ai_anthropic_usage_set(&au, &out->usage);
     }
 
-    if (ngx_ai_anthropic_id(pool, ngx_ai_get(root, "id"), req->created,
+    if (ngx_ai_chat_id(pool, ngx_ai_get(root, "id"), req->created,
                             &msg_id)
         != NGX_OK)
     {
@@ -1066,36 +1064,6 @@ ngx_ai_anthropic_finish(cJSON *reason)
 
 /* "chatcmpl-" + the message id, or one made from the time */
 
-static ngx_int_t
-ngx_ai_anthropic_id(ngx_pool_t *pool, cJSON *id, time_t created,
-    ngx_str_t *out)
-{
-    ngx_ai_buf_t  b;
-
-    if (ngx_ai_buf_init(&b, pool, 64) != NGX_OK
-        || ngx_ai_buf_append_str(&b, "chatcmpl-") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (cJSON_IsString(id) && id->valuestring[0] != '\0') {
-        if (ngx_ai_buf_append_str(&b, id->valuestring) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-    } else if (ngx_ai_buf_append_str(&b, "ai") != NGX_OK
-               || ngx_ai_buf_append_uint(&b, (uint64_t) (created > 0
-                                                         ? created : 0))
-                  != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    out->data = b.data;
-    out->len = b.len;
-
-    return NGX_OK;
-}
 
 
 /* errors */

@@ -73,8 +73,6 @@ static void ngx_ai_gemini_usage(cJSON *meta, ngx_ai_usage_t *u);
 static const char *ngx_ai_gemini_finish(cJSON *reason);
 static ngx_int_t ngx_ai_gemini_call(cJSON *part, ngx_uint_t index,
     u_char *idbuf, ngx_str_t *id, ngx_str_t *name, char **args);
-static ngx_int_t ngx_ai_gemini_id(ngx_pool_t *pool, cJSON *id,
-    time_t created, ngx_str_t *out);
 static void ngx_ai_gemini_error(ngx_pool_t *pool, ngx_uint_t status,
     u_char *body, size_t len, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_gemini_stream_event(ngx_ai_stream_t *st,
@@ -1075,7 +1073,7 @@ ngx_ai_gemini_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     ngx_ai_gemini_usage(ngx_ai_get(root, "usageMetadata"), &out->usage);
 
-    if (ngx_ai_gemini_id(pool, ngx_ai_get(root, "responseId"), req->created,
+    if (ngx_ai_chat_id(pool, ngx_ai_get(root, "responseId"), req->created,
                          &rid)
         != NGX_OK)
     {
@@ -1215,39 +1213,6 @@ ngx_ai_gemini_call(cJSON *part, ngx_uint_t index, u_char *idbuf,
     return *args ? NGX_OK : NGX_ERROR;
 }
 
-
-/* "chatcmpl-" + responseId, or one made from the time */
-
-static ngx_int_t
-ngx_ai_gemini_id(ngx_pool_t *pool, cJSON *id, time_t created,
-    ngx_str_t *out)
-{
-    ngx_ai_buf_t  b;
-
-    if (ngx_ai_buf_init(&b, pool, 64) != NGX_OK
-        || ngx_ai_buf_append_str(&b, "chatcmpl-") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (cJSON_IsString(id) && id->valuestring[0] != '\0') {
-        if (ngx_ai_buf_append_str(&b, id->valuestring) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-    } else if (ngx_ai_buf_append_str(&b, "ai") != NGX_OK
-               || ngx_ai_buf_append_uint(&b, (uint64_t) (created > 0
-                                                         ? created : 0))
-                  != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    out->data = b.data;
-    out->len = b.len;
-
-    return NGX_OK;
-}
 
 
 /* errors: {"error":{"code":429,"message":...,"status":"RESOURCE_..."}} */

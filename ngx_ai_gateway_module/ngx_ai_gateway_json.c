@@ -1124,3 +1124,37 @@ ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n)
 
     return 1;
 }
+
+
+/* an answer's id: "chatcmpl-" + the provider's id, or one made from the
+ * time when it sent none */
+
+ngx_int_t
+ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created, ngx_str_t *out)
+{
+    ngx_ai_buf_t  b;
+
+    if (ngx_ai_buf_init(&b, pool, 64) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "chatcmpl-") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cJSON_IsString(id) && id->valuestring[0] != '\0') {
+        if (ngx_ai_buf_append_str(&b, id->valuestring) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_buf_append_str(&b, "ai") != NGX_OK
+               || ngx_ai_buf_append_uint(&b, (uint64_t) (created > 0
+                                                         ? created : 0))
+                  != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out->data = b.data;
+    out->len = b.len;
+
+    return NGX_OK;
+}

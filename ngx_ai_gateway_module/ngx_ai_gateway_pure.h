@@ -199,6 +199,8 @@ ngx_int_t ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max,
 cJSON *ngx_ai_json_parse_scanned(const u_char *p, size_t len);
 ngx_pool_t *ngx_ai_json_arena_set(ngx_pool_t *pool);
 void ngx_ai_json_init_allocator(void);
+ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,
+    ngx_str_t *out);
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
