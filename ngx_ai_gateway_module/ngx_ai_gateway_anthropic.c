@@ -80,7 +80,6 @@ static ngx_int_t ngx_ai_anthropic_tool_result(ngx_pool_t *pool,
 static ngx_int_t ngx_ai_anthropic_options(ngx_ai_chat_request_t *req,
     cJSON *root);
 static ngx_int_t ngx_ai_anthropic_tools(cJSON *src, cJSON *root);
-static char *ngx_ai_anthropic_cstr(ngx_ai_buf_t *b);
 static ngx_int_t ngx_ai_anthropic_response(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, u_char *body, size_t len,
     ngx_ai_response_t *out, ngx_ai_error_t *err);
@@ -240,7 +239,7 @@ ngx_ai_anthropic_messages(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         return NGX_OK;
     }
 
-    s = ngx_ai_anthropic_cstr(&sys);
+    s = ngx_ai_buf_cstr(&sys);
     if (s == NULL) {
         return NGX_ERROR;
     }
@@ -662,7 +661,7 @@ ngx_ai_anthropic_tool_result(ngx_pool_t *pool, ngx_ai_anthropic_conv_t *cv,
     }
 
     if (text.len) {
-        s = ngx_ai_anthropic_cstr(&text);
+        s = ngx_ai_buf_cstr(&text);
 
         if (s == NULL || ngx_ai_json_add_ref(block, "content", s) != NGX_OK) {
             cJSON_Delete(block);
@@ -863,21 +862,6 @@ ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
     }
 
     return NGX_OK;
-}
-
-
-/* a NUL-terminated copy of b's text, for string references */
-
-static char *
-ngx_ai_anthropic_cstr(ngx_ai_buf_t *b)
-{
-    if (ngx_ai_buf_append(b, "", 1) != NGX_OK) {
-        return NULL;
-    }
-
-    b->len--;
-
-    return (char *) b->data;
 }
 
 

@@ -65,7 +65,6 @@ static const char *ngx_ai_gemini_tool_name(cJSON *messages, cJSON *msg,
 static ngx_int_t ngx_ai_gemini_config(ngx_ai_chat_request_t *req,
     cJSON *root);
 static ngx_int_t ngx_ai_gemini_tools(cJSON *src, cJSON *root);
-static char *ngx_ai_gemini_cstr(ngx_ai_buf_t *b);
 static ngx_int_t ngx_ai_gemini_response(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, u_char *body, size_t len,
     ngx_ai_response_t *out, ngx_ai_error_t *err);
@@ -228,7 +227,7 @@ ngx_ai_gemini_contents(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         return NGX_OK;
     }
 
-    s = ngx_ai_gemini_cstr(&sys);
+    s = ngx_ai_buf_cstr(&sys);
     if (s == NULL) {
         return NGX_ERROR;
     }
@@ -643,7 +642,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
 
     len = text.len;
 
-    s = ngx_ai_gemini_cstr(&text);
+    s = ngx_ai_buf_cstr(&text);
     if (s == NULL) {
         return NGX_ERROR;
     }
@@ -950,21 +949,6 @@ ngx_ai_gemini_tools(cJSON *src, cJSON *root)
     }
 
     return NGX_OK;
-}
-
-
-/* a NUL-terminated copy of b's text, for string references */
-
-static char *
-ngx_ai_gemini_cstr(ngx_ai_buf_t *b)
-{
-    if (ngx_ai_buf_append(b, "", 1) != NGX_OK) {
-        return NULL;
-    }
-
-    b->len--;
-
-    return (char *) b->data;
 }
 
 

@@ -83,6 +83,21 @@ ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n)
 }
 
 
+/* b's text NUL-terminated (the NUL not counted), for string references */
+
+char *
+ngx_ai_buf_cstr(ngx_ai_buf_t *b)
+{
+    if (ngx_ai_buf_append(b, "", 1) != NGX_OK) {
+        return NULL;
+    }
+
+    b->len--;
+
+    return (char *) b->data;
+}
+
+
 ngx_int_t
 ngx_ai_buf_append_str(ngx_ai_buf_t *b, const char *s)
 {
