@@ -29,25 +29,23 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_state.h"
 
 
 #define NGX_HTTP_AI_COST_ID_LEN                                             \
     (2 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN + 1             \
      + NGX_AI_MAX_MODEL_LEN)
 
-#define NGX_HTTP_AI_COST_MAGIC      "ngx_ai_gateway_cost_state 1"
+#define NGX_HTTP_AI_COST_MAGIC      NGX_AI_COST_STATE_MAGIC
 #define NGX_HTTP_AI_COST_MAX_STATE  (1024 * 1024 * 1024)
 
-
-/* a record of the state file, parsed */
-typedef struct {
-    ngx_uint_t                      type;
-    ngx_uint_t                      keyed;
-    u_char                          digest[NGX_HTTP_AI_DIGEST_LEN];
-    ngx_str_t                       route;
-    ngx_str_t                       model;
-    uint64_t                        n[12];
-} ngx_http_ai_cost_rec_t;
+/* the state file's reader (ngx_ai_gateway_state.c) bounds what it reads
+ * by its own copies of these */
+#if (NGX_AI_COST_STATE_DIGEST_LEN != NGX_HTTP_AI_DIGEST_LEN                 \
+     || NGX_AI_COST_STATE_MAX_ROUTE != NGX_HTTP_AI_MAX_ROUTE_LEN            \
+     || NGX_AI_COST_STATE_MAX_MODEL != NGX_AI_MAX_MODEL_LEN)
+#error "ngx_ai_gateway_state.h and ngx_ai_gateway_limits.h disagree"
+#endif
 
 
 static ngx_int_t ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone,
@@ -98,16 +96,6 @@ static ngx_int_t ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n,
     ngx_uint_t count);
 static void ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone,
     ngx_log_t *log);
-static char *ngx_http_ai_cost_parse(ngx_http_ai_cost_zone_t *zone,
-    ngx_pool_t *pool, u_char *buf, size_t size, ngx_array_t *recs,
-    ngx_http_ai_counters_t *totals, ngx_uint_t *line);
-static ngx_uint_t ngx_http_ai_cost_split(u_char *p, u_char *last,
-    ngx_str_t *tok, ngx_uint_t max);
-static ngx_int_t ngx_http_ai_cost_parse_u64(ngx_str_t *s, uint64_t *v);
-static ngx_int_t ngx_http_ai_cost_parse_str(ngx_pool_t *pool, ngx_str_t *s,
-    ngx_str_t *out);
-static ngx_int_t ngx_http_ai_cost_parse_digest(ngx_str_t *s,
-    ngx_uint_t keyed, u_char *digest);
 static void ngx_http_ai_cost_timer_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_ai_cost_is_writer(void);
 
@@ -2268,28 +2256,30 @@ ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n, ngx_uint_t count)
 
 /*
  * Reads the state file into a zone just created.  The whole file is
- * checked before anything is loaded: a file that does not check out is
- * reported, moved aside to PATH.corrupt and ignored.
+ * checked before anything is loaded (ngx_ai_cost_state_parse(),
+ * ngx_ai_gateway_state.c): a file that does not check out is reported,
+ * moved aside to PATH.corrupt and ignored.
  */
 
 static void
 ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
 {
-    u_char                  *buf, *bad;
-    off_t                    size;
-    char                    *why;
-    size_t                   len;
-    ssize_t                  n;
-    ngx_fd_t                 fd;
-    ngx_err_t                err;
-    ngx_uint_t               i, line, loaded, dropped;
-    ngx_pool_t              *pool;
-    ngx_array_t              recs;
-    ngx_file_info_t          fi;
-    ngx_http_ai_counters_t   totals;
-    ngx_http_ai_cost_rec_t  *rec;
-    ngx_http_ai_cost_node_t *cn;
-    u_char                   id[NGX_HTTP_AI_COST_ID_LEN];
+    u_char                   *buf, *bad;
+    off_t                     size;
+    char                     *why;
+    size_t                    len;
+    ssize_t                   n;
+    ngx_fd_t                  fd;
+    ngx_err_t                 err;
+    ngx_uint_t                i, line, loaded, dropped;
+    ngx_pool_t               *pool;
+    ngx_array_t               recs;
+    ngx_file_info_t           fi;
+    ngx_http_ai_counters_t   *c;
+    ngx_ai_cost_state_rec_t  *rec;
+    ngx_http_ai_cost_node_t  *cn;
+    uint64_t                  totals[NGX_AI_COST_STATE_TOTALS];
+    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
 
     fd = ngx_open_file(zone->state.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
 
@@ -2348,14 +2338,15 @@ ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
         goto done;
     }
 
-    if (ngx_array_init(&recs, pool, 64, sizeof(ngx_http_ai_cost_rec_t))
+    if (ngx_array_init(&recs, pool, 64, sizeof(ngx_ai_cost_state_rec_t))
         != NGX_OK)
     {
         goto done;
     }
 
-    why = ngx_http_ai_cost_parse(zone, pool, buf, (size_t) size, &recs,
-                                 &totals, &line);
+    why = ngx_ai_cost_state_parse(pool, buf, (size_t) size,
+                                  &zone->shm_zone->shm.name, &recs, totals,
+                                  &line);
 
     if (why) {
         goto corrupt;
@@ -2368,14 +2359,23 @@ ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    zone->sh->totals = totals;
+    c = &zone->sh->totals;
+
+    c->requests = totals[0];
+    c->errors = totals[1];
+    c->input_tokens = totals[2];
+    c->output_tokens = totals[3];
+    c->cost = totals[4];
+    c->aborted = totals[5];
+    c->est_input_tokens = totals[6];
+    c->est_cost = totals[7];
 
     rec = recs.elts;
     zone->sh->evicted = 0;
 
     for (i = 0; i < recs.nelts; i++) {
 
-        if (rec[i].type == NGX_HTTP_AI_COST_LEDGER) {
+        if (rec[i].type == NGX_AI_COST_STATE_LEDGER) {
             len = ngx_http_ai_cost_ledger_id(id, rec[i].keyed, rec[i].digest,
                                              &rec[i].route, &rec[i].model);
         } else {
@@ -2384,7 +2384,7 @@ ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
         }
 
         cn = ngx_http_ai_cost_get(zone, id, len,
-                                  (rec[i].type == NGX_HTTP_AI_COST_LEDGER
+                                  (rec[i].type == NGX_AI_COST_STATE_LEDGER
                                    || !rec[i].keyed) ? rec[i].route.len : 0,
                                   rec[i].model.len, 1);
         if (cn == NULL) {
@@ -2394,7 +2394,7 @@ ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
 
         loaded++;
 
-        if (rec[i].type == NGX_HTTP_AI_COST_LEDGER) {
+        if (rec[i].type == NGX_AI_COST_STATE_LEDGER) {
             cn->u.ledger.c.requests = rec[i].n[0];
             cn->u.ledger.c.errors = rec[i].n[1];
             cn->u.ledger.c.input_tokens = rec[i].n[2];
@@ -2483,347 +2483,6 @@ done:
     if (buf) {
         ngx_free(buf);
     }
-}
-
-
-/* checks and parses the whole file; NULL if it is good, else why not */
-
-static char *
-ngx_http_ai_cost_parse(ngx_http_ai_cost_zone_t *zone, ngx_pool_t *pool,
-    u_char *buf, size_t size, ngx_array_t *recs,
-    ngx_http_ai_counters_t *totals, ngx_uint_t *line)
-{
-    u_char                  *p, *eol, *end, *last;
-    uint32_t                 crc;
-    uint64_t                 v, records, n[12];
-    ngx_str_t                tok[16], name;
-    ngx_uint_t               i, j, nt, want, seen_totals;
-    ngx_http_ai_cost_rec_t  *rec;
-
-    last = buf + size;
-
-    if (last[-1] != '\n') {
-        return "it is truncated";
-    }
-
-    /* the "end" line: the last one */
-
-    for (end = last - 1; end > buf && end[-1] != '\n'; end--) {
-        /* void */
-    }
-
-    nt = ngx_http_ai_cost_split(end, last - 1, tok, 16);
-
-    if (nt != 3 || tok[0].len != 3 || ngx_strncmp(tok[0].data, "end", 3) != 0)
-    {
-        return "it is truncated: no end line";
-    }
-
-    if (ngx_http_ai_cost_parse_u64(&tok[1], &records) != NGX_OK
-        || tok[2].len != 8
-        || ngx_hextoi(tok[2].data, 8) == NGX_ERROR)
-    {
-        return "its end line is invalid";
-    }
-
-    crc = (uint32_t) ngx_hextoi(tok[2].data, 8);
-
-    if (ngx_crc32_long(buf, end - buf) != crc) {
-        return "its checksum does not match";
-    }
-
-    ngx_memzero(totals, sizeof(ngx_http_ai_counters_t));
-    seen_totals = 0;
-
-    for (p = buf, *line = 1; p < end; p = eol + 1, (*line)++) {
-
-        eol = ngx_strlchr(p, end, '\n');
-        if (eol == NULL) {
-            return "a line is not terminated";
-        }
-
-        nt = ngx_http_ai_cost_split(p, eol, tok, 16);
-
-        if (*line == 1) {
-            if ((size_t) (eol - p) != sizeof(NGX_HTTP_AI_COST_MAGIC) - 1
-                || ngx_strncmp(p, NGX_HTTP_AI_COST_MAGIC, eol - p) != 0)
-            {
-                return "it is not a state file of this version";
-            }
-
-            continue;
-        }
-
-        if (nt == 0) {
-            return "an empty line";
-        }
-
-        if (tok[0].len == 4 && ngx_strncmp(tok[0].data, "zone", 4) == 0) {
-            if (nt != 2
-                || ngx_http_ai_cost_parse_str(pool, &tok[1], &name) != NGX_OK)
-            {
-                return "an invalid zone line";
-            }
-
-            if (name.len != zone->shm_zone->shm.name.len
-                || ngx_strncmp(name.data, zone->shm_zone->shm.name.data,
-                               name.len) != 0)
-            {
-                return "it is the state of another zone";
-            }
-
-            continue;
-        }
-
-        if (tok[0].len == 4 && ngx_strncmp(tok[0].data, "time", 4) == 0) {
-            if (nt != 2 || ngx_http_ai_cost_parse_u64(&tok[1], &v) != NGX_OK)
-            {
-                return "an invalid time line";
-            }
-
-            continue;
-        }
-
-        if (tok[0].len == 6 && ngx_strncmp(tok[0].data, "totals", 6) == 0) {
-            if (nt != 9) {
-                return "an invalid totals line";
-            }
-
-            for (i = 0; i < 8; i++) {
-                if (ngx_http_ai_cost_parse_u64(&tok[1 + i], &n[i])
-                    != NGX_OK)
-                {
-                    return "an invalid number";
-                }
-            }
-
-            totals->requests = n[0];
-            totals->errors = n[1];
-            totals->input_tokens = n[2];
-            totals->output_tokens = n[3];
-            totals->cost = n[4];
-            totals->aborted = n[5];
-            totals->est_input_tokens = n[6];
-            totals->est_cost = n[7];
-
-            seen_totals = 1;
-            continue;
-        }
-
-        if (tok[0].len != 1 || (tok[0].data[0] != 'l' && tok[0].data[0] != 'a'))
-        {
-            return "an unknown record";
-        }
-
-        rec = ngx_array_push(recs);
-        if (rec == NULL) {
-            return "out of memory";
-        }
-
-        ngx_memzero(rec, sizeof(ngx_http_ai_cost_rec_t));
-
-        if (tok[0].data[0] == 'l') {
-            rec->type = NGX_HTTP_AI_COST_LEDGER;
-            want = 15;
-
-        } else {
-            rec->type = NGX_HTTP_AI_COST_ACCOUNT;
-            want = 10;
-        }
-
-        if (nt != want) {
-            return "a record with a wrong number of fields";
-        }
-
-        if (tok[1].len != 1 || (tok[1].data[0] != '0' && tok[1].data[0] != '1'))
-        {
-            return "an invalid key flag";
-        }
-
-        rec->keyed = tok[1].data[0] - '0';
-
-        if (ngx_http_ai_cost_parse_digest(&tok[2], rec->keyed, rec->digest)
-            != NGX_OK)
-        {
-            return "an invalid key digest";
-        }
-
-        if (ngx_http_ai_cost_parse_str(pool, &tok[3], &rec->route) != NGX_OK
-            || rec->route.len > NGX_HTTP_AI_MAX_ROUTE_LEN)
-        {
-            return "an invalid route";
-        }
-
-        i = 4;
-
-        if (rec->type == NGX_HTTP_AI_COST_LEDGER) {
-            if (ngx_http_ai_cost_parse_str(pool, &tok[4], &rec->model)
-                != NGX_OK
-                || rec->model.len > NGX_AI_MAX_MODEL_LEN)
-            {
-                return "an invalid model";
-            }
-
-            i = 5;
-        }
-
-        for (j = 0; i < nt; i++, j++) {
-            if (ngx_http_ai_cost_parse_u64(&tok[i], &rec->n[j]) != NGX_OK) {
-                return "an invalid number";
-            }
-        }
-    }
-
-    if (!seen_totals) {
-        return "it has no totals";
-    }
-
-    if (records != recs->nelts) {
-        *line = 0;
-        return "its record count does not match";
-    }
-
-    *line = 0;
-
-    return NULL;
-}
-
-
-static ngx_uint_t
-ngx_http_ai_cost_split(u_char *p, u_char *last, ngx_str_t *tok,
-    ngx_uint_t max)
-{
-    u_char      *s;
-    ngx_uint_t   n;
-
-    n = 0;
-
-    while (p < last) {
-        s = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (n == max) {
-            return max + 1;
-        }
-
-        tok[n].data = s;
-        tok[n].len = p - s;
-        n++;
-
-        if (p < last) {
-            p++;
-        }
-    }
-
-    return n;
-}
-
-
-static ngx_int_t
-ngx_http_ai_cost_parse_u64(ngx_str_t *s, uint64_t *v)
-{
-    size_t    i;
-    uint64_t  n;
-
-    if (s->len == 0 || s->len > 20) {
-        return NGX_ERROR;
-    }
-
-    n = 0;
-
-    for (i = 0; i < s->len; i++) {
-        if (s->data[i] < '0' || s->data[i] > '9') {
-            return NGX_ERROR;
-        }
-
-        if (n > ((uint64_t) -1 - (s->data[i] - '0')) / 10) {
-            return NGX_ERROR;
-        }
-
-        n = n * 10 + (s->data[i] - '0');
-    }
-
-    *v = n;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ai_cost_parse_str(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *out)
-{
-    u_char     *d, *p, *last;
-    ngx_int_t   c;
-
-    if (s->len == 0 || s->data[0] != '=') {
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, s->len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    d = out->data;
-    last = s->data + s->len;
-
-    for (p = s->data + 1; p < last; p++) {
-        if (*p == '%') {
-            if (last - p < 3) {
-                return NGX_ERROR;
-            }
-
-            c = ngx_hextoi(p + 1, 2);
-            if (c == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            *d++ = (u_char) c;
-            p += 2;
-            continue;
-        }
-
-        if (*p <= 0x20 || *p >= 0x7f) {
-            return NGX_ERROR;
-        }
-
-        *d++ = *p;
-    }
-
-    out->len = d - out->data;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ai_cost_parse_digest(ngx_str_t *s, ngx_uint_t keyed,
-    u_char *digest)
-{
-    ngx_int_t   c;
-    ngx_uint_t  i;
-
-    if (!keyed) {
-        return (s->len == 1 && s->data[0] == '-') ? NGX_OK : NGX_ERROR;
-    }
-
-    if (s->len != 2 * NGX_HTTP_AI_DIGEST_LEN) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < NGX_HTTP_AI_DIGEST_LEN; i++) {
-        c = ngx_hextoi(s->data + 2 * i, 2);
-        if (c == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        digest[i] = (u_char) c;
-    }
-
-    return NGX_OK;
 }
 
 
