@@ -627,6 +627,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
     char          *s;
     cJSON         *part, *fr, *resp, *value;
     size_t         len;
+    ngx_uint_t     nul, status;
     const char    *name;
     ngx_ai_buf_t   text;
 
@@ -668,10 +669,9 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
 
     value = NULL;
 
-    if (len && ngx_ai_json_depth_ok((u_char *) s, len, NGX_AI_MAX_JSON_DEPTH))
-    {
-        /* the whole text, with its NUL: no trailing garbage accepted */
-        value = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
+    if (len) {
+        value = ngx_ai_json_decode(NULL, (u_char *) s, len,
+                                   NGX_AI_MAX_JSON_DEPTH, &nul, &status);
     }
 
     if (value == NULL) {

@@ -12,7 +12,6 @@
 #include "ngx_ai_gateway_pure.h"
 
 
-static ngx_uint_t ngx_ai_json_escape_nul(const u_char *p, size_t len);
 static void ngx_ai_json_cleanup(void *data);
 static void ngx_ai_free_cleanup(void *data);
 static ngx_int_t ngx_ai_content_piece(ngx_ai_buf_t *b, const char *s,
@@ -184,139 +183,6 @@ ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p, size_t n)
 }
 
 
-/*
- * Bounds nesting before cJSON sees the bytes: cJSON recurses per level,
- * and nothing a chat request needs nests deeper than a few levels.
- */
-
-ngx_int_t
-ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max)
-{
-    ngx_uint_t  nul;
-
-    return ngx_ai_json_scan(p, len, max, &nul) == NGX_OK;
-}
-
-
-/*
- * The 4 digits of a \\u escape: cJSON decodes U+0000, and any escape that
- * is not 4 hex digits, as a NUL.
- */
-
-static ngx_uint_t
-ngx_ai_json_escape_nul(const u_char *p, size_t len)
-{
-    u_char      c;
-    ngx_uint_t  i, v;
-
-    if (len < 4) {
-        return 1;
-    }
-
-    v = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            v = v * 16 + (c - '0');
-
-        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-            v = v * 16 + ((c | 0x20) - 'a' + 10);
-
-        } else {
-            return 1;
-        }
-    }
-
-    return v == 0;
-}
-
-
-/*
- * One pass over outside JSON before cJSON sees it: NGX_DECLINED when it
- * nests deeper than max (cJSON recurses per level), else NGX_OK with *nul
- * set when a string holds a "\u0000" escape (cJSON would end the string
- * there and drop the rest silently).  Strings are skipped in a tight loop:
- * the text of a prompt is most of a request.
- */
-
-ngx_int_t
-ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max, ngx_uint_t *nul)
-{
-    u_char      c;
-    size_t      i;
-    ngx_uint_t  depth;
-
-    depth = 0;
-    *nul = 0;
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (c == '"') {
-            for (i++; i < len; i++) {
-                c = p[i];
-
-                if (c == '"') {
-                    break;
-                }
-
-                if (c != '\\') {
-                    if (c == '\0') {
-                        *nul = 1;           /* a raw NUL ends a C string */
-                    }
-
-                    continue;
-                }
-
-                if (len - i > 1 && p[i + 1] == 'u'
-                    && ngx_ai_json_escape_nul(p + i + 2, len - i - 2))
-                {
-                    *nul = 1;
-                }
-
-                i++;                    /* the escaped character */
-            }
-
-            continue;
-        }
-
-        if (c == '\0') {
-            *nul = 1;
-            continue;
-        }
-
-        if (c == '{' || c == '[') {
-            if (++depth > max) {
-                return NGX_DECLINED;
-            }
-
-        } else if ((c == '}' || c == ']') && depth) {
-            depth--;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * A "\u0000" escape inside a JSON string: cJSON would end the string
- * there and silently drop the rest, so such input is refused instead.
- */
-
-ngx_int_t
-ngx_ai_json_has_nul(const u_char *p, size_t len)
-{
-    ngx_uint_t  nul;
-
-    (void) ngx_ai_json_scan(p, len, (ngx_uint_t) -1, &nul);
-
-    return nul;
-}
-
-
 static void
 ngx_ai_json_cleanup(void *data)
 {
@@ -359,11 +225,10 @@ cJSON *
 ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
 {
     cJSON       *json;
-    ngx_pool_t  *arena;
+    ngx_uint_t   nul, status;
 
-    arena = ngx_ai_json_arena_set(pool);
-    json = ngx_ai_json_parse_whole(p, len);
-    (void) ngx_ai_json_arena_set(arena);
+    json = ngx_ai_json_decode(pool, p, len, NGX_AI_JSON_MAX_DEPTH, &nul,
+                              &status);
 
     return ngx_ai_json_track(pool, json);
 }
@@ -380,10 +245,7 @@ ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
  * malloc() as usual.
  */
 
-#define NGX_AI_JSON_HEADER      16
-#define NGX_AI_JSON_FROM_POOL   0x6c6f6f702d69612bULL
-#define NGX_AI_JSON_FROM_HEAP   0x706165682d69612bULL
-
+ngx_uint_t  ngx_ai_json_pool_blocks;
 
 static ngx_pool_t  *ngx_ai_json_arena;
 
@@ -456,61 +318,26 @@ ngx_ai_json_init_allocator(void)
     hooks.free_fn = ngx_ai_json_free;
 
     cJSON_InitHooks(&hooks);
+
+    /* ngx_ai_json_decode() may now carve pool blocks with the header */
+    ngx_ai_json_pool_blocks = 1;
 }
 
 
 /*
- * Exactly one JSON value in p..p+len, with only whitespace after it (the
- * caller owns the tree), or NULL.  cJSON_ParseWithLength() alone stops
- * after the first value and accepts whatever follows it.
+ * Exactly one JSON value in p..p+len, with only whitespace around it (the
+ * caller owns the tree and frees it with cJSON_Delete()), or NULL.
+ * Providers' bytes are not scanned first: the decoder stops at cJSON's
+ * nesting limit, and a NUL in a string ends that C string, as in cJSON.
  */
 
 cJSON *
 ngx_ai_json_parse_whole(const u_char *p, size_t len)
 {
-    /*
-     * Providers' bytes are not scanned first: cJSON stops at its own
-     * nesting limit (CJSON_NESTING_LIMIT, 1000 levels, a few hundred
-     * kilobytes of stack), and nothing else in them is refused.
-     */
+    ngx_uint_t  nul, status;
 
-    return ngx_ai_json_parse_scanned(p, len);
-}
-
-
-/* as ngx_ai_json_parse_whole(), for bytes the caller already scanned */
-
-cJSON *
-ngx_ai_json_parse_scanned(const u_char *p, size_t len)
-{
-    cJSON       *json;
-    const char  *end, *last;
-
-    if (len == 0) {
-        return NULL;
-    }
-
-    end = NULL;
-    json = cJSON_ParseWithLengthOpts((const char *) p, len, &end, 0);
-
-    if (json == NULL) {
-        return NULL;
-    }
-
-    last = (const char *) p + len;
-
-    while (end && end < last
-           && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-    {
-        end++;
-    }
-
-    if (end != last) {
-        cJSON_Delete(json);
-        return NULL;
-    }
-
-    return json;
+    return ngx_ai_json_decode(NULL, p, len, NGX_AI_JSON_MAX_DEPTH, &nul,
+                              &status);
 }
 
 
@@ -1100,15 +927,15 @@ ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s)
 cJSON *
 ngx_ai_json_parse_args(const char *s)
 {
-    size_t   len;
-    cJSON   *json;
+    size_t       len;
+    cJSON       *json;
+    ngx_uint_t   nul, status;
 
     len = s ? ngx_strlen(s) : 0;
 
-    if (len && ngx_ai_json_depth_ok((u_char *) s, len, NGX_AI_MAX_JSON_DEPTH))
-    {
-        /* the whole text, with its NUL: no trailing garbage accepted */
-        json = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
+    if (len) {
+        json = ngx_ai_json_decode(NULL, (u_char *) s, len,
+                                  NGX_AI_MAX_JSON_DEPTH, &nul, &status);
 
         if (cJSON_IsObject(json)) {
             return json;

@@ -97,6 +97,7 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
     int                      n;
     cJSON                   *src, *dst, *item, *msg, *opts;
     ngx_int_t                rc;
+    ngx_uint_t               nul, status;
     ngx_ai_messages_conv_t   cv;
 
     ngx_memzero(&cv, sizeof(ngx_ai_messages_conv_t));
@@ -108,22 +109,29 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
                                        "expected a JSON object.");
     }
 
-    if (!ngx_ai_json_depth_ok(body, len, NGX_AI_MAX_JSON_DEPTH)) {
+    src = ngx_ai_json_track(pool,
+                            ngx_ai_json_decode(pool, body, len,
+                                               NGX_AI_MAX_JSON_DEPTH, &nul,
+                                               &status));
+
+    if (status == NGX_AI_JSON_TOO_DEEP) {
         return ngx_ai_messages_invalid(&cv, "The request body is nested "
                                        "too deeply.");
     }
 
-    if (ngx_ai_json_has_nul(body, len)) {
-        return ngx_ai_messages_invalid(&cv, "The request body holds a NUL "
-                                       "character (\\u0000), which the "
-                                       "gateway does not accept.");
+    if (status == NGX_AI_JSON_NO_MEMORY) {
+        return NGX_ERROR;
     }
-
-    src = ngx_ai_json_parse(pool, body, len);
 
     if (src == NULL) {
         return ngx_ai_messages_invalid(&cv, "The request body is not valid "
                                        "JSON.");
+    }
+
+    if (nul) {
+        return ngx_ai_messages_invalid(&cv, "The request body holds a NUL "
+                                       "character (\\u0000), which the "
+                                       "gateway does not accept.");
     }
 
     if (!cJSON_IsObject(src)) {

@@ -184,7 +184,29 @@ extern ngx_ai_translator_t  ngx_ai_anthropic_translator;
 extern ngx_ai_translator_t  ngx_ai_gemini_translator;
 
 
+/*
+ * cJSON blocks allocated by the gateway carry a header saying where they
+ * came from (see ngx_ai_json_init_allocator()); pool blocks are freed
+ * with their pool only.
+ */
+#define NGX_AI_JSON_HEADER          16
+#define NGX_AI_JSON_FROM_POOL       0x6c6f6f702d69612bULL
+#define NGX_AI_JSON_FROM_HEAP       0x706165682d69612bULL
+
+/* ngx_ai_gateway_json_decode.c */
+#define NGX_AI_JSON_DECODED         0
+#define NGX_AI_JSON_MALFORMED       1
+#define NGX_AI_JSON_TOO_DEEP        2
+#define NGX_AI_JSON_NO_MEMORY       3
+
+#define NGX_AI_JSON_MAX_DEPTH       1000       /* cJSON's own limit */
+
+cJSON *ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
+    ngx_uint_t max_depth, ngx_uint_t *nul, ngx_uint_t *status);
+
 /* ngx_ai_gateway_json.c */
+extern ngx_uint_t  ngx_ai_json_pool_blocks;
+
 ngx_int_t ngx_ai_buf_init(ngx_ai_buf_t *b, ngx_pool_t *pool, size_t cap);
 ngx_int_t ngx_ai_buf_reserve(ngx_ai_buf_t *b, size_t n);
 ngx_int_t ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n);
@@ -193,11 +215,6 @@ char *ngx_ai_buf_cstr(ngx_ai_buf_t *b);
 ngx_int_t ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n);
 ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);
-ngx_int_t ngx_ai_json_depth_ok(const u_char *p, size_t len, ngx_uint_t max);
-ngx_int_t ngx_ai_json_has_nul(const u_char *p, size_t len);
-ngx_int_t ngx_ai_json_scan(const u_char *p, size_t len, ngx_uint_t max,
-    ngx_uint_t *nul);
-cJSON *ngx_ai_json_parse_scanned(const u_char *p, size_t len);
 ngx_pool_t *ngx_ai_json_arena_set(ngx_pool_t *pool);
 void ngx_ai_json_init_allocator(void);
 ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,

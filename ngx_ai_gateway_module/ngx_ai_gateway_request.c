@@ -72,8 +72,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     cJSON       *root, *item, *opt;
     u_char      *slash;
     ngx_int_t    rc;
-    ngx_uint_t   nul;
-    ngx_pool_t  *arena;
+    ngx_uint_t   nul, status;
 
     ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
     req->max_tokens = -1;
@@ -84,26 +83,30 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    if (ngx_ai_json_scan(body, len, NGX_AI_MAX_JSON_DEPTH, &nul) != NGX_OK) {
+    root = ngx_ai_json_track(pool,
+                             ngx_ai_json_decode(pool, body, len,
+                                                NGX_AI_MAX_JSON_DEPTH, &nul,
+                                                &status));
+
+    if (status == NGX_AI_JSON_TOO_DEEP) {
         ngx_ai_invalid(err, NULL, "The request body is nested too deeply.");
+        return NGX_DECLINED;
+    }
+
+    if (status == NGX_AI_JSON_NO_MEMORY) {
+        return NGX_ERROR;
+    }
+
+    if (root == NULL) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", NULL,
+                         "invalid_json", "The request body is not valid "
+                         "JSON.");
         return NGX_DECLINED;
     }
 
     if (nul) {
         ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
-                       "(\\u0000) or a malformed \\u escape.");
-        return NGX_DECLINED;
-    }
-
-    arena = ngx_ai_json_arena_set(pool);
-    root = ngx_ai_json_parse_scanned(body, len);
-    (void) ngx_ai_json_arena_set(arena);
-
-    root = ngx_ai_json_track(pool, root);
-    if (root == NULL) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", NULL,
-                         "invalid_json", "The request body is not valid "
-                         "JSON.");
+                       "(\\u0000).");
         return NGX_DECLINED;
     }
 

@@ -89,6 +89,9 @@ main(int argc, char **argv)
     passed = 0;
     failed = 0;
 
+    /* cJSON's memory as inside nginx: pool blocks for pool trees */
+    ngx_ai_json_init_allocator();
+
     qsort(unit_tests, unit_ntests, sizeof(unit_entry_t), unit_cmp);
 
     for (i = 0; i < unit_ntests; i++) {

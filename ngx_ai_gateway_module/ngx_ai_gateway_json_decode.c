@@ -1,0 +1,831 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * A JSON decoder that builds cJSON trees in one pass over the bytes.
+ *
+ * Every request and every provider answer is decoded at least once, and
+ * cJSON's own parser was half of the gateway's instructions per request:
+ * a malloc() through the hooks per node and per string, strtod() and
+ * localeconv() for every number, a second pass per string.  This decoder
+ * builds the same trees (the rest of the code and cJSON's functions work
+ * on them unchanged) with:
+ *
+ *   - nodes and strings carved from a pool in chunks, each block with the
+ *     header ngx_ai_json_free() reads, so cJSON_Delete() on such a tree,
+ *     or on any part of it, frees nothing and breaks nothing; without a
+ *     pool, or outside nginx, every block comes from cJSON_malloc();
+ *   - integers of up to 15 digits read exactly without strtod();
+ *   - strings without escapes copied with one memcpy();
+ *   - nesting checked as it goes (max_depth), and a U+0000 in a string
+ *     (raw, or as \u0000) reported in *nul rather than silently cutting
+ *     the C string, both in the same pass.
+ *
+ * It is stricter than cJSON, never looser: RFC 8259 numbers only (no
+ * leading zeros, no "1."), the four whitespace characters only, \u
+ * escapes with four hex digits only.  Whatever it accepts, cJSON accepts
+ * as the same tree (fuzz/fuzz_json.c checks exactly that).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_ai_gateway_pure.h"
+
+
+#define NGX_AI_JSON_CHUNK       2048
+#define NGX_AI_JSON_EXACT_DIGITS  15
+
+/* a zero byte in a 64-bit word (exact as to whether there is one) */
+#define ngx_ai_json_swar_zero(v)                                              \
+    (((v) - 0x0101010101010101ULL) & ~(v) & 0x8080808080808080ULL)
+
+#define NGX_AI_JSON_SWAR_QUOTE      (0x0101010101010101ULL * '"')
+#define NGX_AI_JSON_SWAR_BACKSLASH  (0x0101010101010101ULL * '\\')
+
+
+typedef struct {
+    const u_char               *p;
+    const u_char               *end;
+    ngx_pool_t                 *pool;      /* NULL: cJSON_malloc() */
+    u_char                     *last;
+    u_char                     *limit;
+    ngx_uint_t                  depth;
+    ngx_uint_t                  max_depth;
+    ngx_uint_t                  nul;
+    ngx_uint_t                  status;
+} ngx_ai_json_decoder_t;
+
+
+static cJSON *ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d);
+static cJSON *ngx_ai_json_decode_array(ngx_ai_json_decoder_t *d);
+static cJSON *ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d);
+static char *ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d);
+static ngx_int_t ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d,
+    u_char **out);
+static ngx_int_t ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v);
+static ngx_int_t ngx_ai_json_decode_number(ngx_ai_json_decoder_t *d,
+    cJSON *item);
+static void *ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d, size_t size);
+static void ngx_ai_json_decode_free(ngx_ai_json_decoder_t *d, cJSON *item);
+
+
+#define ngx_ai_json_decode_ws(d)                                              \
+    while ((d)->p < (d)->end                                                  \
+           && (*(d)->p == ' ' || *(d)->p == '\n' || *(d)->p == '\r'          \
+               || *(d)->p == '\t'))                                           \
+    {                                                                         \
+        (d)->p++;                                                             \
+    }
+
+
+/*
+ * The tree of exactly one JSON value in p..p+len (whitespace around it
+ * allowed), or NULL with *status saying why.  With a pool, the tree's
+ * memory is the pool's (when the hooks of ngx_ai_json_init_allocator()
+ * are installed); without, the caller frees it with cJSON_Delete().
+ */
+
+cJSON *
+ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
+    ngx_uint_t max_depth, ngx_uint_t *nul, ngx_uint_t *status)
+{
+    cJSON                  *root;
+    ngx_ai_json_decoder_t   d;
+
+    d.p = p;
+    d.end = p + len;
+    d.pool = ngx_ai_json_pool_blocks ? pool : NULL;
+    d.last = NULL;
+    d.limit = NULL;
+    d.depth = 0;
+    d.max_depth = max_depth;
+    d.nul = 0;
+    d.status = NGX_AI_JSON_MALFORMED;
+
+    /* a UTF-8 byte order mark, where cJSON skips one */
+
+    if (len > 4 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
+        d.p += 3;
+    }
+
+    ngx_ai_json_decode_ws(&d);
+
+    root = ngx_ai_json_decode_value(&d);
+
+    if (root) {
+        ngx_ai_json_decode_ws(&d);
+
+        if (d.p == d.end) {
+            *nul = d.nul;
+            *status = NGX_AI_JSON_DECODED;
+            return root;
+        }
+
+        d.status = NGX_AI_JSON_MALFORMED;
+        ngx_ai_json_decode_free(&d, root);
+    }
+
+    *nul = d.nul;
+    *status = d.status;
+
+    return NULL;
+}
+
+
+static cJSON *
+ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d)
+{
+    cJSON   *item;
+    size_t   left;
+
+    if (d->p == d->end) {
+        return NULL;
+    }
+
+    switch (*d->p) {
+
+    case '{':
+        return ngx_ai_json_decode_object(d);
+
+    case '[':
+        return ngx_ai_json_decode_array(d);
+
+    default:
+        break;
+    }
+
+    item = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
+    if (item == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(item, sizeof(cJSON));
+
+    left = d->end - d->p;
+
+    switch (*d->p) {
+
+    case '"':
+        item->valuestring = ngx_ai_json_decode_string(d);
+        if (item->valuestring == NULL) {
+            break;
+        }
+
+        item->type = cJSON_String;
+        return item;
+
+    case 't':
+        if (left >= 4 && ngx_strncmp(d->p, "true", 4) == 0) {
+            d->p += 4;
+            item->type = cJSON_True;
+            item->valueint = 1;
+            return item;
+        }
+
+        break;
+
+    case 'f':
+        if (left >= 5 && ngx_strncmp(d->p, "false", 5) == 0) {
+            d->p += 5;
+            item->type = cJSON_False;
+            return item;
+        }
+
+        break;
+
+    case 'n':
+        if (left >= 4 && ngx_strncmp(d->p, "null", 4) == 0) {
+            d->p += 4;
+            item->type = cJSON_NULL;
+            return item;
+        }
+
+        break;
+
+    default:
+        if (ngx_ai_json_decode_number(d, item) == NGX_OK) {
+            return item;
+        }
+
+        break;
+    }
+
+    ngx_ai_json_decode_free(d, item);
+
+    return NULL;
+}
+
+
+/*
+ * Children are linked as cJSON links them: next/prev along the list, and
+ * the first child's prev pointing at the last (cJSON_AddItemToArray()
+ * appends there).  A child is linked before the next one is decoded, so
+ * a failure frees the whole partial tree with its container.
+ */
+
+static cJSON *
+ngx_ai_json_decode_array(ngx_ai_json_decoder_t *d)
+{
+    cJSON  *array, *item, *last;
+
+    if (d->depth >= d->max_depth) {
+        d->status = NGX_AI_JSON_TOO_DEEP;
+        return NULL;
+    }
+
+    array = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
+    if (array == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(array, sizeof(cJSON));
+    array->type = cJSON_Array;
+
+    d->depth++;
+    d->p++;
+
+    ngx_ai_json_decode_ws(d);
+
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return array;
+    }
+
+    last = NULL;
+
+    for ( ;; ) {
+        item = ngx_ai_json_decode_value(d);
+        if (item == NULL) {
+            goto failed;
+        }
+
+        if (last == NULL) {
+            array->child = item;
+
+        } else {
+            last->next = item;
+            item->prev = last;
+        }
+
+        last = item;
+        array->child->prev = last;
+
+        ngx_ai_json_decode_ws(d);
+
+        if (d->p == d->end) {
+            goto failed;
+        }
+
+        if (*d->p == ',') {
+            d->p++;
+            ngx_ai_json_decode_ws(d);
+            continue;
+        }
+
+        if (*d->p == ']') {
+            d->p++;
+            d->depth--;
+            return array;
+        }
+
+        goto failed;
+    }
+
+failed:
+
+    ngx_ai_json_decode_free(d, array);
+
+    return NULL;
+}
+
+
+static cJSON *
+ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
+{
+    char   *key;
+    cJSON  *object, *item, *last;
+
+    if (d->depth >= d->max_depth) {
+        d->status = NGX_AI_JSON_TOO_DEEP;
+        return NULL;
+    }
+
+    object = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
+    if (object == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(object, sizeof(cJSON));
+    object->type = cJSON_Object;
+
+    d->depth++;
+    d->p++;
+
+    ngx_ai_json_decode_ws(d);
+
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return object;
+    }
+
+    last = NULL;
+
+    for ( ;; ) {
+        if (d->p == d->end || *d->p != '"') {
+            goto failed;
+        }
+
+        key = ngx_ai_json_decode_string(d);
+        if (key == NULL) {
+            goto failed;
+        }
+
+        ngx_ai_json_decode_ws(d);
+
+        if (d->p == d->end || *d->p != ':') {
+            goto failed_key;
+        }
+
+        d->p++;
+
+        ngx_ai_json_decode_ws(d);
+
+        item = ngx_ai_json_decode_value(d);
+        if (item == NULL) {
+            goto failed_key;
+        }
+
+        item->string = key;
+
+        if (last == NULL) {
+            object->child = item;
+
+        } else {
+            last->next = item;
+            item->prev = last;
+        }
+
+        last = item;
+        object->child->prev = last;
+
+        ngx_ai_json_decode_ws(d);
+
+        if (d->p == d->end) {
+            goto failed;
+        }
+
+        if (*d->p == ',') {
+            d->p++;
+            ngx_ai_json_decode_ws(d);
+            continue;
+        }
+
+        if (*d->p == '}') {
+            d->p++;
+            d->depth--;
+            return object;
+        }
+
+        goto failed;
+    }
+
+failed_key:
+
+    if (d->pool == NULL) {
+        cJSON_free(key);
+    }
+
+failed:
+
+    ngx_ai_json_decode_free(d, object);
+
+    return NULL;
+}
+
+
+/* d->p is at the opening quote; the decoded, NUL-terminated string */
+
+static char *
+ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d)
+{
+    u_char        *s, *out;
+    uint64_t       v;
+    ngx_uint_t     escaped;
+    const u_char  *start, *q, *end;
+
+    start = d->p + 1;
+    end = d->end;
+    escaped = 0;
+    q = start;
+
+    for ( ;; ) {
+
+        /*
+         * Eight bytes at a time to the first quote, backslash or NUL: the
+         * lowest bit set in the mask marks it (little-endian loads).
+         */
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+        while (end - q >= 8) {
+            ngx_memcpy(&v, q, 8);
+
+            v = ngx_ai_json_swar_zero(v)
+                | ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_QUOTE)
+                | ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_BACKSLASH);
+
+            if (v) {
+                q += __builtin_ctzll(v) / 8;
+                break;
+            }
+
+            q += 8;
+        }
+#endif
+
+        while (q < end && *q != '"' && *q != '\\' && *q != '\0') {
+            q++;
+        }
+
+        if (q == end) {
+            return NULL;
+        }
+
+        if (*q == '"') {
+            break;
+        }
+
+        if (*q == '\\') {
+            if (end - q < 2) {
+                return NULL;
+            }
+
+            escaped = 1;
+            q += 2;
+            continue;
+        }
+
+        d->nul = 1;                 /* a raw NUL: the C string ends there */
+        q++;
+    }
+
+    /* decoded, a string is never longer than its JSON text */
+
+    s = ngx_ai_json_decode_alloc(d, q - start + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    if (!escaped) {
+        ngx_memcpy(s, start, q - start);
+        s[q - start] = '\0';
+        d->p = q + 1;
+
+        return (char *) s;
+    }
+
+    out = s;
+    d->p = start;
+
+    while (d->p < q) {
+
+        if (*d->p != '\\') {
+            *out++ = *d->p++;
+            continue;
+        }
+
+        if (ngx_ai_json_decode_escape(d, &out) != NGX_OK) {
+            if (d->pool == NULL) {
+                cJSON_free(s);
+            }
+
+            return NULL;
+        }
+    }
+
+    *out = '\0';
+    d->p = q + 1;
+
+    return (char *) s;
+}
+
+
+/* d->p is at a backslash inside a string; as cJSON decodes it */
+
+static ngx_int_t
+ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d, u_char **out)
+{
+    u_char      *o;
+    ngx_uint_t   c, lo;
+
+    o = *out;
+
+    switch (d->p[1]) {
+
+    case 'b':
+        *o++ = '\b';
+        break;
+
+    case 'f':
+        *o++ = '\f';
+        break;
+
+    case 'n':
+        *o++ = '\n';
+        break;
+
+    case 'r':
+        *o++ = '\r';
+        break;
+
+    case 't':
+        *o++ = '\t';
+        break;
+
+    case '"':
+    case '\\':
+    case '/':
+        *o++ = d->p[1];
+        break;
+
+    case 'u':
+        if (d->end - d->p < 6
+            || ngx_ai_json_decode_hex4(d->p + 2, &c) != NGX_OK
+            || (c >= 0xdc00 && c <= 0xdfff))
+        {
+            return NGX_ERROR;
+        }
+
+        if (c >= 0xd800 && c <= 0xdbff) {
+
+            /* a surrogate pair, or nothing */
+
+            if (d->end - d->p < 12
+                || d->p[6] != '\\' || d->p[7] != 'u'
+                || ngx_ai_json_decode_hex4(d->p + 8, &lo) != NGX_OK
+                || lo < 0xdc00 || lo > 0xdfff)
+            {
+                return NGX_ERROR;
+            }
+
+            c = 0x10000 + (((c & 0x3ff) << 10) | (lo & 0x3ff));
+            d->p += 6;
+        }
+
+        if (c == 0) {
+            d->nul = 1;
+        }
+
+        if (c < 0x80) {
+            *o++ = (u_char) c;
+
+        } else if (c < 0x800) {
+            *o++ = (u_char) (0xc0 | (c >> 6));
+            *o++ = (u_char) (0x80 | (c & 0x3f));
+
+        } else if (c < 0x10000) {
+            *o++ = (u_char) (0xe0 | (c >> 12));
+            *o++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
+            *o++ = (u_char) (0x80 | (c & 0x3f));
+
+        } else {
+            *o++ = (u_char) (0xf0 | (c >> 18));
+            *o++ = (u_char) (0x80 | ((c >> 12) & 0x3f));
+            *o++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
+            *o++ = (u_char) (0x80 | (c & 0x3f));
+        }
+
+        d->p += 6;
+        *out = o;
+
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+
+    d->p += 2;
+    *out = o;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v)
+{
+    u_char      c;
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            n = n * 16 + (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            n = n * 16 + ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    *v = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An RFC 8259 number.  Up to 15 digits with neither fraction nor exponent
+ * are read exactly (a double holds them); anything else goes to strtod(),
+ * as cJSON does.  valueint saturates as in cJSON.
+ */
+
+static ngx_int_t
+ngx_ai_json_decode_number(ngx_ai_json_decoder_t *d, cJSON *item)
+{
+    char          *buf, *e, tmp[64];
+    double         v;
+    size_t         n;
+    uint64_t       i;
+    ngx_uint_t     neg, exact;
+    const u_char  *p, *start, *digits;
+
+    p = d->p;
+    start = p;
+    neg = 0;
+    exact = 1;
+
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+
+    digits = p;
+
+    if (p == d->end) {
+        return NGX_ERROR;
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < d->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    if (p - digits > NGX_AI_JSON_EXACT_DIGITS) {
+        exact = 0;
+    }
+
+    if (p < d->end && *p == '.') {
+        p++;
+        exact = 0;
+
+        if (p == d->end || *p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        while (p < d->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < d->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        exact = 0;
+
+        if (p < d->end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == d->end || *p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        while (p < d->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (exact) {
+        i = 0;
+
+        while (digits < p) {
+            i = i * 10 + (*digits++ - '0');
+        }
+
+        v = (double) i;
+
+        if (neg) {
+            v = -v;
+        }
+
+    } else {
+        n = p - start;
+
+        if (n < sizeof(tmp)) {
+            buf = tmp;
+
+        } else {
+            buf = cJSON_malloc(n + 1);
+            if (buf == NULL) {
+                d->status = NGX_AI_JSON_NO_MEMORY;
+                return NGX_ERROR;
+            }
+        }
+
+        ngx_memcpy(buf, start, n);
+        buf[n] = '\0';
+
+        v = strtod(buf, &e);
+
+        if (buf != tmp) {
+            cJSON_free(buf);
+        }
+    }
+
+    item->type = cJSON_Number;
+    item->valuedouble = v;
+
+    if (v >= INT_MAX) {
+        item->valueint = INT_MAX;
+
+    } else if (v <= (double) INT_MIN) {
+        item->valueint = INT_MIN;
+
+    } else {
+        item->valueint = (int) v;
+    }
+
+    d->p = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Pool blocks carry the header ngx_ai_json_free() checks, so cJSON's
+ * free is a no-op on them; the chunk is the pool's.
+ */
+
+static void *
+ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d, size_t size)
+{
+    u_char  *p;
+    size_t   n, chunk;
+
+    if (d->pool == NULL) {
+        p = cJSON_malloc(size);
+
+        if (p == NULL) {
+            d->status = NGX_AI_JSON_NO_MEMORY;
+        }
+
+        return p;
+    }
+
+    n = NGX_AI_JSON_HEADER + ngx_align(size, sizeof(uint64_t));
+
+    if ((size_t) (d->limit - d->last) < n) {
+        chunk = ngx_max(n, NGX_AI_JSON_CHUNK);
+
+        p = ngx_palloc(d->pool, chunk);
+        if (p == NULL) {
+            d->status = NGX_AI_JSON_NO_MEMORY;
+            return NULL;
+        }
+
+        d->last = p;
+        d->limit = p + chunk;
+    }
+
+    p = d->last;
+    d->last += n;
+
+    *(uint64_t *) p = NGX_AI_JSON_FROM_POOL;
+
+    return p + NGX_AI_JSON_HEADER;
+}
+
+
+/* a partial tree: the pool keeps its blocks, cJSON_malloc()'s are freed */
+
+static void
+ngx_ai_json_decode_free(ngx_ai_json_decoder_t *d, cJSON *item)
+{
+    if (d->pool == NULL) {
+        cJSON_Delete(item);
+    }
+}
