@@ -89,10 +89,22 @@ build_lock() {
     flock 9
 }
 
+# The compiler and linker options Debian built /usr/sbin/nginx with (-O2,
+# stack protector, FORTIFY_SOURCE, full RELRO), read from `nginx -V`; the
+# module is built as the binary it loads into.
+nginx_build_opt() {
+    nginx -V 2>&1 | sed -n "s/.*--with-$1='\([^']*\)'.*/\1/p" \
+        | sed 's/-ffile-prefix-map=[^ ]*//g'
+}
+
 build_module() {
+    local cc_opt ld_opt
     install_packages "${PACKAGES[@]}"
     build_lock
-    configure_tree "$BUILD/nginx"
+    cc_opt=$(nginx_build_opt cc-opt)
+    ld_opt=$(nginx_build_opt ld-opt)
+    configure_tree "$BUILD/nginx" "--with-cc-opt=${cc_opt:--g -O2}" \
+        "--with-ld-opt=${ld_opt:-}"
     make -C "$BUILD/nginx" -f objs/Makefile -j"$JOBS" modules >"$BUILD/make.log" 2>&1 || {
         grep -E 'error|warning' "$BUILD/make.log" | head -40 >&2
         exit 1
