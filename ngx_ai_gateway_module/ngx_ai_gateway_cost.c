@@ -63,6 +63,8 @@ static ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
     ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet, ngx_uint_t force);
+static ngx_uint_t ngx_http_ai_cost_kept(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_cost_node_t *cn, time_t now);
 static ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
     ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
 static void ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
@@ -338,7 +340,8 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     u_char                            *p, *last;
     ngx_str_t                         *value, s;
     ngx_uint_t                         i;
-    ngx_http_ai_cost_conf_t           *cc;
+    ngx_http_ai_cost_conf_t           *cc, **ccp;
+    ngx_http_ai_limits_main_conf_t    *lmcf;
     ngx_http_compile_complex_value_t   ccv;
 
     if (llcf->cost != NGX_CONF_UNSET_PTR) {
@@ -436,6 +439,18 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ai_cost\" must have the \"zone=\" parameter");
         return NGX_CONF_ERROR;
+    }
+
+    if (cc->has_budget) {
+        lmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_ai_gateway_limits_module);
+
+        ccp = ngx_array_push(&lmcf->budgets);
+        if (ccp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *ccp = cc;
     }
 
     llcf->cost = cc;
@@ -576,8 +591,10 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
             || ngx_http_ai_cost_evict(zone, quiet, 1) != NGX_OK)
         {
             if (!quiet) {
-                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                              "ai_cost: could not allocate an entry%s",
+                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                              "ai_cost: no room for a new entry: every "
+                              "entry is held by a request or is a budget "
+                              "account with spend to keep%s",
                               zone->shpool->log_ctx);
             }
 
@@ -663,6 +680,7 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
     ngx_uint_t force)
 {
     u_char                   *digest;
+    time_t                    now;
     ngx_str_t                 route, model;
     ngx_uint_t                pass;
     ngx_queue_t              *q;
@@ -671,6 +689,7 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
     u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
 
     cn = NULL;
+    now = ngx_time();
 
     for (pass = 0; pass < (force ? 2 : 1) && cn == NULL; pass++) {
 
@@ -681,7 +700,8 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
             cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
 
             if (cn->count == 0
-                && (pass == 1 || (cn->delta == NULL && !cn->batch)))
+                && (pass == 1 || (cn->delta == NULL && !cn->batch))
+                && !ngx_http_ai_cost_kept(zone, cn, now))
             {
                 break;
             }
@@ -751,6 +771,73 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
     ngx_slab_free_locked(zone->shpool, node);
 
     return NGX_OK;
+}
+
+
+/*
+ * An account a budget still counts on: spend in a period some budget of
+ * the zone has (today, this month, ever).  Evicting it would forget that
+ * spend and give the key its budget again, so it is never evicted; a
+ * full zone refuses new keys instead.  Called locked.
+ */
+
+static ngx_uint_t
+ngx_http_ai_cost_kept(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_cost_node_t *cn, time_t now)
+{
+    ngx_tm_t  tm;
+
+    if (cn->type != NGX_HTTP_AI_COST_ACCOUNT || zone->kept == 0) {
+        return 0;
+    }
+
+    if ((zone->kept & (1 << NGX_HTTP_AI_BUDGET_EVER))
+        && cn->u.account.total)
+    {
+        return 1;
+    }
+
+    if ((zone->kept & (1 << NGX_HTTP_AI_BUDGET_DAY))
+        && cn->u.account.day_spend
+        && cn->u.account.day == (uint64_t) now / 86400)
+    {
+        return 1;
+    }
+
+    if ((zone->kept & (1 << NGX_HTTP_AI_BUDGET_MONTH))
+        && cn->u.account.month_spend)
+    {
+        ngx_gmtime(now, &tm);
+
+        if (cn->u.account.month
+            == (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* at the end of the configuration: the budget periods of each zone */
+
+void
+ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf)
+{
+    ngx_uint_t                 i;
+    ngx_http_ai_cost_conf_t  **cc;
+    ngx_http_ai_cost_zone_t   *zone;
+
+    cc = lmcf->budgets.elts;
+
+    for (i = 0; i < lmcf->budgets.nelts; i++) {
+        zone = cc[i]->shm_zone->data;
+
+        if (zone) {
+            zone->kept |= (ngx_uint_t) 1 << cc[i]->period;
+        }
+    }
 }
 
 
@@ -895,7 +982,11 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
 
     if (cn == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_ERROR;
+
+        lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
+        ngx_http_ai_limits_zone_full(lctx, cc->shm_zone, err);
+
+        return NGX_DECLINED;
     }
 
     ngx_http_ai_cost_roll(cn, now);

@@ -821,6 +821,31 @@ ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest)
 }
 
 
+/*
+ * A rate or cost zone with no room for a new key: nothing that holds a
+ * limit or a budget is dropped to make room (a flood of new keys would
+ * otherwise reset other keys' limits and spend), so the request is
+ * refused, before any provider call, as a server at capacity.
+ */
+
+void
+ngx_http_ai_limits_zone_full(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_shm_zone_t *shm_zone, ngx_ai_error_t *err)
+{
+    ngx_log_error(NGX_LOG_WARN, lctx->request->connection->log, 0,
+                  "zone \"%V\" is full: refused a request with a key it "
+                  "has no room for; make the zone larger",
+                  &shm_zone->shm.name);
+
+    lctx->retry_after = 60;
+
+    ngx_ai_error_set(err, NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", NULL,
+                     "zone_full", "The gateway has no room for a new key in "
+                     "its rate-limit or budget zone. Please try again "
+                     "later.");
+}
+
+
 void
 ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n)
 {
@@ -1108,9 +1133,17 @@ ngx_http_ai_limits_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ai_limits_init(ngx_conf_t *cf)
 {
-    ngx_array_t                *a;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_array_t                     *a;
+    ngx_http_handler_pt             *h;
+    ngx_http_core_main_conf_t       *cmcf;
+    ngx_http_ai_limits_main_conf_t  *lmcf;
+
+    /* every zone is known now: which accounts each one must keep */
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_ai_gateway_limits_module);
+
+    ngx_http_ai_cost_keep_budgets(lmcf);
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -1146,6 +1179,9 @@ ngx_http_ai_limits_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&lmcf->cost_zones, cf->pool, 2,
                           sizeof(ngx_shm_zone_t *))
+           != NGX_OK
+        || ngx_array_init(&lmcf->budgets, cf->pool, 2,
+                          sizeof(ngx_http_ai_cost_conf_t *))
            != NGX_OK)
     {
         return NULL;

@@ -244,6 +244,11 @@ typedef struct {
     ngx_msec_t                      interval;     /* state writes */
     ngx_event_t                    *timer;        /* in the writer */
     ngx_http_ai_sync_zone_t        *sync;         /* NULL: local only */
+    ngx_uint_t                      kept;         /* 1 << period of every
+                                                     budget on the zone:
+                                                     accounts with spend in
+                                                     such a period are never
+                                                     evicted */
 } ngx_http_ai_cost_zone_t;
 
 
@@ -332,6 +337,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                     rate_zones;   /* ngx_shm_zone_t * */
     ngx_array_t                     cost_zones;   /* ngx_shm_zone_t * */
+    ngx_array_t                     budgets;      /* ngx_http_ai_cost_conf_t
+                                                     *, lines with budget= */
     ngx_array_t                    *syncs;        /* ngx_http_ai_sync_t *,
                                                      the Redis servers */
 } ngx_http_ai_limits_main_conf_t;
@@ -401,6 +408,9 @@ ngx_http_ai_limits_ctx_t *ngx_http_ai_limits_get_ctx(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_complex_value_t *cv, ngx_http_ai_key_t **key);
 void ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n);
+void ngx_http_ai_limits_zone_full(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_shm_zone_t *shm_zone, ngx_ai_error_t *err);
+void ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf);
 uint64_t ngx_http_ai_cost_of(uint64_t tokens, uint64_t price);
 ngx_int_t ngx_http_ai_parse_nano_usd(u_char *p, size_t len,
     uint64_t *nano);

@@ -23,6 +23,9 @@
 #include "ngx_ai_gateway_limits.h"
 
 
+/* nodes looked at, oldest first, for one to forget in a full zone */
+#define NGX_HTTP_AI_RATE_FORGET_SCAN  64
+
 #define NGX_HTTP_AI_RATE_ID_LEN                                             \
     (1 + 4 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN)
 
@@ -37,8 +40,12 @@ static ngx_http_ai_rate_node_t *ngx_http_ai_rate_lookup(
     ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_http_ai_rate_node_t *ngx_http_ai_rate_create(
     ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
-static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone,
-    ngx_uint_t n);
+static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone);
+static ngx_int_t ngx_http_ai_rate_forget(ngx_http_ai_rate_zone_t *zone);
+static ngx_uint_t ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn,
+    ngx_msec_t now);
+static void ngx_http_ai_rate_free(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_rate_node_t *rn);
 static void ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node,
     uint64_t rpm, uint64_t tpm, ngx_msec_t now, uint64_t *req,
     uint64_t *tok);
@@ -505,13 +512,17 @@ ngx_http_ai_rate_lookup(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
 }
 
 
-/* a new node, at the head of the LRU queue; called locked */
+/*
+ * A new node, at the head of the LRU queue, or NULL when the zone has no
+ * room even after forgetting what can be forgotten.  Called locked.
+ */
 
 static ngx_http_ai_rate_node_t *
 ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
     u_char *id, size_t len)
 {
     size_t                    size;
+    ngx_uint_t                tries;
     ngx_rbtree_node_t        *node;
     ngx_http_ai_rate_node_t  *rn;
 
@@ -519,18 +530,16 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
            + offsetof(ngx_http_ai_rate_node_t, data)
            + len;
 
-    ngx_http_ai_rate_expire(zone, 1);
+    ngx_http_ai_rate_expire(zone);
 
-    node = ngx_slab_alloc_locked(zone->shpool, size);
-
-    if (node == NULL) {
-        ngx_http_ai_rate_expire(zone, 0);
-
+    for (tries = 0; /* void */; tries++) {
         node = ngx_slab_alloc_locked(zone->shpool, size);
-        if (node == NULL) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "ai_rate: could not allocate node%s",
-                          zone->shpool->log_ctx);
+
+        if (node) {
+            break;
+        }
+
+        if (tries == 8 || ngx_http_ai_rate_forget(zone) != NGX_OK) {
             return NULL;
         }
     }
@@ -567,67 +576,109 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
 
 
 /*
- * n == 1: frees one or two nodes at the LRU tail that are idle for a
- * minute and whose buckets are full again (forgetting them changes
- * nothing); n == 0: also the oldest node by force.  Nodes a request
- * still holds are never freed.  Called locked.
+ * A node that can go without changing any limit: no request holds it,
+ * nothing of it waits to be pushed to Redis, and its buckets are full
+ * again (a new node would start full too).  Called locked.
+ */
+
+static ngx_uint_t
+ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn, ngx_msec_t now)
+{
+    uint64_t  req, tok;
+
+    if (rn->count || rn->batch || rn->pend_req || rn->pend_tok) {
+        return 0;
+    }
+
+    ngx_http_ai_rate_decay(rn, rn->rpm, rn->tpm, now, &req, &tok);
+
+    return req == 0 && tok == 0;
+}
+
+
+static void
+ngx_http_ai_rate_free(ngx_http_ai_rate_zone_t *zone,
+    ngx_http_ai_rate_node_t *rn)
+{
+    ngx_rbtree_node_t  *node;
+
+    ngx_queue_remove(&rn->queue);
+
+    node = (ngx_rbtree_node_t *)
+               ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
+
+    ngx_rbtree_delete(&zone->sh->rbtree, node);
+
+    ngx_slab_free_locked(zone->shpool, node);
+
+    zone->sh->nodes--;
+}
+
+
+/*
+ * Before a new node: frees up to two nodes at the LRU tail that are idle
+ * for a minute and forgettable.  Called locked.
  */
 
 static void
-ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone, ngx_uint_t n)
+ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone)
 {
-    uint64_t                  req, tok;
+    ngx_uint_t                n;
     ngx_msec_t                now;
     ngx_queue_t              *q;
-    ngx_msec_int_t            ms;
-    ngx_rbtree_node_t        *node;
     ngx_http_ai_rate_node_t  *rn;
 
     now = ngx_current_msec;
 
-    while (n < 3) {
-
-        if (ngx_queue_empty(&zone->sh->queue)) {
-            return;
-        }
+    for (n = 0; n < 2 && !ngx_queue_empty(&zone->sh->queue); n++) {
 
         q = ngx_queue_last(&zone->sh->queue);
-
         rn = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
 
-        if (rn->count) {
+        if ((ngx_msec_int_t) (now - rn->last) < 60000
+            || !ngx_http_ai_rate_forgettable(rn, now))
+        {
             return;
         }
 
-        if (n++ != 0) {
-            ms = (ngx_msec_int_t) (now - rn->last);
-
-            if (ms < 60000 || rn->batch || rn->pend_req || rn->pend_tok) {
-                return;
-            }
-
-            ngx_http_ai_rate_decay(rn, rn->rpm, rn->tpm, now, &req, &tok);
-
-            if (req || tok) {
-                return;
-            }
-
-        } else if (rn->batch || rn->pend_req > 0 || rn->pend_tok > 0) {
-            /* forced: what it had to push is lost */
-            zone->sh->sync.lost++;
-        }
-
-        ngx_queue_remove(q);
-
-        node = (ngx_rbtree_node_t *)
-                   ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
-
-        ngx_rbtree_delete(&zone->sh->rbtree, node);
-
-        ngx_slab_free_locked(zone->shpool, node);
-
-        zone->sh->nodes--;
+        ngx_http_ai_rate_free(zone, rn);
     }
+}
+
+
+/*
+ * The zone is full: frees the least recently used forgettable node among
+ * the oldest NGX_HTTP_AI_RATE_FORGET_SCAN.  A node whose buckets are not
+ * full is never freed, unlike limit_req's oldest node: a flood of new
+ * keys must not give other keys their limits back.  NGX_DECLINED: none.
+ * Called locked.
+ */
+
+static ngx_int_t
+ngx_http_ai_rate_forget(ngx_http_ai_rate_zone_t *zone)
+{
+    ngx_uint_t                n;
+    ngx_msec_t                now;
+    ngx_queue_t              *q;
+    ngx_http_ai_rate_node_t  *rn;
+
+    now = ngx_current_msec;
+    n = 0;
+
+    for (q = ngx_queue_last(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue)
+         && n++ < NGX_HTTP_AI_RATE_FORGET_SCAN;
+         q = ngx_queue_prev(q))
+    {
+        rn = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+        if (ngx_http_ai_rate_forgettable(rn, now)) {
+            ngx_http_ai_rate_free(zone, rn);
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -772,7 +823,11 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
             if (node == NULL) {
                 ngx_shmtx_unlock(&zone->shpool->mutex);
                 ngx_http_ai_rate_release(lctx);
-                return NGX_ERROR;
+
+                lctx->rate_status = NGX_HTTP_AI_STATUS_REJECTED;
+                ngx_http_ai_limits_zone_full(lctx, limit->shm_zone, err);
+
+                return NGX_DECLINED;
             }
 
         } else {
