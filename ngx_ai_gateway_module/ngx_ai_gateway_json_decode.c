@@ -66,7 +66,10 @@ static ngx_int_t ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d,
 static ngx_int_t ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v);
 static ngx_int_t ngx_ai_json_decode_number(ngx_ai_json_decoder_t *d,
     cJSON *item);
-static void *ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d, size_t size);
+static ngx_inline void *ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d,
+    size_t size);
+static void *ngx_ai_json_decode_chunk(ngx_ai_json_decoder_t *d, size_t size,
+    size_t n);
 static void ngx_ai_json_decode_free(ngx_ai_json_decoder_t *d, cJSON *item);
 
 
@@ -777,14 +780,38 @@ ngx_ai_json_decode_number(ngx_ai_json_decoder_t *d, cJSON *item)
 
 /*
  * Pool blocks carry the header ngx_ai_json_free() checks, so cJSON's
- * free is a no-op on them; the chunk is the pool's.
+ * free is a no-op on them; the chunk is the pool's.  The common case, room
+ * in the chunk, is inline.
  */
 
-static void *
+static ngx_inline void *
 ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d, size_t size)
 {
     u_char  *p;
-    size_t   n, chunk;
+    size_t   n;
+
+    n = NGX_AI_JSON_HEADER + ngx_align(size, sizeof(uint64_t));
+
+    if (d->pool == NULL || (size_t) (d->limit - d->last) < n) {
+        return ngx_ai_json_decode_chunk(d, size, n);
+    }
+
+    p = d->last;
+    d->last += n;
+
+    *(uint64_t *) p = NGX_AI_JSON_FROM_POOL;
+
+    return p + NGX_AI_JSON_HEADER;
+}
+
+
+/* without a pool: cJSON_malloc(); else a new chunk */
+
+static void *
+ngx_ai_json_decode_chunk(ngx_ai_json_decoder_t *d, size_t size, size_t n)
+{
+    u_char  *p;
+    size_t   chunk;
 
     if (d->pool == NULL) {
         p = cJSON_malloc(size);
@@ -796,23 +823,16 @@ ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d, size_t size)
         return p;
     }
 
-    n = NGX_AI_JSON_HEADER + ngx_align(size, sizeof(uint64_t));
+    chunk = ngx_max(n, NGX_AI_JSON_CHUNK);
 
-    if ((size_t) (d->limit - d->last) < n) {
-        chunk = ngx_max(n, NGX_AI_JSON_CHUNK);
-
-        p = ngx_palloc(d->pool, chunk);
-        if (p == NULL) {
-            d->status = NGX_AI_JSON_NO_MEMORY;
-            return NULL;
-        }
-
-        d->last = p;
-        d->limit = p + chunk;
+    p = ngx_palloc(d->pool, chunk);
+    if (p == NULL) {
+        d->status = NGX_AI_JSON_NO_MEMORY;
+        return NULL;
     }
 
-    p = d->last;
-    d->last += n;
+    d->last = p + n;
+    d->limit = p + chunk;
 
     *(uint64_t *) p = NGX_AI_JSON_FROM_POOL;
 

@@ -237,3 +237,43 @@ UNIT_TEST(json_decode_heap_trees_free_cleanly)
         cJSON_Delete(root);
     }
 }
+
+
+UNIT_TEST(json_pool_tree_frees_the_heap_items_added_to_it)
+{
+    cJSON       *root, *arr, *heap;
+    ngx_uint_t   nul, status;
+    ngx_pool_t  *pool;
+
+    /* its own pool, destroyed here: ASan's leak check sees the rest */
+
+    pool = ngx_create_pool(4096, NULL);
+    UNIT_CHECK(pool != NULL);
+
+    root = decode(pool, "{\"a\":[1,{\"b\":\"c\"}],\"d\":\"e\"}", 64, &nul,
+                  &status);
+    UNIT_CHECK(root != NULL);
+
+    /* items malloc()ed later, in and under pool items, and a heap key */
+
+    arr = cJSON_GetObjectItemCaseSensitive(root, "a");
+    cJSON_AddItemToArray(arr, cJSON_CreateString("heap string"));
+
+    heap = cJSON_CreateObject();
+    cJSON_AddItemToObject(heap, "n", cJSON_CreateNumber(1));
+    cJSON_AddItemToArray(cJSON_GetArrayItem(arr, 1), cJSON_CreateTrue());
+    cJSON_AddItemToObject(root, "heap", heap);
+
+    /* a pool item moved under a heap item */
+
+    cJSON_AddItemToObject(heap, "d",
+                          cJSON_DetachItemFromObject(root, "d"));
+
+    /* a pool string replaced by a heap one */
+
+    cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetArrayItem(arr, 1), "b"),
+                         "a longer heap string");
+
+    ngx_destroy_pool(pool);
+}
