@@ -515,6 +515,56 @@ ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d)
 }
 
 
+/*
+ * p is just past a string's opening quote: its closing quote, or last if
+ * it does not end before last.  Escapes are skipped, not checked: for
+ * bytes already decoded, walked again (the openai request splice).
+ */
+
+u_char *
+ngx_ai_json_string_close(u_char *p, u_char *last)
+{
+#if (NGX_HAVE_LITTLE_ENDIAN)
+    uint64_t  v;
+#endif
+
+    for ( ;; ) {
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+        while (last - p >= 8) {
+            ngx_memcpy(&v, p, 8);
+
+            v = ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_QUOTE)
+                | ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_BACKSLASH);
+
+            if (v) {
+                p += __builtin_ctzll(v) / 8;
+                break;
+            }
+
+            p += 8;
+        }
+#endif
+
+        while (p < last && *p != '"' && *p != '\\') {
+            p++;
+        }
+
+        if (p == last || *p == '"') {
+            return p;
+        }
+
+        /* a backslash and the byte it escapes */
+
+        if (last - p < 2) {
+            return last;
+        }
+
+        p += 2;
+    }
+}
+
+
 /* d->p is at a backslash inside a string; as cJSON decodes it */
 
 static ngx_int_t

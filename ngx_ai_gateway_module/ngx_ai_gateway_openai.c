@@ -274,13 +274,7 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
         while (p < last) {
             if (*p == '"') {
-                for (p++; p < last && *p != '"'; p++) {
-                    if (*p == '\\') {
-                        p++;
-                    }
-                }
-
-                p++;
+                p = ngx_ai_json_string_close(p + 1, last) + 1;
 
             } else if (*p == '{' || *p == '[') {
                 depth++;

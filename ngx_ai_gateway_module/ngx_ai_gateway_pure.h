@@ -203,6 +203,7 @@ extern ngx_ai_translator_t  ngx_ai_gemini_translator;
 
 cJSON *ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
     ngx_uint_t max_depth, ngx_uint_t *nul, ngx_uint_t *status);
+u_char *ngx_ai_json_string_close(u_char *p, u_char *last);
 
 /* ngx_ai_gateway_json.c */
 extern ngx_uint_t  ngx_ai_json_pool_blocks;
