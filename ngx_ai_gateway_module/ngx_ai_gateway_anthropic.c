@@ -1149,10 +1149,10 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
+    root = ngx_ai_stream_json(st, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+        ngx_ai_stream_json_done(st, root);
         (void) ngx_ai_stream_fail(st, NULL, "the provider sent an event "
                                             "that is not JSON");
         return NGX_DECLINED;
@@ -1248,7 +1248,7 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 #undef ngx_ai_type_is
 
-    cJSON_Delete(root);
+    ngx_ai_stream_json_done(st, root);
 
     return rc;
 }

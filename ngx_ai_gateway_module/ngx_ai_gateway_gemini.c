@@ -1297,10 +1297,10 @@ ngx_ai_gemini_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         st->data = gs;
     }
 
-    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
+    root = ngx_ai_stream_json(st, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+        ngx_ai_stream_json_done(st, root);
 
         if (st->done) {
             return NGX_OK;
@@ -1390,7 +1390,7 @@ ngx_ai_gemini_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 done:
 
-    cJSON_Delete(root);
+    ngx_ai_stream_json_done(st, root);
 
     return rc;
 }

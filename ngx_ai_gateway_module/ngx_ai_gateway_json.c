@@ -194,11 +194,20 @@ ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p, size_t n)
 static void
 ngx_ai_json_cleanup(void *data)
 {
+    ngx_ai_json_release(data);
+}
+
+
+/* a tree of pool blocks (ngx_ai_json_decode()) done with, or any tree */
+
+void
+ngx_ai_json_release(cJSON *json)
+{
     if (ngx_ai_json_pool_blocks) {
-        ngx_ai_json_free_heap(data);
+        ngx_ai_json_free_heap(json);
 
     } else {
-        cJSON_Delete(data);
+        cJSON_Delete(json);
     }
 }
 

@@ -466,7 +466,7 @@ ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status, u_char *body,
     type = cJSON_GetObjectItemCaseSensitive(error, "type");
     code = cJSON_GetObjectItemCaseSensitive(error, "code");
 
-    if (cJSON_IsString(message)) {
+    if (cJSON_IsString(message) && message->valuestring[0] != '\0') {
         err->message.data = (u_char *) message->valuestring;
         err->message.len = ngx_strlen(message->valuestring);
     }
@@ -496,10 +496,10 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
+    root = ngx_ai_stream_json(st, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+        ngx_ai_stream_json_done(st, root);
         st->failed = 1;
         ngx_str_set(&st->error, "the provider sent an event that is not "
                                 "JSON");
@@ -511,23 +511,12 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
     error = cJSON_GetObjectItemCaseSensitive(root, "error");
 
     if (error && !cJSON_IsNull(error)) {
-        st->failed = 1;
-        ngx_str_set(&st->error, "the provider sent an error event");
-
         message = cJSON_GetObjectItemCaseSensitive(error, "message");
 
-        if (cJSON_IsString(message)) {
-            st->error.len = ngx_strlen(message->valuestring);
-            st->error.data = ngx_pnalloc(st->pool, st->error.len);
-            if (st->error.data == NULL) {
-                rc = NGX_ERROR;
-                goto done;
-            }
-
-            ngx_memcpy(st->error.data, message->valuestring, st->error.len);
-        }
-
-        rc = NGX_DECLINED;
+        rc = ngx_ai_stream_fail(st, cJSON_IsString(message)
+                                    ? message->valuestring : NULL,
+                                "the provider sent an error event")
+             == NGX_OK ? NGX_DECLINED : NGX_ERROR;
         goto done;
     }
 
@@ -596,7 +585,7 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 done:
 
-    cJSON_Delete(root);
+    ngx_ai_stream_json_done(st, root);
 
     return rc;
 }

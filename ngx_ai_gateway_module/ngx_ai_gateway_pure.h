@@ -134,6 +134,7 @@ typedef struct ngx_ai_stream_s  ngx_ai_stream_t;
 
 struct ngx_ai_stream_s {
     ngx_pool_t                 *pool;
+    ngx_pool_t                 *scratch;   /* an event's tree, then reset */
     ngx_ai_chat_request_t      *req;
     ngx_ai_buf_t                out;       /* OpenAI SSE text to send */
     ngx_ai_usage_t              usage;
@@ -223,6 +224,7 @@ ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
+void ngx_ai_json_release(cJSON *json);
 ngx_int_t ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 ngx_int_t ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v);
 ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,
@@ -309,6 +311,8 @@ ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
     ngx_ai_sse_handler_pt handler, void *data);
 
 /* streams, shared by the translators */
+cJSON *ngx_ai_stream_json(ngx_ai_stream_t *st, ngx_str_t *data);
+void ngx_ai_stream_json_done(ngx_ai_stream_t *st, cJSON *root);
 ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, time_t now);
 ngx_int_t ngx_ai_stream_start(ngx_ai_stream_t *st, const u_char *id,

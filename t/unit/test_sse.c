@@ -139,6 +139,15 @@ UNIT_TEST(openai_stream_error_and_garbage)
     UNIT_EQ_INT(ngx_ai_openai_translator.stream_event(&st, &ev),
                 NGX_DECLINED);
     UNIT_EQ_INT(st.failed, 1);
+
+    /* found by fuzz_stream_openai: an empty message left no reason */
+
+    ngx_ai_stream_init(&st, unit_pool(), &req, 0);
+    ngx_str_set(&ev.data, "{\"error\":{\"message\":\"\"}}");
+    UNIT_EQ_INT(ngx_ai_openai_translator.stream_event(&st, &ev),
+                NGX_DECLINED);
+    UNIT_EQ_INT(st.failed, 1);
+    UNIT_EQ_STR(st.error, "the provider sent an error event");
 }
 
 
