@@ -118,6 +118,8 @@ CASES=(
 "plain-sse|plain|/sse/v1/chat/completions|openai/gpt-4o|1|chat-sse||direct-sse|nginx proxy_pass, OpenAI SSE"
 "plain-sse-anthropic|plain|/sse/v1/messages|anthropic/claude-x|1|anthropic-sse||direct-sse-anthropic|nginx proxy_pass, Anthropic SSE"
 "gw-openai|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai|direct-openai|b) gateway, openai provider"
+"plain-openai-4k|plain|/v1/chat/completions|openai/gpt-4o|0|chat||direct-openai|nginx proxy_pass, a 4 KB prompt"
+"gw-openai-4k|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai-4k|direct-openai|b) gateway, openai provider, a 4 KB prompt"
 "gw-anthropic|gateway|/v1/chat/completions|anthropic/claude-x|0|chat|plain-anthropic|direct-anthropic|c) gateway, Anthropic translated"
 "gw-fallback|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) gateway, fallback after a 500"
 "gw-fallback-breaker|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) the same, breaker open: 500 skipped"
@@ -128,7 +130,7 @@ CASES=(
 "portkey-stream|portkey|/v1/chat/completions|gpt-4o|1|chat-sse|plain-sse|direct-sse|f) Portkey 1.15.2, streaming"
 )
 # cases whose instructions per request callgrind counts
-CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
+CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,plain-openai-4k,gw-openai-4k,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
 
 case_field() { # case_field NAME FIELD_INDEX
     local c
@@ -193,12 +195,21 @@ wait_port() { # wait_port PORT SECONDS [PID: give up when it exits]
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Request bodies: the same body for a gateway case and its baselines, only
-# the model differs (the mock ignores request bodies).
-write_body() { # write_body FILE MODEL STREAM
-    local s=''
+# the model differs (the mock ignores request bodies).  Cases named *-4k
+# send a prompt of about 4 KB (with escaped quotes and line feeds), the
+# size of a chat with a system prompt and a few turns.
+write_body() { # write_body FILE MODEL STREAM [CASE]
+    local s='' u='Say hello in one short sentence.' i
     [ "$3" = 1 ] && s=',"stream":true'
-    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64,"temperature":0.2%s}' \
-        "$2" "$s" >"$1"
+    case "${4:-}" in
+    *-4k)
+        u='Summarise these notes in three bullet points.\n\n'
+        for i in $(seq 1 36); do
+            u="${u}Note $i: the team discussed the \\\"Q3 roadmap\\\", the latency budget of the edge gateway and the rollout plan.\n"
+        done ;;
+    esac
+    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"%s"}],"max_tokens":64,"temperature":0.2%s}' \
+        "$2" "$u" "$s" >"$1"
 }
 
 # nginx_quote FILE: the file as a single-quoted nginx string
@@ -323,7 +334,7 @@ EOF
 gateway_conf() {
     local p=$1 c=$2 prov='' locs='' fb=''
     case "$c" in
-    gw-openai)
+    gw-openai|gw-openai-4k)
         prov="ai_provider openai type=openai pass=/_ai/openai key=env:BENCH_OPENAI_KEY;"
         locs=$(pass_location openai "" 0) ;;
     gw-anthropic)
@@ -604,7 +615,7 @@ run_case() {
     local c=$1 d=$RES/cases/$1 k st ck port path
     mkdir -p "$d"
     k=$(case_field "$c" 2); st=$(case_field "$c" 5); ck=$(case_field "$c" 6)
-    write_body "$RES/req/$c.json" "$(case_field "$c" 4)" "$st"
+    write_body "$RES/req/$c.json" "$(case_field "$c" 4)" "$st" "$c"
     set_headers "$c"
     port=$(target_port "$c"); path=$(case_field "$c" 3)
     printf '{"name":"%s","kind":"%s","path":"%s","model":"%s","stream":%s,"plain":"%s","direct":"%s","label":%s}\n' \

@@ -1149,10 +1149,10 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = ngx_ai_stream_json(st, &ev->data);
+    root = ngx_ai_json_scratch(&st->scratch, st->pool, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        ngx_ai_stream_json_done(st, root);
+        ngx_ai_json_scratch_done(st->scratch, root);
         (void) ngx_ai_stream_fail(st, NULL, "the provider sent an event "
                                             "that is not JSON");
         return NGX_DECLINED;
@@ -1248,7 +1248,7 @@ ngx_ai_anthropic_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 #undef ngx_ai_type_is
 
-    ngx_ai_stream_json_done(st, root);
+    ngx_ai_json_scratch_done(st->scratch, root);
 
     return rc;
 }

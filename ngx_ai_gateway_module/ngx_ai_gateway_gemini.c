@@ -1297,10 +1297,10 @@ ngx_ai_gemini_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         st->data = gs;
     }
 
-    root = ngx_ai_stream_json(st, &ev->data);
+    root = ngx_ai_json_scratch(&st->scratch, st->pool, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        ngx_ai_stream_json_done(st, root);
+        ngx_ai_json_scratch_done(st->scratch, root);
 
         if (st->done) {
             return NGX_OK;
@@ -1390,7 +1390,7 @@ ngx_ai_gemini_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 done:
 
-    ngx_ai_stream_json_done(st, root);
+    ngx_ai_json_scratch_done(st->scratch, root);
 
     return rc;
 }

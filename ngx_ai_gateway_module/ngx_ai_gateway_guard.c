@@ -1009,17 +1009,17 @@ ngx_http_ai_guard_sse_event(void *data, ngx_ai_sse_event_t *ev)
 
     gctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_guard_module);
 
-    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
+    root = ngx_ai_json_scratch(&gctx->st.scratch, r->pool, &ev->data);
 
     if (cJSON_IsObject(root)
         && cJSON_GetObjectItemCaseSensitive(root, "error") == NULL)
     {
         rc = ngx_http_ai_guard_chunk(r, gctx, ev, root);
-        cJSON_Delete(root);
+        ngx_ai_json_scratch_done(gctx->st.scratch, root);
         return rc;
     }
 
-    cJSON_Delete(root);
+    ngx_ai_json_scratch_done(gctx->st.scratch, root);
 
     /* [DONE], an error event: what is held goes first */
 

@@ -12,8 +12,13 @@
 #include "ngx_ai_gateway_pure.h"
 
 
+/* a scratch pool holds one event's tree: a few kilobytes */
+#define NGX_AI_JSON_SCRATCH     4096
+
+
 static void ngx_ai_json_cleanup(void *data);
 static void ngx_ai_json_free_heap(cJSON *item);
+static void ngx_ai_json_scratch_cleanup(void *data);
 static void ngx_ai_free_cleanup(void *data);
 static ngx_int_t ngx_ai_content_piece(ngx_ai_buf_t *b, const char *s,
     const char *sep);
@@ -195,6 +200,64 @@ static void
 ngx_ai_json_cleanup(void *data)
 {
     ngx_ai_json_release(data);
+}
+
+
+/*
+ * The tree of one event's JSON data (a stream's events are decoded one
+ * after the other), or NULL: not one JSON value, or out of memory.  It
+ * lives in *scratch, a pool created on first use and destroyed with owner,
+ * which ngx_ai_json_scratch_done() resets after the event: a stream mallocs
+ * nothing per node and keeps none of its events' trees.  Nothing of the
+ * tree may be kept past the event (what is, is copied elsewhere).
+ */
+
+cJSON *
+ngx_ai_json_scratch(ngx_pool_t **scratch, ngx_pool_t *owner,
+    ngx_str_t *data)
+{
+    ngx_uint_t           nul, status;
+    ngx_pool_cleanup_t  *cln;
+
+    if (*scratch == NULL) {
+        *scratch = ngx_create_pool(NGX_AI_JSON_SCRATCH, owner->log);
+        if (*scratch == NULL) {
+            return NULL;
+        }
+
+        cln = ngx_pool_cleanup_add(owner, 0);
+        if (cln == NULL) {
+            ngx_destroy_pool(*scratch);
+            *scratch = NULL;
+            return NULL;
+        }
+
+        cln->handler = ngx_ai_json_scratch_cleanup;
+        cln->data = *scratch;
+    }
+
+    return ngx_ai_json_decode(*scratch, data->data, data->len,
+                              NGX_AI_JSON_MAX_DEPTH, &nul, &status);
+}
+
+
+void
+ngx_ai_json_scratch_done(ngx_pool_t *scratch, cJSON *root)
+{
+    if (root) {
+        ngx_ai_json_release(root);
+    }
+
+    if (scratch) {
+        ngx_reset_pool(scratch);
+    }
+}
+
+
+static void
+ngx_ai_json_scratch_cleanup(void *data)
+{
+    ngx_destroy_pool(data);
 }
 
 

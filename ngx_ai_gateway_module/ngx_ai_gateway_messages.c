@@ -1483,10 +1483,10 @@ ngx_ai_messages_sse_event(void *data, ngx_ai_sse_event_t *ev)
         return ngx_ai_messages_stream_end(ms);
     }
 
-    root = ngx_ai_json_parse_whole(ev->data.data, ev->data.len);
+    root = ngx_ai_json_scratch(&ms->scratch, ms->pool, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+        ngx_ai_json_scratch_done(ms->scratch, root);
         return NGX_OK;                  /* not the gateway's: not ours */
     }
 
@@ -1499,7 +1499,7 @@ ngx_ai_messages_sse_event(void *data, ngx_ai_sse_event_t *ev)
         rc = ngx_ai_messages_stream_chunk(ms, root);
     }
 
-    cJSON_Delete(root);
+    ngx_ai_json_scratch_done(ms->scratch, root);
 
     return rc;
 }

@@ -496,10 +496,10 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
         return NGX_OK;
     }
 
-    root = ngx_ai_stream_json(st, &ev->data);
+    root = ngx_ai_json_scratch(&st->scratch, st->pool, &ev->data);
 
     if (!cJSON_IsObject(root)) {
-        ngx_ai_stream_json_done(st, root);
+        ngx_ai_json_scratch_done(st->scratch, root);
         st->failed = 1;
         ngx_str_set(&st->error, "the provider sent an event that is not "
                                 "JSON");
@@ -585,7 +585,7 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
 done:
 
-    ngx_ai_stream_json_done(st, root);
+    ngx_ai_json_scratch_done(st->scratch, root);
 
     return rc;
 }

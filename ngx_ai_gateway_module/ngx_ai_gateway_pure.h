@@ -225,6 +225,9 @@ cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
 void ngx_ai_json_release(cJSON *json);
+cJSON *ngx_ai_json_scratch(ngx_pool_t **scratch, ngx_pool_t *owner,
+    ngx_str_t *data);
+void ngx_ai_json_scratch_done(ngx_pool_t *scratch, cJSON *root);
 ngx_int_t ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 ngx_int_t ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v);
 ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,
@@ -271,6 +274,7 @@ ngx_int_t ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer,
 /* an OpenAI chunk stream being turned into Anthropic events */
 typedef struct {
     ngx_pool_t                 *pool;
+    ngx_pool_t                 *scratch;   /* an event's tree, then reset */
     ngx_ai_sse_parser_t         sse;
     ngx_ai_buf_t                out;       /* Anthropic SSE text to send */
     ngx_ai_usage_t              usage;
@@ -311,8 +315,6 @@ ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
     ngx_ai_sse_handler_pt handler, void *data);
 
 /* streams, shared by the translators */
-cJSON *ngx_ai_stream_json(ngx_ai_stream_t *st, ngx_str_t *data);
-void ngx_ai_stream_json_done(ngx_ai_stream_t *st, cJSON *root);
 ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, time_t now);
 ngx_int_t ngx_ai_stream_start(ngx_ai_stream_t *st, const u_char *id,

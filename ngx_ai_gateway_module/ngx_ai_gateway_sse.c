@@ -13,11 +13,6 @@
 #include "ngx_ai_gateway_pure.h"
 
 
-/* a scratch pool holds one event's tree: a few kilobytes */
-#define NGX_AI_STREAM_SCRATCH  4096
-
-
-static void ngx_ai_stream_scratch_cleanup(void *data);
 static ngx_int_t ngx_ai_sse_line(ngx_ai_sse_parser_t *p, u_char *pos,
     u_char *last, ngx_ai_sse_handler_pt handler, void *data);
 
@@ -206,62 +201,6 @@ ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
     st->created = now;
 
     return ngx_ai_buf_init(&st->out, pool, 1024);
-}
-
-
-/*
- * The tree of an event's JSON data, or NULL (not one JSON value, or out of
- * memory).  It lives in a scratch pool of the stream's that
- * ngx_ai_stream_json_done() resets after the event: a stream mallocs
- * nothing per node and keeps none of its events' trees.  Nothing of the
- * tree may be kept past the event (what is, is copied to st->pool).
- */
-
-cJSON *
-ngx_ai_stream_json(ngx_ai_stream_t *st, ngx_str_t *data)
-{
-    ngx_uint_t           nul, status;
-    ngx_pool_cleanup_t  *cln;
-
-    if (st->scratch == NULL) {
-        st->scratch = ngx_create_pool(NGX_AI_STREAM_SCRATCH, st->pool->log);
-        if (st->scratch == NULL) {
-            return NULL;
-        }
-
-        cln = ngx_pool_cleanup_add(st->pool, 0);
-        if (cln == NULL) {
-            ngx_destroy_pool(st->scratch);
-            st->scratch = NULL;
-            return NULL;
-        }
-
-        cln->handler = ngx_ai_stream_scratch_cleanup;
-        cln->data = st->scratch;
-    }
-
-    return ngx_ai_json_decode(st->scratch, data->data, data->len,
-                              NGX_AI_JSON_MAX_DEPTH, &nul, &status);
-}
-
-
-void
-ngx_ai_stream_json_done(ngx_ai_stream_t *st, cJSON *root)
-{
-    if (root) {
-        ngx_ai_json_release(root);
-    }
-
-    if (st->scratch) {
-        ngx_reset_pool(st->scratch);
-    }
-}
-
-
-static void
-ngx_ai_stream_scratch_cleanup(void *data)
-{
-    ngx_destroy_pool(data);
 }
 
 
