@@ -277,3 +277,71 @@ UNIT_TEST(json_pool_tree_frees_the_heap_items_added_to_it)
 
     ngx_destroy_pool(pool);
 }
+
+
+/* an escape, a raw NUL and the end at every offset of the 16-byte scan */
+
+UNIT_TEST(json_decode_specials_at_every_offset)
+{
+    char         text[128], want[128];
+    cJSON       *root;
+    ngx_uint_t   i, j, nul, status;
+    ngx_pool_t  *pool;
+
+    pool = unit_pool();
+
+    for (i = 0; i < 40; i++) {
+        for (j = 0; j < 3; j++) {
+            text[0] = '"';
+            ngx_memset(text + 1, 'a', i);
+            ngx_memset(want, 'a', i);
+
+            if (j == 0) {
+                ngx_memcpy(text + 1 + i, "\\nbb\"", 6);
+                ngx_memcpy(want + i, "\nbb", 3);
+                want[i + 3] = '\0';
+
+            } else if (j == 1) {
+                ngx_memcpy(text + 1 + i, "\\\"\"", 4);
+                want[i] = '"';
+                want[i + 1] = '\0';
+
+            } else {
+                ngx_memcpy(text + 1 + i, "\"", 2);
+                want[i] = '\0';
+            }
+
+            root = decode(pool, text, 64, &nul, &status);
+
+            if (root == NULL || !cJSON_IsString(root)
+                || strcmp(root->valuestring, want) != 0)
+            {
+                unit_fail(__FILE__, __LINE__, "offset %d, case %d", (int) i,
+                          (int) j);
+            }
+
+            UNIT_EQ_INT(nul, 0);
+
+            /* the splice's scan finds the same closing quote */
+
+            UNIT_CHECK(ngx_ai_json_string_close((u_char *) text + 1,
+                                                (u_char *) text
+                                                + strlen(text))
+                       == (u_char *) text + strlen(text) - 1);
+        }
+
+        /* a raw NUL at offset i */
+
+        text[0] = '"';
+        ngx_memset(text + 1, 'a', 40);
+        text[1 + i] = '\0';
+        text[41] = '"';
+
+        root = ngx_ai_json_track(pool, ngx_ai_json_decode(pool,
+                                        (u_char *) text, 42, 64, &nul,
+                                        &status));
+        UNIT_CHECK(root != NULL);
+        UNIT_EQ_INT(nul, 1);
+        UNIT_EQ_INT(strlen(root->valuestring), i);
+    }
+}
