@@ -150,7 +150,7 @@ coverage_one() {
 # cov_summary NAME REPORT: line coverage of the pure files a report shows
 cov_summary() {
     awk -v t="$1" '
-        /ngx_ai_gateway_[a-z]+\.c / {
+        /ngx_ai_gateway_[a-z_]+\.c / {
             n = split($1, p, "/"); f = p[n]; sub(/^ngx_ai_gateway_/, "", f)
             if ($10 != "0.00%") {
                 files = files sprintf(" %s %s", f, $10)
