@@ -88,6 +88,47 @@ ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n)
 }
 
 
+/*
+ * p..p+len with %XX decoded into dst (room for len bytes); printable:
+ * any other byte outside 0x21-0x7e is refused.  The end of what was
+ * written, or NULL for a bad %XX or byte.
+ */
+
+u_char *
+ngx_ai_percent_decode(u_char *dst, u_char *p, size_t len,
+    ngx_uint_t printable)
+{
+    u_char     *last;
+    ngx_int_t   c;
+
+    for (last = p + len; p < last; p++) {
+
+        if (*p == '%') {
+            if (last - p < 3) {
+                return NULL;
+            }
+
+            c = ngx_hextoi(p + 1, 2);
+            if (c == NGX_ERROR) {
+                return NULL;
+            }
+
+            *dst++ = (u_char) c;
+            p += 2;
+            continue;
+        }
+
+        if (printable && (*p <= 0x20 || *p >= 0x7f)) {
+            return NULL;
+        }
+
+        *dst++ = *p;
+    }
+
+    return dst;
+}
+
+
 /* b's text NUL-terminated (the NUL not counted), for string references */
 
 char *

@@ -122,8 +122,7 @@ typedef struct {
 
 
 static cJSON *ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d);
-static cJSON *ngx_ai_json_decode_array(ngx_ai_json_decoder_t *d);
-static cJSON *ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d);
+static cJSON *ngx_ai_json_decode_container(ngx_ai_json_decoder_t *d);
 static char *ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d);
 static ngx_int_t ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d,
     u_char **out);
@@ -213,10 +212,8 @@ ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d)
     switch (*d->p) {
 
     case '{':
-        return ngx_ai_json_decode_object(d);
-
     case '[':
-        return ngx_ai_json_decode_array(d);
+        return ngx_ai_json_decode_container(d);
 
     default:
         break;
@@ -285,140 +282,77 @@ ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d)
 
 
 /*
- * Children are linked as cJSON links them: next/prev along the list, and
- * the first child's prev pointing at the last (cJSON_AddItemToArray()
- * appends there).  A child is linked before the next one is decoded, so
- * a failure frees the whole partial tree with its container.
+ * An array or an object.  Children are linked as cJSON links them:
+ * next/prev along the list, and the first child's prev pointing at the
+ * last (cJSON_AddItemToArray() appends there).  A child is linked before
+ * the next one is decoded, so a failure frees the whole partial tree with
+ * its container.
  */
 
 static cJSON *
-ngx_ai_json_decode_array(ngx_ai_json_decoder_t *d)
+ngx_ai_json_decode_container(ngx_ai_json_decoder_t *d)
 {
-    cJSON  *array, *item, *last;
+    char    *key;
+    u_char   close;
+    cJSON   *container, *item, *last;
 
     if (d->depth >= d->max_depth) {
         d->status = NGX_AI_JSON_TOO_DEEP;
         return NULL;
     }
 
-    array = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
-    if (array == NULL) {
+    container = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
+    if (container == NULL) {
         return NULL;
     }
 
-    ngx_memzero(array, sizeof(cJSON));
-    array->type = cJSON_Array;
+    ngx_memzero(container, sizeof(cJSON));
+
+    if (*d->p == '{') {
+        container->type = cJSON_Object;
+        close = '}';
+
+    } else {
+        container->type = cJSON_Array;
+        close = ']';
+    }
 
     d->depth++;
     d->p++;
 
     ngx_ai_json_decode_ws(d);
 
-    if (d->p < d->end && *d->p == ']') {
+    if (d->p < d->end && *d->p == close) {
         d->p++;
         d->depth--;
-        return array;
+        return container;
     }
 
     last = NULL;
 
     for ( ;; ) {
-        item = ngx_ai_json_decode_value(d);
-        if (item == NULL) {
-            goto failed;
-        }
+        key = NULL;
 
-        if (last == NULL) {
-            array->child = item;
+        if (close == '}') {
+            if (d->p == d->end || *d->p != '"') {
+                goto failed;
+            }
 
-        } else {
-            last->next = item;
-            item->prev = last;
-        }
+            key = ngx_ai_json_decode_string(d);
+            if (key == NULL) {
+                goto failed;
+            }
 
-        last = item;
-        array->child->prev = last;
-
-        ngx_ai_json_decode_ws(d);
-
-        if (d->p == d->end) {
-            goto failed;
-        }
-
-        if (*d->p == ',') {
-            d->p++;
             ngx_ai_json_decode_ws(d);
-            continue;
-        }
 
-        if (*d->p == ']') {
+            if (d->p == d->end || *d->p != ':') {
+                goto failed_key;
+            }
+
             d->p++;
-            d->depth--;
-            return array;
+
+            ngx_ai_json_decode_ws(d);
         }
-
-        goto failed;
-    }
-
-failed:
-
-    ngx_ai_json_decode_free(d, array);
-
-    return NULL;
-}
-
-
-static cJSON *
-ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
-{
-    char   *key;
-    cJSON  *object, *item, *last;
-
-    if (d->depth >= d->max_depth) {
-        d->status = NGX_AI_JSON_TOO_DEEP;
-        return NULL;
-    }
-
-    object = ngx_ai_json_decode_alloc(d, sizeof(cJSON));
-    if (object == NULL) {
-        return NULL;
-    }
-
-    ngx_memzero(object, sizeof(cJSON));
-    object->type = cJSON_Object;
-
-    d->depth++;
-    d->p++;
-
-    ngx_ai_json_decode_ws(d);
-
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
-        return object;
-    }
-
-    last = NULL;
-
-    for ( ;; ) {
-        if (d->p == d->end || *d->p != '"') {
-            goto failed;
-        }
-
-        key = ngx_ai_json_decode_string(d);
-        if (key == NULL) {
-            goto failed;
-        }
-
-        ngx_ai_json_decode_ws(d);
-
-        if (d->p == d->end || *d->p != ':') {
-            goto failed_key;
-        }
-
-        d->p++;
-
-        ngx_ai_json_decode_ws(d);
 
         item = ngx_ai_json_decode_value(d);
         if (item == NULL) {
@@ -428,7 +362,7 @@ ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
         item->string = key;
 
         if (last == NULL) {
-            object->child = item;
+            container->child = item;
 
         } else {
             last->next = item;
@@ -436,7 +370,7 @@ ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
         }
 
         last = item;
-        object->child->prev = last;
+        container->child->prev = last;
 
         ngx_ai_json_decode_ws(d);
 
@@ -450,10 +384,10 @@ ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
             continue;
         }
 
-        if (*d->p == '}') {
+        if (*d->p == close) {
             d->p++;
             d->depth--;
-            return object;
+            return container;
         }
 
         goto failed;
@@ -461,13 +395,13 @@ ngx_ai_json_decode_object(ngx_ai_json_decoder_t *d)
 
 failed_key:
 
-    if (d->pool == NULL) {
+    if (key && d->pool == NULL) {
         cJSON_free(key);
     }
 
 failed:
 
-    ngx_ai_json_decode_free(d, object);
+    ngx_ai_json_decode_free(d, container);
 
     return NULL;
 }

@@ -214,6 +214,8 @@ ngx_int_t ngx_ai_buf_reserve(ngx_ai_buf_t *b, size_t n);
 ngx_int_t ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n);
 ngx_int_t ngx_ai_buf_append_str(ngx_ai_buf_t *b, const char *s);
 char *ngx_ai_buf_cstr(ngx_ai_buf_t *b);
+u_char *ngx_ai_percent_decode(u_char *dst, u_char *p, size_t len,
+    ngx_uint_t printable);
 ngx_int_t ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n);
 ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);

@@ -329,8 +329,7 @@ ngx_ai_cost_state_u64(ngx_str_t *s, uint64_t *v)
 static ngx_int_t
 ngx_ai_cost_state_str(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *out)
 {
-    u_char     *d, *p, *last;
-    ngx_int_t   c;
+    u_char  *d;
 
     if (s->len == 0 || s->data[0] != '=') {
         return NGX_ERROR;
@@ -341,30 +340,9 @@ ngx_ai_cost_state_str(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    d = out->data;
-    last = s->data + s->len;
-
-    for (p = s->data + 1; p < last; p++) {
-        if (*p == '%') {
-            if (last - p < 3) {
-                return NGX_ERROR;
-            }
-
-            c = ngx_hextoi(p + 1, 2);
-            if (c == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            *d++ = (u_char) c;
-            p += 2;
-            continue;
-        }
-
-        if (*p <= 0x20 || *p >= 0x7f) {
-            return NGX_ERROR;
-        }
-
-        *d++ = *p;
+    d = ngx_ai_percent_decode(out->data, s->data + 1, s->len - 1, 1);
+    if (d == NULL) {
+        return NGX_ERROR;
     }
 
     out->len = d - out->data;

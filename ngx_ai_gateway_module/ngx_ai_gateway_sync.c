@@ -830,33 +830,16 @@ static ngx_int_t
 ngx_http_ai_sync_unescape(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_str_t *out)
 {
-    u_char     *d, *last;
-    ngx_int_t   c;
+    u_char  *d;
 
     out->data = ngx_pnalloc(pool, len + 1);
     if (out->data == NULL) {
         return NGX_ERROR;
     }
 
-    d = out->data;
-
-    for (last = p + len; p < last; p++) {
-        if (*p == '%') {
-            if (last - p < 3) {
-                return NGX_ERROR;
-            }
-
-            c = ngx_hextoi(p + 1, 2);
-            if (c == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            *d++ = (u_char) c;
-            p += 2;
-            continue;
-        }
-
-        *d++ = *p;
+    d = ngx_ai_percent_decode(out->data, p, len, 0);
+    if (d == NULL) {
+        return NGX_ERROR;
     }
 
     out->len = d - out->data;
