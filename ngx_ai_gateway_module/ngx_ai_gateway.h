@@ -212,6 +212,9 @@ ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
 /* ngx_ai_gateway_module.c */
 ngx_http_ai_provider_t *ngx_http_ai_find_provider(
     ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
+void *ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data,
+    size_t sh_size, const char *what, ngx_slab_pool_t **shpool,
+    ngx_uint_t *fresh);
 ngx_http_ai_price_t *ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf,
     ngx_str_t *model);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,

@@ -107,48 +107,26 @@ ngx_http_ai_breaker_init_conf(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ai_breaker_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_ai_breaker_ctx_t  *octx = data;
-
-    size_t                      len;
+    ngx_uint_t                  fresh;
     ngx_http_ai_breaker_ctx_t  *ctx;
 
     ctx = shm_zone->data;
 
-    if (octx) {
-        /* a reload: the breakers keep their state */
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-        return NGX_OK;
-    }
+    /* on a reload the breakers keep their state */
 
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return NGX_OK;
-    }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_http_ai_breaker_shctx_t));
+    ctx->sh = ngx_http_ai_zone_state(shm_zone, data,
+                                     sizeof(ngx_http_ai_breaker_shctx_t),
+                                     "ai_gateway_breakers zone",
+                                     &ctx->shpool, &fresh);
     if (ctx->sh == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
-
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_http_ai_breaker_insert);
-    ngx_queue_init(&ctx->sh->queue);
-
-    len = sizeof(" in ai_gateway_breakers zone \"\"")
-          + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
+    if (fresh) {
+        ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                        ngx_http_ai_breaker_insert);
+        ngx_queue_init(&ctx->sh->queue);
     }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in ai_gateway_breakers zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     return NGX_OK;
 }

@@ -270,33 +270,23 @@ invalid:
 static ngx_int_t
 ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_ai_cost_zone_t  *ozone = data;
-
-    size_t                    len;
+    ngx_uint_t                fresh;
     ngx_http_ai_cost_zone_t  *zone;
 
     zone = shm_zone->data;
 
-    if (ozone) {
-        /* a reload: the ledger goes on in the same memory */
-        zone->sh = ozone->sh;
-        zone->shpool = ozone->shpool;
-        return NGX_OK;
-    }
+    /* on a reload the ledger goes on in the same memory */
 
-    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        zone->sh = zone->shpool->data;
-        return NGX_OK;
-    }
-
-    zone->sh = ngx_slab_calloc(zone->shpool, sizeof(ngx_http_ai_cost_sh_t));
+    zone->sh = ngx_http_ai_zone_state(shm_zone, data,
+                                      sizeof(ngx_http_ai_cost_sh_t),
+                                      "ai_cost_zone", &zone->shpool, &fresh);
     if (zone->sh == NULL) {
         return NGX_ERROR;
     }
 
-    zone->shpool->data = zone->sh;
+    if (!fresh) {
+        return NGX_OK;
+    }
 
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_http_ai_cost_rbtree_insert_value);
@@ -304,16 +294,6 @@ ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&zone->sh->queue);
 
     ngx_http_ai_sync_init_zone(&zone->sh->sync);
-
-    len = sizeof(" in ai_cost_zone \"\"") + shm_zone->shm.name.len;
-
-    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
-    if (zone->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(zone->shpool->log_ctx, " in ai_cost_zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     /* a full zone evicts old entries: that is reported by us */
     zone->shpool->log_nomem = 0;

@@ -68,6 +68,18 @@ typedef struct {
 } ngx_http_ai_metrics_req_t;
 
 
+/* a per-minute figure of the series output: a uint32_t or uint64_t */
+typedef struct {
+    const char                     *name;
+    size_t                          offset;
+    size_t                          width;
+} ngx_http_ai_metrics_column_t;
+
+#define ngx_http_ai_metrics_column(type, name, field)                        \
+    { name, offsetof(type, field), sizeof(((type *) 0)->field) }
+
+
+
 static ngx_int_t ngx_http_ai_metrics_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_metrics_gather(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_metrics_req_t *m, u_char *hex);
@@ -98,10 +110,47 @@ static ngx_int_t ngx_http_ai_metrics_opt_string(ngx_ai_buf_t *b,
     u_char *p, size_t len);
 static ngx_int_t ngx_http_ai_metrics_field(ngx_ai_buf_t *b,
     const char *name, uint64_t n);
-static ngx_int_t ngx_http_ai_metrics_array32(ngx_ai_buf_t *b,
-    const char *name, uint32_t *p, size_t stride, ngx_uint_t n);
-static ngx_int_t ngx_http_ai_metrics_array64(ngx_ai_buf_t *b,
-    const char *name, uint64_t *p, size_t stride, ngx_uint_t n);
+static ngx_int_t ngx_http_ai_metrics_columns(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_column_t *col, void *p, size_t stride, ngx_uint_t n);
+
+
+static ngx_http_ai_metrics_column_t  ngx_http_ai_metrics_minute_columns[] = {
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "requests",
+                               requests),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "status_4xx",
+                               status_4xx),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "status_5xx",
+                               status_5xx),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "fallbacks",
+                               fallbacks),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "rate_limited",
+                               rate_limited),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "budget_refused",
+                               budget_refused),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "fusions",
+                               fusions),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "input_tokens",
+                               input_tokens),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "output_tokens",
+                               output_tokens),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_minute_t, "cost_nano_usd",
+                               cost),
+    { NULL, 0, 0 }
+};
+
+
+static ngx_http_ai_metrics_column_t  ngx_http_ai_metrics_point_columns[] = {
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_point_t, "requests",
+                               requests),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_point_t, "calls", calls),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_point_t, "input_tokens",
+                               input_tokens),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_point_t, "output_tokens",
+                               output_tokens),
+    ngx_http_ai_metrics_column(ngx_http_ai_metrics_point_t, "cost_nano_usd",
+                               cost),
+    { NULL, 0, 0 }
+};
 static ngx_int_t ngx_http_ai_metrics_quantiles(ngx_ai_buf_t *b,
     const char *name, ngx_http_ai_metrics_minute_t *mins, ngx_uint_t n,
     ngx_uint_t ttft, ngx_uint_t permille);
@@ -1576,39 +1625,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
         || ngx_http_ai_metrics_field(b, "step", 60) != NGX_OK
         || ngx_http_ai_metrics_field(b, "minutes", n) != NGX_OK
         || ngx_ai_buf_append_str(b, ",\"totals\":{") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "requests", &mins[0].requests,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "status_4xx", &mins[0].status_4xx,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "status_5xx", &mins[0].status_5xx,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "fallbacks", &mins[0].fallbacks,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "rate_limited",
-                                       &mins[0].rate_limited,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "budget_refused",
-                                       &mins[0].budget_refused,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array32(b, "fusions", &mins[0].fusions,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array64(b, "input_tokens",
-                                       &mins[0].input_tokens,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array64(b, "output_tokens",
-                                       &mins[0].output_tokens,
-                                       sizeof(*mins), n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_metrics_array64(b, "cost_nano_usd", &mins[0].cost,
-                                       sizeof(*mins), n) != NGX_OK
+        || ngx_http_ai_metrics_columns(b, ngx_http_ai_metrics_minute_columns,
+                                       mins, sizeof(*mins), n) != NGX_OK
         || ngx_http_ai_metrics_quantiles(b, "duration_p50_ms", mins, n, 0,
                                          500) != NGX_OK
         || ngx_http_ai_metrics_quantiles(b, "duration_p90_ms", mins, n, 0,
@@ -1656,22 +1674,10 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
                 || ngx_ai_buf_append_json_string(b, mn->data, mn->route_len)
                    != NGX_OK
                 || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_array32(b, "requests", &pt->requests,
-                                               sizeof(*pt), n) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_array32(b, "calls", &pt->calls,
-                                               sizeof(*pt), n) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_array64(b, "input_tokens",
-                                               &pt->input_tokens,
-                                               sizeof(*pt), n) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_array64(b, "output_tokens",
-                                               &pt->output_tokens,
-                                               sizeof(*pt), n) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_array64(b, "cost_nano_usd", &pt->cost,
-                                               sizeof(*pt), n) != NGX_OK
+                || ngx_http_ai_metrics_columns(b,
+                                           ngx_http_ai_metrics_point_columns,
+                                           pt, sizeof(*pt), n)
+                   != NGX_OK
                 || ngx_ai_buf_append_str(b, "}") != NGX_OK)
             {
                 return NGX_ERROR;
@@ -1689,59 +1695,47 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
 }
 
 
-/* "NAME":[v0,v1,...] of a uint32_t field of n structs, stride apart */
+/*
+ * "NAME":[v0,v1,...],... for each column: a uint32_t or uint64_t field of
+ * n structs at p, stride apart
+ */
 
 static ngx_int_t
-ngx_http_ai_metrics_array32(ngx_ai_buf_t *b, const char *name, uint32_t *p,
-    size_t stride, ngx_uint_t n)
+ngx_http_ai_metrics_columns(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_column_t *col, void *p, size_t stride, ngx_uint_t n)
 {
-    ngx_uint_t  i;
+    u_char      *f;
+    uint64_t     v;
+    ngx_uint_t   i, c;
 
-    if (ngx_ai_buf_append_str(b, "\"") != NGX_OK
-        || ngx_ai_buf_append_str(b, name) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    for (c = 0; col[c].name; c++) {
 
-    for (i = 0; i < n; i++) {
-        if ((i && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
-            || ngx_ai_buf_append_uint(b,
-                   *(uint32_t *) ((u_char *) p + i * stride))
-               != NGX_OK)
+        if ((c && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
+            || ngx_ai_buf_append_str(b, "\"") != NGX_OK
+            || ngx_ai_buf_append_str(b, col[c].name) != NGX_OK
+            || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
         {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            f = (u_char *) p + i * stride + col[c].offset;
+            v = (col[c].width == sizeof(uint32_t)) ? *(uint32_t *) f
+                                                   : *(uint64_t *) f;
+
+            if ((i && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
+                || ngx_ai_buf_append_uint(b, v) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        if (ngx_ai_buf_append(b, "]", 1) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
-    return ngx_ai_buf_append(b, "]", 1);
-}
-
-
-static ngx_int_t
-ngx_http_ai_metrics_array64(ngx_ai_buf_t *b, const char *name, uint64_t *p,
-    size_t stride, ngx_uint_t n)
-{
-    ngx_uint_t  i;
-
-    if (ngx_ai_buf_append_str(b, "\"") != NGX_OK
-        || ngx_ai_buf_append_str(b, name) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-        if ((i && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
-            || ngx_ai_buf_append_uint(b,
-                   *(uint64_t *) ((u_char *) p + i * stride))
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_ai_buf_append(b, "]", 1);
+    return NGX_OK;
 }
 
 
@@ -1923,33 +1917,26 @@ ngx_http_ai_metrics_add_zone(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_ai_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_ai_metrics_zone_t  *omz = data;
-
-    size_t                       len;
+    ngx_uint_t                   fresh;
     ngx_http_ai_metrics_zone_t  *mz;
 
     mz = shm_zone->data;
 
-    if (omz) {
-        mz->sh = omz->sh;
-        mz->shpool = omz->shpool;
-        mz->sh->max_series = mz->max_series;
-        return NGX_OK;
-    }
-
-    mz->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        mz->sh = mz->shpool->data;
-        return NGX_OK;
-    }
-
-    mz->sh = ngx_slab_calloc(mz->shpool, sizeof(ngx_http_ai_metrics_sh_t));
+    mz->sh = ngx_http_ai_zone_state(shm_zone, data,
+                                    sizeof(ngx_http_ai_metrics_sh_t),
+                                    "ai_metrics_zone", &mz->shpool, &fresh);
     if (mz->sh == NULL) {
         return NGX_ERROR;
     }
 
-    mz->shpool->data = mz->sh;
+    if (!fresh) {
+        if (data) {
+            /* a reload: the series go on, within the new bound */
+            mz->sh->max_series = mz->max_series;
+        }
+
+        return NGX_OK;
+    }
 
     ngx_rbtree_init(&mz->sh->rbtree, &mz->sh->sentinel,
                     ngx_http_ai_metrics_rbtree_insert);
@@ -1959,16 +1946,6 @@ ngx_http_ai_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     mz->sh->max_series = mz->max_series;
     mz->sh->started = ngx_time();
     mz->sh->last = (uint32_t) (ngx_time() / 60);
-
-    len = sizeof(" in ai_metrics_zone \"\"") + shm_zone->shm.name.len;
-
-    mz->shpool->log_ctx = ngx_slab_alloc(mz->shpool, len);
-    if (mz->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(mz->shpool->log_ctx, " in ai_metrics_zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     mz->shpool->log_nomem = 0;
 

@@ -312,6 +312,53 @@ ngx_http_ai_find_provider(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
 }
 
 
+/*
+ * The shared state of a slab zone (its rbtree, LRU queue, totals...):
+ * sh_size bytes kept at shpool->data.  On a reload that keeps the zone
+ * (data is the old cycle's), or in a zone that exists already, it is the
+ * state found there; else a new zeroed one, which the caller initialises
+ * (*fresh), with the log context " in WHAT \"NAME\"" (as limit_req's
+ * zones).  NULL: no memory.
+ */
+
+void *
+ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data, size_t sh_size,
+    const char *what, ngx_slab_pool_t **shpool, ngx_uint_t *fresh)
+{
+    u_char           *sh;
+    size_t            len;
+    ngx_slab_pool_t  *pool;
+
+    pool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    *shpool = pool;
+    *fresh = 0;
+
+    if (data || shm_zone->shm.exists) {
+        return pool->data;
+    }
+
+    sh = ngx_slab_calloc(pool, sh_size);
+    if (sh == NULL) {
+        return NULL;
+    }
+
+    pool->data = sh;
+
+    len = sizeof(" in  \"\"") + ngx_strlen(what) + shm_zone->shm.name.len;
+
+    pool->log_ctx = ngx_slab_alloc(pool, len);
+    if (pool->log_ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf(pool->log_ctx, " in %s \"%V\"%Z", what, &shm_zone->shm.name);
+
+    *fresh = 1;
+
+    return sh;
+}
+
+
 ngx_http_ai_price_t *
 ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
 {

@@ -42,6 +42,8 @@ static ngx_http_ai_rate_node_t *ngx_http_ai_rate_create(
     ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone);
 static ngx_int_t ngx_http_ai_rate_forget(ngx_http_ai_rate_zone_t *zone);
+static ngx_int_t ngx_http_ai_rate_json_limit(ngx_ai_buf_t *b,
+    const char *name, uint64_t per_minute, uint64_t used);
 static ngx_uint_t ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn,
     ngx_msec_t now);
 static void ngx_http_ai_rate_free(ngx_http_ai_rate_zone_t *zone,
@@ -185,32 +187,21 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_ai_rate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_ai_rate_zone_t  *ozone = data;
-
-    size_t                    len;
+    ngx_uint_t                fresh;
     ngx_http_ai_rate_zone_t  *zone;
 
     zone = shm_zone->data;
 
-    if (ozone) {
-        zone->sh = ozone->sh;
-        zone->shpool = ozone->shpool;
-        return NGX_OK;
-    }
-
-    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        zone->sh = zone->shpool->data;
-        return NGX_OK;
-    }
-
-    zone->sh = ngx_slab_calloc(zone->shpool, sizeof(ngx_http_ai_rate_sh_t));
+    zone->sh = ngx_http_ai_zone_state(shm_zone, data,
+                                      sizeof(ngx_http_ai_rate_sh_t),
+                                      "ai_rate_zone", &zone->shpool, &fresh);
     if (zone->sh == NULL) {
         return NGX_ERROR;
     }
 
-    zone->shpool->data = zone->sh;
+    if (!fresh) {
+        return NGX_OK;
+    }
 
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_http_ai_rate_rbtree_insert_value);
@@ -218,16 +209,6 @@ ngx_http_ai_rate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&zone->sh->queue);
 
     ngx_http_ai_sync_init_zone(&zone->sh->sync);
-
-    len = sizeof(" in ai_rate_zone \"\"") + shm_zone->shm.name.len;
-
-    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
-    if (zone->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(zone->shpool->log_ctx, " in ai_rate_zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     zone->shpool->log_nomem = 0;
 
@@ -572,6 +553,41 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
     zone->sh->nodes++;
 
     return rn;
+}
+
+
+/* ,"NAME_limit":N,"NAME_remaining":N of a bucket, or nulls without one */
+
+static ngx_int_t
+ngx_http_ai_rate_json_limit(ngx_ai_buf_t *b, const char *name,
+    uint64_t per_minute, uint64_t used)
+{
+    uint64_t  cap;
+
+    cap = per_minute * NGX_HTTP_AI_RATE_UNIT;
+
+    if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
+        || ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_ai_buf_append_str(b, "_limit\":") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (per_minute == 0) {
+        return ngx_ai_buf_append_str(b, "null,\"") == NGX_OK
+               && ngx_ai_buf_append_str(b, name) == NGX_OK
+               && ngx_ai_buf_append_str(b, "_remaining\":null") == NGX_OK
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    return ngx_ai_buf_append_uint(b, per_minute) == NGX_OK
+           && ngx_ai_buf_append_str(b, ",\"") == NGX_OK
+           && ngx_ai_buf_append_str(b, name) == NGX_OK
+           && ngx_ai_buf_append_str(b, "_remaining\":") == NGX_OK
+           && ngx_ai_buf_append_uint(b, used < cap
+                                     ? (cap - used) / NGX_HTTP_AI_RATE_UNIT
+                                     : 0) == NGX_OK
+           ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -1663,7 +1679,7 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
     ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
 {
     size_t                    off;
-    uint64_t                  req, tok, cap;
+    uint64_t                  req, tok;
     ngx_int_t                 rc;
     ngx_uint_t                i, first;
     ngx_msec_t                now;
@@ -1728,51 +1744,16 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
                 || ngx_ai_buf_append_json_string(b, node->data + off,
                                                  node->len - off)
                    != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"rpm_limit\":") != NGX_OK)
+                || ngx_http_ai_rate_json_limit(b, "rpm", node->rpm, req)
+                   != NGX_OK
+                || ngx_http_ai_rate_json_limit(b, "tpm", node->tpm, tok)
+                   != NGX_OK)
             {
                 rc = NGX_ERROR;
                 break;
             }
 
-            if (node->rpm) {
-                cap = (uint64_t) node->rpm * NGX_HTTP_AI_RATE_UNIT;
-
-                rc = (ngx_ai_buf_append_uint(b, node->rpm) == NGX_OK
-                      && ngx_ai_buf_append_str(b, ",\"rpm_remaining\":")
-                         == NGX_OK
-                      && ngx_ai_buf_append_uint(b, req < cap
-                                      ? (cap - req) / NGX_HTTP_AI_RATE_UNIT
-                                      : 0) == NGX_OK)
-                     ? NGX_OK : NGX_ERROR;
-
-            } else {
-                rc = ngx_ai_buf_append_str(b, "null,\"rpm_remaining\":null");
-            }
-
-            if (rc != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"tpm_limit\":") != NGX_OK)
-            {
-                rc = NGX_ERROR;
-                break;
-            }
-
-            if (node->tpm) {
-                cap = (uint64_t) node->tpm * NGX_HTTP_AI_RATE_UNIT;
-
-                rc = (ngx_ai_buf_append_uint(b, node->tpm) == NGX_OK
-                      && ngx_ai_buf_append_str(b, ",\"tpm_remaining\":")
-                         == NGX_OK
-                      && ngx_ai_buf_append_uint(b, tok < cap
-                                      ? (cap - tok) / NGX_HTTP_AI_RATE_UNIT
-                                      : 0) == NGX_OK)
-                     ? NGX_OK : NGX_ERROR;
-
-            } else {
-                rc = ngx_ai_buf_append_str(b, "null,\"tpm_remaining\":null");
-            }
-
-            if (rc != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"in_flight\":") != NGX_OK
+            if (ngx_ai_buf_append_str(b, ",\"in_flight\":") != NGX_OK
                 || ngx_ai_buf_append_uint(b, node->count) != NGX_OK
                 || ngx_ai_buf_append_str(b, "}") != NGX_OK)
             {
