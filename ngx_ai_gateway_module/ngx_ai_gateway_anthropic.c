@@ -258,30 +258,21 @@ static ngx_int_t
 ngx_ai_anthropic_add(ngx_ai_anthropic_conv_t *cv, const char *role,
     cJSON *block, ngx_uint_t result)
 {
-    cJSON  *msg;
+    ngx_int_t  rc;
 
     if (block == NULL) {
         return NGX_ERROR;
     }
 
-    if (cv->role == NULL || ngx_strcmp(cv->role, role) != 0) {
-        msg = cJSON_CreateObject();
+    rc = ngx_ai_json_turn(cv->messages, "content", role, &cv->role,
+                          &cv->content);
 
-        if (ngx_ai_json_add(cv->messages, NULL, msg) != NGX_OK
-            || ngx_ai_json_add_ref(msg, "role", role) != NGX_OK)
-        {
-            cJSON_Delete(block);
-            return NGX_ERROR;
-        }
+    if (rc == NGX_ERROR) {
+        cJSON_Delete(block);
+        return NGX_ERROR;
+    }
 
-        cv->content = cJSON_CreateArray();
-
-        if (ngx_ai_json_add(msg, "content", cv->content) != NGX_OK) {
-            cJSON_Delete(block);
-            return NGX_ERROR;
-        }
-
-        cv->role = role;
+    if (rc == NGX_OK) {
         cv->results = 0;
     }
 

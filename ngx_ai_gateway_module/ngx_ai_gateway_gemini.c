@@ -254,30 +254,21 @@ ngx_ai_gemini_contents(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 static ngx_int_t
 ngx_ai_gemini_add(ngx_ai_gemini_conv_t *cv, const char *role, cJSON *part)
 {
-    cJSON  *turn;
+    ngx_int_t  rc;
 
     if (part == NULL) {
         return NGX_ERROR;
     }
 
-    if (cv->role == NULL || ngx_strcmp(cv->role, role) != 0) {
-        turn = cJSON_CreateObject();
+    rc = ngx_ai_json_turn(cv->contents, "parts", role, &cv->role,
+                          &cv->parts);
 
-        if (ngx_ai_json_add(cv->contents, NULL, turn) != NGX_OK
-            || ngx_ai_json_add_ref(turn, "role", role) != NGX_OK)
-        {
-            cJSON_Delete(part);
-            return NGX_ERROR;
-        }
+    if (rc == NGX_ERROR) {
+        cJSON_Delete(part);
+        return NGX_ERROR;
+    }
 
-        cv->parts = cJSON_CreateArray();
-
-        if (ngx_ai_json_add(turn, "parts", cv->parts) != NGX_OK) {
-            cJSON_Delete(part);
-            return NGX_ERROR;
-        }
-
-        cv->role = role;
+    if (rc == NGX_OK) {
         cv->signed_call = 0;
     }
 

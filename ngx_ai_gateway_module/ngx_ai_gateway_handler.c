@@ -18,6 +18,8 @@
 
 
 static ngx_int_t ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix);
+static ngx_int_t ngx_http_ai_not_allowed(ngx_http_request_t *r,
+    const char *allow, const char *msg, ngx_ai_error_t *err);
 static void ngx_http_ai_body_handler(ngx_http_request_t *r);
 static void ngx_http_ai_admitted(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_int_t rc, ngx_ai_error_t *err);
@@ -39,7 +41,6 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 {
     ngx_int_t           rc;
     ngx_ai_error_t      err;
-    ngx_table_elt_t    *h;
     ngx_http_ai_ctx_t  *ctx;
 
     if (r != r->main) {
@@ -54,50 +55,19 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     ctx->request = r;
     ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
 
-    if (ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
+    ctx->messages = ngx_http_ai_ends_with(&r->uri, "/messages");
 
+    if (ctx->messages || ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
         if (r->method != NGX_HTTP_POST) {
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
+            if (ngx_http_ai_not_allowed(r, "POST", ctx->messages
+                                        ? "messages takes POST"
+                                        : "chat/completions takes POST",
+                                        &err)
+                != NGX_OK)
+            {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "POST");
-
-            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
-                             "invalid_request_error", NULL,
-                             "method_not_allowed",
-                             "chat/completions takes POST");
-            goto error;
-        }
-
-        rc = ngx_http_read_client_request_body(r, ngx_http_ai_body_handler);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
-    }
-
-    if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
-        ctx->messages = 1;
-
-        if (r->method != NGX_HTTP_POST) {
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "POST");
-
-            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
-                             "invalid_request_error", NULL,
-                             "method_not_allowed", "messages takes POST");
             goto error;
         }
 
@@ -113,18 +83,13 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     if (ngx_http_ai_ends_with(&r->uri, "/models")) {
 
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
+            if (ngx_http_ai_not_allowed(r, "GET, HEAD", "models takes GET",
+                                        &err)
+                != NGX_OK)
+            {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "GET, HEAD");
-
-            ngx_ai_error_set(&err, NGX_HTTP_NOT_ALLOWED,
-                             "invalid_request_error", NULL,
-                             "method_not_allowed", "models takes GET");
             goto error;
         }
 
@@ -148,6 +113,31 @@ error:
     }
 
     return ngx_http_ai_send_error(r, ctx, &err);
+}
+
+
+/* a 405 with its Allow header */
+
+static ngx_int_t
+ngx_http_ai_not_allowed(ngx_http_request_t *r, const char *allow,
+    const char *msg, ngx_ai_error_t *err)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+    ngx_ai_error_set(err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
+                     NULL, "method_not_allowed", msg);
+
+    return NGX_OK;
 }
 
 

@@ -1054,6 +1054,43 @@ ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id, ngx_str_t *name,
  * it cannot be added.  NGX_ERROR when item is NULL or on failure.
  */
 
+/*
+ * A conversation of turns {"role": ROLE, KEY: [items]} (Anthropic's
+ * messages, Gemini's contents): a new turn is appended to list unless the
+ * last one (*cur_role, *items) is already role's.  NGX_OK: a new turn was
+ * opened; NGX_DECLINED: the last one goes on; NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_ai_json_turn(cJSON *list, const char *key, const char *role,
+    const char **cur_role, cJSON **items)
+{
+    cJSON  *turn;
+
+    if (*cur_role && ngx_strcmp(*cur_role, role) == 0) {
+        return NGX_DECLINED;
+    }
+
+    turn = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(list, NULL, turn) != NGX_OK
+        || ngx_ai_json_add_ref(turn, "role", role) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *items = cJSON_CreateArray();
+
+    if (ngx_ai_json_add(turn, key, *items) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *cur_role = role;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item)
 {

@@ -251,6 +251,8 @@ const char *ngx_ai_error_type_by_status(ngx_uint_t status);
 ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
     ngx_str_t *name, ngx_str_t *args);
 ngx_int_t ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item);
+ngx_int_t ngx_ai_json_turn(cJSON *list, const char *key, const char *role,
+    const char **cur_role, cJSON **items);
 ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
 cJSON *ngx_ai_json_parse_args(const char *s);
 ngx_int_t ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n);
