@@ -136,38 +136,9 @@ static void
 ngx_http_ai_breaker_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t           **p;
-    ngx_http_ai_breaker_node_t   *bn, *bnt;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            bn = (ngx_http_ai_breaker_node_t *) &node->color;
-            bnt = (ngx_http_ai_breaker_node_t *) &temp->color;
-
-            p = (ngx_memn2cmp(bn->data, bnt->data, bn->len, bnt->len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_ai_id_insert(temp, node, sentinel,
+                          offsetof(ngx_http_ai_breaker_node_t, len),
+                          offsetof(ngx_http_ai_breaker_node_t, data));
 }
 
 
@@ -178,38 +149,19 @@ ngx_http_ai_breaker_lookup(ngx_http_ai_breaker_ctx_t *ctx, ngx_str_t *model,
     uint32_t hash, ngx_uint_t create)
 {
     size_t                       size;
-    ngx_int_t                    rc;
     ngx_queue_t                 *q;
-    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_rbtree_node_t           *node;
     ngx_http_ai_breaker_node_t  *bn;
 
-    node = ctx->sh->rbtree.root;
-    sentinel = ctx->sh->rbtree.sentinel;
+    bn = ngx_http_ai_id_lookup(&ctx->sh->rbtree, hash, model->data,
+                               model->len,
+                               offsetof(ngx_http_ai_breaker_node_t, len),
+                               offsetof(ngx_http_ai_breaker_node_t, data));
 
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        bn = (ngx_http_ai_breaker_node_t *) &node->color;
-
-        rc = ngx_memn2cmp(model->data, bn->data, model->len,
-                          (size_t) bn->len);
-
-        if (rc == 0) {
-            ngx_queue_remove(&bn->queue);
-            ngx_queue_insert_head(&ctx->sh->queue, &bn->queue);
-            return bn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
+    if (bn) {
+        ngx_queue_remove(&bn->queue);
+        ngx_queue_insert_head(&ctx->sh->queue, &bn->queue);
+        return bn;
     }
 
     if (!create) {

@@ -450,38 +450,8 @@ static void
 ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t        **p;
-    ngx_http_ai_cost_node_t   *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            n = (ngx_http_ai_cost_node_t *) &node->color;
-            t = (ngx_http_ai_cost_node_t *) &temp->color;
-
-            p = (ngx_memn2cmp(n->data, t->data, n->len, t->len) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    ngx_http_ai_id_insert(temp, node, sentinel, offsetof(ngx_http_ai_cost_node_t, len),
+                          offsetof(ngx_http_ai_cost_node_t, data));
 }
 
 
@@ -615,37 +585,9 @@ static ngx_http_ai_cost_node_t *
 ngx_http_ai_cost_lookup(ngx_http_ai_cost_zone_t *zone, uint32_t hash,
     u_char *id, size_t len)
 {
-    ngx_int_t                 rc;
-    ngx_rbtree_node_t        *node, *sentinel;
-    ngx_http_ai_cost_node_t  *cn;
-
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_http_ai_cost_node_t *) &node->color;
-
-        rc = ngx_memn2cmp(id, cn->data, len, (size_t) cn->len);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
+    return ngx_http_ai_id_lookup(&zone->sh->rbtree, hash, id, len,
+                                 offsetof(ngx_http_ai_cost_node_t, len),
+                                 offsetof(ngx_http_ai_cost_node_t, data));
 }
 
 

@@ -359,6 +359,95 @@ ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data, size_t sh_size,
 }
 
 
+/*
+ * The rbtrees of zones whose nodes are told apart by bytes (rate buckets,
+ * cost entries, breakers): ordered by hash, then by those bytes.  The
+ * node's own struct starts at the rbtree node's color, with a u_short
+ * length at len_off and the bytes at data_off.
+ */
+
+#define ngx_http_ai_id_len(node, off)                                        \
+    ((size_t) *(u_short *) ((u_char *) &(node)->color + (off)))
+#define ngx_http_ai_id_data(node, off)  ((u_char *) &(node)->color + (off))
+
+
+void
+ngx_http_ai_id_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel, size_t len_off, size_t data_off)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            p = (ngx_memn2cmp(ngx_http_ai_id_data(node, data_off),
+                              ngx_http_ai_id_data(temp, data_off),
+                              ngx_http_ai_id_len(node, len_off),
+                              ngx_http_ai_id_len(temp, len_off))
+                 < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* the struct of the node with these bytes, or NULL; called locked */
+
+void *
+ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,
+    size_t len, size_t len_off, size_t data_off)
+{
+    ngx_int_t           rc;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = tree->root;
+    sentinel = tree->sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rc = ngx_memn2cmp(id, ngx_http_ai_id_data(node, data_off), len,
+                          ngx_http_ai_id_len(node, len_off));
+
+        if (rc == 0) {
+            return &node->color;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
 ngx_http_ai_price_t *
 ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
 {
