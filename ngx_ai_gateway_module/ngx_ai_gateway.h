@@ -212,6 +212,9 @@ ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
 /* ngx_ai_gateway_module.c */
 ngx_http_ai_provider_t *ngx_http_ai_find_provider(
     ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
+ngx_int_t ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg,
+    const char *directive, const char *example, ngx_str_t *name,
+    ssize_t *size);
 void ngx_http_ai_id_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel, size_t len_off, size_t data_off);
 void *ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,

@@ -313,6 +313,52 @@ ngx_http_ai_find_provider(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
 
 
 /*
+ * A zone directive's NAME:SIZE (at least 8 pages, as limit_req wants);
+ * errors are logged with the directive's name and an example.
+ */
+
+ngx_int_t
+ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg, const char *directive,
+    const char *example, ngx_str_t *name, ssize_t *size)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    p = ngx_strlchr(arg->data, arg->data + arg->len, ':');
+
+    if (p == NULL || p == arg->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": %s takes NAME:SIZE, e.g. %s",
+                           arg, directive, example);
+        return NGX_ERROR;
+    }
+
+    name->data = arg->data;
+    name->len = p - arg->data;
+
+    s.data = p + 1;
+    s.len = arg->data + arg->len - s.data;
+
+    *size = ngx_parse_size(&s);
+
+    if (*size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", arg);
+        return NGX_ERROR;
+    }
+
+    if (*size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uz bytes",
+                           arg, 8 * ngx_pagesize);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * The shared state of a slab zone (its rbtree, LRU queue, totals...):
  * sh_size bytes kept at shpool->data.  On a reload that keeps the zone
  * (data is the old cycle's), or in a zone that exists already, it is the

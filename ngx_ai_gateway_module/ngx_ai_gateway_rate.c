@@ -79,45 +79,19 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_ai_limits_main_conf_t *lmcf = conf;
 
-    u_char                   *p;
     void                     *sync;
     ssize_t                   size;
     ngx_int_t                 rc;
-    ngx_str_t                *value, name, s;
+    ngx_str_t                *value, name;
     ngx_uint_t                i;
     ngx_shm_zone_t           *shm_zone, **z;
     ngx_http_ai_rate_zone_t  *zone;
 
     value = cf->args->elts;
 
-    p = (u_char *) ngx_strlchr(value[1].data, value[1].data + value[1].len,
-                               ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\": ai_rate_zone takes "
-                           "NAME:SIZE, e.g. ai_rate:10m", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small: at least %uz bytes",
-                           &value[1], 8 * ngx_pagesize);
+    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_rate_zone", "ai_rate:10m", &name, &size)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
