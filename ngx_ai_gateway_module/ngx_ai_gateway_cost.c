@@ -16,12 +16,9 @@
  * Zone totals live in the zone's header and are never evicted.  Keys are
  * SHA-256 digests; the status output shows a short prefix only.
  *
- * state=PATH: the zone is written to PATH (a text file with a CRC, see
- * ngx_http_ai_cost_save) by worker 0 on a timer and at its exit, and by
- * the master at its exit, always as a temporary file renamed over PATH;
- * it is read back when the zone is created (start, restart, a reload
- * that resized the zone).  A file that does not check out is reported,
- * kept as PATH.corrupt and ignored.
+ * state=PATH: the zone is written to PATH and read back when the zone is
+ * created (start, restart, a reload that resized the zone): see
+ * ngx_ai_gateway_cost_state.c.
  */
 
 
@@ -29,36 +26,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
-#include "ngx_ai_gateway_state.h"
-
-
-#define NGX_HTTP_AI_COST_ID_LEN                                             \
-    (2 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN + 1             \
-     + NGX_AI_MAX_MODEL_LEN)
-
-#define NGX_HTTP_AI_COST_MAGIC      NGX_AI_COST_STATE_MAGIC
-#define NGX_HTTP_AI_COST_MAX_STATE  (1024 * 1024 * 1024)
-
-/* the state file's reader (ngx_ai_gateway_state.c) bounds what it reads
- * by its own copies of these */
-#if (NGX_AI_COST_STATE_DIGEST_LEN != NGX_HTTP_AI_DIGEST_LEN                 \
-     || NGX_AI_COST_STATE_MAX_ROUTE != NGX_HTTP_AI_MAX_ROUTE_LEN            \
-     || NGX_AI_COST_STATE_MAX_MODEL != NGX_AI_MAX_MODEL_LEN)
-#error "ngx_ai_gateway_state.h and ngx_ai_gateway_limits.h disagree"
-#endif
 
 
 static ngx_int_t ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static size_t ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed,
-    u_char *digest, ngx_str_t *route, ngx_str_t *model);
-static size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
-    u_char *digest, ngx_str_t *route);
-static ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(
-    ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
-    ngx_uint_t route_len, ngx_uint_t model_len, ngx_uint_t quiet);
 static ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
     ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
@@ -85,21 +58,6 @@ static void ngx_http_ai_cost_roll(ngx_http_ai_cost_node_t *node,
 static time_t ngx_http_ai_cost_renews(ngx_uint_t period, time_t now);
 static void ngx_http_ai_cost_add(ngx_http_ai_counters_t *to,
     ngx_http_ai_counters_t *add);
-static void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *node,
-    u_char **digest, ngx_str_t *route, ngx_str_t *model);
-
-static ngx_int_t ngx_http_ai_cost_save(ngx_http_ai_cost_zone_t *zone,
-    ngx_log_t *log);
-static ngx_int_t ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone,
-    ngx_ai_buf_t *b);
-static ngx_int_t ngx_http_ai_cost_append_str(ngx_ai_buf_t *b,
-    ngx_str_t *s);
-static ngx_int_t ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n,
-    ngx_uint_t count);
-static void ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone,
-    ngx_log_t *log);
-static void ngx_http_ai_cost_timer_handler(ngx_event_t *ev);
-static ngx_uint_t ngx_http_ai_cost_is_writer(void);
 
 static ngx_int_t ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b,
     ngx_http_ai_counters_t *c);
@@ -272,13 +230,9 @@ ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone evicts old entries: that is reported by us */
     zone->shpool->log_nomem = 0;
 
-    /* not for "nginx -t" nor "nginx -s": only a process that serves */
-
-    if (zone->state.len && !ngx_test_config
-        && ngx_process != NGX_PROCESS_SIGNALLER)
-    {
-        ngx_http_ai_cost_load(zone, shm_zone->shm.log);
-    }
+    /* its state file is read once the cycle is ready
+     * (ngx_http_ai_cost_state_init_module) */
+    zone->fresh = 1;
 
     return NGX_OK;
 }
@@ -429,7 +383,7 @@ ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
 }
 
 
-static size_t
+size_t
 ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed, u_char *digest,
     ngx_str_t *route, ngx_str_t *model)
 {
@@ -452,7 +406,7 @@ ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed, u_char *digest,
 }
 
 
-static size_t
+size_t
 ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed, u_char *digest,
     ngx_str_t *route)
 {
@@ -480,7 +434,7 @@ ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed, u_char *digest,
  * the head of the LRU queue.  Called locked.
  */
 
-static ngx_http_ai_cost_node_t *
+ngx_http_ai_cost_node_t *
 ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
     ngx_uint_t route_len, ngx_uint_t model_len, ngx_uint_t quiet)
 {
@@ -737,7 +691,7 @@ ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf)
 }
 
 
-static void
+void
 ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn, u_char **digest,
     ngx_str_t *route, ngx_str_t *model)
 {
@@ -1815,661 +1769,6 @@ ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
     *known = zone->sh->global_known;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/* ---- the state file ---- */
-
-/*
- * Worker 0 writes the state files on a timer (nothing is written when
- * nothing changed) and at its exit; the master writes them once more when
- * it exits, after every worker is gone.
- */
-
-static ngx_uint_t
-ngx_http_ai_cost_is_writer(void)
-{
-    return (ngx_process == NGX_PROCESS_WORKER && ngx_worker == 0)
-           || ngx_process == NGX_PROCESS_SINGLE;
-}
-
-
-ngx_int_t
-ngx_http_ai_cost_init_process(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                       i;
-    ngx_event_t                     *ev;
-    ngx_shm_zone_t                 **zones;
-    ngx_http_ai_cost_zone_t         *zone;
-    ngx_http_ai_limits_main_conf_t  *lmcf;
-
-    if (!ngx_http_ai_cost_is_writer()) {
-        return NGX_OK;
-    }
-
-    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_ai_gateway_limits_module);
-    if (lmcf == NULL) {
-        return NGX_OK;
-    }
-
-    zones = lmcf->cost_zones.elts;
-
-    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
-        zone = zones[i]->data;
-
-        if (zone->state.len == 0) {
-            continue;
-        }
-
-        ev = ngx_pcalloc(cycle->pool, sizeof(ngx_event_t));
-        if (ev == NULL) {
-            return NGX_ERROR;
-        }
-
-        ev->handler = ngx_http_ai_cost_timer_handler;
-        ev->data = zone;
-        ev->log = cycle->log;
-        ev->cancelable = 1;
-
-        zone->timer = ev;
-
-        ngx_add_timer(ev, zone->interval);
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_ai_cost_timer_handler(ngx_event_t *ev)
-{
-    ngx_http_ai_cost_zone_t  *zone;
-
-    zone = ev->data;
-
-    (void) ngx_http_ai_cost_save(zone, ev->log);
-
-    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
-        ngx_add_timer(ev, zone->interval);
-    }
-}
-
-
-static void
-ngx_http_ai_cost_save_all(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                       i;
-    ngx_shm_zone_t                 **zones;
-    ngx_http_ai_cost_zone_t         *zone;
-    ngx_http_ai_limits_main_conf_t  *lmcf;
-
-    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_ai_gateway_limits_module);
-    if (lmcf == NULL) {
-        return;
-    }
-
-    zones = lmcf->cost_zones.elts;
-
-    for (i = 0; i < lmcf->cost_zones.nelts; i++) {
-        zone = zones[i]->data;
-
-        if (zone->state.len && zone->sh) {
-            (void) ngx_http_ai_cost_save(zone, cycle->log);
-        }
-    }
-}
-
-
-void
-ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle)
-{
-    if (ngx_http_ai_cost_is_writer()) {
-        ngx_http_ai_cost_save_all(cycle);
-    }
-}
-
-
-void
-ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle)
-{
-    ngx_http_ai_cost_save_all(cycle);
-}
-
-
-/*
- * The state file, one record a line, fields separated by one space;
- * strings are written "=" and the string with bytes outside 0x21-0x7e
- * and "%" as %XX; digests in hex ("-": no key):
- *
- *   ngx_ai_gateway_cost_state 1
- *   zone =NAME
- *   time UNIX
- *   totals REQUESTS ERRORS IN OUT COST ABORTED EST_IN EST_COST
- *   a KEYED DIGEST =ROUTE DAY DAY_SPEND MONTH MONTH_SPEND TOTAL LAST
- *   l KEYED DIGEST =ROUTE =MODEL REQUESTS ERRORS IN OUT COST ABORTED
- *     EST_IN EST_COST FIRST LAST                        (one line)
- *   end RECORDS CRC32
- *
- * CRC32 (hex) is of every byte before the "end" line, which is last.
- * Records are written oldest first, so reading them back rebuilds the
- * LRU order.
- */
-
-static ngx_int_t
-ngx_http_ai_cost_save(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
-{
-    u_char        *p, *tmp;
-    size_t         len;
-    ssize_t        n;
-    uint64_t       gen;
-    ngx_fd_t       fd;
-    ngx_err_t      err;
-    ngx_uint_t     records;
-    ngx_pool_t    *pool;
-    ngx_ai_buf_t   b;
-    u_char         trailer[64];
-
-    if (zone->sh->gen == zone->sh->saved_gen) {
-        return NGX_OK;
-    }
-
-    pool = ngx_create_pool(16384, log);
-    if (pool == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_ai_buf_init(&b, pool, 16384) != NGX_OK) {
-        goto failed;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    gen = zone->sh->gen;
-    records = zone->sh->entries + zone->sh->accounts;
-
-    if (ngx_http_ai_cost_render(zone, &b) != NGX_OK) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        goto failed;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    p = ngx_sprintf(trailer, "end %ui %08xD\n", records,
-                    ngx_crc32_long(b.data, b.len));
-
-    if (ngx_ai_buf_append(&b, trailer, p - trailer) != NGX_OK) {
-        goto failed;
-    }
-
-    len = zone->state.len + sizeof(".4294967295.tmp");
-
-    tmp = ngx_pnalloc(pool, len);
-    if (tmp == NULL) {
-        goto failed;
-    }
-
-    ngx_sprintf(tmp, "%V.%P.tmp%Z", &zone->state, ngx_pid);
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "ai_cost_zone \"%V\": cannot write its state: "
-                      ngx_open_file_n " \"%s\" failed",
-                      &zone->shm_zone->shm.name, tmp);
-        goto failed;
-    }
-
-    for (p = b.data, len = b.len; len; p += n, len -= n) {
-        n = ngx_write_fd(fd, p, len);
-
-        if (n <= 0) {
-            err = ngx_errno;
-
-            ngx_log_error(NGX_LOG_ERR, log, err,
-                          "ai_cost_zone \"%V\": " ngx_write_fd_n " \"%s\" "
-                          "failed", &zone->shm_zone->shm.name, tmp);
-
-            (void) ngx_close_file(fd);
-            (void) ngx_delete_file(tmp);
-            goto failed;
-        }
-    }
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "ai_cost_zone \"%V\": " ngx_close_file_n " \"%s\" "
-                      "failed", &zone->shm_zone->shm.name, tmp);
-        (void) ngx_delete_file(tmp);
-        goto failed;
-    }
-
-    if (ngx_rename_file(tmp, zone->state.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "ai_cost_zone \"%V\": " ngx_rename_file_n " \"%s\" "
-                      "to \"%V\" failed", &zone->shm_zone->shm.name, tmp,
-                      &zone->state);
-        (void) ngx_delete_file(tmp);
-        goto failed;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    if (zone->sh->saved_gen < gen) {
-        zone->sh->saved_gen = gen;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_log_debug3(NGX_LOG_DEBUG_CORE, log, 0,
-                   "ai_cost_zone \"%V\": %ui records written to \"%V\"",
-                   &zone->shm_zone->shm.name, records, &zone->state);
-
-    ngx_destroy_pool(pool);
-
-    return NGX_OK;
-
-failed:
-
-    ngx_destroy_pool(pool);
-
-    return NGX_ERROR;
-}
-
-
-/* the records, oldest first; called locked */
-
-static ngx_int_t
-ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone, ngx_ai_buf_t *b)
-{
-    u_char                   *digest;
-    ngx_str_t                 route, model;
-    ngx_queue_t              *q;
-    ngx_http_ai_counters_t   *c;
-    ngx_http_ai_cost_node_t  *cn;
-    uint64_t                  n[12];
-    u_char                    hex[2 * NGX_HTTP_AI_DIGEST_LEN];
-
-    c = &zone->sh->totals;
-
-    n[0] = c->requests;
-    n[1] = c->errors;
-    n[2] = c->input_tokens;
-    n[3] = c->output_tokens;
-    n[4] = c->cost;
-    n[5] = c->aborted;
-    n[6] = c->est_input_tokens;
-    n[7] = c->est_cost;
-
-    if (ngx_ai_buf_append_str(b, NGX_HTTP_AI_COST_MAGIC "\nzone ") != NGX_OK
-        || ngx_http_ai_cost_append_str(b, &zone->shm_zone->shm.name)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, "\ntime ") != NGX_OK
-        || ngx_ai_buf_append_uint(b, (uint64_t) ngx_time()) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\ntotals") != NGX_OK
-        || ngx_http_ai_cost_append_nums(b, n, 8) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\n") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (q = ngx_queue_last(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_prev(q))
-    {
-        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
-
-        ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
-
-        if (ngx_ai_buf_append_str(b, cn->type == NGX_HTTP_AI_COST_LEDGER
-                                     ? "l " : "a ") != NGX_OK
-            || ngx_ai_buf_append_str(b, digest ? "1 " : "0 ") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (digest) {
-            ngx_http_ai_digest_hex(hex, digest, NGX_HTTP_AI_DIGEST_LEN);
-
-            if (ngx_ai_buf_append(b, hex, sizeof(hex)) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-        } else if (ngx_ai_buf_append_str(b, "-") != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_ai_buf_append_str(b, " ") != NGX_OK
-            || ngx_http_ai_cost_append_str(b, &route) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
-            c = &cn->u.ledger.c;
-
-            n[0] = c->requests;
-            n[1] = c->errors;
-            n[2] = c->input_tokens;
-            n[3] = c->output_tokens;
-            n[4] = c->cost;
-            n[5] = c->aborted;
-            n[6] = c->est_input_tokens;
-            n[7] = c->est_cost;
-            n[8] = (uint64_t) cn->u.ledger.first;
-            n[9] = (uint64_t) cn->u.ledger.last;
-
-            if (ngx_ai_buf_append_str(b, " ") != NGX_OK
-                || ngx_http_ai_cost_append_str(b, &model) != NGX_OK
-                || ngx_http_ai_cost_append_nums(b, n, 10) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-        } else {
-            n[0] = cn->u.account.day;
-            n[1] = cn->u.account.day_spend;
-            n[2] = cn->u.account.month;
-            n[3] = cn->u.account.month_spend;
-            n[4] = cn->u.account.total;
-            n[5] = (uint64_t) cn->u.account.last;
-
-            if (ngx_http_ai_cost_append_nums(b, n, 6) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
-
-        if (ngx_ai_buf_append_str(b, "\n") != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ai_cost_append_str(ngx_ai_buf_t *b, ngx_str_t *s)
-{
-    u_char   c, *d;
-    size_t   i;
-
-    static u_char  hex[] = "0123456789ABCDEF";
-
-    if (ngx_ai_buf_reserve(b, 1 + 3 * s->len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    d = b->data + b->len;
-    *d++ = '=';
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (c <= 0x20 || c >= 0x7f || c == '%') {
-            *d++ = '%';
-            *d++ = hex[c >> 4];
-            *d++ = hex[c & 0xf];
-
-        } else {
-            *d++ = c;
-        }
-    }
-
-    b->len = d - b->data;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ai_cost_append_nums(ngx_ai_buf_t *b, uint64_t *n, ngx_uint_t count)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < count; i++) {
-        if (ngx_ai_buf_append_str(b, " ") != NGX_OK
-            || ngx_ai_buf_append_uint(b, n[i]) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Reads the state file into a zone just created.  The whole file is
- * checked before anything is loaded (ngx_ai_cost_state_parse(),
- * ngx_ai_gateway_state.c): a file that does not check out is reported,
- * moved aside to PATH.corrupt and ignored.
- */
-
-static void
-ngx_http_ai_cost_load(ngx_http_ai_cost_zone_t *zone, ngx_log_t *log)
-{
-    u_char                   *buf, *bad;
-    off_t                     size;
-    char                     *why;
-    size_t                    len;
-    ssize_t                   n;
-    ngx_fd_t                  fd;
-    ngx_err_t                 err;
-    ngx_uint_t                i, line, loaded, dropped;
-    ngx_pool_t               *pool;
-    ngx_array_t               recs;
-    ngx_file_info_t           fi;
-    ngx_http_ai_counters_t   *c;
-    ngx_ai_cost_state_rec_t  *rec;
-    ngx_http_ai_cost_node_t  *cn;
-    uint64_t                  totals[NGX_AI_COST_STATE_TOTALS];
-    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
-
-    fd = ngx_open_file(zone->state.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        err = ngx_errno;
-
-        if (err == NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                          "ai_cost_zone \"%V\": no state file \"%V\" yet, "
-                          "starting empty", &zone->shm_zone->shm.name,
-                          &zone->state);
-        } else {
-            ngx_log_error(NGX_LOG_ERR, log, err,
-                          "ai_cost_zone \"%V\": cannot read its state, "
-                          ngx_open_file_n " \"%V\" failed; starting empty",
-                          &zone->shm_zone->shm.name, &zone->state);
-        }
-
-        return;
-    }
-
-    buf = NULL;
-    pool = NULL;
-    why = NULL;
-    line = 0;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        why = "cannot stat it";
-        goto corrupt_close;
-    }
-
-    size = ngx_file_size(&fi);
-
-    if (size <= 0 || size > NGX_HTTP_AI_COST_MAX_STATE) {
-        why = size ? "it is too large" : "it is empty";
-        goto corrupt_close;
-    }
-
-    buf = ngx_alloc((size_t) size, log);
-    if (buf == NULL) {
-        (void) ngx_close_file(fd);
-        return;
-    }
-
-    n = ngx_read_fd(fd, buf, (size_t) size);
-
-    (void) ngx_close_file(fd);
-
-    if (n != (ssize_t) size) {
-        why = "it could not be read whole";
-        goto corrupt;
-    }
-
-    pool = ngx_create_pool(16384, log);
-    if (pool == NULL) {
-        goto done;
-    }
-
-    if (ngx_array_init(&recs, pool, 64, sizeof(ngx_ai_cost_state_rec_t))
-        != NGX_OK)
-    {
-        goto done;
-    }
-
-    why = ngx_ai_cost_state_parse(pool, buf, (size_t) size,
-                                  &zone->shm_zone->shm.name, &recs, totals,
-                                  &line);
-
-    if (why) {
-        goto corrupt;
-    }
-
-    /* it checks out: load it */
-
-    loaded = 0;
-    dropped = 0;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    c = &zone->sh->totals;
-
-    c->requests = totals[0];
-    c->errors = totals[1];
-    c->input_tokens = totals[2];
-    c->output_tokens = totals[3];
-    c->cost = totals[4];
-    c->aborted = totals[5];
-    c->est_input_tokens = totals[6];
-    c->est_cost = totals[7];
-
-    rec = recs.elts;
-    zone->sh->evicted = 0;
-
-    for (i = 0; i < recs.nelts; i++) {
-
-        if (rec[i].type == NGX_AI_COST_STATE_LEDGER) {
-            len = ngx_http_ai_cost_ledger_id(id, rec[i].keyed, rec[i].digest,
-                                             &rec[i].route, &rec[i].model);
-        } else {
-            len = ngx_http_ai_cost_account_id(id, rec[i].keyed,
-                                              rec[i].digest, &rec[i].route);
-        }
-
-        cn = ngx_http_ai_cost_get(zone, id, len,
-                                  (rec[i].type == NGX_AI_COST_STATE_LEDGER
-                                   || !rec[i].keyed) ? rec[i].route.len : 0,
-                                  rec[i].model.len, 1);
-        if (cn == NULL) {
-            dropped++;
-            continue;
-        }
-
-        loaded++;
-
-        if (rec[i].type == NGX_AI_COST_STATE_LEDGER) {
-            cn->u.ledger.c.requests = rec[i].n[0];
-            cn->u.ledger.c.errors = rec[i].n[1];
-            cn->u.ledger.c.input_tokens = rec[i].n[2];
-            cn->u.ledger.c.output_tokens = rec[i].n[3];
-            cn->u.ledger.c.cost = rec[i].n[4];
-            cn->u.ledger.c.aborted = rec[i].n[5];
-            cn->u.ledger.c.est_input_tokens = rec[i].n[6];
-            cn->u.ledger.c.est_cost = rec[i].n[7];
-            cn->u.ledger.first = (time_t) rec[i].n[8];
-            cn->u.ledger.last = (time_t) rec[i].n[9];
-
-        } else {
-            cn->u.account.day = rec[i].n[0];
-            cn->u.account.day_spend = rec[i].n[1];
-            cn->u.account.month = rec[i].n[2];
-            cn->u.account.month_spend = rec[i].n[3];
-            cn->u.account.total = rec[i].n[4];
-            cn->u.account.last = (time_t) rec[i].n[5];
-        }
-    }
-
-    dropped += zone->sh->evicted;
-
-    /* as read: nothing to write back until something changes */
-    zone->sh->gen = 1;
-    zone->sh->saved_gen = 1;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "ai_cost_zone \"%V\": %ui records read from \"%V\"",
-                  &zone->shm_zone->shm.name, loaded, &zone->state);
-
-    if (dropped) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "ai_cost_zone \"%V\": %ui records of \"%V\" did not "
-                      "fit in the zone and were dropped (the totals keep "
-                      "their figures); make the zone larger",
-                      &zone->shm_zone->shm.name, dropped, &zone->state);
-    }
-
-    goto done;
-
-corrupt_close:
-
-    (void) ngx_close_file(fd);
-
-corrupt:
-
-    bad = ngx_alloc(zone->state.len + sizeof(".corrupt"), log);
-
-    if (bad) {
-        ngx_sprintf(bad, "%V.corrupt%Z", &zone->state);
-
-        if (ngx_rename_file(zone->state.data, bad) == NGX_FILE_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_rename_file_n " \"%V\" to \"%s\" failed",
-                          &zone->state, bad);
-        }
-    }
-
-    if (line) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "ai_cost_zone \"%V\": the state file \"%V\" is "
-                      "corrupt (%s, line %ui) and is ignored; it was kept "
-                      "as \"%s\"", &zone->shm_zone->shm.name, &zone->state,
-                      why, line, bad ? bad : (u_char *) "");
-    } else {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "ai_cost_zone \"%V\": the state file \"%V\" is "
-                      "corrupt (%s) and is ignored; it was kept as \"%s\"",
-                      &zone->shm_zone->shm.name, &zone->state, why,
-                      bad ? bad : (u_char *) "");
-    }
-
-    if (bad) {
-        ngx_free(bad);
-    }
-
-done:
-
-    if (pool) {
-        ngx_destroy_pool(pool);
-    }
-
-    if (buf) {
-        ngx_free(buf);
-    }
 }
 
 

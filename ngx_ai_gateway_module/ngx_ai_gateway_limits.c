@@ -121,7 +121,7 @@ ngx_module_t  ngx_ai_gateway_limits_module = {
     ngx_http_ai_limits_commands,           /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_ai_cost_state_init_module,    /* init module */
     ngx_http_ai_limits_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */

@@ -249,7 +249,19 @@ typedef struct {
                                                      accounts with spend in
                                                      such a period are never
                                                      evicted */
+    ngx_uint_t                      fresh;        /* created by this cycle:
+                                                     its state is read */
+    time_t                          save_logged;  /* a save error, when
+                                                     last said */
+    ngx_uint_t                      save_failed;  /* since the last write */
+    ngx_uint_t                      save_unsaid;  /* since the last said */
 } ngx_http_ai_cost_zone_t;
+
+
+/* a node's identity: ngx_http_ai_cost_ledger_id(), _account_id() */
+#define NGX_HTTP_AI_COST_ID_LEN                                             \
+    (2 + NGX_HTTP_AI_DIGEST_LEN + NGX_HTTP_AI_MAX_ROUTE_LEN + 1             \
+     + NGX_AI_MAX_MODEL_LEN)
 
 
 #define NGX_HTTP_AI_COST_LEDGER     1
@@ -458,9 +470,6 @@ void ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx);
 ngx_int_t ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add);
-ngx_int_t ngx_http_ai_cost_init_process(ngx_cycle_t *cycle);
-void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
-void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
     ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
@@ -475,6 +484,21 @@ void ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_counters_t *global, ngx_uint_t *known);
 void ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_sync_item_t *item);
+size_t ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed,
+    u_char *digest, ngx_str_t *route, ngx_str_t *model);
+size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
+    u_char *digest, ngx_str_t *route);
+ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
+    u_char *id, size_t len, ngx_uint_t route_len, ngx_uint_t model_len,
+    ngx_uint_t quiet);
+void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
+    u_char **digest, ngx_str_t *route, ngx_str_t *model);
+
+/* ngx_ai_gateway_cost_state.c */
+ngx_int_t ngx_http_ai_cost_state_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_ai_cost_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
+void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 
 /* ngx_ai_gateway_sync.c */
 ngx_int_t ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts,
