@@ -103,7 +103,9 @@ ngx_ai_cost_state_feed(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         nl = ngx_strlchr(p, last, '\n');
         n = (nl ? nl : last) - p;
 
-        if (nl && st->len == 0 && !st->long_line) {
+        if (nl && st->len == 0 && !st->long_line
+            && n <= NGX_AI_COST_STATE_MAX_LINE)
+        {
             rc = ngx_ai_cost_state_line(st, p, n);
 
             if (rc != NGX_OK) {
@@ -116,12 +118,24 @@ ngx_ai_cost_state_feed(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         if (!st->long_line) {
             if (st->len + n > NGX_AI_COST_STATE_MAX_LINE) {
                 st->long_line = 1;
+
+                /* version 1: its bytes still go into the running CRC32 */
+
+                if (st->version == 1) {
+                    st->crc_before = st->crc;
+                    ngx_crc32_update(&st->crc, st->buf, st->len);
+                }
+
                 st->len = 0;
 
             } else {
                 ngx_memcpy(st->buf + st->len, p, n);
                 st->len += n;
             }
+        }
+
+        if (st->long_line && st->version == 1) {
+            ngx_crc32_update(&st->crc, p, n);
         }
 
         if (nl == NULL) {
@@ -131,6 +145,10 @@ ngx_ai_cost_state_feed(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         if (st->long_line) {
             st->long_line = 0;
             st->lines++;
+
+            if (st->version == 1) {
+                ngx_crc32_update(&st->crc, (u_char *) "\n", 1);
+            }
 
             if (st->version == 0) {
                 st->version = 2;
@@ -325,7 +343,12 @@ ngx_ai_cost_state_v2(ngx_ai_cost_state_t *st, u_char *p, size_t len)
     why = ngx_ai_cost_state_fields(st, tok, nt, &rec, &kind);
 
     if (why) {
-        if (kind == NGX_AI_COST_STATE_OTHER_ZONE) {
+
+        /* refused as a whole, unless records were given already */
+
+        if (kind == NGX_AI_COST_STATE_OTHER_ZONE
+            && st->accounts + st->ledgers == 0)
+        {
             st->why = why;
             st->why_line = st->lines;
             return NGX_DONE;
@@ -344,8 +367,7 @@ ngx_ai_cost_state_v2(ngx_ai_cost_state_t *st, u_char *p, size_t len)
 
 /*
  * A version 2 line that does not check out: skipped, counted.  In
- * version 1, a line too long (its bytes are not in the running CRC32):
- * the file is refused.
+ * version 1, a line too long: a fault, the file is refused.
  */
 
 static ngx_int_t
