@@ -420,7 +420,9 @@ ngx_http_ai_cost_write(ngx_http_ai_cost_zone_t *zone, ngx_pool_t *pool,
         goto failed;
     }
 
-    if (fsync(dfd) == -1) {
+    /* some file systems cannot sync a directory: EINVAL */
+
+    if (fsync(dfd) == -1 && ngx_errno != NGX_EINVAL) {
         fail->op = "fsync() of the directory";
         fail->err = ngx_errno;
         fail->name = dir;

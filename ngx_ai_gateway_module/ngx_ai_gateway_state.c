@@ -333,12 +333,10 @@ ngx_ai_cost_state_v2(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         return ngx_ai_cost_state_bad(st, "a line after the end line");
     }
 
+    /* at least one field: len is 1 or more */
+
     nt = ngx_ai_cost_state_split(p, p + len, tok,
                                  NGX_AI_COST_STATE_MAX_FIELDS);
-
-    if (nt == 0) {
-        return ngx_ai_cost_state_bad(st, "an empty line");
-    }
 
     why = ngx_ai_cost_state_fields(st, tok, nt, &rec, &kind);
 
