@@ -354,6 +354,8 @@ $t->stop_nginx;
     my $log0 = -s $t->error_log_path;
     my $pid = fork // die;
     if ($pid == 0) {
+        my %san = $t->_sanitizer_env;
+        @ENV{keys %san} = values %san;
         open STDOUT, '>', '/dev/null';
         open STDERR, '>', '/dev/null';
         { exec $GatewayTest::NGINX, '-p', $t->prefix . '/', '-c', 'conf/nginx.conf' }
@@ -370,9 +372,12 @@ $t->stop_nginx;
     diag(sprintf "50000 records, %.1f MB version 1 file (v2 read in %.2f s, start to serving); "
          . "master VmHWM %d kB (RssShmem %d, RssFile %d, RssAnon %d): peak private %d kB",
          $size / 1e6, $took, @m{qw(VmHWM RssShmem RssFile RssAnon)}, $peak);
-    ok($m{VmHWM} && $peak * 1024 < $size / 2,
-       "50000 records: read streaming, the master's peak private memory ($peak kB) "
-       . "under half the file's size");
+    SKIP: {
+        skip 'memory under a sanitizer is not the memory', 1 if $ENV{AI_GW_SANITIZE};
+        ok($m{VmHWM} && $peak * 1024 < $size / 2,
+           "50000 records: read streaming, the master's peak private memory ($peak kB) "
+           . "under half the file's size");
+    }
     kill 'QUIT', $pid;
     waitpid $pid, 0;
 }

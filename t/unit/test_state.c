@@ -37,6 +37,10 @@
     state_refused(__FILE__, __LINE__, f, why, at)
 
 
+static ngx_uint_t state_rec_eq(ngx_ai_cost_state_rec_t *a,
+    ngx_ai_cost_state_rec_t *b);
+
+
 static ngx_str_t  state_zone = ngx_string("cost");
 
 
@@ -93,8 +97,13 @@ state_collect(void *data, ngx_ai_cost_state_rec_t *rec)
         return NGX_ERROR;
     }
 
-    ngx_memcpy(r->route.data, rec->route.data, rec->route.len);
-    ngx_memcpy(r->model.data, rec->model.data, rec->model.len);
+    if (rec->route.len) {
+        ngx_memcpy(r->route.data, rec->route.data, rec->route.len);
+    }
+
+    if (rec->model.len) {
+        ngx_memcpy(r->model.data, rec->model.data, rec->model.len);
+    }
 
     return NGX_OK;
 }
@@ -192,9 +201,7 @@ state_read(ngx_str_t *f, ngx_array_t *recs)
 
         for (i = 0; i < other.nelts; i++) {
             if (ngx_memcmp(a[i].n, b[i].n, sizeof(a[i].n)) != 0
-                || a[i].route.len != b[i].route.len
-                || ngx_memcmp(a[i].route.data, b[i].route.data,
-                              a[i].route.len) != 0)
+                || !state_rec_eq(&a[i], &b[i]))
             {
                 unit_fail(__FILE__, __LINE__, "read in chunks of %lu: "
                           "record %lu differs", (unsigned long) chunk,
@@ -939,9 +946,13 @@ state_rec_eq(ngx_ai_cost_state_rec_t *a, ngx_ai_cost_state_rec_t *b)
            && ngx_memcmp(a->digest, b->digest,
                          NGX_AI_COST_STATE_DIGEST_LEN) == 0
            && a->route.len == b->route.len
-           && ngx_memcmp(a->route.data, b->route.data, a->route.len) == 0
+           && (a->route.len == 0
+               || ngx_memcmp(a->route.data, b->route.data, a->route.len)
+                  == 0)
            && a->model.len == b->model.len
-           && ngx_memcmp(a->model.data, b->model.data, a->model.len) == 0
+           && (a->model.len == 0
+               || ngx_memcmp(a->model.data, b->model.data, a->model.len)
+                  == 0)
            && ngx_memcmp(a->n, b->n, sizeof(a->n)) == 0;
 }
 
