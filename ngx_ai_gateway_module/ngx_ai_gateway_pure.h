@@ -28,6 +28,7 @@
 #define NGX_AI_MAX_JSON_DEPTH       64
 #define NGX_AI_MAX_MODEL_LEN        256
 #define NGX_AI_MAX_SSE_EVENT        (1024 * 1024)
+#define NGX_AI_MAX_N                128        /* answers per request */
 
 
 /* a growable byte buffer allocated from a pool */
@@ -79,6 +80,7 @@ typedef struct {
     ngx_str_t                   upstream_model;  /* "model" */
     cJSON                      *models;    /* "models": [...] or NULL */
     ngx_int_t                   max_tokens;      /* -1: not given */
+    ngx_uint_t                  n;         /* answers asked for, 1-128 */
     size_t                      prompt_bytes;    /* text in messages */
     ngx_int_t                   default_max_tokens;  /* for providers that
                                                     require max_tokens */
@@ -145,6 +147,9 @@ struct ngx_ai_stream_s {
     ngx_str_t                   error;     /* why the stream failed */
     void                       *data;      /* translator's own state */
     ngx_uint_t                  events;    /* events received */
+    size_t                      text_bytes;    /* of content and tool
+                                                  arguments translated */
+    ngx_uint_t                  text_deltas;   /* events that had some */
     unsigned                    done:1;    /* provider ended it whole */
     unsigned                    failed:1;  /* provider sent an error */
     unsigned                    role_sent:1;
@@ -177,6 +182,11 @@ typedef struct {
     /* streaming: one native event in, OpenAI chunks appended to st->out */
     ngx_int_t                 (*stream_event)(ngx_ai_stream_t *st,
                                   ngx_ai_sse_event_t *ev);
+
+    /* a model name this wire format can carry (the part after
+     * "provider/"); NULL: any name ngx_ai_model_name_valid() accepts */
+    ngx_uint_t                (*model_valid)(const u_char *name,
+                                  size_t len);
 } ngx_ai_translator_t;
 
 

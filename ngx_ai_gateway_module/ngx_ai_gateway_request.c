@@ -23,6 +23,8 @@ static ngx_int_t ngx_ai_request_number(cJSON *root, const char *name,
     double min, double max, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_max_tokens(cJSON *root, const char *name,
     ngx_int_t *value, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_n(cJSON *root, ngx_uint_t *n,
+    ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_unique(cJSON *obj, const char **names,
     ngx_ai_error_t *err);
@@ -39,7 +41,9 @@ static const char  *ngx_ai_request_members[] = {
     "model", "models", "messages", "stream", "stream_options",
     "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
     "tools", "tool_choice", "parallel_tool_calls", "user", "seed",
-    "response_format", NULL
+    "response_format", "n", "reasoning_effort", "prediction", "metadata",
+    "store", "service_tier", "logprobs", "top_logprobs", "modalities",
+    "audio", NULL
 };
 
 static const char  *ngx_ai_request_stream_options[] = {
@@ -76,6 +80,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
 
     ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
     req->max_tokens = -1;
+    req->n = 1;
 
     if (len == 0) {
         ngx_ai_invalid(err, NULL, "The request body is empty; expected a "
@@ -240,7 +245,8 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
                                      &req->max_tokens, err)
            != NGX_OK
         || ngx_ai_request_number(root, "temperature", 0, 2, err) != NGX_OK
-        || ngx_ai_request_number(root, "top_p", 0, 1, err) != NGX_OK)
+        || ngx_ai_request_number(root, "top_p", 0, 1, err) != NGX_OK
+        || ngx_ai_request_n(root, &req->n, err) != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -546,6 +552,39 @@ ngx_ai_request_max_tokens(cJSON *root, const char *name, ngx_int_t *value,
     }
 
     *value = (ngx_int_t) item->valuedouble;
+
+    return NGX_OK;
+}
+
+
+/* n: answers asked for; every one of them is paid for */
+
+static ngx_int_t
+ngx_ai_request_n(cJSON *root, ngx_uint_t *n, ngx_ai_error_t *err)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "n");
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsNumber(item)) {
+        ngx_ai_wrong_type(err, "n", "Invalid type for 'n': expected an "
+                          "integer.");
+        return NGX_DECLINED;
+    }
+
+    if (item->valuedouble < 1 || item->valuedouble > NGX_AI_MAX_N
+        || item->valuedouble != (double) (ngx_int_t) item->valuedouble)
+    {
+        ngx_ai_invalid(err, "n", "Invalid value for 'n': expected an "
+                       "integer between 1 and 128.");
+        return NGX_DECLINED;
+    }
+
+    *n = (ngx_uint_t) item->valuedouble;
 
     return NGX_OK;
 }

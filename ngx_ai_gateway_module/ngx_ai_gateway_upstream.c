@@ -17,6 +17,10 @@
 #include "ngx_ai_gateway.h"
 
 
+/* seconds: a longer Retry-After of a provider is passed on as this */
+#define NGX_HTTP_AI_MAX_RETRY_AFTER  600
+
+
 static ngx_int_t ngx_http_ai_set_headers(ngx_http_request_t *sr,
     ngx_http_ai_attempt_t *a, ngx_str_t *key);
 static ngx_int_t ngx_http_ai_push_header(ngx_http_request_t *sr,
@@ -38,7 +42,9 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ngx_ai_chat_request_t *req)
 {
     u_char                       *p, *q;
+    ngx_int_t                     rc;
     ngx_str_t                     uri, args, key;
+    ngx_ai_error_t                refusal;
     ngx_buf_t                    *b;
     ngx_http_request_t           *r, *sr;
     ngx_http_ai_attempt_t        *a, **call;
@@ -49,6 +55,36 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     r = ctx->request;
     provider = target->provider;
+
+    if (ctx->refused) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->attempts) {
+
+        /* every call past the first counts against the limits too */
+
+        rc = ngx_http_ai_limits_attempt(r, ctx, &target->name,
+                                        req ? req : &ctx->chat, &refusal);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->refused = ngx_palloc(r->pool, sizeof(ngx_ai_error_t));
+            if (ctx->refused == NULL) {
+                return NGX_ERROR;
+            }
+
+            *ctx->refused = refusal;
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ai gateway: %V not called: %V", &target->name,
+                          &refusal.message);
+            return NGX_DECLINED;
+        }
+    }
 
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_attempt_t));
     if (a == NULL) {
@@ -66,6 +102,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     a->target = target;
     a->provider = provider;
     a->model = target->name;
+    a->label = target->label.len ? target->label : target->name;
     a->start = ngx_current_msec;
 
     /* the call's own view of the request: the translators read the
@@ -602,6 +639,12 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             if (n != NGX_ERROR) {
                 a->retry_after = h[i].value;
 
+                if (n > NGX_HTTP_AI_MAX_RETRY_AFTER) {
+                    /* a provider's wish is passed on, within reason */
+                    n = NGX_HTTP_AI_MAX_RETRY_AFTER;
+                    ngx_str_set(&a->retry_after, "600");
+                }
+
                 if (a->retry_delay == 0) {
                     a->retry_delay = (ngx_msec_t) n * 1000;
                 }
@@ -615,7 +658,9 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             n = ngx_atoi(h[i].value.data, h[i].value.len);
 
             if (n != NGX_ERROR) {
-                a->retry_delay = (ngx_msec_t) n;
+                a->retry_delay = (ngx_msec_t)
+                                 ngx_min(n, NGX_HTTP_AI_MAX_RETRY_AFTER
+                                            * 1000);
             }
         }
     }

@@ -106,6 +106,12 @@
 #   headerdelay<N>  send the headers at once, the body N ms later
 #   crlf            SSE lines end with "\r\n" instead of "\n"
 #   cache, thoughts see above
+#   nousage         OpenAI: the answer carries no usage (streams: no usage
+#                   chunk, even when asked for)
+#   badusage        OpenAI: usage with a negative prompt_tokens and a
+#                   completion_tokens of 1e30
+#   echoheaders     an error answer's message echoes every request header
+#                   (as some servers' 401 do), with its status<NNN>
 #   toolcall        answer with one tool call instead of text: the first
 #                   function the request declares (OpenAI
 #                   tools[0].function.name, Anthropic tools[0].name, Gemini
@@ -564,7 +570,7 @@ sub parse_behave {
         elsif ($tok =~ /^retryafter(\d+)$/)   { $b->{retryafter} = $1 }
         elsif ($tok =~ /^slow(\d+)$/)         { $b->{slow} = $1 }
         elsif ($tok =~ /^headerdelay(\d+)$/)  { $b->{headerdelay} = $1 }
-        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall)$/) {
+        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall|nousage|badusage|echoheaders)$/) {
             $b->{$1} = 1;
         }
     }
@@ -815,6 +821,11 @@ my %GOOGLE_ERR = (400 => 'INVALID_ARGUMENT', 401 => 'UNAUTHENTICATED',
 sub error_plan {
     my ($c, $req, $fmt, $status, $b, $msg) = @_;
     my $body;
+    if ($b->{echoheaders}) {
+        my $h = $req->{headers};
+        $msg = 'Incorrect API key provided: '
+             . join('; ', map { "$_: $h->{$_}" } sort keys %$h);
+    }
     if ($fmt eq 'anthropic') {
         $body = { type => 'error', error => {
             type => $ANTHROPIC_ERR{$status} // ($status >= 500 ? 'api_error'
@@ -917,7 +928,9 @@ sub json_template {
 # ---------------------------------------------------------------- OpenAI
 
 sub openai_usage {
-    my ($a) = @_;
+    my ($a, $b) = @_;
+    return { prompt_tokens => -1000000, completion_tokens => 1e30,
+             total_tokens => 7 } if $b && $b->{badusage};
     return { prompt_tokens => $a->{prompt_tokens},
              completion_tokens => $a->{completion_tokens},
              total_tokens => $a->{prompt_tokens} + $a->{completion_tokens} };
@@ -935,8 +948,9 @@ sub openai_complete {
                       message => { role => 'assistant', content => $a->{text} },
                       logprobs => undef,
                       finish_reason => $a->{truncated} ? 'length' : 'stop' }],
-        usage => openai_usage($a),
+        usage => openai_usage($a, $x->{b}),
     };
+    delete $body->{usage} if $x->{b}{nousage};
     if (my $tc = $x->{tool}) {
         $body->{choices}[0]{message} = { role => 'assistant', content => undef,
             tool_calls => [{ id => "call_mock_$tc->{seq}", type => 'function',
@@ -995,8 +1009,8 @@ sub openai_stream {
     my ($content, $cut) = maybe_cut($b, \@content);
     my @term = ($chunk->({}, $finish));
     push @term, sse($b, undef, $JSON->encode({ %base, choices => [],
-                                               usage => openai_usage($a) }))
-        if $include_usage;
+                                               usage => openai_usage($a, $b) }))
+        if $include_usage && !$b->{nousage};
     push @term, sse($b, undef, '[DONE]');
     return stream_plan($x, [@open, @$content], \@term, $cut);
 }
