@@ -325,6 +325,10 @@ ngx_int_t ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
     ngx_ai_json_flags_t *flags, ngx_ai_error_t *err);
 ngx_int_t ngx_ai_model_name_valid(const u_char *p, size_t len);
 
+/* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
+ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,
+    ngx_str_t *text, ngx_uint_t *hits);
+
 /* ngx_ai_gateway_sse.c */
 ngx_int_t ngx_ai_sse_init(ngx_ai_sse_parser_t *p, ngx_pool_t *pool,
     size_t max);
