@@ -2619,12 +2619,14 @@ ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b, ngx_http_ai_counters_t *c)
 
 /*
  * "totals":{...},"ledger":[...],"spend":[...],"zones":[... of every cost
- * zone (the caller adds the rate zones and closes the array)
+ * zone (the caller adds the rate zones and closes the array); with f,
+ * the ledger and spend entries it keeps
  */
 
 ngx_int_t
 ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f)
 {
     u_char                   *digest;
     time_t                    now;
@@ -2694,6 +2696,15 @@ ngx_http_ai_cost_json(ngx_http_request_t *r,
                 }
 
                 ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+                if (f && !ngx_http_ai_status_keep(f, pass, &zones[i]->shm.name,
+                                                  digest,
+                                                  (pass && digest) ? NULL
+                                                                   : &route,
+                                                  pass ? NULL : &model))
+                {
+                    continue;
+                }
 
                 if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
                     || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK

@@ -649,7 +649,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
     char          *s;
     cJSON         *part, *fr, *resp, *value;
     size_t         len;
-    ngx_uint_t     nul, status;
+    ngx_uint_t     status;
     const char    *name;
     ngx_ai_buf_t   text;
 
@@ -693,7 +693,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
 
     if (len) {
         value = ngx_ai_json_decode(NULL, (u_char *) s, len,
-                                   NGX_AI_MAX_JSON_DEPTH, &nul, &status);
+                                   NGX_AI_MAX_JSON_DEPTH, NULL, &status);
     }
 
     if (value == NULL) {

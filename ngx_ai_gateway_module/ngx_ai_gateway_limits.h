@@ -437,6 +437,32 @@ ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
 void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
+/* ngx_ai_gateway_status.c: ai_status ?zone= ?key= ?route= ?model=
+ * ?limit= ?offset= for the ledger, spend and rate arrays */
+#define NGX_HTTP_AI_STATUS_LEDGER   0
+#define NGX_HTTP_AI_STATUS_SPEND    1
+#define NGX_HTTP_AI_STATUS_RATE     2
+
+#define NGX_HTTP_AI_STATUS_MAX_LIMIT  100000
+
+typedef struct {
+    ngx_str_t                       zone;      /* empty: any */
+    ngx_str_t                       route;
+    ngx_str_t                       model;
+    u_char                          key[NGX_HTTP_AI_DIGEST_LEN * 2];
+    size_t                          key_len;   /* hex digits, as nibbles */
+    ngx_uint_t                      limit;
+    ngx_uint_t                      offset;
+    ngx_uint_t                      total[3];  /* entries that match */
+    unsigned                        limited:1;
+    unsigned                        has_route:1;
+    unsigned                        has_model:1;
+} ngx_http_ai_status_filter_t;
+
+ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
+    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
+    ngx_str_t *model);
+
 /* ngx_ai_gateway_rate.c */
 char *ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -451,7 +477,8 @@ ngx_int_t ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf);
 void ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx);
 ngx_int_t ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f);
 ngx_int_t ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b, ngx_uint_t first);
 u_char *ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms);
@@ -485,7 +512,8 @@ ngx_int_t ngx_http_ai_cost_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,

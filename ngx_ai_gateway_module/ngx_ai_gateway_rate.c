@@ -1749,15 +1749,18 @@ ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
 }
 
 
-/* the "rate" array of the status JSON: every node of every zone */
+/* the "rate" array of the status JSON: every node of every zone (with f,
+ * those it keeps) */
 
 ngx_int_t
 ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f)
 {
     size_t                    off;
     uint64_t                  req, tok;
     ngx_int_t                 rc;
+    ngx_str_t                 route;
     ngx_uint_t                i, first;
     ngx_msec_t                now;
     ngx_queue_t              *q;
@@ -1787,10 +1790,22 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
         {
             node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
 
+            off = 1 + 4 + (node->keyed ? NGX_HTTP_AI_DIGEST_LEN : 0);
+
+            route.data = node->data + off;
+            route.len = node->len - off;
+
+            if (f && !ngx_http_ai_status_keep(f, NGX_HTTP_AI_STATUS_RATE,
+                                              &zones[i]->shm.name,
+                                              node->keyed ? node->data + 5
+                                                          : NULL,
+                                              &route, NULL))
+            {
+                continue;
+            }
+
             ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now, &req,
                                    &tok);
-
-            off = 1 + 4 + (node->keyed ? NGX_HTTP_AI_DIGEST_LEN : 0);
 
             if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
                 || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
@@ -1818,8 +1833,7 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
 
             if (rc != NGX_OK
                 || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, node->data + off,
-                                                 node->len - off)
+                || ngx_ai_buf_append_json_string(b, route.data, route.len)
                    != NGX_OK
                 || ngx_http_ai_rate_json_limit(b, "rpm", node->rpm, req)
                    != NGX_OK

@@ -73,10 +73,11 @@ ngx_int_t
 ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
 {
-    cJSON       *root, *item, *opt;
-    u_char      *slash;
-    ngx_int_t    rc;
-    ngx_uint_t   nul, status;
+    cJSON                *root, *item, *opt;
+    u_char               *slash;
+    ngx_int_t             rc;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
 
     ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
     req->max_tokens = -1;
@@ -90,7 +91,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
 
     root = ngx_ai_json_track(pool,
                              ngx_ai_json_decode(pool, body, len,
-                                                NGX_AI_MAX_JSON_DEPTH, &nul,
+                                                NGX_AI_MAX_JSON_DEPTH, &flags,
                                                 &status));
 
     if (status == NGX_AI_JSON_TOO_DEEP) {
@@ -109,7 +110,12 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    if (nul) {
+    rc = ngx_ai_request_bytes(pool, body, &flags, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (flags.nul) {
         ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
                        "(\\u0000).");
         return NGX_DECLINED;
@@ -346,6 +352,72 @@ ngx_ai_request_model(cJSON *item, const char *param, ngx_ai_error_t *err)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A decoded body's strings with a raw control byte (RFC 8259 forbids it;
+ * cJSON and so the splice would pass it on) or invalid UTF-8: refused,
+ * naming the first such byte, before any provider sees them.  NGX_OK: none;
+ * NGX_DECLINED: err (400) says where; NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
+    ngx_ai_json_flags_t *flags, ngx_ai_error_t *err)
+{
+    u_char         c, hex[4];
+    size_t         at;
+    const char    *code, *msg, *tail;
+    ngx_ai_buf_t   b;
+
+    static u_char  digits[] = "0123456789ABCDEF";
+
+    if (flags->control
+        && (!flags->utf8 || flags->control_at < flags->utf8_at))
+    {
+        at = flags->control_at;
+        code = "invalid_json";
+        msg = "The request body is not valid JSON: the raw control "
+              "character ";
+        tail = " is inside a string; control characters must be escaped "
+               "(\\n, \\t, \\u0001 ...).";
+
+    } else if (flags->utf8) {
+        at = flags->utf8_at;
+        code = "invalid_encoding";
+        msg = "The request body is not valid UTF-8: the byte ";
+        tail = " starts no well-formed UTF-8 character (overlong, "
+               "surrogate, above U+10FFFF, cut short or a stray "
+               "continuation byte).";
+
+    } else {
+        return NGX_OK;
+    }
+
+    c = body[at];
+
+    hex[0] = '0';
+    hex[1] = 'x';
+    hex[2] = digits[c >> 4];
+    hex[3] = digits[c & 0xf];
+
+    if (ngx_ai_buf_init(&b, pool, 256) != NGX_OK
+        || ngx_ai_buf_append_str(&b, msg) != NGX_OK
+        || ngx_ai_buf_append(&b, hex, 4) != NGX_OK
+        || ngx_ai_buf_append_str(&b, " at offset ") != NGX_OK
+        || ngx_ai_buf_append_uint(&b, at) != NGX_OK
+        || ngx_ai_buf_append_str(&b, tail) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_ai_error_set(err, 400, "invalid_request_error", NULL, code, "");
+
+    err->message.data = b.data;
+    err->message.len = b.len;
+
+    return NGX_DECLINED;
 }
 
 

@@ -327,6 +327,56 @@ UNIT_TEST(request_nul_refused)
 }
 
 
+/* RFC 8259 forbids raw control bytes in strings; providers want UTF-8 */
+
+UNIT_TEST(request_raw_controls_and_bad_utf8_refused)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\x01there\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(err.status, 400);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+    UNIT_CHECK(err.param == NULL);
+    UNIT_CONTAINS(err.message, "control character 0x01 at offset 55");
+
+    /* a raw LF in a key, before a bad byte: the first is named */
+
+    UNIT_EQ_INT(parse("{\"mo\ndel\":1,\"model\":\"a/b\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"\xff\"}]}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+    UNIT_CONTAINS(err.message, "0x0A at offset 4");
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"caf\xc3\xa9 \xed\xa0\x80\"}]}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_encoding") == 0);
+    UNIT_CONTAINS(err.message, "not valid UTF-8: the byte 0xED at offset 59");
+
+    /* a raw NUL is a raw control byte */
+
+    {
+        static const char  raw[] = "{\"model\":\"a/b\",\"messages\":"
+                                   "[{\"role\":\"user\",\"content\":\"x\0\"}]}";
+
+        UNIT_EQ_INT(ngx_ai_chat_request_parse(unit_pool(), (u_char *) raw,
+                                              sizeof(raw) - 1, &req, &err),
+                    NGX_DECLINED);
+        UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+        UNIT_CONTAINS(err.message, "0x00 at offset 54");
+    }
+
+    /* escaped, and well-formed UTF-8, they pass */
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\\u0001\\n\xc3\xa9\xe2\x82\xac"
+                      "\xf0\x9f\x98\x80\x7f\"}]}", &req, &err), NGX_OK);
+}
+
+
 /* the openai translator edits the client's bytes instead of printing the
  * tree: it must send what the printed tree would mean */
 
