@@ -54,6 +54,9 @@ typedef struct {
     ngx_array_t                 prices;      /* ngx_http_ai_price_t */
     ngx_array_t                 models;      /* ngx_str_t: every model the
                                                 configuration names */
+    ngx_array_t                 secrets;     /* ngx_str_t: the providers'
+                                                keys, scrubbed from what
+                                                providers send */
     ngx_shm_zone_t             *breakers;
 } ngx_http_ai_main_conf_t;
 
@@ -152,6 +155,8 @@ typedef struct {
     ngx_str_t                   model;       /* "provider/model" */
     ngx_str_t                   label;       /* its ledger and metrics
                                                 label */
+    ngx_str_t                   key;         /* the key sent, from key=$var
+                                                (else in amcf->secrets) */
     ngx_event_t                 timer;       /* the attempt's timeout */
     ngx_msec_t                  retry_delay; /* a 429's wish, in ms */
     ngx_ai_response_t           answer;      /* translated, not streamed */
@@ -361,6 +366,8 @@ ngx_int_t ngx_http_ai_upstream_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 ngx_int_t ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     ngx_uint_t last);
+ngx_int_t ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a,
+    ngx_str_t *text);
 
 
 #endif /* _NGX_AI_GATEWAY_H_INCLUDED_ */

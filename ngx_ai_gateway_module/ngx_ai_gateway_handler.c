@@ -582,6 +582,10 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
         a->provider->translator->error(r->pool, a->status, a->body.data,
                                        a->body.len, &err);
 
+        if (ngx_http_ai_attempt_scrub(a, &err.message) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         p = ngx_pnalloc(r->pool, sizeof("HTTP 999: ") - 1 + err.message.len);
         if (p == NULL) {
             return NGX_ERROR;
@@ -606,6 +610,11 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
 
         if (a->stream.failed) {
             a->outcome = NGX_HTTP_AI_INVALID;
+
+            if (ngx_http_ai_attempt_scrub(a, &a->stream.error) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             a->reason = a->stream.error;
 
         } else if (!a->stream.done) {
@@ -641,7 +650,14 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
     if (rc == NGX_DECLINED) {
         a->outcome = NGX_HTTP_AI_INVALID;
         a->reason = err.message;
-        return NGX_OK;
+
+        return ngx_http_ai_attempt_scrub(a, &a->reason);
+    }
+
+    if (ngx_http_ai_attempt_scrub(a, &a->answer.body) != NGX_OK
+        || ngx_http_ai_attempt_scrub(a, &a->answer.content) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     a->outcome = NGX_HTTP_AI_OK;
@@ -707,6 +723,12 @@ ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         if (a->header && (a->status < 200 || a->status >= 300)) {
             a->provider->translator->error(r->pool, a->status, a->body.data,
                                            a->body.len, &err);
+
+            if (ngx_http_ai_attempt_scrub(a, &err.message) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
             ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx,
                                                                 &err));
             return;

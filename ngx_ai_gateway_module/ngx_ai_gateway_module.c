@@ -189,6 +189,8 @@ ngx_http_ai_create_main_conf(ngx_conf_t *cf)
                           sizeof(ngx_http_ai_price_t))
            != NGX_OK
         || ngx_array_init(&amcf->models, cf->pool, 8, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&amcf->secrets, cf->pool, 4, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NULL;
@@ -255,8 +257,31 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_ai_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                i;
+    ngx_str_t                *secret;
+    ngx_http_ai_provider_t   *p;
+    ngx_http_ai_main_conf_t  *amcf;
+
     /* cJSON's memory from request pools (see ngx_ai_gateway_json.c) */
     ngx_ai_json_init_allocator();
+
+    /* the keys a provider could echo back (ngx_http_ai_attempt_scrub) */
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+    p = amcf->providers.elts;
+
+    for (i = 0; i < amcf->providers.nelts; i++) {
+        if (p[i].key.len == 0) {
+            continue;
+        }
+
+        secret = ngx_array_push(&amcf->secrets);
+        if (secret == NULL) {
+            return NGX_ERROR;
+        }
+
+        *secret = p[i].key;
+    }
 
     if (ngx_http_ai_secrets_init(cf) != NGX_OK) {
         return NGX_ERROR;

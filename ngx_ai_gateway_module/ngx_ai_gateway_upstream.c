@@ -125,6 +125,10 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
         return NGX_ERROR;
     }
 
+    if (provider->key_value) {
+        a->key = key;
+    }
+
     /* pass= prefix + native path; the native path may carry arguments */
 
     q = ngx_strlchr(up.path.data, up.path.data + up.path.len, '?');
@@ -505,6 +509,25 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         b->pos = b->last;
     }
 
+    if (a->streaming && a->stream.out.len) {
+        out.data = a->stream.out.data;
+        out.len = a->stream.out.len;
+
+        if (ngx_http_ai_attempt_scrub(a, &out) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (out.data != a->stream.out.data) {
+            a->stream.out.len = 0;
+
+            if (ngx_ai_buf_append(&a->stream.out, out.data, out.len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
     if (a->streaming && a->stream.out.len && a->ctx->fusion) {
         /* a fusion's judge writing the answer */
         return ngx_http_ai_fusion_relay(a->ctx, a);
@@ -595,6 +618,54 @@ ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
     if (sr->upstream && sr->upstream->cleanup) {
         (*sr->upstream->cleanup)(sr);
     }
+}
+
+
+/*
+ * What a provider sent, before anything of it reaches the client: every
+ * provider key taken out, whole, in part, JSON-escaped or masked
+ * (ngx_ai_scrub()), since a provider that echoes the request's headers
+ * in an error or an answer would hand its key to whoever asked.
+ */
+
+ngx_int_t
+ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a, ngx_str_t *text)
+{
+    ngx_uint_t                hits, more;
+    ngx_http_request_t       *r;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    if (text->len == 0) {
+        return NGX_OK;
+    }
+
+    r = a->ctx->request;
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    hits = 0;
+    more = 0;
+
+    if (amcf->secrets.nelts
+        && ngx_ai_scrub(r->pool, amcf->secrets.elts, amcf->secrets.nelts,
+                        text, &hits)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (a->key.len
+        && ngx_ai_scrub(r->pool, &a->key, 1, text, &more) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (hits + more) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ai gateway: %V sent a provider key back, %ui times: "
+                      "redacted", &a->model, hits + more);
+    }
+
+    return NGX_OK;
 }
 
 
