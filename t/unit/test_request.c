@@ -227,6 +227,48 @@ UNIT_TEST(request_duplicate_members)
 }
 
 
+/* n: every answer asked for is reserved, so it is checked and unique */
+
+UNIT_TEST(request_n)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\"," MSGS "}", &req, &err), NGX_OK);
+    UNIT_EQ_INT((int) req.n, 1);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":128," MSGS "}", &req, &err),
+                NGX_OK);
+    UNIT_EQ_INT((int) req.n, 128);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":null," MSGS "}", &req, &err),
+                NGX_OK);
+    UNIT_EQ_INT((int) req.n, 1);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":129," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "n") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":0," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":2.5," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":1e300," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":\"2\"," MSGS "}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_type") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":1,\"n\":100," MSGS "}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "duplicate_parameter") == 0);
+
+#undef MSGS
+}
+
+
 /* found by fuzz/fuzz_request: bytes after the object were ignored */
 
 UNIT_TEST(request_trailing_bytes)
@@ -404,7 +446,7 @@ UNIT_TEST(openai_splice_matches_the_tree)
 
     j = spliced("{ \"messages\": [{\"role\":\"user\",\"content\":\"a,}]\\\"\"}],"
                 "\"model\" : \"openai/gpt-4o\", \"models\":[\"x/y\",\"z/w\"],"
-                "\"temperature\":0.5,\"stream\":true,\"n\":{\"a\":[1,{}]}}",
+                "\"temperature\":0.5,\"stream\":true,\"extra\":{\"a\":[1,{}]}}",
                 1, 0);
     UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring,
                       "gpt-4o") == 0);
@@ -416,7 +458,7 @@ UNIT_TEST(openai_splice_matches_the_tree)
                    cJSON_GetObjectItem(j, "messages"), 0), "content")
                    ->valuestring, "a,}]\"") == 0);
     UNIT_CHECK(cJSON_GetObjectItem(j, "temperature")->valuedouble == 0.5);
-    UNIT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "n")));
+    UNIT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "extra")));
 
     /* a call that does not stream: no stream, no stream_options */
     j = spliced("{\"model\":\"p/m\",\"stream\":true,\"stream_options\":"
