@@ -346,10 +346,11 @@ ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
 
-/* ngx_ai_gateway_guard.c: ai_guard */
+/* ngx_ai_gateway_guard.c, ngx_ai_gateway_guard_request.c: ai_guard */
 ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,
     ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message);
 ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
     ngx_uint_t last);
 ngx_int_t ngx_http_ai_guard_status_json(ngx_http_request_t *r,

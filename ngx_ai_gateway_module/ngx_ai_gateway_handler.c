@@ -1033,6 +1033,12 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_int_t  rc;
     ngx_str_t  body;
 
+    /* ai_guard: what a provider echoed in its error, too */
+
+    if (ngx_http_ai_guard_error(r, &err->message) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ctx->messages ? ngx_ai_messages_error(r->pool, err, &body)
                        : ngx_ai_error_render(r->pool, err, &body);
 

@@ -89,7 +89,9 @@
 # the same syntax -- where both set a token the model name wins)
 #   delay<N>        wait N ms before answering (before the headers)
 #   status<NNN>     answer status NNN (>= 400) with the provider's error JSON;
-#                   a 429 carries Retry-After: <retryafter N, default 1>
+#                   a 429 carries Retry-After: <retryafter N, default 1>;
+#                   its message is the model's canned answer (--answers)
+#                   when it has one, else "mock: status NNN requested"
 #   retryafter<N>   Retry-After value (any error status when given)
 #   retryafterms<N> also send retry-after-ms: N
 #   garbage         200 with a non-JSON body; streams: SSE headers, one
@@ -102,6 +104,11 @@
 #                   then close; streams: the opening events and the first 2
 #                   content events, then close without the terminator
 #                   (no final zero-length chunk either)
+#   streamerror     streams (OpenAI, Anthropic): the opening events and the
+#                   first 2 content events, then the provider's error event
+#                   (OpenAI: data {"error":{...}}; Anthropic: event "error")
+#                   instead of the end; its message is the model's canned
+#                   answer when it has one, else "mock: error in the stream"
 #   slow<N>         wait N ms between stream events
 #   headerdelay<N>  send the headers at once, the body N ms later
 #   crlf            SSE lines end with "\r\n" instead of "\n"
@@ -570,7 +577,7 @@ sub parse_behave {
         elsif ($tok =~ /^retryafter(\d+)$/)   { $b->{retryafter} = $1 }
         elsif ($tok =~ /^slow(\d+)$/)         { $b->{slow} = $1 }
         elsif ($tok =~ /^headerdelay(\d+)$/)  { $b->{headerdelay} = $1 }
-        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall|nousage|badusage|echoheaders)$/) {
+        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall|nousage|badusage|echoheaders|streamerror)$/) {
             $b->{$1} = 1;
         }
     }
@@ -617,7 +624,8 @@ sub dispatch {
     return ([[$b->{delay} // 0, undef]], 1) if $b->{drop};
     if ($b->{status} && $b->{status} >= 400) {
         return error_plan($c, $req, $fmt, $b->{status}, $b,
-                          "mock: status $b->{status} requested");
+                          canned_answer($model)
+                          // "mock: status $b->{status} requested");
     }
 
     my $conv = $fmt eq 'openai'    ? openai_conversation($data)
@@ -903,11 +911,24 @@ sub stream_plan {
     return (\@plan, $close);
 }
 
-# Split content events for behaviour "cut": keep the first two.
+# Split content events for behaviours "cut" and "streamerror": keep the
+# first two (only "cut" cuts the connection).
 sub maybe_cut {
     my ($b, $content) = @_;
-    return ($content, 0) unless $b->{cut};
-    return ([@$content[0 .. ($#$content < 1 ? $#$content : 1)]], 1);
+    return ($content, 0) unless $b->{cut} || $b->{streamerror};
+    return ([@$content[0 .. ($#$content < 1 ? $#$content : 1)]],
+            $b->{cut} ? 1 : 0);
+}
+
+# Behaviour "streamerror": the provider's error event, as the stream's end.
+sub stream_error {
+    my ($x, $fmt) = @_;
+    my $msg = canned_answer($x->{model}) // 'mock: error in the stream';
+    return sse($x->{b}, undef, $JSON->encode({ error => {
+        message => $msg, type => 'server_error', param => undef,
+        code => undef } })) if $fmt eq 'openai';
+    return sse($x->{b}, 'error', $JSON->encode({ type => 'error', error => {
+        type => 'overloaded_error', message => $msg } }));
 }
 
 # Per-word events differ only in a few values, so each stream encodes its
@@ -1012,6 +1033,7 @@ sub openai_stream {
                                                usage => openai_usage($a, $b) }))
         if $include_usage && !$b->{nousage};
     push @term, sse($b, undef, '[DONE]');
+    @term = (stream_error($x, 'openai')) if $b->{streamerror};
     return stream_plan($x, [@open, @$content], \@term, $cut);
 }
 
@@ -1095,6 +1117,7 @@ sub anthropic_stream {
             usage => { output_tokens => $a->{completion_tokens} } }),
         $ev->(message_stop => {}),
     );
+    @term = (stream_error($x, 'anthropic')) if $b->{streamerror};
     return stream_plan($x, [@open, @$content], \@term, $cut);
 }
 
