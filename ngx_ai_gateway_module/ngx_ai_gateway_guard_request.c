@@ -223,6 +223,7 @@ ngx_http_ai_guard_walk(ngx_http_ai_guard_walk_t *w, cJSON *node,
 
     keys = data
            || (cJSON_IsObject(node) && name
+               && (name[0] == 'p' || name[0] == '$' || name[0] == 'd')
                && (ngx_strcmp(name, "properties") == 0
                    || ngx_strcmp(name, "patternProperties") == 0
                    || ngx_strcmp(name, "$defs") == 0
@@ -302,20 +303,20 @@ ngx_http_ai_guard_skip(const char *parent, const char *name,
         "modalities", "voice", NULL
     };
 
-    if (level == 1
+    if (level == 1 && name[0] == 'm'
         && (ngx_strcmp(name, "model") == 0 || ngx_strcmp(name, "models") == 0))
     {
         return 1;
     }
 
-    if (parent && ngx_strcmp(parent, "input_audio") == 0
-        && ngx_strcmp(name, "data") == 0)
+    if (name[0] == 'd' && parent && ngx_strcmp(name, "data") == 0
+        && ngx_strcmp(parent, "input_audio") == 0)
     {
         return 1;
     }
 
     for (i = 0; names[i]; i++) {
-        if (ngx_strcmp(name, names[i]) == 0) {
+        if (name[0] == names[i][0] && ngx_strcmp(name, names[i]) == 0) {
             return 1;
         }
     }
