@@ -462,6 +462,12 @@ my @fields = (
     [ 'image_url data: URL, %XX', $fc,
       sub { fchat(messages => [{ role => 'user', content => [
               { type => 'image_url', image_url => { url => 'data:,note%3A%20' . pct($_[0]) } }] }]) } ],
+    [ 'image_url data: URL whose base64 does not decode', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => { url => "data:text/plain;base64,!$_[0]" } }] }]) } ],
+    [ 'image_url https URL', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => { url => "https://example.com/a.png?k=$_[0]" } }] }]) } ],
     [ 'image_url as a string, a data: URL', $fc,
       sub { fchat(messages => [{ role => 'user', content => [
               { type => 'image_url', image_url => 'data:text/markdown;base64,'
@@ -538,6 +544,15 @@ $r = $t->post_json($fc, fchat(messages => [{ role => 'user', content => [
 is($r->{status}, 200, 'binary data: URL: not checked');
 is($t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[0]{image_url}{url}, $png,
    'binary data: URL: sent as it is');
+
+# odd data: URLs pass as they are
+for my $u ('data:', 'data:text/plain;base64,', 'data:,', 'data:,%', 'data:,%4', 'data:;base64,====',
+           'data:text/plain;base64,' . ('A' x 4095)) {
+    $r = $t->post_json($fc, fchat(messages => [{ role => 'user', content => [
+        { type => 'image_url', image_url => { url => $u } }] }]));
+    is($t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[0]{image_url}{url}, $u,
+       'data: URL sent as it is: ' . substr($u, 0, 30));
+}
 
 # what cannot be checked is refused
 my $n = records();
