@@ -9,7 +9,10 @@
  * tree and the cJSON_malloc() tree must be the same; both must be what
  * cJSON's functions expect (prev links, printable, and the print decodes
  * back to the same tree); cJSON_Delete() on the pool tree must free
- * nothing.  The allocator hooks are installed, as inside nginx.
+ * nothing.  The flags of a decoded text (a U+0000, the first raw control
+ * byte and the first invalid UTF-8 in a string) must be what a slow walk
+ * of the bytes finds, with a code point decoder of its own.  The
+ * allocator hooks are installed, as inside nginx.
  */
 
 
@@ -22,6 +25,9 @@ static void fuzz_json_same(const char *what, cJSON *a, cJSON *b,
     ngx_uint_t loose);
 static void fuzz_json_links(cJSON *item);
 static ngx_uint_t fuzz_json_finite(cJSON *item);
+static void fuzz_json_flags(const uint8_t *data, size_t size,
+    ngx_ai_json_flags_t *flags);
+static size_t fuzz_json_utf8(const uint8_t *p, const uint8_t *last);
 
 
 int
@@ -36,21 +42,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char        *printed;
-    cJSON       *pooled, *heap, *ref, *again, *shallow;
-    ngx_uint_t   nul, nul2, status, status2, status3;
-    ngx_pool_t  *pool;
-    const char  *end, *last;
+    char                 *printed;
+    cJSON                *pooled, *heap, *ref, *again, *shallow;
+    ngx_uint_t            status, status2, status3;
+    ngx_pool_t           *pool;
+    const char           *end, *last;
+    ngx_ai_json_flags_t   flags, flags2;
 
     pool = fuzz_pool();
 
     pooled = ngx_ai_json_decode(pool, data, size, NGX_AI_JSON_MAX_DEPTH,
-                                &nul, &status);
+                                &flags, &status);
     heap = ngx_ai_json_decode(NULL, data, size, NGX_AI_JSON_MAX_DEPTH,
-                              &nul2, &status2);
+                              &flags2, &status2);
 
     if (status != status2 || (pooled == NULL) != (heap == NULL)
-        || nul != nul2)
+        || memcmp(&flags, &flags2, sizeof(ngx_ai_json_flags_t)) != 0)
     {
         fuzz_fail("pool and heap decoding differ: %d/%d", (int) status,
                   (int) status2);
@@ -95,6 +102,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_json_same("heap", pooled, heap, 0);
         fuzz_json_links(pooled);
         fuzz_json_links(heap);
+        fuzz_json_flags(data, size, &flags);
 
         /* what cJSON prints of it decodes back to the same tree */
 
@@ -104,7 +112,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         again = ngx_ai_json_decode(pool, (u_char *) printed, strlen(printed),
-                                   NGX_AI_JSON_MAX_DEPTH, &nul2, &status3);
+                                   NGX_AI_JSON_MAX_DEPTH, &flags2, &status3);
 
         if (again == NULL) {
             fuzz_fail("cJSON's print of a decoded tree does not decode: %s",
@@ -116,7 +124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * a tree with neither prints whole
          */
 
-        if (!nul && fuzz_json_finite(pooled)) {
+        if (!flags.nul && fuzz_json_finite(pooled)) {
             fuzz_json_same("print", pooled, again, 1);
         }
 
@@ -125,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the gateway's request bound: the same tree, or too deep */
 
         shallow = ngx_ai_json_decode(pool, data, size, NGX_AI_MAX_JSON_DEPTH,
-                                     &nul2, &status3);
+                                     &flags2, &status3);
 
         if (shallow) {
             fuzz_json_same("shallow", pooled, shallow, 0);
@@ -271,4 +279,162 @@ fuzz_json_finite(cJSON *item)
     }
 
     return 1;
+}
+
+
+/*
+ * The flags of a text that decoded, found the slow way: outside strings
+ * there is only ASCII (and a leading BOM), so every string is found by
+ * its quotes, escapes skipped two bytes at a time.
+ */
+
+static void
+fuzz_json_flags(const uint8_t *data, size_t size, ngx_ai_json_flags_t *flags)
+{
+    size_t          n, control_at, utf8_at;
+    ngx_uint_t      in, nul, control, utf8;
+    const uint8_t  *p, *last;
+
+    p = data;
+    last = data + size;
+    in = 0;
+    nul = 0;
+    control = 0;
+    utf8 = 0;
+    control_at = 0;
+    utf8_at = 0;
+
+    if (size > 4 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
+        p += 3;
+    }
+
+    while (p < last) {
+        if (!in) {
+            if (*p >= 0x80 || *p < 0x20) {
+                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+                    fuzz_fail("byte 0x%02x outside strings", *p);
+                }
+            }
+
+            in = (*p == '"');
+            p++;
+            continue;
+        }
+
+        if (*p == '"') {
+            in = 0;
+            p++;
+            continue;
+        }
+
+        if (*p == '\\') {
+            if (last - p >= 6 && memcmp(p, "\\u0000", 6) == 0) {
+                nul = 1;
+            }
+
+            p += 2;
+            continue;
+        }
+
+        if (*p < 0x20) {
+            if (!control) {
+                control = 1;
+                control_at = p - data;
+            }
+
+            if (*p == 0) {
+                nul = 1;
+            }
+
+            p++;
+            continue;
+        }
+
+        n = fuzz_json_utf8(p, last);
+
+        if (n == 0) {
+            if (!utf8) {
+                utf8 = 1;
+                utf8_at = p - data;
+            }
+
+            n = 1;
+        }
+
+        p += n;
+    }
+
+    if (nul != flags->nul || control != flags->control
+        || utf8 != flags->utf8
+        || (control && control_at != flags->control_at)
+        || (utf8 && utf8_at != flags->utf8_at))
+    {
+        fuzz_fail("flags nul %d control %d at %zu utf8 %d at %zu, the slow "
+                  "walk: nul %d control %d at %zu utf8 %d at %zu",
+                  (int) flags->nul, (int) flags->control, flags->control_at,
+                  (int) flags->utf8, flags->utf8_at, (int) nul,
+                  (int) control, control_at, (int) utf8, utf8_at);
+    }
+
+    /* the decoder's own character check agrees at every position */
+
+    for (p = data; p < last; p++) {
+        if (ngx_ai_utf8_char(p, last) != fuzz_json_utf8(p, last)) {
+            fuzz_fail("ngx_ai_utf8_char() differs at %zu", p - data);
+        }
+    }
+}
+
+
+/*
+ * The length of the character at p, decoded to a code point and judged by
+ * it: the shortest form, no surrogate, at most U+10FFFF; 0 if none
+ */
+
+static size_t
+fuzz_json_utf8(const uint8_t *p, const uint8_t *last)
+{
+    size_t    n, i;
+    uint32_t  cp, min;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+
+    if ((p[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = p[0] & 0x1f;
+        min = 0x80;
+
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = p[0] & 0x0f;
+        min = 0x800;
+
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = p[0] & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
 }

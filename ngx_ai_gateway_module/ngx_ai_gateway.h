@@ -19,6 +19,8 @@
 
 
 #define NGX_HTTP_AI_MAX_KEY_LEN     4096
+#define NGX_HTTP_AI_MAX_MODELS      64      /* ai_max_models at most */
+#define NGX_HTTP_AI_MAX_ATTEMPTS    100     /* ai_max_attempts at most */
 
 
 typedef struct {
@@ -27,6 +29,10 @@ typedef struct {
     ngx_str_t                   pass;        /* internal location prefix */
     ngx_str_t                   key;         /* env:, file: or literal */
     ngx_http_complex_value_t   *key_value;   /* key=$variable */
+    ngx_str_t                   other;       /* the ledger's and metrics'
+                                                label of models the
+                                                configuration does not
+                                                name: NAME, "/", "*" */
 } ngx_http_ai_provider_t;
 
 
@@ -37,12 +43,20 @@ typedef struct {
     uint64_t                    output;
     ngx_str_t                   input_text;  /* as configured, for /models */
     ngx_str_t                   output_text;
+    unsigned                    family:1;    /* "provider/prefix*": every
+                                                model whose name starts
+                                                with the prefix */
 } ngx_http_ai_price_t;
 
 
 typedef struct {
     ngx_array_t                 providers;   /* ngx_http_ai_provider_t */
     ngx_array_t                 prices;      /* ngx_http_ai_price_t */
+    ngx_array_t                 models;      /* ngx_str_t: every model the
+                                                configuration names */
+    ngx_array_t                 secrets;     /* ngx_str_t: the providers'
+                                                keys, scrubbed from what
+                                                providers send */
     ngx_shm_zone_t             *breakers;
 } ngx_http_ai_main_conf_t;
 
@@ -51,6 +65,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                   name;        /* "provider/model" */
     ngx_str_t                   upstream;    /* "model", NUL-terminated */
+    ngx_str_t                   label;       /* in the ledger and metrics */
     ngx_http_ai_provider_t     *provider;
 } ngx_http_ai_model_t;
 
@@ -92,10 +107,21 @@ typedef struct {
 } ngx_http_ai_pool_t;
 
 
+/* ai_unpriced */
+#define NGX_HTTP_AI_UNPRICED_FREE     0
+#define NGX_HTTP_AI_UNPRICED_REFUSE   1
+#define NGX_HTTP_AI_UNPRICED_DEFAULT  2
+
+
 typedef struct {
     ngx_flag_t                  gateway;
     ngx_int_t                   default_max_tokens;
     size_t                      max_response_size;
+    ngx_uint_t                  max_models;  /* entries of "models" */
+    ngx_uint_t                  max_attempts;    /* calls of a fallback */
+    ngx_int_t                   unpriced;    /* NGX_CONF_UNSET: refuse
+                                                where a budget applies */
+    ngx_http_ai_price_t        *unpriced_price;  /* ai_unpriced default= */
     ngx_http_ai_fallback_t     *fallback;
     ngx_http_ai_pool_t         *pool;
 } ngx_http_ai_loc_conf_t;
@@ -127,6 +153,10 @@ typedef struct {
     ngx_http_handler_pt         content_handler; /* of its pass location */
     ngx_http_ai_provider_t     *provider;
     ngx_str_t                   model;       /* "provider/model" */
+    ngx_str_t                   label;       /* its ledger and metrics
+                                                label */
+    ngx_str_t                   key;         /* the key sent, from key=$var
+                                                (else in amcf->secrets) */
     ngx_event_t                 timer;       /* the attempt's timeout */
     ngx_msec_t                  retry_delay; /* a 429's wish, in ms */
     ngx_ai_response_t           answer;      /* translated, not streamed */
@@ -144,6 +174,7 @@ typedef struct {
     ngx_str_t                   reason;      /* why it failed, for errors */
     ngx_ai_usage_t              usage;       /* as the provider reported */
     uint64_t                    cost;        /* nano-USD, set when charged */
+    uint64_t                    est_cost;    /* ... of which estimated */
     unsigned                    done:1;
     unsigned                    aborted:1;   /* usage, if any, is estimated */
     unsigned                    charged:1;
@@ -156,6 +187,9 @@ typedef struct {
     unsigned                    first_byte:1;    /* reached the client */
     unsigned                    estimated:1; /* charged as aborted */
     unsigned                    charged_ok:1;    /* charged as a success */
+    unsigned                    guessed:1;   /* answered without valid
+                                                usage: charged the
+                                                estimate */
 } ngx_http_ai_attempt_t;
 
 
@@ -168,6 +202,9 @@ struct ngx_http_ai_ctx_s {
     ngx_http_ai_fallback_t     *fallback;
     ngx_http_ai_fusion_t       *fusion;
     ngx_array_t                 plan;        /* ngx_http_ai_model_t */
+    ngx_uint_t                 *seen;        /* plan index + 1 by name hash
+                                                (ngx_http_ai_plan_add) */
+    ngx_uint_t                  seen_size;
     ngx_uint_t                  next;        /* plan index to try next */
     ngx_uint_t                  tries;       /* calls to plan[next - 1] */
     ngx_array_t                 calls;       /* ngx_http_ai_attempt_t * */
@@ -183,6 +220,10 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_usage_t              usage;       /* summed over every call */
     ngx_str_t                   model;       /* the model that answered */
     ngx_str_t                   error_page;  /* nginx's error, as JSON */
+    ngx_ai_error_t             *refused;     /* why a call was not made:
+                                                a limit or the attempt
+                                                bound (set by
+                                                ngx_http_ai_attempt_start) */
     ngx_ai_messages_stream_t   *messages_stream; /* Anthropic events out */
     unsigned                    header_sent:1;   /* to the client */
     unsigned                    own_response:1;
@@ -204,6 +245,9 @@ ngx_int_t ngx_http_ai_limits_admit(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
 void ngx_http_ai_admission_done(ngx_http_request_t *r, ngx_int_t rc,
     ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_limits_attempt(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *model, ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
 void ngx_http_ai_limits_charge(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
@@ -224,6 +268,9 @@ void *ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data,
     ngx_uint_t *fresh);
 ngx_http_ai_price_t *ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf,
     ngx_str_t *model);
+void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
+    ngx_http_ai_provider_t *provider, ngx_str_t *name, ngx_str_t *label);
+ngx_int_t ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,
     ngx_http_ai_provider_t *p, ngx_str_t *key);
 ngx_int_t ngx_http_ai_next_header_filter(ngx_http_request_t *r);
@@ -255,6 +302,7 @@ ngx_int_t ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *a);
 void ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *keep);
+void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
 ngx_http_ai_model_t *ngx_http_ai_model_parse(ngx_conf_t *cf,
     ngx_str_t *name);
 ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
@@ -268,7 +316,7 @@ char *ngx_http_ai_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_ai_fusion_wanted(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
 ngx_int_t ngx_http_ai_fusion_plan(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool, ngx_uint_t judges);
 void ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_pool_t *pool);
 void ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
@@ -298,16 +346,18 @@ ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
 
-/* ngx_ai_gateway_guard.c: ai_guard */
+/* ngx_ai_gateway_guard.c, ngx_ai_gateway_guard_request.c: ai_guard */
 ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,
     ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message);
 ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
     ngx_uint_t last);
 ngx_int_t ngx_http_ai_guard_status_json(ngx_http_request_t *r,
     ngx_ai_buf_t *b);
 
-/* ngx_ai_gateway_upstream.c */
+/* ngx_ai_gateway_upstream.c; attempt_start: NGX_DECLINED when the call
+ * may not be made, ctx->refused says why */
 ngx_int_t ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *target, ngx_ai_chat_request_t *req);
 void ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
@@ -317,6 +367,8 @@ ngx_int_t ngx_http_ai_upstream_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 ngx_int_t ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     ngx_uint_t last);
+ngx_int_t ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a,
+    ngx_str_t *text);
 
 
 #endif /* _NGX_AI_GATEWAY_H_INCLUDED_ */

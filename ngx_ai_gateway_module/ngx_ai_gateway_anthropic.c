@@ -104,7 +104,8 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
     ngx_ai_anthropic_request,
     ngx_ai_anthropic_response,
     ngx_ai_anthropic_error,
-    ngx_ai_anthropic_stream_event
+    ngx_ai_anthropic_stream_event,
+    NULL
 };
 
 

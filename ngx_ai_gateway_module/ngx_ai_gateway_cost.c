@@ -308,6 +308,16 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "empty=", 6) == 0) {
+            if (ngx_http_ai_limits_empty_arg(cf, &value[i], &cc->empty)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "budget=", 7) == 0) {
             p = value[i].data + 7;
             last = value[i].data + value[i].len;
@@ -349,6 +359,17 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cc->empty == NGX_HTTP_AI_EMPTY_UNSET) {
+        /* a budget per key is no budget if a request can carry none */
+        cc->empty = cc->has_budget ? NGX_HTTP_AI_EMPTY_DENY
+                                   : NGX_HTTP_AI_EMPTY_ALLOW;
+
+    } else if (cc->key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ai_cost\": empty= needs key=");
+        return NGX_CONF_ERROR;
+    }
+
     if (cc->has_budget) {
         lmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_ai_gateway_limits_module);
@@ -368,8 +389,8 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\": ai_cost takes zone=, key= "
-                       "and budget=", &value[i]);
+                       "invalid parameter \"%V\": ai_cost takes zone=, key=, "
+                       "empty= and budget=", &value[i]);
     return NGX_CONF_ERROR;
 }
 
@@ -813,11 +834,24 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
         }
 
         if (key->empty) {
-            /* no key, no account: as limit_req does with empty keys */
-            return NGX_OK;
-        }
+            switch (cc->empty) {
 
-        keyed = 1;
+            case NGX_HTTP_AI_EMPTY_DENY:
+                lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
+                ngx_http_ai_limits_key_missing(lctx, err);
+                return NGX_DECLINED;
+
+            case NGX_HTTP_AI_EMPTY_ALLOW:
+                /* no key, no account: as limit_req does with empty keys */
+                return NGX_OK;
+
+            default: /* NGX_HTTP_AI_EMPTY_SHARED: the route's account */
+                break;
+            }
+
+        } else {
+            keyed = 1;
+        }
     }
 
     len = ngx_http_ai_cost_account_id(id, keyed, key ? key->digest : NULL,
@@ -1006,14 +1040,91 @@ ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
                                            cn->u.account.in_flight);
     }
 
+    cn->u.account.in_flight -= ngx_min(lctx->more, cn->u.account.in_flight);
+
     cn->count--;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     lctx->account = NULL;
     lctx->reserved = 0;
+    lctx->more = 0;
     lctx->account_strict = 0;
     lctx->account_deferred = 0;
+}
+
+
+/*
+ * Another call of an admitted request: the budget is checked again, with
+ * every request's reservations in flight, and the call's own estimate
+ * joins them; spent, it is refused (402) before the call is made.
+ */
+
+ngx_int_t
+ngx_http_ai_cost_more(ngx_http_ai_limits_ctx_t *lctx, uint64_t estimate,
+    ngx_ai_error_t *err)
+{
+    time_t                    now;
+    uint64_t                  spent, in_flight;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    cn = lctx->account;
+
+    if (cn == NULL || lctx->account_deferred) {
+        return NGX_OK;
+    }
+
+    zone = lctx->account_zone;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_ai_cost_roll(cn, now);
+
+    if (ngx_http_ai_cost_check(lctx->account_conf, cn, estimate, &spent,
+                               &in_flight)
+        != NGX_OK)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_http_ai_cost_refused(lctx, lctx->account_conf, zone, spent,
+                                 in_flight, now, err);
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    lctx->more += estimate;
+
+    return NGX_OK;
+}
+
+
+/* what ngx_http_ai_cost_more() reserved for a call not made, given back */
+
+void
+ngx_http_ai_cost_less(ngx_http_ai_limits_ctx_t *lctx, uint64_t estimate)
+{
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    cn = lctx->account;
+
+    if (cn == NULL || lctx->account_deferred) {
+        return;
+    }
+
+    zone = lctx->account_zone;
+    estimate = ngx_min(estimate, lctx->more);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn->u.account.in_flight -= ngx_min(estimate, cn->u.account.in_flight);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    lctx->more -= estimate;
 }
 
 
@@ -1061,7 +1172,7 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
         }
 
         keyed = !key->empty;
-        account = keyed;
+        account = keyed || cc->empty == NGX_HTTP_AI_EMPTY_SHARED;
     }
 
     m.data = model->data;
@@ -1807,12 +1918,14 @@ ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b, ngx_http_ai_counters_t *c)
 
 /*
  * "totals":{...},"ledger":[...],"spend":[...],"zones":[... of every cost
- * zone (the caller adds the rate zones and closes the array)
+ * zone (the caller adds the rate zones and closes the array); with f,
+ * the ledger and spend entries it keeps
  */
 
 ngx_int_t
 ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f)
 {
     u_char                   *digest;
     time_t                    now;
@@ -1882,6 +1995,15 @@ ngx_http_ai_cost_json(ngx_http_request_t *r,
                 }
 
                 ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
+
+                if (f && !ngx_http_ai_status_keep(f, pass, &zones[i]->shm.name,
+                                                  digest,
+                                                  (pass && digest) ? NULL
+                                                                   : &route,
+                                                  pass ? NULL : &model))
+                {
+                    continue;
+                }
 
                 if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
                     || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK

@@ -20,10 +20,13 @@
 
 static ngx_int_t ngx_http_ai_plan_add_name(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *name, ngx_uint_t must);
+static ngx_int_t ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_start_next(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_start(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m);
+static ngx_int_t ngx_http_ai_attempts_spent(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_loc_conf_t *alcf);
 static ngx_uint_t ngx_http_ai_trigger(ngx_http_ai_outcome_e outcome);
 static void ngx_http_ai_attempt_timeout(ngx_event_t *ev);
 static void ngx_http_ai_hedge_handler(ngx_event_t *ev);
@@ -293,8 +296,24 @@ ngx_http_ai_model_parse(ngx_conf_t *cf, ngx_str_t *name)
     }
 
     m->name = *name;
+    m->label = *name;
     m->upstream.data = slash + 1;               /* config strings end in NUL */
     m->upstream.len = name->data + name->len - (slash + 1);
+
+    if (m->provider->translator->model_valid
+        && !m->provider->translator->model_valid(m->upstream.data,
+                                                 m->upstream.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model \"%V\": a %V model is named with "
+                           "letters, digits, \"-\", \".\" and \"_\"",
+                           name, &m->provider->translator->name);
+        return NULL;
+    }
+
+    if (ngx_http_ai_model_known(cf, name) != NGX_OK) {
+        return NULL;
+    }
 
     return m;
 }
@@ -311,14 +330,36 @@ ngx_int_t
 ngx_http_ai_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_error_t *err)
 {
-    cJSON                *item;
-    ngx_str_t             name;
-    ngx_int_t             rc;
-    ngx_uint_t            i;
-    ngx_http_ai_model_t  *m;
+    cJSON                   *item;
+    ngx_str_t                name;
+    ngx_int_t                rc;
+    ngx_uint_t               i;
+    ngx_http_ai_model_t     *m;
+    ngx_http_ai_loc_conf_t  *alcf;
 
     if (ngx_http_ai_calls_init(r, ctx) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (ctx->chat.models
+        && (ngx_uint_t) cJSON_GetArraySize(ctx->chat.models)
+           > alcf->max_models)
+    {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "models", "too_many_models", "");
+        err->message.data = ngx_pnalloc(r->pool, 128);
+        if (err->message.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        err->message.len = ngx_sprintf(err->message.data,
+                                       "Too many entries in 'models': this "
+                                       "route takes at most %ui.",
+                                       alcf->max_models)
+                           - err->message.data;
+        return NGX_DECLINED;
     }
 
     rc = ngx_http_ai_plan_add_name(r, ctx, &ctx->chat.model,
@@ -381,6 +422,9 @@ ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    ctx->seen = NULL;
+    ctx->seen_size = 0;
+
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NGX_ERROR;
@@ -393,15 +437,33 @@ ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
+/*
+ * A model added to the plan once: the names already in it are found in a
+ * small open-addressing table of plan indexes, so that a long plan costs
+ * no more than its length.
+ */
+
 ngx_int_t
 ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
 {
-    ngx_uint_t            i;
+    ngx_uint_t            i, key, slot;
     ngx_http_ai_model_t  *p;
 
-    p = ctx->plan.elts;
+    if (ctx->plan.nelts * 2 >= ctx->seen_size
+        && ngx_http_ai_plan_rehash(ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    for (i = 0; i < ctx->plan.nelts; i++) {
+    p = ctx->plan.elts;
+    key = ngx_hash_key(m->name.data, m->name.len);
+
+    for (slot = key & (ctx->seen_size - 1);
+         ctx->seen[slot];
+         slot = (slot + 1) & (ctx->seen_size - 1))
+    {
+        i = ctx->seen[slot] - 1;
+
         if (p[i].name.len == m->name.len
             && ngx_strncmp(p[i].name.data, m->name.data, m->name.len) == 0)
         {
@@ -415,6 +477,38 @@ ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
     }
 
     *p = *m;
+    ctx->seen[slot] = ctx->plan.nelts;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t            i, size, slot;
+    ngx_http_ai_model_t  *p;
+
+    size = ctx->seen_size ? ctx->seen_size * 2 : 16;
+
+    ctx->seen = ngx_pcalloc(ctx->request->pool, size * sizeof(ngx_uint_t));
+    if (ctx->seen == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->seen_size = size;
+    p = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        for (slot = ngx_hash_key(p[i].name.data, p[i].name.len) & (size - 1);
+             ctx->seen[slot];
+             slot = (slot + 1) & (size - 1))
+        {
+            /* void */
+        }
+
+        ctx->seen[slot] = i + 1;
+    }
 
     return NGX_OK;
 }
@@ -453,6 +547,15 @@ ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     m.name = *name;
     m.upstream.data = slash + 1;
     m.upstream.len = name->data + name->len - (slash + 1);
+
+    if (m.provider->translator->model_valid
+        && !m.provider->translator->model_valid(m.upstream.data,
+                                                m.upstream.len))
+    {
+        return must ? NGX_ERROR : NGX_DECLINED;
+    }
+
+    ngx_http_ai_model_label(amcf, m.provider, name, &m.label);
 
     return ngx_http_ai_plan_add(ctx, &m);
 }
@@ -607,6 +710,11 @@ ngx_http_ai_start_next(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     plan = ctx->plan.elts;
     last = ctx->attempt;
 
+    if (ctx->refused) {
+        /* a limit or ai_max_attempts: no more calls */
+        return NGX_DECLINED;
+    }
+
     /* the same model again, after a backoff the provider may have asked */
 
     if (last && fb && ctx->tries <= fb->retries
@@ -662,15 +770,31 @@ ngx_http_ai_start_next(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
+/*
+ * NGX_OK: the call started; NGX_DECLINED: it may not be made (the
+ * attempt bound, or a limit with no room for one more call: ctx->refused
+ * says which).
+ */
+
 static ngx_int_t
 ngx_http_ai_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *m)
 {
+    ngx_int_t                rc;
     ngx_http_ai_attempt_t   *a;
     ngx_http_ai_fallback_t  *fb;
+    ngx_http_ai_loc_conf_t  *alcf;
 
-    if (ngx_http_ai_attempt_start(ctx, m, NULL) != NGX_OK) {
-        return NGX_ERROR;
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (ctx->attempts >= alcf->max_attempts) {
+        return ngx_http_ai_attempts_spent(r, ctx, alcf);
+    }
+
+    rc = ngx_http_ai_attempt_start(ctx, m, NULL);
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ctx->tries++;
@@ -698,6 +822,42 @@ ngx_http_ai_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/* ai_max_attempts calls were made: the request ends with what it has */
+
+static ngx_int_t
+ngx_http_ai_attempts_spent(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_loc_conf_t *alcf)
+{
+    ngx_ai_error_t  *err;
+
+    err = ngx_pcalloc(r->pool, sizeof(ngx_ai_error_t));
+    if (err == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_ai_error_set(err, NGX_HTTP_BAD_GATEWAY, "upstream_error", NULL,
+                     "too_many_attempts", "");
+
+    err->message.data = ngx_pnalloc(r->pool, 96);
+    if (err->message.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    err->message.len = ngx_sprintf(err->message.data,
+                                   "not tried: the request made the %ui "
+                                   "calls ai_max_attempts allows",
+                                   alcf->max_attempts)
+                       - err->message.data;
+
+    ctx->refused = err;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "ai gateway: %V", &err->message);
+
+    return NGX_DECLINED;
 }
 
 
@@ -802,7 +962,8 @@ ngx_http_ai_hedge_handler(ngx_event_t *ev)
                   "ai gateway: %V silent for %M ms, hedging with %V",
                   &a->model, ctx->fallback->hedge, &plan[ctx->next].name);
 
-    if (ngx_http_ai_start(r, ctx, &plan[ctx->next++]) != NGX_OK) {
+    if (ngx_http_ai_start(r, ctx, &plan[ctx->next++]) == NGX_ERROR) {
+        /* NGX_DECLINED: no hedge, the call running goes on alone */
         ctx->finished = 1;
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
@@ -822,14 +983,35 @@ ngx_http_ai_retry_handler(ngx_event_t *ev)
     r = ctx->request;
     c = r->connection;
 
-    if (!ctx->finished
-        && ngx_http_ai_start(r, ctx, ctx->attempt->target) != NGX_OK)
-    {
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (!ctx->finished) {
+        switch (ngx_http_ai_start(r, ctx, ctx->attempt->target)) {
+
+        case NGX_OK:
+            break;
+
+        case NGX_DECLINED:
+            /* no room for the retry: the request ends with what it has */
+            ngx_http_ai_run(r, ctx);
+            break;
+
+        default:
+            ctx->finished = 1;
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* every timer of the request's calls, for a request that ends early */
+
+void
+ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx)
+{
+    if (ctx->calls.elts) {
+        ngx_http_ai_timers_cleanup(ctx);
+    }
 }
 
 

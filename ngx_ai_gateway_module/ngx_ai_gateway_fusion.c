@@ -396,11 +396,15 @@ ngx_http_ai_fusion_wanted(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-/* no fusion: the members, and their alternatives, as a fallback chain */
+/*
+ * The models the pool may call: the members and their alternatives, and,
+ * for a fusion, the judges (which admission prices).  Without fusion
+ * (tools) the members are run as a fallback chain.
+ */
 
 ngx_int_t
 ngx_http_ai_fusion_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_pool_t *pool)
+    ngx_http_ai_pool_t *pool, ngx_uint_t judges)
 {
     ngx_uint_t            i, j;
     ngx_array_t          *members;
@@ -422,6 +426,14 @@ ngx_http_ai_fusion_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         }
     }
 
+    m = pool->judges.elts;
+
+    for (i = 0; judges && i < pool->judges.nelts; i++) {
+        if (ngx_http_ai_plan_add(ctx, &m[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -434,8 +446,10 @@ ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_array_t           *members;
     ngx_http_ai_fusion_t  *fu;
 
+    /* ctx's lists of models and calls: ngx_http_ai_fusion_plan() */
+
     fu = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_fusion_t));
-    if (fu == NULL || ngx_http_ai_calls_init(r, ctx) != NGX_OK) {
+    if (fu == NULL) {
         goto failed;
     }
 
@@ -522,8 +536,10 @@ ngx_http_ai_fusion_round(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     for (i = 0; i < fu->n; i++) {
         m = fu->members[i].models->elts;
 
+        /* NGX_DECLINED: a limit had no room for this member's call */
+
         if (ngx_http_ai_fusion_call(ctx, i, &m[fu->members[i].next++], &req)
-            != NGX_OK)
+            == NGX_ERROR)
         {
             return NGX_ERROR;
         }
@@ -541,8 +557,12 @@ static ngx_int_t
 ngx_http_ai_fusion_call(ngx_http_ai_ctx_t *ctx, ngx_uint_t i,
     ngx_http_ai_model_t *m, ngx_ai_chat_request_t *req)
 {
-    if (ngx_http_ai_attempt_start(ctx, m, req) != NGX_OK) {
-        return NGX_ERROR;
+    ngx_int_t  rc;
+
+    rc = ngx_http_ai_attempt_start(ctx, m, req);
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ctx->attempt->member = i;
@@ -632,13 +652,18 @@ ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             req.models = NULL;
             m = mb->models->elts;
 
-            if (ngx_http_ai_fusion_call(ctx, i, &m[mb->next++], &req)
-                != NGX_OK)
-            {
+            switch (ngx_http_ai_fusion_call(ctx, i, &m[mb->next++], &req)) {
+
+            case NGX_OK:
+                running++;
+                break;
+
+            case NGX_DECLINED:
+                break;
+
+            default:
                 goto failed;
             }
-
-            running++;
         }
     }
 
@@ -788,8 +813,9 @@ failed:
 static ngx_int_t
 ngx_http_ai_fusion_debate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
+    ngx_int_t               rc;
     ngx_str_t              *answers, *others;
-    ngx_uint_t              i, j, k, n, *candidates;
+    ngx_uint_t              i, j, k, n, started, *candidates;
     ngx_ai_chat_request_t   req;
     ngx_http_ai_fusion_t   *fu;
     ngx_http_ai_member_t   *mb;
@@ -816,6 +842,7 @@ ngx_http_ai_fusion_debate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     fu->round++;
     fu->cut = 0;
+    started = 0;
 
     for (i = 0; i < n; i++) {
         mb = &fu->members[candidates[i]];
@@ -836,13 +863,26 @@ ngx_http_ai_fusion_debate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
         if (ngx_ai_debate_request(r->pool, &ctx->chat, &mb->answer, others,
                                   k, &req)
-            != NGX_OK
-            || ngx_http_ai_fusion_call(ctx, candidates[i],
-                                       mb->answered_by->target, &req)
-               != NGX_OK)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        /* NGX_DECLINED: no room for the revision, the answer stands */
+
+        rc = ngx_http_ai_fusion_call(ctx, candidates[i],
+                                     mb->answered_by->target, &req);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        started += (rc == NGX_OK);
+    }
+
+    if (started == 0) {
+        fu->round--;
+        return NGX_DECLINED;
     }
 
     if (fu->conf->deadline) {
@@ -862,6 +902,7 @@ ngx_http_ai_fusion_debate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 static ngx_int_t
 ngx_http_ai_fusion_judge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
+    ngx_int_t               rc;
     ngx_str_t              *answers;
     ngx_uint_t              i;
     ngx_ai_chat_request_t   req;
@@ -893,9 +934,16 @@ ngx_http_ai_fusion_judge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     judges = fu->conf->judges.elts;
 
-    if (ngx_http_ai_attempt_start(ctx, &judges[fu->judge_next++], &req)
-        != NGX_OK)
-    {
+    rc = ngx_http_ai_attempt_start(ctx, &judges[fu->judge_next++], &req);
+
+    if (rc == NGX_DECLINED) {
+        /* a limit had no room for a judge call: decided without one */
+        fu->judge_next = fu->conf->judges.nelts;
+        ngx_http_ai_fusion_without_judge(r, ctx);
+        return NGX_OK;
+    }
+
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -76,6 +76,7 @@ static void ngx_ai_gemini_error(ngx_pool_t *pool, ngx_uint_t status,
     u_char *body, size_t len, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_gemini_stream_event(ngx_ai_stream_t *st,
     ngx_ai_sse_event_t *ev);
+static ngx_uint_t ngx_ai_gemini_model_valid(const u_char *name, size_t len);
 static ngx_int_t ngx_ai_gemini_stream_parts(ngx_ai_stream_t *st,
     ngx_ai_gemini_stream_t *gs, cJSON *parts);
 
@@ -86,8 +87,38 @@ ngx_ai_translator_t  ngx_ai_gemini_translator = {
     ngx_ai_gemini_request,
     ngx_ai_gemini_response,
     ngx_ai_gemini_error,
-    ngx_ai_gemini_stream_event
+    ngx_ai_gemini_stream_event,
+    ngx_ai_gemini_model_valid
 };
+
+
+/*
+ * The model is a segment of the path (.../models/MODEL:generateContent):
+ * only what Gemini's model ids are made of, so that no ":", "/", ";" or
+ * "@" can change the method or alias another model.
+ */
+
+static ngx_uint_t
+ngx_ai_gemini_model_valid(const u_char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= 'A' && name[i] <= 'Z')
+              || (name[i] >= '0' && name[i] <= '9')
+              || name[i] == '-' || name[i] == '.' || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
 
 
 #define ngx_ai_get(obj, name)  cJSON_GetObjectItemCaseSensitive(obj, name)
@@ -618,7 +649,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
     char          *s;
     cJSON         *part, *fr, *resp, *value;
     size_t         len;
-    ngx_uint_t     nul, status;
+    ngx_uint_t     status;
     const char    *name;
     ngx_ai_buf_t   text;
 
@@ -662,7 +693,7 @@ ngx_ai_gemini_tool_result(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
 
     if (len) {
         value = ngx_ai_json_decode(NULL, (u_char *) s, len,
-                                   NGX_AI_MAX_JSON_DEPTH, &nul, &status);
+                                   NGX_AI_MAX_JSON_DEPTH, NULL, &status);
     }
 
     if (value == NULL) {

@@ -3,12 +3,13 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * ngx_ai_gateway_guard_module: ai_guard rules, regular expressions (nginx's
- * PCRE2, compiled when the configuration is read) applied to the text of
- * every message of a request before any provider sees it, and, when asked,
- * to the answer on its way back, streams included.  A "deny" rule refuses
- * the request with 400 naming the rule; a "redact" rule replaces what it
- * matches with "[REDACTED:NAME]".  Matches are counted per rule in shared
- * memory (for ai_status) and named in $ai_guard (for access logs).
+ * PCRE2, compiled when the configuration is read) applied to every string
+ * of a request the provider receives before any provider sees it, and,
+ * when asked, to the answer on its way back, streams included, and to the
+ * error messages the gateway sends.  A "deny" rule refuses the request
+ * with 400 naming the rule; a "redact" rule replaces what it matches with
+ * "[REDACTED:NAME]".  Matches are counted per rule in shared memory (for
+ * ai_status) and named in $ai_guard (for access logs).
  */
 
 
@@ -16,131 +17,22 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway.h"
+#include "ngx_ai_gateway_guard.h"
 
 
-#if !(NGX_PCRE)
-#error "ai_guard needs nginx built with PCRE (--with-pcre)"
-#endif
-
-
-#define NGX_HTTP_AI_GUARD_DENY       1
-#define NGX_HTTP_AI_GUARD_REDACT     2
-
-#define NGX_HTTP_AI_GUARD_REQUEST    1
-#define NGX_HTTP_AI_GUARD_RESPONSE   2
-
-#define NGX_HTTP_AI_GUARD_MAX        256     /* rules counted in the zone */
-#define NGX_HTTP_AI_GUARD_NAME_LEN   64
-#define NGX_HTTP_AI_GUARD_ZONE_SIZE  (64 * 1024)
-
-/*
- * A streamed answer is sent with its last bytes held back, so that a
- * match split across two deltas is still caught: at least this many, and
- * every match that reaches the end of what has come so far.
- */
-#define NGX_HTTP_AI_GUARD_WINDOW     64
-
-/* ... but never more than this: a match that goes on and on is released */
-#define NGX_HTTP_AI_GUARD_MAX_HOLD   4096
-
-
-/* one rule's counts, in shared memory */
-typedef struct {
-    u_char                          name[NGX_HTTP_AI_GUARD_NAME_LEN];
-    size_t                          len;
-    ngx_uint_t                      action;
-    ngx_atomic_t                    matches;
-    ngx_atomic_t                    requests;
-} ngx_http_ai_guard_counter_t;
-
-
-typedef struct {
-    ngx_uint_t                      n;
-    ngx_http_ai_guard_counter_t     counters[NGX_HTTP_AI_GUARD_MAX];
-} ngx_http_ai_guard_sh_t;
-
-
-/* a rule as counted: one per distinct name and action */
-typedef struct {
-    ngx_str_t                       name;
-    ngx_uint_t                      action;
-    ngx_http_ai_guard_counter_t    *counter;    /* NULL: zone full */
-} ngx_http_ai_guard_slot_t;
-
-
-typedef struct {
-    ngx_str_t                       name;
-    ngx_regex_t                    *regex;
-    ngx_uint_t                      action;
-    ngx_uint_t                      scope;
-    ngx_uint_t                      luhn;
-    ngx_str_t                       replacement;   /* [REDACTED:NAME] */
-    ngx_http_ai_guard_slot_t       *slot;
-} ngx_http_ai_guard_rule_t;
-
-
-/* the rules of one configuration level */
-typedef struct {
-    ngx_array_t                     rules;      /* ngx_http_ai_guard_rule_t */
-    ngx_uint_t                      scopes;     /* REQUEST|RESPONSE used */
-    ngx_uint_t                      redact;     /* scopes of redact rules */
-} ngx_http_ai_guards_t;
-
-
-typedef struct {
-    ngx_array_t                     slots;      /* of slot pointers */
-    ngx_shm_zone_t                 *zone;
-    ngx_http_ai_guard_sh_t         *sh;
-} ngx_http_ai_guard_main_conf_t;
-
-
-typedef struct {
-    ngx_http_ai_guards_t           *guards;     /* NULL: none or "off" */
-} ngx_http_ai_guard_loc_conf_t;
-
-
-typedef struct {
-    size_t                          start;
-    size_t                          end;
-    ngx_http_ai_guard_rule_t       *rule;
-} ngx_http_ai_guard_match_t;
-
-
-/* per request */
-typedef struct {
-    ngx_http_ai_guard_rule_t       *deny;
-    ngx_array_t                     hits;       /* slots hit: pointers */
-    ngx_array_t                     matches;    /* scratch */
-
-    /* the answer's stream: st.out is what goes out, st.id, st.model and
-     * st.created are the chunks' own, for content chunks made here */
-    ngx_ai_sse_parser_t             sse;
-    ngx_ai_stream_t                 st;
-    ngx_ai_buf_t                    pending;    /* content not sent yet */
-    unsigned                        stream:1;   /* the above are set up */
-} ngx_http_ai_guard_ctx_t;
-
-
-static ngx_http_ai_guard_ctx_t *ngx_http_ai_guard_get_ctx(
-    ngx_http_request_t *r);
-static ngx_int_t ngx_http_ai_guard_texts(cJSON *messages, ngx_array_t *a);
+static ngx_int_t ngx_http_ai_guard_message(ngx_http_request_t *r,
+    ngx_http_ai_guard_ctx_t *gctx, ngx_http_ai_guards_t *g,
+    ngx_str_t *message);
+static ngx_int_t ngx_http_ai_guard_error_event(ngx_http_request_t *r,
+    ngx_http_ai_guard_ctx_t *gctx, ngx_ai_sse_event_t *ev, cJSON *root,
+    cJSON *error);
 static ngx_int_t ngx_http_ai_guard_text(cJSON *item, ngx_array_t *a);
-static ngx_int_t ngx_http_ai_guard_find(ngx_http_request_t *r,
-    ngx_http_ai_guard_rule_t *rule, u_char *text, size_t len, size_t offset,
-    size_t *start, size_t *end);
 static ngx_uint_t ngx_http_ai_guard_luhn(u_char *p, size_t len);
-static ngx_int_t ngx_http_ai_guard_scan(ngx_http_request_t *r,
-    ngx_http_ai_guard_ctx_t *gctx, ngx_http_ai_guards_t *g, ngx_uint_t scope,
-    u_char *text, size_t len);
 static ngx_int_t ngx_http_ai_guard_match_cmp(const void *one,
     const void *two);
-static ngx_int_t ngx_http_ai_guard_render(ngx_http_ai_guard_ctx_t *gctx,
-    u_char *text, size_t cut, ngx_ai_buf_t *out);
 static ngx_int_t ngx_http_ai_guard_redact_item(ngx_http_request_t *r,
     ngx_http_ai_guard_ctx_t *gctx, ngx_http_ai_guards_t *g, ngx_uint_t scope,
     cJSON *item, ngx_uint_t *changed);
-static ngx_int_t ngx_http_ai_guard_hit(ngx_http_ai_guard_ctx_t *gctx,
-    ngx_http_ai_guard_rule_t *rule, ngx_uint_t n);
 static ngx_int_t ngx_http_ai_guard_sse_event(void *data,
     ngx_ai_sse_event_t *ev);
 static ngx_int_t ngx_http_ai_guard_chunk(ngx_http_request_t *r,
@@ -225,121 +117,6 @@ static ngx_str_t  ngx_http_ai_guard_actions[] = {
 #if (NGX_PCRE2)
 static pcre2_match_data  *ngx_http_ai_guard_match_data;
 #endif
-
-
-/*
- * The request's text, before any provider call: NGX_DECLINED when a deny
- * rule matches (err is its 400), else the redact rules have replaced
- * their matches in the request tree.
- */
-
-ngx_int_t
-ngx_http_ai_guard_request(ngx_http_request_t *r, ngx_ai_chat_request_t *chat,
-    ngx_ai_error_t *err)
-{
-    u_char                        *p;
-    size_t                         start, end;
-    cJSON                        **item;
-    ngx_int_t                      rc;
-    ngx_uint_t                     i, j, changed;
-    ngx_array_t                    texts;
-    ngx_http_ai_guards_t          *g;
-    ngx_http_ai_guard_ctx_t       *gctx;
-    ngx_http_ai_guard_rule_t      *rule;
-    ngx_http_ai_guard_loc_conf_t  *glcf;
-
-    glcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_guard_module);
-    g = glcf->guards;
-
-    if (g == NULL || !(g->scopes & NGX_HTTP_AI_GUARD_REQUEST)) {
-        return NGX_OK;
-    }
-
-    gctx = ngx_http_ai_guard_get_ctx(r);
-    if (gctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_array_init(&texts, r->pool, 16, sizeof(cJSON *)) != NGX_OK
-        || ngx_http_ai_guard_texts(cJSON_GetObjectItemCaseSensitive(
-                                       chat->json, "messages"),
-                                   &texts)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    item = texts.elts;
-    rule = g->rules.elts;
-
-    /* deny rules first, in the order they are configured */
-
-    for (i = 0; i < g->rules.nelts; i++) {
-
-        if (rule[i].action != NGX_HTTP_AI_GUARD_DENY) {
-            continue;
-        }
-
-        for (j = 0; j < texts.nelts; j++) {
-            rc = ngx_http_ai_guard_find(r, &rule[i],
-                                        (u_char *) item[j]->valuestring,
-                                        ngx_strlen(item[j]->valuestring), 0,
-                                        &start, &end);
-            if (rc == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (rc == NGX_DECLINED) {
-                continue;
-            }
-
-            gctx->deny = &rule[i];
-
-            if (ngx_http_ai_guard_hit(gctx, &rule[i], 1) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "ai guard: request denied by rule \"%V\"",
-                          &rule[i].name);
-
-            p = ngx_pnalloc(r->pool, rule[i].name.len + 64);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST,
-                             "invalid_request_error", NULL, "guard_denied",
-                             "");
-            err->message.data = p;
-            err->message.len = ngx_sprintf(p, "The request was refused by "
-                                           "the gateway's guard \"%V\".",
-                                           &rule[i].name)
-                               - p;
-            return NGX_DECLINED;
-        }
-    }
-
-    if (!(g->redact & NGX_HTTP_AI_GUARD_REQUEST)) {
-        return NGX_OK;
-    }
-
-    /* the tree may change: providers get it printed, not the client's
-     * bytes */
-    chat->raw.len = 0;
-
-    for (j = 0; j < texts.nelts; j++) {
-        if (ngx_http_ai_guard_redact_item(r, gctx, g,
-                                          NGX_HTTP_AI_GUARD_REQUEST, item[j],
-                                          &changed)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
 
 
 /*
@@ -442,7 +219,13 @@ ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
     glcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_guard_module);
     g = glcf->guards;
 
-    if (g == NULL || !(g->redact & NGX_HTTP_AI_GUARD_RESPONSE)) {
+    if (g == NULL) {
+        return NGX_OK;
+    }
+
+    /* deny rules alone: they see the error event, which comes last */
+
+    if (!(g->redact & NGX_HTTP_AI_GUARD_RESPONSE) && (!g->deny || !last)) {
         return NGX_OK;
     }
 
@@ -467,6 +250,7 @@ ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
 
         gctx->st.role_sent = 1;         /* chunks of content only */
         gctx->stream = 1;
+        gctx->light = !(g->redact & NGX_HTTP_AI_GUARD_RESPONSE);
     }
 
     gctx->st.out.len = 0;
@@ -506,6 +290,126 @@ ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
 
     data->data = gctx->st.out.data;
     data->len = gctx->st.out.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An error message for the client (the gateway's own, a provider's
+ * relayed): a deny rule's match withholds it, since what deny rules match
+ * must not cross the gateway, and the response-scope redact rules replace
+ * their matches.  *message is left as it is when nothing matched; the
+ * refusal of a deny rule itself is not checked again.
+ */
+
+ngx_int_t
+ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message)
+{
+    ngx_http_ai_guards_t          *g;
+    ngx_http_ai_guard_ctx_t       *gctx;
+    ngx_http_ai_guard_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_guard_module);
+    g = glcf->guards;
+
+    if (g == NULL || message->len == 0
+        || (!g->deny && !(g->redact & NGX_HTTP_AI_GUARD_RESPONSE)))
+    {
+        return NGX_OK;
+    }
+
+    gctx = ngx_http_ai_guard_get_ctx(r);
+    if (gctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (gctx->deny) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_guard_message(r, gctx, g, message);
+}
+
+
+/* as above; a changed message is NUL-terminated */
+
+static ngx_int_t
+ngx_http_ai_guard_message(ngx_http_request_t *r,
+    ngx_http_ai_guard_ctx_t *gctx, ngx_http_ai_guards_t *g,
+    ngx_str_t *message)
+{
+    u_char                    *p;
+    size_t                     start, end;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    ngx_ai_buf_t               b;
+    ngx_http_ai_guard_rule_t  *rule;
+
+    rule = g->rules.elts;
+
+    for (i = 0; g->deny && i < g->rules.nelts; i++) {
+
+        if (rule[i].action != NGX_HTTP_AI_GUARD_DENY) {
+            continue;
+        }
+
+        rc = ngx_http_ai_guard_find(r, &rule[i], message->data, message->len,
+                                    0, &start, &end);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        if (rule[i].slot->counter) {
+            (void) ngx_atomic_fetch_add(&rule[i].slot->counter->matches, 1);
+            (void) ngx_atomic_fetch_add(&rule[i].slot->counter->requests, 1);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai guard: error message withheld by rule \"%V\"",
+                      &rule[i].name);
+
+        p = ngx_pnalloc(r->pool, rule[i].name.len + 64);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        message->data = p;
+        message->len = ngx_sprintf(p, "The error message was withheld by a "
+                                   "guard (%V).%Z", &rule[i].name)
+                       - p - 1;
+        return NGX_OK;
+    }
+
+    if (!(g->redact & NGX_HTTP_AI_GUARD_RESPONSE)) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_ai_guard_scan(r, gctx, g, NGX_HTTP_AI_GUARD_RESPONSE,
+                               message->data, message->len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (gctx->matches.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_ai_buf_init(&b, r->pool, message->len + 64) != NGX_OK
+        || ngx_http_ai_guard_render(gctx, message->data, message->len, &b)
+           != NGX_OK
+        || ngx_ai_buf_append(&b, "", 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    message->data = b.data;
+    message->len = b.len - 1;
 
     return NGX_OK;
 }
@@ -560,7 +464,7 @@ ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
 }
 
 
-static ngx_http_ai_guard_ctx_t *
+ngx_http_ai_guard_ctx_t *
 ngx_http_ai_guard_get_ctx(ngx_http_request_t *r)
 {
     ngx_http_ai_guard_ctx_t  *gctx;
@@ -589,50 +493,6 @@ ngx_http_ai_guard_get_ctx(ngx_http_request_t *r)
     ngx_http_set_ctx(r, gctx, ngx_ai_gateway_guard_module);
 
     return gctx;
-}
-
-
-/*
- * The text of a request's messages: every "content" string, and every
- * "text" or "refusal" string of content parts.  Members are walked, not
- * looked up, so that a key sent twice is checked twice: a provider's
- * parser may keep the one a lookup would not find.
- */
-
-static ngx_int_t
-ngx_http_ai_guard_texts(cJSON *messages, ngx_array_t *a)
-{
-    cJSON  *msg, *item, *part, *member;
-
-    cJSON_ArrayForEach(msg, messages) {
-
-        cJSON_ArrayForEach(item, msg) {
-
-            if (item->string == NULL
-                || ngx_strcmp(item->string, "content") != 0)
-            {
-                continue;
-            }
-
-            if (cJSON_IsString(item)) {
-                if (ngx_http_ai_guard_text(item, a) != NGX_OK) {
-                    return NGX_ERROR;
-                }
-
-                continue;
-            }
-
-            cJSON_ArrayForEach(part, item) {
-                cJSON_ArrayForEach(member, part) {
-                    if (ngx_http_ai_guard_text(member, a) != NGX_OK) {
-                        return NGX_ERROR;
-                    }
-                }
-            }
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -669,7 +529,7 @@ ngx_http_ai_guard_text(cJSON *item, ngx_array_t *a)
  * NGX_DECLINED when there is none.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_guard_find(ngx_http_request_t *r, ngx_http_ai_guard_rule_t *rule,
     u_char *text, size_t len, size_t offset, size_t *start, size_t *end)
 {
@@ -796,7 +656,7 @@ ngx_http_ai_guard_luhn(u_char *p, size_t len)
  * longer).
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_guard_scan(ngx_http_request_t *r, ngx_http_ai_guard_ctx_t *gctx,
     ngx_http_ai_guards_t *g, ngx_uint_t scope, u_char *text, size_t len)
 {
@@ -891,7 +751,7 @@ ngx_http_ai_guard_match_cmp(const void *one, const void *two)
  * replaced, appended to out; the replaced matches are counted.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_guard_render(ngx_http_ai_guard_ctx_t *gctx, u_char *text,
     size_t cut, ngx_ai_buf_t *out)
 {
@@ -962,7 +822,7 @@ ngx_http_ai_guard_redact_item(ngx_http_request_t *r,
 
 /* counts n matches of rule, and the request once per rule */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_guard_hit(ngx_http_ai_guard_ctx_t *gctx,
     ngx_http_ai_guard_rule_t *rule, ngx_uint_t n)
 {
@@ -1003,33 +863,78 @@ ngx_http_ai_guard_sse_event(void *data, ngx_ai_sse_event_t *ev)
 {
     ngx_http_request_t *r = data;
 
-    cJSON                    *root;
+    cJSON                    *root, *error;
     ngx_int_t                 rc;
     ngx_http_ai_guard_ctx_t  *gctx;
 
     gctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_guard_module);
 
     root = ngx_ai_json_scratch(&gctx->st.scratch, r->pool, &ev->data);
+    error = cJSON_GetObjectItemCaseSensitive(root, "error");
 
-    if (cJSON_IsObject(root)
-        && cJSON_GetObjectItemCaseSensitive(root, "error") == NULL)
-    {
+    if (cJSON_IsObject(root) && error == NULL && !gctx->light) {
         rc = ngx_http_ai_guard_chunk(r, gctx, ev, root);
         ngx_ai_json_scratch_done(gctx->st.scratch, root);
         return rc;
     }
 
-    ngx_ai_json_scratch_done(gctx->st.scratch, root);
-
     /* [DONE], an error event: what is held goes first */
 
-    if (gctx->pending.len
-        && ngx_http_ai_guard_release(r, gctx, 1, NULL) != NGX_OK)
+    rc = NGX_OK;
+
+    if (gctx->pending.len) {
+        rc = ngx_http_ai_guard_release(r, gctx, 1, NULL);
+    }
+
+    if (rc == NGX_OK) {
+        rc = cJSON_IsObject(root) && cJSON_IsObject(error)
+             ? ngx_http_ai_guard_error_event(r, gctx, ev, root, error)
+             : ngx_ai_sse_data_event(&gctx->st.out, &ev->data);
+    }
+
+    ngx_ai_json_scratch_done(gctx->st.scratch, root);
+
+    return rc;
+}
+
+
+/* the gateway's error event, its message as ngx_http_ai_guard_error() */
+
+static ngx_int_t
+ngx_http_ai_guard_error_event(ngx_http_request_t *r,
+    ngx_http_ai_guard_ctx_t *gctx, ngx_ai_sse_event_t *ev, cJSON *root,
+    cJSON *error)
+{
+    cJSON                         *msg;
+    ngx_str_t                      s, line;
+    ngx_http_ai_guard_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_guard_module);
+
+    msg = cJSON_GetObjectItemCaseSensitive(error, "message");
+
+    if (!cJSON_IsString(msg)) {
+        return ngx_ai_sse_data_event(&gctx->st.out, &ev->data);
+    }
+
+    s.data = (u_char *) msg->valuestring;
+    s.len = ngx_strlen(msg->valuestring);
+
+    if (ngx_http_ai_guard_message(r, gctx, glcf->guards, &s) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (s.data == (u_char *) msg->valuestring) {
+        return ngx_ai_sse_data_event(&gctx->st.out, &ev->data);
+    }
+
+    if (cJSON_SetValuestring(msg, (char *) s.data) == NULL
+        || ngx_ai_json_print(r->pool, root, &line) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return ngx_ai_sse_data_event(&gctx->st.out, &ev->data);
+    return ngx_ai_sse_data_event(&gctx->st.out, &line);
 }
 
 
@@ -1560,6 +1465,9 @@ ngx_http_ai_guard_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (rule->action == NGX_HTTP_AI_GUARD_REDACT) {
         g->redact |= rule->scope;
+
+    } else {
+        g->deny = 1;
     }
 
     return NGX_CONF_OK;

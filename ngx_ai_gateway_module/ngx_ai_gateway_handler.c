@@ -26,6 +26,9 @@ static void ngx_http_ai_admitted(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
+static void ngx_http_ai_check_broken(ngx_http_request_t *r);
+static void ngx_http_ai_client_gone(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_err_t err);
 static ngx_int_t ngx_http_ai_finish_stream(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 static const char *ngx_http_ai_failure_code(ngx_http_ai_attempt_t *a);
@@ -213,11 +216,8 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
 
     fusion = alcf->pool && ngx_http_ai_fusion_wanted(r, ctx, alcf->pool);
 
-    if (fusion) {
-        rc = NGX_OK;
-
-    } else if (alcf->pool) {
-        rc = ngx_http_ai_fusion_plan(r, ctx, alcf->pool);
+    if (alcf->pool) {
+        rc = ngx_http_ai_fusion_plan(r, ctx, alcf->pool, fusion);
 
     } else {
         rc = ngx_http_ai_plan(r, ctx, &err);
@@ -255,6 +255,9 @@ ngx_http_ai_admitted(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
 
     r->write_event_handler = ngx_http_ai_wev_handler;
+
+    /* a client that hangs up while the providers work stops them */
+    r->read_event_handler = ngx_http_ai_check_broken;
 
     if (alcf->pool && ngx_http_ai_fusion_wanted(r, ctx, alcf->pool)) {
         ngx_http_ai_fusion_start(r, ctx, alcf->pool);
@@ -418,6 +421,128 @@ ngx_http_ai_wev_handler(ngx_http_request_t *r)
 
 
 /*
+ * The client's connection while the calls run, as nginx's upstream
+ * watches it (ngx_http_upstream_check_broken_connection): a client that
+ * closes it, before the first byte of the answer or in the middle of a
+ * stream, ends the request (499) and its calls, which are charged as
+ * stopped.  Pipelined bytes of a next request are left where they are.
+ */
+
+static void
+ngx_http_ai_check_broken(ngx_http_request_t *r)
+{
+    int                 n;
+    char                buf[1];
+    ngx_err_t           err;
+    ngx_event_t        *ev;
+    ngx_connection_t   *c;
+    ngx_http_ai_ctx_t  *ctx;
+#if (NGX_HAVE_EPOLLRDHUP)
+    socklen_t           len;
+#endif
+
+    c = r->connection;
+    ev = c->read;
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (ctx == NULL || ctx->finished) {
+        return;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return;
+    }
+#endif
+
+    err = 0;
+
+    if (c->error) {
+        goto gone;
+    }
+
+#if (NGX_HAVE_EPOLLRDHUP)
+
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+
+        if (!ev->pending_eof) {
+            return;
+        }
+
+        ev->eof = 1;
+
+        len = sizeof(ngx_err_t);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
+            == -1)
+        {
+            err = ngx_socket_errno;
+        }
+
+        goto gone;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    err = ngx_socket_errno;
+
+    if (n > 0) {
+        /* the next request, pipelined: not read until this one is done */
+
+        if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && ev->active) {
+            if (ngx_del_event(ev, NGX_READ_EVENT, 0) != NGX_OK) {
+                ngx_http_ai_client_gone(r, ctx, 0);
+            }
+        }
+
+        return;
+    }
+
+    if (n == -1) {
+        if (err == NGX_EAGAIN) {
+            return;
+        }
+
+        ev->error = 1;
+
+    } else {
+        ev->eof = 1;
+        err = 0;
+    }
+
+gone:
+
+    ngx_http_ai_client_gone(r, ctx, err);
+}
+
+
+static void
+ngx_http_ai_client_gone(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_err_t err)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, err,
+                  "client prematurely closed connection while the gateway "
+                  "waited for the provider");
+
+    ctx->finished = 1;
+    c->error = 1;
+
+    /* the calls' upstream connections close with the request; the log
+     * phase charges them as stopped */
+
+    ngx_http_ai_stop_timers(ctx);
+
+    ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+}
+
+
+/*
  * How a finished call ended: a->outcome, a->reason and, for a usable
  * answer, a->usage and the translated a->answer.
  */
@@ -457,6 +582,10 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
         a->provider->translator->error(r->pool, a->status, a->body.data,
                                        a->body.len, &err);
 
+        if (ngx_http_ai_attempt_scrub(a, &err.message) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         p = ngx_pnalloc(r->pool, sizeof("HTTP 999: ") - 1 + err.message.len);
         if (p == NULL) {
             return NGX_ERROR;
@@ -481,6 +610,11 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
 
         if (a->stream.failed) {
             a->outcome = NGX_HTTP_AI_INVALID;
+
+            if (ngx_http_ai_attempt_scrub(a, &a->stream.error) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             a->reason = a->stream.error;
 
         } else if (!a->stream.done) {
@@ -516,7 +650,14 @@ ngx_http_ai_judge_attempt(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
     if (rc == NGX_DECLINED) {
         a->outcome = NGX_HTTP_AI_INVALID;
         a->reason = err.message;
-        return NGX_OK;
+
+        return ngx_http_ai_attempt_scrub(a, &a->reason);
+    }
+
+    if (ngx_http_ai_attempt_scrub(a, &a->answer.body) != NGX_OK
+        || ngx_http_ai_attempt_scrub(a, &a->answer.content) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     a->outcome = NGX_HTTP_AI_OK;
@@ -555,8 +696,9 @@ ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
 /*
  * Nothing usable came back.  One call that the provider refused: its own
- * status and message.  Otherwise 502 (504 when every call timed out) with
- * every call's model and reason.
+ * status and message.  A call a limit did not let the request make: the
+ * limit's refusal (429, 402).  Otherwise 502 (504 when every call timed
+ * out) with every call's model and reason.
  */
 
 void
@@ -573,12 +715,20 @@ ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     calls = ctx->calls.elts;
     skipped = ctx->skipped.elts;
 
-    if (ctx->calls.nelts == 1 && ctx->skipped.nelts == 0) {
+    if (ctx->calls.nelts == 1 && ctx->skipped.nelts == 0
+        && ctx->refused == NULL)
+    {
         a = calls[0];
 
         if (a->header && (a->status < 200 || a->status >= 300)) {
             a->provider->translator->error(r->pool, a->status, a->body.data,
                                            a->body.len, &err);
+
+            if (ngx_http_ai_attempt_scrub(a, &err.message) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
             ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx,
                                                                 &err));
             return;
@@ -622,7 +772,23 @@ ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         }
     }
 
-    if (timeouts && timeouts == ctx->calls.nelts) {
+    if (ctx->refused
+        && ((msg.len && ngx_ai_buf_append_str(&msg, "; ") != NGX_OK)
+            || ngx_ai_buf_append(&msg, ctx->refused->message.data,
+                                 ctx->refused->message.len)
+               != NGX_OK))
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->refused
+        && ctx->refused->status != NGX_HTTP_BAD_GATEWAY)
+    {
+        /* a limit's refusal, with the calls that were made */
+        err = *ctx->refused;
+
+    } else if (timeouts && timeouts == ctx->calls.nelts) {
         ngx_ai_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
                          NULL, "provider_timeout", "");
 
@@ -867,6 +1033,12 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_int_t  rc;
     ngx_str_t  body;
 
+    /* ai_guard: what a provider echoed in its error, too */
+
+    if (ngx_http_ai_guard_error(r, &err->message) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ctx->messages ? ngx_ai_messages_error(r->pool, err, &body)
                        : ngx_ai_error_render(r->pool, err, &body);
 
@@ -884,7 +1056,7 @@ static ngx_int_t
 ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     ngx_str_t                 body;
-    ngx_uint_t                i;
+    ngx_uint_t                i, n;
     ngx_ai_buf_t              b;
     ngx_http_ai_price_t      *price;
     ngx_http_ai_main_conf_t  *amcf;
@@ -900,8 +1072,14 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     price = amcf->prices.elts;
 
-    for (i = 0; i < amcf->prices.nelts; i++) {
-        if ((i && ngx_ai_buf_append_str(&b, ",") != NGX_OK)
+    for (i = 0, n = 0; i < amcf->prices.nelts; i++) {
+
+        if (price[i].family) {
+            /* a price for many names, not a model */
+            continue;
+        }
+
+        if ((n++ && ngx_ai_buf_append_str(&b, ",") != NGX_OK)
             || ngx_ai_buf_append_str(&b, "{\"id\":") != NGX_OK
             || ngx_ai_buf_append_json_string(&b, price[i].model.data,
                                              price[i].model.len)

@@ -257,7 +257,7 @@ cJSON *
 ngx_ai_json_scratch(ngx_pool_t **scratch, ngx_pool_t *owner,
     ngx_str_t *data)
 {
-    ngx_uint_t           nul, status;
+    ngx_uint_t           status;
     ngx_pool_cleanup_t  *cln;
 
     if (*scratch == NULL) {
@@ -278,7 +278,7 @@ ngx_ai_json_scratch(ngx_pool_t **scratch, ngx_pool_t *owner,
     }
 
     return ngx_ai_json_decode(*scratch, data->data, data->len,
-                              NGX_AI_JSON_MAX_DEPTH, &nul, &status);
+                              NGX_AI_JSON_MAX_DEPTH, NULL, &status);
 }
 
 
@@ -391,9 +391,9 @@ cJSON *
 ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len)
 {
     cJSON       *json;
-    ngx_uint_t   nul, status;
+    ngx_uint_t   status;
 
-    json = ngx_ai_json_decode(pool, p, len, NGX_AI_JSON_MAX_DEPTH, &nul,
+    json = ngx_ai_json_decode(pool, p, len, NGX_AI_JSON_MAX_DEPTH, NULL,
                               &status);
 
     return ngx_ai_json_track(pool, json);
@@ -500,9 +500,9 @@ ngx_ai_json_init_allocator(void)
 cJSON *
 ngx_ai_json_parse_whole(const u_char *p, size_t len)
 {
-    ngx_uint_t  nul, status;
+    ngx_uint_t  status;
 
-    return ngx_ai_json_decode(NULL, p, len, NGX_AI_JSON_MAX_DEPTH, &nul,
+    return ngx_ai_json_decode(NULL, p, len, NGX_AI_JSON_MAX_DEPTH, NULL,
                               &status);
 }
 
@@ -1132,13 +1132,13 @@ ngx_ai_json_parse_args(const char *s)
 {
     size_t       len;
     cJSON       *json;
-    ngx_uint_t   nul, status;
+    ngx_uint_t   status;
 
     len = s ? ngx_strlen(s) : 0;
 
     if (len) {
         json = ngx_ai_json_decode(NULL, (u_char *) s, len,
-                                  NGX_AI_MAX_JSON_DEPTH, &nul, &status);
+                                  NGX_AI_MAX_JSON_DEPTH, NULL, &status);
 
         if (cJSON_IsObject(json)) {
             return json;

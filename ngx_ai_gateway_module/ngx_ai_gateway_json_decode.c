@@ -17,9 +17,13 @@
  *     pool, or outside nginx, every block comes from cJSON_malloc();
  *   - integers of up to 15 digits read exactly without strtod();
  *   - strings without escapes copied with one memcpy();
- *   - nesting checked as it goes (max_depth), and a U+0000 in a string
- *     (raw, or as \u0000) reported in *nul rather than silently cutting
- *     the C string, both in the same pass.
+ *   - nesting checked as it goes (max_depth), and in the same pass, for
+ *     the caller to refuse or not (ngx_ai_json_flags_t): a U+0000 in a
+ *     string (raw, or as \u0000) rather than silently cutting the C
+ *     string, a raw control byte in a string (which RFC 8259 forbids but
+ *     cJSON takes), and invalid UTF-8 in a string.  Plain ASCII is still
+ *     scanned sixteen bytes at a time; only runs of bytes of 0x80 and
+ *     above are walked one character at a time.
  *
  * It is stricter than cJSON, never looser: RFC 8259 numbers only (no
  * leading zeros, no "1."), the four whitespace characters only, \u
@@ -48,32 +52,42 @@
 #define NGX_AI_JSON_SWAR_BACKSLASH  (0x0101010101010101ULL * '\\')
 
 
+/* bytes below 0x20 or of 0x80 and above in a 64-bit word (exact) */
+#define ngx_ai_json_swar_outside(v)                                           \
+    (((v) | ~(((v) & 0x7f7f7f7f7f7f7f7fULL) + 0x6060606060606060ULL))        \
+     & 0x8080808080808080ULL)
+
+
 /*
- * The first quote, backslash or (with nul) NUL byte in p..last, or last:
- * what a string scan stops at.  Sixteen bytes at a time with SSE2 (every
+ * The first quote or backslash in p..last, or last: what a string scan
+ * stops at; with strict, also the first byte below 0x20 (a control) or of
+ * 0x80 and above (not ASCII).  Sixteen bytes at a time with SSE2 (every
  * x86-64 has it), else eight at a time in a 64-bit word on little-endian
  * machines, else one at a time.
  */
 
 static ngx_inline const u_char *
-ngx_ai_json_find_special(const u_char *p, const u_char *last, ngx_uint_t nul)
+ngx_ai_json_find_special(const u_char *p, const u_char *last,
+    ngx_uint_t strict)
 {
 #if (__SSE2__)
     int        m;
-    __m128i    x, quote, backslash, zero;
+    __m128i    x, quote, backslash, space;
 
     quote = _mm_set1_epi8('"');
     backslash = _mm_set1_epi8('\\');
-    zero = _mm_setzero_si128();
+    space = _mm_set1_epi8(0x20);
 
     while (last - p >= 16) {
         x = _mm_loadu_si128((const __m128i *) p);
 
-        m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                           _mm_cmpeq_epi8(x, backslash)));
-        if (nul) {
-            m |= _mm_movemask_epi8(_mm_cmpeq_epi8(x, zero));
-        }
+        /* signed: below 0x20 is both the controls and 0x80..0xff */
+
+        m = _mm_movemask_epi8(
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                          _mm_cmpeq_epi8(x, backslash)),
+                             strict ? _mm_cmplt_epi8(x, space)
+                                    : _mm_setzero_si128()));
 
         if (m) {
             return p + __builtin_ctz(m);
@@ -90,7 +104,7 @@ ngx_ai_json_find_special(const u_char *p, const u_char *last, ngx_uint_t nul)
 
         v = ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_QUOTE)
             | ngx_ai_json_swar_zero(v ^ NGX_AI_JSON_SWAR_BACKSLASH)
-            | (nul ? ngx_ai_json_swar_zero(v) : 0);
+            | (strict ? ngx_ai_json_swar_outside(v) : 0);
 
         if (v) {
             return p + __builtin_ctzll(v) / 8;
@@ -100,7 +114,9 @@ ngx_ai_json_find_special(const u_char *p, const u_char *last, ngx_uint_t nul)
     }
 #endif
 
-    while (p < last && *p != '"' && *p != '\\' && (!nul || *p != '\0')) {
+    while (p < last && *p != '"' && *p != '\\'
+           && !(strict && (*p < 0x20 || *p >= 0x80)))
+    {
         p++;
     }
 
@@ -110,20 +126,23 @@ ngx_ai_json_find_special(const u_char *p, const u_char *last, ngx_uint_t nul)
 
 typedef struct {
     const u_char               *p;
+    const u_char               *start;
     const u_char               *end;
     ngx_pool_t                 *pool;      /* NULL: cJSON_malloc() */
     u_char                     *last;
     u_char                     *limit;
     ngx_uint_t                  depth;
     ngx_uint_t                  max_depth;
-    ngx_uint_t                  nul;
     ngx_uint_t                  status;
+    ngx_ai_json_flags_t         flags;
 } ngx_ai_json_decoder_t;
 
 
 static cJSON *ngx_ai_json_decode_value(ngx_ai_json_decoder_t *d);
 static cJSON *ngx_ai_json_decode_container(ngx_ai_json_decoder_t *d);
 static char *ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d);
+static const u_char *ngx_ai_json_decode_utf8(ngx_ai_json_decoder_t *d,
+    const u_char *p);
 static ngx_int_t ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d,
     u_char **out);
 static ngx_int_t ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v);
@@ -150,24 +169,28 @@ static void ngx_ai_json_decode_free(ngx_ai_json_decoder_t *d, cJSON *item);
  * allowed), or NULL with *status saying why.  With a pool, the tree's
  * memory is the pool's (when the hooks of ngx_ai_json_init_allocator()
  * are installed); without, the caller frees it with cJSON_Delete().
+ * flags (may be NULL) gets what the strings held that the caller may
+ * refuse; it means something only with a tree.
  */
 
 cJSON *
 ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
-    ngx_uint_t max_depth, ngx_uint_t *nul, ngx_uint_t *status)
+    ngx_uint_t max_depth, ngx_ai_json_flags_t *flags, ngx_uint_t *status)
 {
     cJSON                  *root;
     ngx_ai_json_decoder_t   d;
 
     d.p = p;
+    d.start = p;
     d.end = p + len;
     d.pool = ngx_ai_json_pool_blocks ? pool : NULL;
     d.last = NULL;
     d.limit = NULL;
     d.depth = 0;
     d.max_depth = max_depth;
-    d.nul = 0;
     d.status = NGX_AI_JSON_MALFORMED;
+
+    ngx_memzero(&d.flags, sizeof(ngx_ai_json_flags_t));
 
     /* a UTF-8 byte order mark, where cJSON skips one */
 
@@ -183,19 +206,24 @@ ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
         ngx_ai_json_decode_ws(&d);
 
         if (d.p == d.end) {
-            *nul = d.nul;
-            *status = NGX_AI_JSON_DECODED;
-            return root;
+            d.status = NGX_AI_JSON_DECODED;
+            goto done;
         }
 
         d.status = NGX_AI_JSON_MALFORMED;
         ngx_ai_json_decode_free(&d, root);
+        root = NULL;
     }
 
-    *nul = d.nul;
+done:
+
+    if (flags) {
+        *flags = d.flags;
+    }
+
     *status = d.status;
 
-    return NULL;
+    return root;
 }
 
 
@@ -442,7 +470,22 @@ ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d)
             continue;
         }
 
-        d->nul = 1;                 /* a raw NUL: the C string ends there */
+        if (*q >= 0x80) {
+            q = ngx_ai_json_decode_utf8(d, q);
+            continue;
+        }
+
+        /* a raw control byte; a NUL also ends the C string there */
+
+        if (!d->flags.control) {
+            d->flags.control = 1;
+            d->flags.control_at = q - d->start;
+        }
+
+        if (*q == '\0') {
+            d->flags.nul = 1;
+        }
+
         q++;
     }
 
@@ -491,6 +534,126 @@ ngx_ai_json_decode_string(ngx_ai_json_decoder_t *d)
     d->p = q + 1;
 
     return (char *) s;
+}
+
+
+/*
+ * p is at a byte of 0x80 or above in a string: past the run of such
+ * characters, each checked, the first invalid byte flagged.  A single
+ * plain ASCII byte between two of them (a space between words) stays in
+ * the run; the common two- and three-byte forms are checked inline.
+ */
+
+static const u_char *
+ngx_ai_json_decode_utf8(ngx_ai_json_decoder_t *d, const u_char *p)
+{
+    u_char         c;
+    size_t         n;
+    const u_char  *end;
+
+    end = d->end;
+
+    while (p < end) {
+        c = *p;
+
+        if (c < 0x80) {
+            if (c >= 0x20 && c != '"' && c != '\\'
+                && end - p > 1 && p[1] >= 0x80)
+            {
+                p++;
+                continue;
+            }
+
+            break;
+        }
+
+        /* a byte x is a continuation byte if (x ^ 0x80) < 0x40 */
+
+        if (end - p > 2) {
+            if ((u_char) (c - 0xc2) <= 0xdf - 0xc2
+                && (u_char) (p[1] ^ 0x80) < 0x40)
+            {
+                p += 2;
+                continue;
+            }
+
+            if ((u_char) (c - 0xe1) <= 0xef - 0xe1 && c != 0xed
+                && (u_char) ((p[1] ^ 0x80) | (p[2] ^ 0x80)) < 0x40)
+            {
+                p += 3;
+                continue;
+            }
+        }
+
+        n = ngx_ai_utf8_char(p, end);
+
+        if (n == 0) {
+            if (!d->flags.utf8) {
+                d->flags.utf8 = 1;
+                d->flags.utf8_at = p - d->start;
+            }
+
+            n = 1;
+        }
+
+        p += n;
+    }
+
+    return p;
+}
+
+
+/*
+ * The length of the well-formed UTF-8 character at p (before last), 1 for
+ * ASCII; 0 for a byte that starts none (Unicode's table 3-7): a stray
+ * continuation byte, a lead byte of an overlong form (C0, C1, E0 80..9F,
+ * F0 80..8F), of a UTF-16 surrogate (ED A0..BF), of a code point above
+ * U+10FFFF (F4 90.., F5..FF), or of a sequence cut short.
+ */
+
+size_t
+ngx_ai_utf8_char(const u_char *p, const u_char *last)
+{
+    u_char  c, lo, hi;
+    size_t  n, i;
+
+    c = *p;
+
+    if (c < 0x80) {
+        return 1;
+    }
+
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = (c == 0xe0) ? 0xa0 : 0x80;
+        hi = (c == 0xed) ? 0x9f : 0xbf;
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = (c == 0xf0) ? 0x90 : 0x80;
+        hi = (c == 0xf4) ? 0x8f : 0xbf;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+
+    return n;
 }
 
 
@@ -584,7 +747,7 @@ ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d, u_char **out)
         }
 
         if (c == 0) {
-            d->nul = 1;
+            d->flags.nul = 1;
         }
 
         if (c < 0x80) {

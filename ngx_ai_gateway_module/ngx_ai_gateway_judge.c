@@ -140,6 +140,8 @@ ngx_ai_judge_request(ngx_pool_t *pool, ngx_ai_chat_request_t *orig,
         return NGX_ERROR;
     }
 
+    out->n = 1;                     /* the judge's request has no "n" */
+
     if (mode == NGX_AI_FUSION_BEST_OF) {
         out->max_tokens = NGX_AI_VERDICT_MAX_TOKENS;
         out->stream = 0;

@@ -30,7 +30,17 @@ static ngx_int_t ngx_http_ai_limits_info_headers(ngx_http_request_t *r,
     ngx_http_ai_rate_info_t *info, const char *limit,
     const char *remaining, const char *reset);
 static uint64_t ngx_http_ai_limits_reserve_tokens(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx);
+    ngx_ai_chat_request_t *req);
+static ngx_int_t ngx_http_ai_limits_plan_price(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, uint64_t in, uint64_t out, uint64_t *estimate,
+    ngx_ai_error_t *err);
+static ngx_uint_t ngx_http_ai_limits_refuse_unpriced(ngx_http_request_t *r);
+static ngx_http_ai_price_t *ngx_http_ai_limits_price(ngx_http_request_t *r,
+    ngx_str_t *model);
+static void ngx_http_ai_limits_estimate_charge(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a,
+    ngx_http_ai_price_t *price, ngx_ai_usage_t *u,
+    ngx_http_ai_counters_t *add);
 
 static ngx_int_t ngx_http_ai_cost_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -170,12 +180,19 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 {
     uint64_t                        in, out, estimate;
     ngx_int_t                       rc;
-    ngx_http_ai_price_t            *price;
     ngx_http_ai_limits_ctx_t       *lctx;
-    ngx_http_ai_main_conf_t        *amcf;
     ngx_http_ai_limits_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    in = ctx->chat.prompt_bytes / 4;
+    out = ngx_http_ai_limits_reserve_tokens(r, &ctx->chat);
+
+    rc = ngx_http_ai_limits_plan_price(r, ctx, in, out, &estimate, err);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (llcf->rates.nelts == 0
         && (llcf->cost == NULL || !llcf->cost->has_budget))
@@ -194,19 +211,9 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_OK;
     }
 
-    in = ctx->chat.prompt_bytes / 4;
-    out = ngx_http_ai_limits_reserve_tokens(r, ctx);
-
     lctx->estimate = in + out;
 
     if (llcf->cost && llcf->cost->has_budget) {
-        amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
-        price = ngx_http_ai_find_price(amcf, &ctx->chat.model);
-
-        estimate = price ? ngx_http_ai_cost_of(in, price->input)
-                           + ngx_http_ai_cost_of(out, price->output)
-                         : 0;
-
         rc = ngx_http_ai_cost_admit(lctx, llcf->cost, estimate, err);
 
         if (rc != NGX_OK) {
@@ -250,6 +257,170 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ai limits: admitted, %uL tokens and %uL nano-USD "
                    "reserved", lctx->estimate, lctx->reserved);
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the first call of a request may cost: the costliest model of its
+ * plan (a fallback chain, a request's "models", a pool's members and
+ * judges), so that an unpriced "model" with priced alternatives reserves
+ * what they cost.  Where unpriced models are refused (ai_unpriced refuse,
+ * by default where a budget applies), a plan with one is refused: 400.
+ */
+
+static ngx_int_t
+ngx_http_ai_limits_plan_price(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    uint64_t in, uint64_t out, uint64_t *estimate, ngx_ai_error_t *err)
+{
+    u_char                         *p;
+    uint64_t                        cost;
+    ngx_uint_t                      i, refuse;
+    ngx_http_ai_model_t            *m;
+    ngx_http_ai_price_t            *price;
+
+    refuse = ngx_http_ai_limits_refuse_unpriced(r);
+
+    *estimate = 0;
+    m = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        price = ngx_http_ai_limits_price(r, &m[i].name);
+
+        if (price) {
+            cost = ngx_http_ai_cost_of(in, price->input)
+                   + ngx_http_ai_cost_of(out, price->output);
+
+            *estimate = ngx_max(*estimate, cost);
+            continue;
+        }
+
+        if (!refuse) {
+            continue;
+        }
+
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "model", "model_not_priced", "");
+
+        p = ngx_pnalloc(r->pool, 160 + m[i].name.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        err->message.data = p;
+        err->message.len = ngx_sprintf(p, "Model %V has no price on this "
+                                       "gateway, and this route refuses "
+                                       "models it cannot charge for "
+                                       "(ai_unpriced).", &m[i].name)
+                           - p;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai limits: %V refused: no ai_price", &m[i].name);
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* ai_unpriced refuse, or unset where a budget applies */
+
+static ngx_uint_t
+ngx_http_ai_limits_refuse_unpriced(ngx_http_request_t *r)
+{
+    ngx_http_ai_loc_conf_t         *alcf;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (alcf->unpriced != NGX_CONF_UNSET) {
+        return alcf->unpriced == NGX_HTTP_AI_UNPRICED_REFUSE;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    return llcf->cost && llcf->cost->has_budget;
+}
+
+
+/* a model's price here: its ai_price, else ai_unpriced default= */
+
+static ngx_http_ai_price_t *
+ngx_http_ai_limits_price(ngx_http_request_t *r, ngx_str_t *model)
+{
+    ngx_http_ai_price_t      *price;
+    ngx_http_ai_loc_conf_t   *alcf;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    price = ngx_http_ai_find_price(amcf, model);
+
+    if (price) {
+        return price;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    return (alcf->unpriced == NGX_HTTP_AI_UNPRICED_DEFAULT)
+           ? alcf->unpriced_price : NULL;
+}
+
+
+/*
+ * A call past the first of an admitted request (a retry, the next model
+ * of a chain, a hedge, a fusion member, debate round or judge): it takes
+ * one more request from every rpm bucket the request holds, its own
+ * token estimate from every tpm bucket and its own cost estimate from the
+ * budget, or it is not made (NGX_DECLINED, err says why).
+ */
+
+ngx_int_t
+ngx_http_ai_limits_attempt(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *model, ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    uint64_t                   in, out, tokens, estimate;
+    ngx_int_t                  rc;
+    ngx_http_ai_price_t       *price;
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    lctx = ngx_http_ai_limits_get_ctx(r, 0);
+
+    if (lctx == NULL || !lctx->admitted) {
+        /* no limit, or none that took anything */
+        return NGX_OK;
+    }
+
+    in = req->prompt_bytes / 4;
+    out = ngx_http_ai_limits_reserve_tokens(r, req);
+    tokens = in + out;
+
+    price = ngx_http_ai_limits_price(r, model);
+
+    estimate = price ? ngx_http_ai_cost_of(in, price->input)
+                       + ngx_http_ai_cost_of(out, price->output)
+                     : 0;
+
+    rc = ngx_http_ai_cost_more(lctx, estimate, err);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_ai_rate_more(lctx, tokens, err);
+
+    if (rc != NGX_OK) {
+        ngx_http_ai_cost_less(lctx, estimate);
+        return rc;
+    }
+
+    lctx->estimate += tokens;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai limits: another call to %V, %uL tokens and %uL "
+                   "nano-USD more reserved", model, tokens, estimate);
 
     return NGX_OK;
 }
@@ -362,37 +533,42 @@ ngx_http_ai_limits_resolve(ngx_http_ai_limits_ctx_t *lctx,
 }
 
 
-/* output tokens assumed for a request: max_tokens, else the default */
+/* output tokens assumed for a request: max_tokens (else the default)
+ * for each of its n answers */
 
 static uint64_t
 ngx_http_ai_limits_reserve_tokens(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx)
+    ngx_ai_chat_request_t *req)
 {
+    uint64_t                        out;
     ngx_http_ai_limits_loc_conf_t  *llcf;
-
-    if (ctx->chat.max_tokens >= 0) {
-        return (uint64_t) ctx->chat.max_tokens;
-    }
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
 
-    if (llcf->reserve_tokens >= 0) {
-        return (uint64_t) llcf->reserve_tokens;
+    if (req->max_tokens >= 0) {
+        out = (uint64_t) req->max_tokens;
+
+    } else if (llcf->reserve_tokens >= 0) {
+        out = (uint64_t) llcf->reserve_tokens;
+
+    } else if (req->default_max_tokens > 0) {
+        out = (uint64_t) req->default_max_tokens;
+
+    } else {
+        out = 4096;
     }
 
-    if (ctx->chat.default_max_tokens > 0) {
-        return (uint64_t) ctx->chat.default_max_tokens;
-    }
-
-    return 4096;
+    return out * ngx_max(req->n, 1);
 }
 
 
 /*
  * One provider call is over: its cost from its usage and the model's
- * price, added to the request and written to the ledger.  A call the
- * gateway stopped has no usage: its input is estimated from the prompt
- * and recorded apart, as an estimate.
+ * price, added to the request and written to the ledger under the
+ * model's label.  A call without usage is charged an estimate, recorded
+ * apart as one: a call the gateway stopped (or whose client went away)
+ * its input and, for a stream, the output relayed so far; an answer whose
+ * usage is missing or invalid what admission reserved for it.
  */
 
 void
@@ -405,7 +581,6 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_price_t            *price;
     ngx_http_ai_counters_t          add;
     ngx_http_ai_limits_ctx_t       *lctx;
-    ngx_http_ai_main_conf_t        *amcf;
     ngx_http_ai_limits_loc_conf_t  *llcf;
 
     if (a->charged) {
@@ -415,10 +590,9 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     a->charged = 1;
     r = r->main;
 
-    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
     llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
 
-    price = ngx_http_ai_find_price(amcf, &a->model);
+    price = ngx_http_ai_limits_price(r, &a->model);
 
     ngx_memzero(&add, sizeof(ngx_http_ai_counters_t));
 
@@ -436,15 +610,8 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
         add.aborted = 1;
         a->estimated = 1;
-        add.est_input_tokens = ctx->chat.prompt_bytes / 4;
-        add.est_cost = price ? ngx_http_ai_cost_of(add.est_input_tokens,
-                                                   price->input)
-                             : 0;
-        a->cost = add.est_cost;
 
-        if (lctx) {
-            lctx->tokens += add.est_input_tokens;
-        }
+        ngx_http_ai_limits_estimate_charge(r, ctx, a, price, u, &add);
 
     } else {
         if (a->outcome == NGX_HTTP_AI_RUNNING) {
@@ -457,34 +624,41 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             ok = (a->outcome == NGX_HTTP_AI_OK);
         }
 
-        in = u ? u->prompt_tokens : 0;
-        out = u ? u->completion_tokens : 0;
-
         add.requests = 1;
         add.errors = ok ? 0 : 1;
         a->charged_ok = ok;
-        add.input_tokens = in;
-        add.output_tokens = out;
-        add.cost = price ? ngx_http_ai_cost_of(in, price->input)
-                           + ngx_http_ai_cost_of(out, price->output)
-                         : 0;
-        a->cost = add.cost;
 
-        ctx->cost += add.cost;
+        if (u == NULL && ok) {
+            /* an answer the provider did not say the usage of */
+            a->guessed = 1;
+            ngx_http_ai_limits_estimate_charge(r, ctx, a, price, NULL, &add);
+            ctx->cost += a->cost;
 
-        if (u) {
-            ctx->usage.prompt_tokens += u->prompt_tokens;
-            ctx->usage.completion_tokens += u->completion_tokens;
-            ctx->usage.cached_tokens += u->cached_tokens;
-            ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
-            ctx->usage.reasoning_tokens += u->reasoning_tokens;
-            ctx->usage.known = 1;
-        }
+        } else {
+            in = u ? u->prompt_tokens : 0;
+            out = u ? u->completion_tokens : 0;
 
-        if (lctx) {
-            /* an answer without usage counts as its estimate for tpm */
-            lctx->tokens += u ? in + out
-                              : (ok ? lctx->estimate : 0);
+            add.input_tokens = in;
+            add.output_tokens = out;
+            add.cost = price ? ngx_http_ai_cost_of(in, price->input)
+                               + ngx_http_ai_cost_of(out, price->output)
+                             : 0;
+            a->cost = add.cost;
+
+            ctx->cost += add.cost;
+
+            if (u) {
+                ctx->usage.prompt_tokens += u->prompt_tokens;
+                ctx->usage.completion_tokens += u->completion_tokens;
+                ctx->usage.cached_tokens += u->cached_tokens;
+                ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
+                ctx->usage.reasoning_tokens += u->reasoning_tokens;
+                ctx->usage.known = 1;
+            }
+
+            if (lctx) {
+                lctx->tokens += in + out;
+            }
         }
     }
 
@@ -507,7 +681,63 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         lctx->ai = ctx;
     }
 
-    (void) ngx_http_ai_cost_record(lctx, llcf->cost, &a->model, &add);
+    (void) ngx_http_ai_cost_record(lctx, llcf->cost,
+                                   a->label.len ? &a->label : &a->model,
+                                   &add);
+}
+
+
+/*
+ * The estimate a call is charged when its usage is not known: input from
+ * the usage if the provider said it early, else a quarter of the prompt's
+ * bytes; output, for a call stopped in the middle of a stream, from what
+ * was relayed (a quarter of the text's bytes, at least one token per
+ * delta, at least what the provider said so far), for an answer without
+ * usage what admission reserved.  It counts for tpm and the budget.
+ */
+
+static void
+ngx_http_ai_limits_estimate_charge(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a,
+    ngx_http_ai_price_t *price, ngx_ai_usage_t *u,
+    ngx_http_ai_counters_t *add)
+{
+    uint64_t                   in, out;
+    ngx_ai_chat_request_t     *req;
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    req = a->req ? a->req : &ctx->chat;
+
+    in = (u && u->prompt_tokens) ? u->prompt_tokens : req->prompt_bytes / 4;
+
+    if (a->guessed) {
+        out = ngx_http_ai_limits_reserve_tokens(r, req);
+
+    } else if (a->streaming) {
+        out = (a->stream.text_bytes + 3) / 4;
+        out = ngx_max(out, a->stream.text_deltas);
+
+        if (u) {
+            out = ngx_max(out, u->completion_tokens);
+        }
+
+    } else {
+        out = 0;
+    }
+
+    add->est_input_tokens = in;
+    add->est_cost = price ? ngx_http_ai_cost_of(in, price->input)
+                            + ngx_http_ai_cost_of(out, price->output)
+                          : 0;
+
+    a->cost = add->est_cost;
+    a->est_cost = add->est_cost;
+
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (lctx) {
+        lctx->tokens += in + out;
+    }
 }
 
 
@@ -843,6 +1073,56 @@ ngx_http_ai_limits_zone_full(ngx_http_ai_limits_ctx_t *lctx,
                      "zone_full", "The gateway has no room for a new key in "
                      "its rate-limit or budget zone. Please try again "
                      "later.");
+}
+
+
+/* empty=deny|shared|allow of ai_rate and ai_cost */
+
+ngx_int_t
+ngx_http_ai_limits_empty_arg(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t *empty)
+{
+    ngx_str_t  s;
+
+    s.data = value->data + 6;
+    s.len = value->len - 6;
+
+    if (s.len == 4 && ngx_strncmp(s.data, "deny", 4) == 0) {
+        *empty = NGX_HTTP_AI_EMPTY_DENY;
+
+    } else if (s.len == 6 && ngx_strncmp(s.data, "shared", 6) == 0) {
+        *empty = NGX_HTTP_AI_EMPTY_SHARED;
+
+    } else if (s.len == 5 && ngx_strncmp(s.data, "allow", 5) == 0) {
+        *empty = NGX_HTTP_AI_EMPTY_ALLOW;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": empty= takes deny, shared or "
+                           "allow", value);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A limit or budget counted per key, and the request has none (key=
+ * evaluates empty) with empty=deny: refused, as an unauthenticated call.
+ */
+
+void
+ngx_http_ai_limits_key_missing(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_ai_error_t *err)
+{
+    ngx_log_error(NGX_LOG_INFO, lctx->request->connection->log, 0,
+                  "ai limits: refused a request without a key on \"%V\"",
+                  &lctx->route);
+
+    ngx_ai_error_set(err, NGX_HTTP_UNAUTHORIZED, "invalid_request_error",
+                     NULL, "missing_key", "This route limits requests per "
+                     "key, and the request carries none.");
 }
 
 

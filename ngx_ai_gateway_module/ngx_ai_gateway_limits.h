@@ -34,6 +34,12 @@
 #define NGX_HTTP_AI_STATUS_PASSED   1
 #define NGX_HTTP_AI_STATUS_REJECTED 2
 
+/* empty= of ai_rate and ai_cost: a request whose key is empty */
+#define NGX_HTTP_AI_EMPTY_UNSET     0
+#define NGX_HTTP_AI_EMPTY_DENY      1       /* refused: 401 */
+#define NGX_HTTP_AI_EMPTY_SHARED    2       /* one bucket or account */
+#define NGX_HTTP_AI_EMPTY_ALLOW     3       /* not limited */
+
 #define NGX_HTTP_AI_BUDGET_EVER     0
 #define NGX_HTTP_AI_BUDGET_DAY      1
 #define NGX_HTTP_AI_BUDGET_MONTH    2
@@ -171,6 +177,7 @@ typedef struct {
     uint32_t                        key_id;       /* crc32 of its text */
     ngx_uint_t                      rpm;          /* 0: not limited */
     ngx_uint_t                      tpm;
+    ngx_uint_t                      empty;        /* NGX_HTTP_AI_EMPTY_* */
 } ngx_http_ai_rate_limit_t;
 
 
@@ -179,7 +186,8 @@ typedef struct {
     ngx_http_ai_rate_limit_t       *limit;
     ngx_http_ai_rate_node_t        *node;
     uint64_t                        tokens;       /* tpm reservation */
-    unsigned                        requests:1;   /* took one request */
+    ngx_uint_t                      requests;     /* requests taken: one
+                                                     per call made */
     unsigned                        counted:1;    /* what it took is in
                                                      the levels (and, with
                                                      sync=, pushed or to
@@ -340,6 +348,7 @@ typedef struct {
     ngx_http_complex_value_t       *key;          /* NULL: per route */
     uint64_t                        budget;       /* nano-USD */
     ngx_uint_t                      period;       /* EVER, DAY, MONTH */
+    ngx_uint_t                      empty;        /* NGX_HTTP_AI_EMPTY_* */
     unsigned                        has_budget:1;
 } ngx_http_ai_cost_conf_t;
 
@@ -393,6 +402,10 @@ typedef struct {
     ngx_http_ai_cost_zone_t        *account_zone;
     ngx_http_ai_cost_conf_t        *account_conf;
     uint64_t                        reserved;     /* nano-USD in flight */
+    uint64_t                        more;         /* ... for calls past
+                                                     the first, held
+                                                     locally (strict
+                                                     zones too) */
     time_t                          reserved_at;
 
     void                           *waiter;       /* strict: Redis is
@@ -422,6 +435,10 @@ ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
 void ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n);
 void ngx_http_ai_limits_zone_full(ngx_http_ai_limits_ctx_t *lctx,
     ngx_shm_zone_t *shm_zone, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_limits_empty_arg(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t *empty);
+void ngx_http_ai_limits_key_missing(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_ai_error_t *err);
 void ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf);
 uint64_t ngx_http_ai_cost_of(uint64_t tokens, uint64_t price);
 ngx_int_t ngx_http_ai_parse_nano_usd(u_char *p, size_t len,
@@ -432,6 +449,32 @@ ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
 void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
+/* ngx_ai_gateway_status.c: ai_status ?zone= ?key= ?route= ?model=
+ * ?limit= ?offset= for the ledger, spend and rate arrays */
+#define NGX_HTTP_AI_STATUS_LEDGER   0
+#define NGX_HTTP_AI_STATUS_SPEND    1
+#define NGX_HTTP_AI_STATUS_RATE     2
+
+#define NGX_HTTP_AI_STATUS_MAX_LIMIT  100000
+
+typedef struct {
+    ngx_str_t                       zone;      /* empty: any */
+    ngx_str_t                       route;
+    ngx_str_t                       model;
+    u_char                          key[NGX_HTTP_AI_DIGEST_LEN * 2];
+    size_t                          key_len;   /* hex digits, as nibbles */
+    ngx_uint_t                      limit;
+    ngx_uint_t                      offset;
+    ngx_uint_t                      total[3];  /* entries that match */
+    unsigned                        limited:1;
+    unsigned                        has_route:1;
+    unsigned                        has_model:1;
+} ngx_http_ai_status_filter_t;
+
+ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
+    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
+    ngx_str_t *model);
+
 /* ngx_ai_gateway_rate.c */
 char *ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -440,11 +483,14 @@ char *ngx_http_ai_rate_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf, ngx_ai_error_t *err);
 void ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx);
+ngx_int_t ngx_http_ai_rate_more(ngx_http_ai_limits_ctx_t *lctx,
+    uint64_t tokens, ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf);
 void ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx);
 ngx_int_t ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f);
 ngx_int_t ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b, ngx_uint_t first);
 u_char *ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms);
@@ -467,11 +513,16 @@ char *ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, uint64_t estimate, ngx_ai_error_t *err);
 void ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx);
+ngx_int_t ngx_http_ai_cost_more(ngx_http_ai_limits_ctx_t *lctx,
+    uint64_t estimate, ngx_ai_error_t *err);
+void ngx_http_ai_cost_less(ngx_http_ai_limits_ctx_t *lctx,
+    uint64_t estimate);
 ngx_int_t ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add);
 ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b);
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,

@@ -97,7 +97,8 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
     int                      n;
     cJSON                   *src, *dst, *item, *msg, *opts;
     ngx_int_t                rc;
-    ngx_uint_t               nul, status;
+    ngx_uint_t               status;
+    ngx_ai_json_flags_t      flags;
     ngx_ai_messages_conv_t   cv;
 
     ngx_memzero(&cv, sizeof(ngx_ai_messages_conv_t));
@@ -111,7 +112,7 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
 
     src = ngx_ai_json_track(pool,
                             ngx_ai_json_decode(pool, body, len,
-                                               NGX_AI_MAX_JSON_DEPTH, &nul,
+                                               NGX_AI_MAX_JSON_DEPTH, &flags,
                                                &status));
 
     if (status == NGX_AI_JSON_TOO_DEEP) {
@@ -128,7 +129,15 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
                                        "JSON.");
     }
 
-    if (nul) {
+    /* before converting: the printed OpenAI request would escape a raw
+     * control byte and carry invalid UTF-8 on */
+
+    rc = ngx_ai_request_bytes(pool, body, &flags, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (flags.nul) {
         return ngx_ai_messages_invalid(&cv, "The request body holds a NUL "
                                        "character (\\u0000), which the "
                                        "gateway does not accept.");

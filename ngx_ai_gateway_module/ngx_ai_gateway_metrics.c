@@ -40,6 +40,8 @@ typedef struct {
     uint64_t                        in;
     uint64_t                        out;
     uint64_t                        cost;
+    uint64_t                        est_cost;     /* answered without
+                                                     usage: estimated */
 } ngx_http_ai_metrics_call_t;
 
 
@@ -338,14 +340,15 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ngx_http_ai_metrics_label(&m->mode, mode.data, mode.len);
         ngx_http_ai_metrics_label(&m->judge, judge.data, judge.len);
 
-    } else if (ctx->model.len) {
-        model = ctx->model;
+    } else if (ctx->winner) {
+        model = ctx->winner->label;
 
     } else if (ctx->attempts && ctx->attempt) {
-        model = ctx->attempt->model;
+        model = ctx->attempt->label;
 
-    } else if (m->rate_limited || m->budget_refused) {
-        model = ctx->chat.model;
+    } else if ((m->rate_limited || m->budget_refused) && ctx->plan.nelts) {
+        /* the first model it would have called, as the ledger names it */
+        model = ((ngx_http_ai_model_t *) ctx->plan.elts)[0].label;
     }
 
     ngx_http_ai_metrics_label(&m->model, model.data,
@@ -407,10 +410,11 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
         mc = &m->calls[m->ncalls++];
 
-        ngx_http_ai_metrics_label(&mc->model, a->model.data,
-                                  ngx_min(a->model.len,
+        ngx_http_ai_metrics_label(&mc->model, a->label.data,
+                                  ngx_min(a->label.len,
                                           NGX_HTTP_AI_METRICS_MAX_LABEL));
-        mc->cost = a->cost;
+        mc->cost = a->estimated ? a->cost : a->cost - a->est_cost;
+        mc->est_cost = a->estimated ? 0 : a->est_cost;
         mc->aborted = a->estimated;
         mc->ok = a->charged_ok;
         mc->in = 0;
@@ -515,6 +519,7 @@ ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
         } else {
             tt->calls++;
             tt->call_errors += !mc->ok;
+            tt->est_cost += mc->est_cost;
         }
     }
 
@@ -613,6 +618,7 @@ ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
         mn->u.call.input_tokens += mc->in;
         mn->u.call.output_tokens += mc->out;
         mn->u.call.cost += mc->cost;
+        mn->u.call.est_cost += mc->est_cost;
         mn->u.call.fallbacks += mc->fallback;
     }
 

@@ -33,6 +33,8 @@ static char *ngx_http_ai_price(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_ai_parse_usd(ngx_str_t *s, uint64_t *nano);
 static char *ngx_http_ai_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ai_unpriced(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ai_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -48,6 +50,14 @@ static ngx_http_ai_type_t  ngx_http_ai_types[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_ai_max_tokens_bounds = {
     ngx_conf_check_num_bounds, 1, 100000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_ai_max_models_bounds = {
+    ngx_conf_check_num_bounds, 0, NGX_HTTP_AI_MAX_MODELS
+};
+
+static ngx_conf_num_bounds_t  ngx_http_ai_max_attempts_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_AI_MAX_ATTEMPTS
 };
 
 
@@ -100,6 +110,27 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ai_loc_conf_t, max_response_size),
+      NULL },
+
+    { ngx_string("ai_max_models"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ai_loc_conf_t, max_models),
+      &ngx_http_ai_max_models_bounds },
+
+    { ngx_string("ai_max_attempts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ai_loc_conf_t, max_attempts),
+      &ngx_http_ai_max_attempts_bounds },
+
+    { ngx_string("ai_unpriced"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ai_unpriced,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -156,6 +187,10 @@ ngx_http_ai_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&amcf->prices, cf->pool, 8,
                           sizeof(ngx_http_ai_price_t))
+           != NGX_OK
+        || ngx_array_init(&amcf->models, cf->pool, 8, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&amcf->secrets, cf->pool, 4, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NULL;
@@ -178,6 +213,10 @@ ngx_http_ai_create_loc_conf(ngx_conf_t *cf)
     alcf->gateway = NGX_CONF_UNSET;
     alcf->default_max_tokens = NGX_CONF_UNSET;
     alcf->max_response_size = NGX_CONF_UNSET_SIZE;
+    alcf->max_models = NGX_CONF_UNSET_UINT;
+    alcf->max_attempts = NGX_CONF_UNSET_UINT;
+    alcf->unpriced = NGX_CONF_UNSET;
+    alcf->unpriced_price = NGX_CONF_UNSET_PTR;
     alcf->fallback = NGX_CONF_UNSET_PTR;
     alcf->pool = NGX_CONF_UNSET_PTR;
 
@@ -198,6 +237,16 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          4096);
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_models, prev->max_models, 8);
+    ngx_conf_merge_uint_value(conf->max_attempts, prev->max_attempts, 10);
+
+    if (conf->unpriced == NGX_CONF_UNSET) {
+        conf->unpriced = prev->unpriced;
+        conf->unpriced_price = prev->unpriced_price;
+    }
+
+    ngx_conf_merge_ptr_value(conf->unpriced_price, prev->unpriced_price,
+                             NULL);
     ngx_conf_merge_ptr_value(conf->fallback, prev->fallback, NULL);
     ngx_conf_merge_ptr_value(conf->pool, prev->pool, NULL);
 
@@ -208,8 +257,31 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_ai_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                i;
+    ngx_str_t                *secret;
+    ngx_http_ai_provider_t   *p;
+    ngx_http_ai_main_conf_t  *amcf;
+
     /* cJSON's memory from request pools (see ngx_ai_gateway_json.c) */
     ngx_ai_json_init_allocator();
+
+    /* the keys a provider could echo back (ngx_http_ai_attempt_scrub) */
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+    p = amcf->providers.elts;
+
+    for (i = 0; i < amcf->providers.nelts; i++) {
+        if (p[i].key.len == 0) {
+            continue;
+        }
+
+        secret = ngx_array_push(&amcf->secrets);
+        if (secret == NULL) {
+            return NGX_ERROR;
+        }
+
+        *secret = p[i].key;
+    }
 
     if (ngx_http_ai_secrets_init(cf) != NGX_OK) {
         return NGX_ERROR;
@@ -494,15 +566,36 @@ ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,
 }
 
 
+/*
+ * A model's ai_price: its own, else the family ("provider/prefix*") with
+ * the longest prefix of its name; NULL: none.
+ */
+
 ngx_http_ai_price_t *
 ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
 {
+    size_t                len;
     ngx_uint_t            i;
-    ngx_http_ai_price_t  *price;
+    ngx_http_ai_price_t  *price, *family;
 
     price = amcf->prices.elts;
+    family = NULL;
 
     for (i = 0; i < amcf->prices.nelts; i++) {
+
+        if (price[i].family) {
+            len = price[i].model.len - 1;
+
+            if (model->len >= len
+                && ngx_strncmp(price[i].model.data, model->data, len) == 0
+                && (family == NULL || family->model.len < len + 1))
+            {
+                family = &price[i];
+            }
+
+            continue;
+        }
+
         if (price[i].model.len == model->len
             && ngx_strncmp(price[i].model.data, model->data, model->len) == 0)
         {
@@ -510,7 +603,71 @@ ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
         }
     }
 
-    return NULL;
+    return family;
+}
+
+
+/*
+ * What the ledger and the metrics call a model: its name when the
+ * configuration names it (ai_price, ai_fallback, ai_pool), the family
+ * that prices it, else the provider's "other" label (its name, a slash
+ * and a star): names a client makes up do not each become a series.
+ */
+
+void
+ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
+    ngx_http_ai_provider_t *provider, ngx_str_t *name, ngx_str_t *label)
+{
+    ngx_uint_t            i;
+    ngx_str_t            *known;
+    ngx_http_ai_price_t  *price;
+
+    known = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        if (known[i].len == name->len
+            && ngx_strncmp(known[i].data, name->data, name->len) == 0)
+        {
+            *label = known[i];
+            return;
+        }
+    }
+
+    price = ngx_http_ai_find_price(amcf, name);
+
+    *label = price ? price->model : provider->other;
+}
+
+
+/* a model named by the configuration, for ngx_http_ai_model_label() */
+
+ngx_int_t
+ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                i;
+    ngx_str_t                *known;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    known = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        if (known[i].len == name->len
+            && ngx_strncmp(known[i].data, name->data, name->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    known = ngx_array_push(&amcf->models);
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    *known = *name;
+
+    return NGX_OK;
 }
 
 
@@ -627,6 +784,14 @@ ngx_http_ai_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    p->other.len = p->name.len + 2;
+    p->other.data = ngx_pnalloc(cf->pool, p->other.len);
+    if (p->other.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(p->other.data, p->name.data, p->name.len), "/*", 2);
 
     return NGX_CONF_OK;
 }
@@ -815,7 +980,7 @@ ngx_http_ai_price(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ai_main_conf_t *amcf = conf;
 
-    u_char               *slash;
+    u_char               *slash, *star;
     ngx_str_t            *value, provider;
     ngx_uint_t            i;
     ngx_http_ai_price_t  *price;
@@ -854,14 +1019,34 @@ ngx_http_ai_price(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    ngx_memzero(price, sizeof(ngx_http_ai_price_t));
+
     price->model = value[1];
     price->provider = ngx_http_ai_find_provider(amcf, &provider);
+
+    star = ngx_strlchr(slash, value[1].data + value[1].len, '*');
+
+    if (star) {
+        if (star != value[1].data + value[1].len - 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid model \"%V\": a price family is "
+                               "\"provider/prefix*\", with \"*\" last",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        price->family = 1;
+    }
 
     if (price->provider == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ai_price \"%V\": unknown provider \"%V\" "
                            "(declare it with ai_provider before ai_price)",
                            &value[1], &provider);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!price->family && ngx_http_ai_model_known(cf, &value[1]) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -962,4 +1147,78 @@ ngx_http_ai_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_ai_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* ai_unpriced refuse | free | default=IN,OUT   (USD per 1M tokens) */
+
+static char *
+ngx_http_ai_unpriced(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ai_loc_conf_t *alcf = conf;
+
+    u_char               *comma;
+    ngx_str_t            *value, in, out;
+    ngx_http_ai_price_t  *price;
+
+    if (alcf->unpriced != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 6 && ngx_strncmp(value[1].data, "refuse", 6) == 0) {
+        alcf->unpriced = NGX_HTTP_AI_UNPRICED_REFUSE;
+        alcf->unpriced_price = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 4 && ngx_strncmp(value[1].data, "free", 4) == 0) {
+        alcf->unpriced = NGX_HTTP_AI_UNPRICED_FREE;
+        alcf->unpriced_price = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len < 8 || ngx_strncmp(value[1].data, "default=", 8) != 0) {
+        goto invalid;
+    }
+
+    in.data = value[1].data + 8;
+    comma = ngx_strlchr(in.data, value[1].data + value[1].len, ',');
+
+    if (comma == NULL) {
+        goto invalid;
+    }
+
+    in.len = comma - in.data;
+    out.data = comma + 1;
+    out.len = value[1].data + value[1].len - out.data;
+
+    price = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_price_t));
+    if (price == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ai_parse_usd(&in, &price->input) != NGX_OK
+        || ngx_http_ai_parse_usd(&out, &price->output) != NGX_OK)
+    {
+        goto invalid;
+    }
+
+    ngx_str_set(&price->model, "unpriced");
+    price->input_text = in;
+    price->output_text = out;
+
+    alcf->unpriced = NGX_HTTP_AI_UNPRICED_DEFAULT;
+    alcf->unpriced_price = price;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"%V\": ai_unpriced takes refuse, free or "
+                       "default=IN,OUT (USD per 1M tokens, e.g. "
+                       "default=2.50,10.00)", &value[1]);
+    return NGX_CONF_ERROR;
 }

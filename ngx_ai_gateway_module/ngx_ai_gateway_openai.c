@@ -26,6 +26,7 @@ static void ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status,
     u_char *body, size_t len, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_openai_stream_event(ngx_ai_stream_t *st,
     ngx_ai_sse_event_t *ev);
+static void ngx_ai_openai_stream_text(ngx_ai_stream_t *st, cJSON *choice);
 
 
 ngx_ai_translator_t  ngx_ai_openai_translator = {
@@ -34,7 +35,8 @@ ngx_ai_translator_t  ngx_ai_openai_translator = {
     ngx_ai_openai_request,
     ngx_ai_openai_response,
     ngx_ai_openai_error,
-    ngx_ai_openai_stream_event
+    ngx_ai_openai_stream_event,
+    NULL
 };
 
 
@@ -532,6 +534,8 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
     if (choice) {
         st->role_sent = 1;
 
+        ngx_ai_openai_stream_text(st, choice);
+
         finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
 
         if (cJSON_IsString(finish)) {
@@ -588,4 +592,44 @@ done:
     ngx_ai_json_scratch_done(st->scratch, root);
 
     return rc;
+}
+
+
+/* what a delta says, counted for the charge of a stream cut short */
+
+static void
+ngx_ai_openai_stream_text(ngx_ai_stream_t *st, cJSON *choice)
+{
+    size_t   n;
+    cJSON   *delta, *content, *calls, *call, *fn, *args;
+
+    delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+
+    if (!cJSON_IsObject(delta)) {
+        return;
+    }
+
+    n = 0;
+
+    content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+
+    if (cJSON_IsString(content)) {
+        n += ngx_strlen(content->valuestring);
+    }
+
+    calls = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+
+    cJSON_ArrayForEach(call, calls) {
+        fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+
+        if (cJSON_IsString(args)) {
+            n += ngx_strlen(args->valuestring);
+        }
+    }
+
+    if (n) {
+        st->text_bytes += n;
+        st->text_deltas++;
+    }
 }

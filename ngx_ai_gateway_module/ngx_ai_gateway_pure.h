@@ -28,6 +28,7 @@
 #define NGX_AI_MAX_JSON_DEPTH       64
 #define NGX_AI_MAX_MODEL_LEN        256
 #define NGX_AI_MAX_SSE_EVENT        (1024 * 1024)
+#define NGX_AI_MAX_N                128        /* answers per request */
 
 
 /* a growable byte buffer allocated from a pool */
@@ -79,6 +80,7 @@ typedef struct {
     ngx_str_t                   upstream_model;  /* "model" */
     cJSON                      *models;    /* "models": [...] or NULL */
     ngx_int_t                   max_tokens;      /* -1: not given */
+    ngx_uint_t                  n;         /* answers asked for, 1-128 */
     size_t                      prompt_bytes;    /* text in messages */
     ngx_int_t                   default_max_tokens;  /* for providers that
                                                     require max_tokens */
@@ -145,6 +147,9 @@ struct ngx_ai_stream_s {
     ngx_str_t                   error;     /* why the stream failed */
     void                       *data;      /* translator's own state */
     ngx_uint_t                  events;    /* events received */
+    size_t                      text_bytes;    /* of content and tool
+                                                  arguments translated */
+    ngx_uint_t                  text_deltas;   /* events that had some */
     unsigned                    done:1;    /* provider ended it whole */
     unsigned                    failed:1;  /* provider sent an error */
     unsigned                    role_sent:1;
@@ -177,6 +182,11 @@ typedef struct {
     /* streaming: one native event in, OpenAI chunks appended to st->out */
     ngx_int_t                 (*stream_event)(ngx_ai_stream_t *st,
                                   ngx_ai_sse_event_t *ev);
+
+    /* a model name this wire format can carry (the part after
+     * "provider/"); NULL: any name ngx_ai_model_name_valid() accepts */
+    ngx_uint_t                (*model_valid)(const u_char *name,
+                                  size_t len);
 } ngx_ai_translator_t;
 
 
@@ -202,9 +212,20 @@ extern ngx_ai_translator_t  ngx_ai_gemini_translator;
 
 #define NGX_AI_JSON_MAX_DEPTH       1000       /* cJSON's own limit */
 
+/* what a decoded text's strings held that the caller may refuse; the
+ * offsets (from the text's first byte) are of the first such byte */
+typedef struct {
+    size_t                      control_at;
+    size_t                      utf8_at;
+    unsigned                    nul:1;      /* U+0000, raw or \u0000 */
+    unsigned                    control:1;  /* a raw byte below 0x20 */
+    unsigned                    utf8:1;     /* invalid UTF-8 */
+} ngx_ai_json_flags_t;
+
 cJSON *ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
-    ngx_uint_t max_depth, ngx_uint_t *nul, ngx_uint_t *status);
+    ngx_uint_t max_depth, ngx_ai_json_flags_t *flags, ngx_uint_t *status);
 u_char *ngx_ai_json_string_close(u_char *p, u_char *last);
+size_t ngx_ai_utf8_char(const u_char *p, const u_char *last);
 
 /* ngx_ai_gateway_json.c */
 extern ngx_uint_t  ngx_ai_json_pool_blocks;
@@ -310,7 +331,13 @@ ngx_int_t ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms,
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_ai_chat_request_t *req, ngx_ai_error_t *err);
+ngx_int_t ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
+    ngx_ai_json_flags_t *flags, ngx_ai_error_t *err);
 ngx_int_t ngx_ai_model_name_valid(const u_char *p, size_t len);
+
+/* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
+ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,
+    ngx_str_t *text, ngx_uint_t *hits);
 
 /* ngx_ai_gateway_sse.c */
 ngx_int_t ngx_ai_sse_init(ngx_ai_sse_parser_t *p, ngx_pool_t *pool,

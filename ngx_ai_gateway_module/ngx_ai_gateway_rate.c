@@ -57,6 +57,8 @@ static void ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
     ngx_http_ai_rate_info_t *src);
 static void ngx_http_ai_rate_refused(ngx_http_ai_limits_ctx_t *lctx,
     ngx_uint_t rpm, ngx_uint_t tpm, ngx_msec_t wait, ngx_ai_error_t *err);
+static void ngx_http_ai_rate_less(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_hold_t *hold, uint64_t tokens);
 static ngx_uint_t ngx_http_ai_rate_take(ngx_http_ai_rate_zone_t *zone,
     ngx_http_ai_rate_hold_t *hold, ngx_msec_t *wait);
 static void ngx_http_ai_rate_levels(ngx_http_ai_rate_limit_t *limit,
@@ -274,6 +276,16 @@ ngx_http_ai_rate_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "empty=", 6) == 0) {
+            if (ngx_http_ai_limits_empty_arg(cf, &value[i], &limit->empty)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "rpm=", 4) == 0
             || ngx_strncmp(value[i].data, "tpm=", 4) == 0)
         {
@@ -314,6 +326,15 @@ ngx_http_ai_rate_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     limit->shm_zone = shm_zone;
 
+    if (limit->empty == NGX_HTTP_AI_EMPTY_UNSET) {
+        limit->empty = NGX_HTTP_AI_EMPTY_DENY;
+
+    } else if (limit->key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ai_rate\": empty= needs key=");
+        return NGX_CONF_ERROR;
+    }
+
     /* one limit per zone and key source in a location */
 
     limits = llcf->rates.elts;
@@ -344,7 +365,7 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\": ai_rate takes zone=, "
-                       "key=, rpm= and tpm=", &value[i]);
+                       "key=, empty=, rpm= and tpm=", &value[i]);
     return NGX_CONF_ERROR;
 }
 
@@ -359,9 +380,10 @@ ngx_http_ai_rate_rbtree_insert_value(ngx_rbtree_node_t *temp,
 
 
 /*
- * A node's identity: [keyed][key_id:4][digest:32 if keyed][route].
- * NGX_DECLINED: the limit's key is empty for this request, which the
- * limit then does not apply to (as with limit_req).
+ * A node's identity: [keyed][key_id:4][digest:32 if keyed][route], keyed
+ * 2 for the bucket empty=shared keys share.  The limit's key is empty for
+ * this request: NGX_DECLINED with empty=allow (the limit does not apply,
+ * as with limit_req), NGX_BUSY with empty=deny.
  */
 
 static ngx_int_t
@@ -379,12 +401,25 @@ ngx_http_ai_rate_identity(ngx_http_ai_limits_ctx_t *lctx,
         }
 
         if (key->empty) {
-            return NGX_DECLINED;
-        }
+            switch (limit->empty) {
 
-        *p++ = 1;
-        p = ngx_cpymem(p, &limit->key_id, 4);
-        p = ngx_cpymem(p, key->digest, NGX_HTTP_AI_DIGEST_LEN);
+            case NGX_HTTP_AI_EMPTY_ALLOW:
+                return NGX_DECLINED;
+
+            case NGX_HTTP_AI_EMPTY_SHARED:
+                *p++ = 2;
+                p = ngx_cpymem(p, &limit->key_id, 4);
+                break;
+
+            default:
+                return NGX_BUSY;
+            }
+
+        } else {
+            *p++ = 1;
+            p = ngx_cpymem(p, &limit->key_id, 4);
+            p = ngx_cpymem(p, key->digest, NGX_HTTP_AI_DIGEST_LEN);
+        }
 
     } else {
         *p++ = 0;
@@ -721,6 +756,13 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
             return NGX_ERROR;
         }
 
+        if (rc == NGX_BUSY) {
+            ngx_http_ai_rate_release(lctx);
+            lctx->rate_status = NGX_HTTP_AI_STATUS_REJECTED;
+            ngx_http_ai_limits_key_missing(lctx, err);
+            return NGX_DECLINED;
+        }
+
         if (rc == NGX_DECLINED) {
             continue;
         }
@@ -1046,11 +1088,11 @@ ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx)
 
         if (hold->counted) {
             if (hold->requests) {
-                n = NGX_HTTP_AI_RATE_UNIT;
+                n = hold->requests * NGX_HTTP_AI_RATE_UNIT;
                 node->req_used -= ngx_min(n, node->req_used);
 
                 if (zone->sync) {
-                    node->pend_req -= NGX_HTTP_AI_RATE_UNIT;
+                    node->pend_req -= (int64_t) n;
                 }
             }
 
@@ -1070,6 +1112,125 @@ ngx_http_ai_rate_release(ngx_http_ai_limits_ctx_t *lctx)
     }
 
     lctx->nholds = 0;
+}
+
+
+/*
+ * Another call of an admitted request: one more request and its tokens
+ * from every bucket pair the request holds, each under its zone's lock;
+ * the first pair without room refuses it (429, as admission would) and
+ * what the earlier ones took for it is given back.
+ */
+
+ngx_int_t
+ngx_http_ai_rate_more(ngx_http_ai_limits_ctx_t *lctx, uint64_t tokens,
+    ngx_ai_error_t *err)
+{
+    uint64_t                   req, tok;
+    ngx_uint_t                 i, j, refuse;
+    ngx_msec_t                 now, wait;
+    ngx_http_ai_rate_hold_t   *hold, more;
+    ngx_http_ai_rate_zone_t   *zone;
+    ngx_http_ai_rate_info_t    ri, ti;
+    ngx_http_ai_rate_limit_t  *limit;
+
+    for (i = 0; i < lctx->nholds; i++) {
+        hold = &lctx->holds[i];
+
+        if (hold->node == NULL || !hold->counted) {
+            continue;
+        }
+
+        limit = hold->limit;
+        zone = limit->shm_zone->data;
+
+        more = *hold;
+        more.requests = 0;
+        more.tokens = limit->tpm ? ngx_min(tokens, (uint64_t) limit->tpm)
+                                 : 0;
+        wait = 0;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        now = ngx_current_msec;
+
+        ngx_http_ai_rate_decay(hold->node, limit->rpm, limit->tpm, now,
+                               &req, &tok);
+
+        hold->node->req_used = req;
+        hold->node->tok_used = tok;
+        hold->node->last = now;
+        hold->node->used = now;
+
+        refuse = ngx_http_ai_rate_take(zone, &more, &wait);
+
+        ngx_http_ai_rate_levels(limit, hold->node, &ri, &ti);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (refuse) {
+            for (j = 0; j < i; j++) {
+                ngx_http_ai_rate_less(lctx, &lctx->holds[j], tokens);
+            }
+
+            ngx_http_ai_rate_refusal(lctx, limit, refuse, &ri, &ti, wait,
+                                     err);
+            return NGX_DECLINED;
+        }
+
+        hold->requests += more.requests;
+        hold->tokens += more.tokens;
+
+        ngx_http_ai_rate_keep_tightest(&lctx->req_info, &ri);
+        ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
+    }
+
+    return NGX_OK;
+}
+
+
+/* what ngx_http_ai_rate_more() took for a call, given back */
+
+static void
+ngx_http_ai_rate_less(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_rate_hold_t *hold, uint64_t tokens)
+{
+    uint64_t                  n;
+    ngx_http_ai_rate_node_t  *node;
+    ngx_http_ai_rate_zone_t  *zone;
+
+    node = hold->node;
+
+    if (node == NULL || !hold->counted) {
+        return;
+    }
+
+    zone = hold->limit->shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (hold->limit->rpm && hold->requests) {
+        node->req_used -= ngx_min(NGX_HTTP_AI_RATE_UNIT, node->req_used);
+        hold->requests--;
+
+        if (zone->sync) {
+            node->pend_req -= NGX_HTTP_AI_RATE_UNIT;
+        }
+    }
+
+    if (hold->limit->tpm) {
+        n = ngx_min(ngx_min(tokens, (uint64_t) hold->limit->tpm),
+                    hold->tokens);
+        hold->tokens -= n;
+        n *= NGX_HTTP_AI_RATE_UNIT;
+        node->tok_used -= ngx_min(n, node->tok_used);
+
+        if (zone->sync) {
+            node->pend_tok -= (int64_t) n;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -1548,7 +1709,7 @@ ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
             return NGX_ERROR;
         }
 
-        if (rc == NGX_DECLINED) {
+        if (rc == NGX_DECLINED || rc == NGX_BUSY) {
             continue;
         }
 
@@ -1588,15 +1749,18 @@ ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
 }
 
 
-/* the "rate" array of the status JSON: every node of every zone */
+/* the "rate" array of the status JSON: every node of every zone (with f,
+ * those it keeps) */
 
 ngx_int_t
 ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f)
 {
     size_t                    off;
     uint64_t                  req, tok;
     ngx_int_t                 rc;
+    ngx_str_t                 route;
     ngx_uint_t                i, first;
     ngx_msec_t                now;
     ngx_queue_t              *q;
@@ -1626,10 +1790,22 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
         {
             node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
 
+            off = 1 + 4 + (node->keyed ? NGX_HTTP_AI_DIGEST_LEN : 0);
+
+            route.data = node->data + off;
+            route.len = node->len - off;
+
+            if (f && !ngx_http_ai_status_keep(f, NGX_HTTP_AI_STATUS_RATE,
+                                              &zones[i]->shm.name,
+                                              node->keyed ? node->data + 5
+                                                          : NULL,
+                                              &route, NULL))
+            {
+                continue;
+            }
+
             ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now, &req,
                                    &tok);
-
-            off = 1 + 4 + (node->keyed ? NGX_HTTP_AI_DIGEST_LEN : 0);
 
             if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
                 || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
@@ -1657,8 +1833,7 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
 
             if (rc != NGX_OK
                 || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, node->data + off,
-                                                 node->len - off)
+                || ngx_ai_buf_append_json_string(b, route.data, route.len)
                    != NGX_OK
                 || ngx_http_ai_rate_json_limit(b, "rpm", node->rpm, req)
                    != NGX_OK

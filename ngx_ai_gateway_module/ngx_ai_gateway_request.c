@@ -23,6 +23,8 @@ static ngx_int_t ngx_ai_request_number(cJSON *root, const char *name,
     double min, double max, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_max_tokens(cJSON *root, const char *name,
     ngx_int_t *value, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_n(cJSON *root, ngx_uint_t *n,
+    ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_unique(cJSON *obj, const char **names,
     ngx_ai_error_t *err);
@@ -39,7 +41,9 @@ static const char  *ngx_ai_request_members[] = {
     "model", "models", "messages", "stream", "stream_options",
     "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
     "tools", "tool_choice", "parallel_tool_calls", "user", "seed",
-    "response_format", NULL
+    "response_format", "n", "reasoning_effort", "prediction", "metadata",
+    "store", "service_tier", "logprobs", "top_logprobs", "modalities",
+    "audio", NULL
 };
 
 static const char  *ngx_ai_request_stream_options[] = {
@@ -69,13 +73,15 @@ ngx_int_t
 ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
     ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
 {
-    cJSON       *root, *item, *opt;
-    u_char      *slash;
-    ngx_int_t    rc;
-    ngx_uint_t   nul, status;
+    cJSON                *root, *item, *opt;
+    u_char               *slash;
+    ngx_int_t             rc;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
 
     ngx_memzero(req, sizeof(ngx_ai_chat_request_t));
     req->max_tokens = -1;
+    req->n = 1;
 
     if (len == 0) {
         ngx_ai_invalid(err, NULL, "The request body is empty; expected a "
@@ -85,7 +91,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
 
     root = ngx_ai_json_track(pool,
                              ngx_ai_json_decode(pool, body, len,
-                                                NGX_AI_MAX_JSON_DEPTH, &nul,
+                                                NGX_AI_MAX_JSON_DEPTH, &flags,
                                                 &status));
 
     if (status == NGX_AI_JSON_TOO_DEEP) {
@@ -104,7 +110,12 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    if (nul) {
+    rc = ngx_ai_request_bytes(pool, body, &flags, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (flags.nul) {
         ngx_ai_invalid(err, NULL, "The request body holds a NUL character "
                        "(\\u0000).");
         return NGX_DECLINED;
@@ -240,7 +251,8 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
                                      &req->max_tokens, err)
            != NGX_OK
         || ngx_ai_request_number(root, "temperature", 0, 2, err) != NGX_OK
-        || ngx_ai_request_number(root, "top_p", 0, 1, err) != NGX_OK)
+        || ngx_ai_request_number(root, "top_p", 0, 1, err) != NGX_OK
+        || ngx_ai_request_n(root, &req->n, err) != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -340,6 +352,72 @@ ngx_ai_request_model(cJSON *item, const char *param, ngx_ai_error_t *err)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A decoded body's strings with a raw control byte (RFC 8259 forbids it;
+ * cJSON and so the splice would pass it on) or invalid UTF-8: refused,
+ * naming the first such byte, before any provider sees them.  NGX_OK: none;
+ * NGX_DECLINED: err (400) says where; NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
+    ngx_ai_json_flags_t *flags, ngx_ai_error_t *err)
+{
+    u_char         c, hex[4];
+    size_t         at;
+    const char    *code, *msg, *tail;
+    ngx_ai_buf_t   b;
+
+    static u_char  digits[] = "0123456789ABCDEF";
+
+    if (flags->control
+        && (!flags->utf8 || flags->control_at < flags->utf8_at))
+    {
+        at = flags->control_at;
+        code = "invalid_json";
+        msg = "The request body is not valid JSON: the raw control "
+              "character ";
+        tail = " is inside a string; control characters must be escaped "
+               "(\\n, \\t, \\u0001 ...).";
+
+    } else if (flags->utf8) {
+        at = flags->utf8_at;
+        code = "invalid_encoding";
+        msg = "The request body is not valid UTF-8: the byte ";
+        tail = " starts no well-formed UTF-8 character (overlong, "
+               "surrogate, above U+10FFFF, cut short or a stray "
+               "continuation byte).";
+
+    } else {
+        return NGX_OK;
+    }
+
+    c = body[at];
+
+    hex[0] = '0';
+    hex[1] = 'x';
+    hex[2] = digits[c >> 4];
+    hex[3] = digits[c & 0xf];
+
+    if (ngx_ai_buf_init(&b, pool, 256) != NGX_OK
+        || ngx_ai_buf_append_str(&b, msg) != NGX_OK
+        || ngx_ai_buf_append(&b, hex, 4) != NGX_OK
+        || ngx_ai_buf_append_str(&b, " at offset ") != NGX_OK
+        || ngx_ai_buf_append_uint(&b, at) != NGX_OK
+        || ngx_ai_buf_append_str(&b, tail) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_ai_error_set(err, 400, "invalid_request_error", NULL, code, "");
+
+    err->message.data = b.data;
+    err->message.len = b.len;
+
+    return NGX_DECLINED;
 }
 
 
@@ -546,6 +624,39 @@ ngx_ai_request_max_tokens(cJSON *root, const char *name, ngx_int_t *value,
     }
 
     *value = (ngx_int_t) item->valuedouble;
+
+    return NGX_OK;
+}
+
+
+/* n: answers asked for; every one of them is paid for */
+
+static ngx_int_t
+ngx_ai_request_n(cJSON *root, ngx_uint_t *n, ngx_ai_error_t *err)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "n");
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsNumber(item)) {
+        ngx_ai_wrong_type(err, "n", "Invalid type for 'n': expected an "
+                          "integer.");
+        return NGX_DECLINED;
+    }
+
+    if (item->valuedouble < 1 || item->valuedouble > NGX_AI_MAX_N
+        || item->valuedouble != (double) (ngx_int_t) item->valuedouble)
+    {
+        ngx_ai_invalid(err, "n", "Invalid value for 'n': expected an "
+                       "integer between 1 and 128.");
+        return NGX_DECLINED;
+    }
+
+    *n = (ngx_uint_t) item->valuedouble;
 
     return NGX_OK;
 }

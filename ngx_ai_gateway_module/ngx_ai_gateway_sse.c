@@ -355,6 +355,9 @@ ngx_ai_stream_content(ngx_ai_stream_t *st, const u_char *text, size_t len)
         return NGX_OK;
     }
 
+    st->text_bytes += len;
+    st->text_deltas++;
+
     if (ngx_ai_stream_start(st, NULL, 0) != NGX_OK
         || ngx_ai_stream_chunk_open(st) != NGX_OK
         || ngx_ai_buf_append_str(&st->out, "{\"content\":") != NGX_OK
@@ -440,6 +443,9 @@ ngx_ai_stream_tool_call(ngx_ai_stream_t *st, ngx_uint_t index, ngx_str_t *id,
     ngx_ai_buf_t  *b;
 
     b = &st->out;
+
+    st->text_bytes += args->len + (name ? name->len : 0);
+    st->text_deltas++;
 
     if (ngx_ai_stream_start(st, NULL, 0) != NGX_OK
         || ngx_ai_stream_chunk_open(st) != NGX_OK

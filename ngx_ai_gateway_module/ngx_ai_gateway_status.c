@@ -10,6 +10,10 @@
  *                           circuit breakers, and the metrics zone's
  *                           counters; &series=1[&minutes=N] adds the
  *                           per-minute series of the last N minutes
+ *                           &zone=, &key=, &route=, &model= keep the
+ *                           ledger, spend and rate entries that match;
+ *                           &limit=, &offset= page them (a "page" object
+ *                           then says how many matched)
  *   ?format=prometheus      the text exposition format
  *   ?format=html            the dashboard: one page, its CSS and JS
  *                           inline, drawing the JSON above
@@ -32,7 +36,16 @@
 
 static ngx_int_t ngx_http_ai_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_status_state(ngx_http_request_t *r,
-    ngx_ai_buf_t *b);
+    ngx_ai_buf_t *b, ngx_http_ai_status_filter_t *f);
+static ngx_int_t ngx_http_ai_status_filter(ngx_http_request_t *r,
+    ngx_http_ai_status_filter_t *f, ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_status_string(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value, ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_status_number(ngx_http_request_t *r,
+    const char *name, ngx_uint_t max, ngx_uint_t *value,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_status_page(ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f);
 static ngx_int_t ngx_http_ai_status_send(ngx_http_request_t *r,
     ngx_uint_t status, const char *type, u_char *data, size_t len);
 
@@ -72,6 +85,7 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
     ngx_uint_t                       format, minutes;
     ngx_ai_buf_t                     b, out;
     ngx_ai_error_t                   err;
+    ngx_http_ai_status_filter_t      filter, *f;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -103,14 +117,27 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
                              "unsupported_format",
                              "ai_status serves format=json, "
                              "format=prometheus and format=html");
+            goto invalid;
+        }
+    }
 
-            if (ngx_ai_error_render(r->pool, &err, &body) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
+    /* the filters and the page: JSON only */
 
-            return ngx_http_ai_status_send(r, NGX_HTTP_BAD_REQUEST,
-                                           "application/json",
-                                           body.data, body.len);
+    f = NULL;
+
+    if (format == NGX_HTTP_AI_STATUS_JSON) {
+        rc = ngx_http_ai_status_filter(r, &filter, &err);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            goto invalid;
+        }
+
+        if (rc == NGX_OK) {
+            f = &filter;
         }
     }
 
@@ -123,7 +150,7 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
     }
 
     if (ngx_ai_buf_init(&b, r->pool, 8192) != NGX_OK
-        || ngx_http_ai_status_state(r, &b) != NGX_OK)
+        || ngx_http_ai_status_state(r, &b, f) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -175,19 +202,320 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_ai_buf_append_str(&b, "}\n") != NGX_OK) {
+    if ((f && ngx_http_ai_status_page(&b, f) != NGX_OK)
+        || ngx_ai_buf_append_str(&b, "}\n") != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_ai_status_send(r, NGX_HTTP_OK, "application/json",
                                    b.data, b.len);
+
+invalid:
+
+    if (ngx_ai_error_render(r->pool, &err, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ai_status_send(r, NGX_HTTP_BAD_REQUEST,
+                                   "application/json", body.data, body.len);
+}
+
+
+/*
+ * ?zone= ?key= ?route= ?model= ?limit= ?offset=: NGX_OK, f filled;
+ * NGX_DONE: none given (the output stays as it always was); NGX_DECLINED:
+ * err names the bad one; NGX_ERROR: out of memory
+ */
+
+static ngx_int_t
+ngx_http_ai_status_filter(ngx_http_request_t *r,
+    ngx_http_ai_status_filter_t *f, ngx_ai_error_t *err)
+{
+    u_char                            c;
+    size_t                            i;
+    ngx_int_t                         rc, given;
+    ngx_str_t                         key, *name;
+    ngx_uint_t                        n, found;
+    ngx_shm_zone_t                  **zones;
+    ngx_http_ai_limits_main_conf_t   *lmcf;
+
+    ngx_memzero(f, sizeof(ngx_http_ai_status_filter_t));
+    given = 0;
+
+    rc = ngx_http_ai_status_string(r, "zone", &f->zone, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+
+        /* a name no zone has is a mistake, not an empty answer */
+
+        lmcf = ngx_http_get_module_main_conf(r,
+                                             ngx_ai_gateway_limits_module);
+        found = 0;
+
+        zones = lmcf->cost_zones.elts;
+
+        for (n = 0; n < lmcf->cost_zones.nelts; n++) {
+            name = &zones[n]->shm.name;
+            found |= (name->len == f->zone.len
+                      && ngx_strncmp(name->data, f->zone.data, name->len)
+                         == 0);
+        }
+
+        zones = lmcf->rate_zones.elts;
+
+        for (n = 0; n < lmcf->rate_zones.nelts; n++) {
+            name = &zones[n]->shm.name;
+            found |= (name->len == f->zone.len
+                      && ngx_strncmp(name->data, f->zone.data, name->len)
+                         == 0);
+        }
+
+        if (!found) {
+            ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST,
+                             "invalid_request_error", "zone",
+                             "invalid_value", "zone: no ai_cost_zone or "
+                             "ai_rate_zone has that name");
+            return NGX_DECLINED;
+        }
+    }
+
+    rc = ngx_http_ai_status_string(r, "key", &key, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+
+        if (key.len > NGX_HTTP_AI_DIGEST_LEN * 2) {
+            goto bad_key;
+        }
+
+        for (i = 0; i < key.len; i++) {
+            c = ngx_tolower(key.data[i]);
+
+            if (c >= '0' && c <= '9') {
+                f->key[i] = c - '0';
+
+            } else if (c >= 'a' && c <= 'f') {
+                f->key[i] = c - 'a' + 10;
+
+            } else {
+                goto bad_key;
+            }
+        }
+
+        f->key_len = key.len;
+    }
+
+    rc = ngx_http_ai_status_string(r, "route", &f->route, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+        f->has_route = 1;
+    }
+
+    rc = ngx_http_ai_status_string(r, "model", &f->model, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+        f->has_model = 1;
+    }
+
+    rc = ngx_http_ai_status_number(r, "limit", NGX_HTTP_AI_STATUS_MAX_LIMIT,
+                                   &f->limit, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+        f->limited = 1;
+    }
+
+    rc = ngx_http_ai_status_number(r, "offset", NGX_MAX_INT_T_VALUE,
+                                   &f->offset, err);
+    if (rc != NGX_DONE) {
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        given = 1;
+    }
+
+    return given ? NGX_OK : NGX_DONE;
+
+bad_key:
+
+    ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                     "key", "invalid_value", "key: 1 to 64 hex digits of "
+                     "the key's SHA-256 digest, as the entries show it");
+    return NGX_DECLINED;
+}
+
+
+/* ?name=value, %XX decoded: NGX_OK; NGX_DONE: not given; NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_ai_status_string(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value, ngx_ai_error_t *err)
+{
+    u_char     *last;
+    ngx_str_t   arg;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &arg) != NGX_OK) {
+        return NGX_DONE;
+    }
+
+    value->data = ngx_pnalloc(r->pool, arg.len + 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_ai_percent_decode(value->data, arg.data, arg.len, 0);
+
+    if (last == NULL || last == value->data) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         name, "invalid_value", "an empty value, or a bad "
+                         "%XX in it");
+        return NGX_DECLINED;
+    }
+
+    value->len = last - value->data;
+
+    return NGX_OK;
+}
+
+
+/* ?name=N, 0 <= N <= max: NGX_OK; NGX_DONE: not given; NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_ai_status_number(ngx_http_request_t *r, const char *name,
+    ngx_uint_t max, ngx_uint_t *value, ngx_ai_error_t *err)
+{
+    ngx_int_t  n;
+    ngx_str_t  arg;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &arg) != NGX_OK) {
+        return NGX_DONE;
+    }
+
+    n = ngx_atoi(arg.data, arg.len);
+
+    if (n == NGX_ERROR || (ngx_uint_t) n > max) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         name, "invalid_value",
+                         max == NGX_HTTP_AI_STATUS_MAX_LIMIT
+                         ? "limit: an integer from 0 to 100000"
+                         : "offset: an integer from 0");
+        return NGX_DECLINED;
+    }
+
+    *value = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An entry of list (ledger, spend or rate) passes the filter: counted;
+ * kept if it is also in the page.  digest, route and model are NULL when
+ * the entry shows none (a keyless entry's key is null, a keyed account's
+ * route is null, only ledger entries have a model).
+ */
+
+ngx_uint_t
+ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f, ngx_uint_t list,
+    ngx_str_t *zone, u_char *digest, ngx_str_t *route, ngx_str_t *model)
+{
+    size_t      i;
+    ngx_uint_t  n;
+
+    if (f->zone.len
+        && (zone->len != f->zone.len
+            || ngx_strncmp(zone->data, f->zone.data, zone->len) != 0))
+    {
+        return 0;
+    }
+
+    if (f->key_len) {
+        if (digest == NULL) {
+            return 0;
+        }
+
+        for (i = 0; i < f->key_len; i++) {
+            if (((i % 2) ? (digest[i / 2] & 0xf) : (digest[i / 2] >> 4))
+                != f->key[i])
+            {
+                return 0;
+            }
+        }
+    }
+
+    if (f->has_route
+        && (route == NULL || route->len != f->route.len
+            || ngx_strncmp(route->data, f->route.data, route->len) != 0))
+    {
+        return 0;
+    }
+
+    if (f->has_model
+        && (model == NULL || model->len != f->model.len
+            || ngx_strncmp(model->data, f->model.data, model->len) != 0))
+    {
+        return 0;
+    }
+
+    n = f->total[list]++;
+
+    return n >= f->offset && (!f->limited || n - f->offset < f->limit);
+}
+
+
+/* ,"page":{...}: how the arrays were cut */
+
+static ngx_int_t
+ngx_http_ai_status_page(ngx_ai_buf_t *b, ngx_http_ai_status_filter_t *f)
+{
+    if (ngx_ai_buf_append_str(b, ",\"page\":{\"limit\":") != NGX_OK
+        || (f->limited ? ngx_ai_buf_append_uint(b, f->limit)
+                       : ngx_ai_buf_append_str(b, "null")) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"offset\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, f->offset) != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"ledger_total\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_LEDGER])
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"spend_total\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_SPEND])
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"rate_total\":") != NGX_OK
+        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_RATE])
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
 /* the object's members up to the breakers, without its closing brace */
 
 static ngx_int_t
-ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b)
+ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b,
+    ngx_http_ai_status_filter_t *f)
 {
     ngx_http_ai_main_conf_t         *amcf;
     ngx_http_ai_limits_main_conf_t  *lmcf;
@@ -199,7 +527,7 @@ ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b)
                                  "\",\"time\":") != NGX_OK
         || ngx_ai_buf_append_uint(b, (uint64_t) ngx_time()) != NGX_OK
         || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_cost_json(r, lmcf, b) != NGX_OK
+        || ngx_http_ai_cost_json(r, lmcf, b, f) != NGX_OK
         || ngx_http_ai_rate_zones_json(lmcf, b,
                                        lmcf->cost_zones.nelts == 0)
            != NGX_OK
@@ -208,7 +536,7 @@ ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b)
                                          && lmcf->rate_zones.nelts == 0)
            != NGX_OK
         || ngx_ai_buf_append_str(b, "],\"rate\":[") != NGX_OK
-        || ngx_http_ai_rate_json(r, lmcf, b) != NGX_OK
+        || ngx_http_ai_rate_json(r, lmcf, b, f) != NGX_OK
         || ngx_ai_buf_append_str(b, "],") != NGX_OK
         || ngx_http_ai_sync_json(lmcf, b) != NGX_OK   /* "sync":[...], */
         || ngx_http_ai_guard_status_json(r, b) != NGX_OK

@@ -17,6 +17,10 @@
 #include "ngx_ai_gateway.h"
 
 
+/* seconds: a longer Retry-After of a provider is passed on as this */
+#define NGX_HTTP_AI_MAX_RETRY_AFTER  600
+
+
 static ngx_int_t ngx_http_ai_set_headers(ngx_http_request_t *sr,
     ngx_http_ai_attempt_t *a, ngx_str_t *key);
 static ngx_int_t ngx_http_ai_push_header(ngx_http_request_t *sr,
@@ -38,7 +42,9 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ngx_ai_chat_request_t *req)
 {
     u_char                       *p, *q;
+    ngx_int_t                     rc;
     ngx_str_t                     uri, args, key;
+    ngx_ai_error_t                refusal;
     ngx_buf_t                    *b;
     ngx_http_request_t           *r, *sr;
     ngx_http_ai_attempt_t        *a, **call;
@@ -49,6 +55,36 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     r = ctx->request;
     provider = target->provider;
+
+    if (ctx->refused) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->attempts) {
+
+        /* every call past the first counts against the limits too */
+
+        rc = ngx_http_ai_limits_attempt(r, ctx, &target->name,
+                                        req ? req : &ctx->chat, &refusal);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->refused = ngx_palloc(r->pool, sizeof(ngx_ai_error_t));
+            if (ctx->refused == NULL) {
+                return NGX_ERROR;
+            }
+
+            *ctx->refused = refusal;
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ai gateway: %V not called: %V", &target->name,
+                          &refusal.message);
+            return NGX_DECLINED;
+        }
+    }
 
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_attempt_t));
     if (a == NULL) {
@@ -66,6 +102,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     a->target = target;
     a->provider = provider;
     a->model = target->name;
+    a->label = target->label.len ? target->label : target->name;
     a->start = ngx_current_msec;
 
     /* the call's own view of the request: the translators read the
@@ -86,6 +123,10 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     if (ngx_http_ai_provider_key_value(r, provider, &key) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (provider->key_value) {
+        a->key = key;
     }
 
     /* pass= prefix + native path; the native path may carry arguments */
@@ -468,6 +509,25 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         b->pos = b->last;
     }
 
+    if (a->streaming && a->stream.out.len) {
+        out.data = a->stream.out.data;
+        out.len = a->stream.out.len;
+
+        if (ngx_http_ai_attempt_scrub(a, &out) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (out.data != a->stream.out.data) {
+            a->stream.out.len = 0;
+
+            if (ngx_ai_buf_append(&a->stream.out, out.data, out.len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
     if (a->streaming && a->stream.out.len && a->ctx->fusion) {
         /* a fusion's judge writing the answer */
         return ngx_http_ai_fusion_relay(a->ctx, a);
@@ -562,6 +622,54 @@ ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
 
 
 /*
+ * What a provider sent, before anything of it reaches the client: every
+ * provider key taken out, whole, in part, JSON-escaped or masked
+ * (ngx_ai_scrub()), since a provider that echoes the request's headers
+ * in an error or an answer would hand its key to whoever asked.
+ */
+
+ngx_int_t
+ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a, ngx_str_t *text)
+{
+    ngx_uint_t                hits, more;
+    ngx_http_request_t       *r;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    if (text->len == 0) {
+        return NGX_OK;
+    }
+
+    r = a->ctx->request;
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    hits = 0;
+    more = 0;
+
+    if (amcf->secrets.nelts
+        && ngx_ai_scrub(r->pool, amcf->secrets.elts, amcf->secrets.nelts,
+                        text, &hits)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (a->key.len
+        && ngx_ai_scrub(r->pool, &a->key, 1, text, &more) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (hits + more) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ai gateway: %V sent a provider key back, %ui times: "
+                      "redacted", &a->model, hits + more);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * A 429's wish: Retry-After in seconds (kept for the client too) or
  * retry-after-ms, as a delay in milliseconds for a retry of this model.
  */
@@ -602,6 +710,12 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             if (n != NGX_ERROR) {
                 a->retry_after = h[i].value;
 
+                if (n > NGX_HTTP_AI_MAX_RETRY_AFTER) {
+                    /* a provider's wish is passed on, within reason */
+                    n = NGX_HTTP_AI_MAX_RETRY_AFTER;
+                    ngx_str_set(&a->retry_after, "600");
+                }
+
                 if (a->retry_delay == 0) {
                     a->retry_delay = (ngx_msec_t) n * 1000;
                 }
@@ -615,7 +729,9 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             n = ngx_atoi(h[i].value.data, h[i].value.len);
 
             if (n != NGX_ERROR) {
-                a->retry_delay = (ngx_msec_t) n;
+                a->retry_delay = (ngx_msec_t)
+                                 ngx_min(n, NGX_HTTP_AI_MAX_RETRY_AFTER
+                                            * 1000);
             }
         }
     }

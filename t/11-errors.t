@@ -134,8 +134,73 @@ for my $bad ('openai/../admin', "openai/a\r\nX-Evil: 1", 'openai/a b',
     error_ok($t->post_json($chat, { model => $bad, messages => $user }), 400,
              'model name ' . substr($name, 0, 20), param => 'model');
 }
+
+# raw control bytes in strings (RFC 8259 forbids them) and invalid UTF-8:
+# refused by the gateway, naming the byte and its offset, on both APIs
+sub body_with {
+    my ($bytes, $messages) = @_;
+    return $messages
+        ? '{"model":"openai/gpt-4o","max_tokens":5,"messages":'
+          . '[{"role":"user","content":"hi' . $bytes . 'there"}]}'
+        : '{"model":"openai/gpt-4o","messages":'
+          . '[{"role":"user","content":"hi' . $bytes . 'there"}]}';
+}
+
+sub anthropic_error_ok {
+    my ($r, $name, $re) = @_;
+    is($r->{status}, 400, "$name: 400");
+    my $j = $r->{json} || {};
+    is($j->{type}, 'error', "$name: an Anthropic error") or diag($r->{content});
+    is($j->{error} && $j->{error}{type}, 'invalid_request_error', "$name: type");
+    like($j->{error} && $j->{error}{message} // '', $re, "$name: message");
+}
+
+for my $c ("\x01", "\x00", "\x1f", "\n") {
+    my $body = body_with($c);
+    my $at = index($body, $c);
+    (my $name = sprintf 'raw 0x%02X in a string', ord $c);
+    error_ok(post_raw($body), 400, "chat: $name", code => 'invalid_json',
+             message => qr/control character \Q@{[sprintf '0x%02X', ord $c]}\E at offset $at\b/);
+    $body = body_with($c, 1);
+    $at = index($body, $c);
+    anthropic_error_ok($t->request('POST', '/v1/messages', body => $body),
+                       "messages: $name", qr/not valid JSON.* at offset $at\b/);
+}
+
+for my $case (['overlong', "\xc0\xaf"], ['surrogate', "\xed\xa0\x80"],
+              ['above U+10FFFF', "\xf4\x90\x80\x80"], ['cut short', "\xe2\x82"],
+              ['stray continuation', "caf\xc3\xa9\x80"], ['latin-1', "caf\xe9"])
+{
+    my ($name, $bytes) = @$case;
+    my $body = body_with($bytes);
+    my $at = index($body, 'hi') + 2 + ($name eq 'stray continuation' ? 5
+                                        : $name eq 'latin-1' ? 3 : 0);
+    error_ok(post_raw($body), 400, "chat: UTF-8 $name", code => 'invalid_encoding',
+             message => qr/not valid UTF-8: the byte 0x[0-9A-F]{2} at offset $at\b/);
+    $body = body_with($bytes, 1);
+    $at = index($body, 'hi') + 2 + ($name eq 'stray continuation' ? 5
+                                    : $name eq 'latin-1' ? 3 : 0);
+    anthropic_error_ok($t->request('POST', '/v1/messages', body => $body),
+                       "messages: UTF-8 $name", qr/not valid UTF-8.* at offset $at\b/);
+}
+
+# in a key, and in the streaming request too
+error_ok(post_raw('{"model":"openai/gpt-4o","stream":true,"messages":'
+                  . qq'[{"role":"user","content":"x","na\xffme":"a"}]}'),
+         400, 'chat: bad UTF-8 in a key', code => 'invalid_encoding');
+
 my $before = scalar @{ $t->mock_records('m1') };
 is($before, 0, 'no bad request reached the provider');
+
+# escaped controls and well-formed UTF-8 of every length pass, as sent
+my $ok = $t->request('POST', $chat,
+    body => '{"model":"openai/gpt-4o","messages":[{"role":"user","content":'
+            . qq'"a\\u0001b\\tc caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f"}]}');
+is($ok->{status}, 200, 'escaped controls and well-formed UTF-8 pass');
+my $rec = $t->wait_records('m1', $before + 1)->[-1];
+like($rec->{body} // '', qr/a\\u0001b\\tc caf\x{e9} \x{20ac} \x{1f600} \x7f/,
+     'the provider got them as sent');
+$before = scalar @{ $t->mock_records('m1') };
 
 # --- method, endpoint, size ---------------------------------------------------
 

@@ -5,7 +5,10 @@
 # proves it) and, with scope=response/both, in answers, whole and streamed
 # (a match split across stream deltas included); the Luhn check; rules
 # inherited as a whole, "off"; nginx -t errors; $ai_guard in an access
-# log; the counters; the shipped examples/guards.conf.
+# log; the counters; the shipped examples/guards.conf.  Every string the
+# provider receives is checked (tool call arguments, names, tools, schemas,
+# prediction, user, metadata, stop, data: URL text, Messages tool_use
+# input ...), and error messages, plain, streamed, after fallback.
 
 use strict;
 use warnings;
@@ -14,6 +17,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use JSON::PP;
+use MIME::Base64 qw(encode_base64 decode_base64);
 use GatewayTest;
 
 my $t = GatewayTest->new(name => 'guards');
@@ -56,6 +60,28 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<"EOF")
         location /ex/v1/ {
             ai_gateway;
             include $examples;
+        }
+
+        # every string the provider receives (docs/guards.md)
+        location /f/v1/ {
+            ai_gateway;
+            client_max_body_size 4m;
+            client_body_buffer_size 4m;
+            include $examples;
+            ai_guard word regex=forbidden-word action=deny;
+        }
+
+        location /fb/v1/ {
+            ai_gateway;
+            include $examples;
+            ai_fallback openai/k1-status401 claude/k2-status401 on=4xx
+                        breaker=off;
+        }
+
+        # deny rules alone: an error that echoes a key is withheld
+        location /d/v1/ {
+            ai_gateway;
+            ai_guard key "regex=sk-proj-[A-Za-z0-9]{20,}" action=deny;
         }
 
         location = /status { ai_status; }
@@ -321,6 +347,285 @@ SKIP: {
     ok($g{'card/redact'}{matches} >= 10, 'status: card matches counted');
     is($g{'api_key/redact'}{matches}, 5, 'status: the examples counted too');
 }
+
+# --- every string the provider receives -----------------------------------------
+
+my $SECRET = 'sk-proj-abcdefghijklmnopqrstuvwxyz0123';
+my $WORD = 'forbidden-word';
+my $JSONC = JSON::PP->new->canonical;
+
+# every string of what the mock was sent: member names too, tool call
+# arguments, data: URLs and base64 sources also decoded
+sub strings_of {
+    my ($v) = @_;
+    return () unless defined $v;
+    if (ref $v eq 'HASH') {
+        my @s = map { ($_, strings_of($v->{$_})) } keys %$v;
+        push @s, decode_base64($v->{data})              # an Anthropic source
+            if ($v->{type} // '') eq 'base64' && defined $v->{data} && !ref $v->{data};
+        return @s;
+    }
+    return map { strings_of($_) } @$v if ref $v eq 'ARRAY';
+    return () if ref $v;
+    my @s = ($v);
+    push @s, strings_of(eval { JSON::PP->new->decode($v) }) if $v =~ /^\s*[\[{]/;
+    if ($v =~ /^data:([^,]*),(.*)\z/s) {
+        my ($head, $data) = ($1, $2);
+        if ($head =~ /;base64\z/i) { push @s, decode_base64($data) }
+        else { $data =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; push @s, $data }
+    }
+    return @s;
+}
+
+sub pct { join '', map { sprintf '%%%02X', ord } split //, $_[0] }
+sub escape_k { (my $e = $_[0]) =~ s/k/\\u006b/; $e =~ s/-/\\u002d/; $e }
+
+sub fchat { return { model => 'openai/gpt-4o',
+                     messages => [{ role => 'user', content => 'hi' }], @_ } }
+sub fmsg { return { model => 'claude/sonnet', max_tokens => 100,
+                    messages => [{ role => 'user', content => 'hi' }], @_ } }
+
+sub tool_turns {
+    my ($args) = @_;
+    return [{ role => 'user', content => 'weather?' },
+            { role => 'assistant', content => undef, tool_calls => [{ id => 'c1',
+                type => 'function', function => { name => 'w', arguments => $args } }] },
+            { role => 'tool', tool_call_id => 'c1', content => 'sunny' }];
+}
+
+sub tool_use {
+    my ($input, $model) = @_;
+    return fmsg(model => $model // 'claude/sonnet', messages => [
+        { role => 'user', content => 'weather?' },
+        { role => 'assistant', content => [{ type => 'tool_use', id => 'tu1',
+                                             name => 'w', input => $input }] },
+        { role => 'user', content => [{ type => 'tool_result', tool_use_id => 'tu1',
+                                        content => 'sunny' }] }]);
+}
+
+my $fc = '/f/v1/chat/completions';
+my $fm = '/f/v1/messages';
+
+my @fields = (
+    [ 'tool call arguments', $fc,
+      sub { fchat(messages => tool_turns($JSONC->encode({ city => "x $_[0]" }))) } ],
+    [ 'tool call arguments, \\u-escaped', $fc,
+      sub { fchat(messages => tool_turns('{"city":"x ' . escape_k($_[0]) . '"}')) } ],
+    [ 'tool call arguments, a member name', $fc,
+      sub { fchat(messages => tool_turns($JSONC->encode({ $_[0] => 1 }))) } ],
+    [ 'tool call arguments (F6)', $fc,
+      sub { '{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"},'
+            . '{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":'
+            . '"function","function":{"name":"f","arguments":"{\\"k\\":\\"' . $_[0]
+            . '\\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}' } ],
+    [ 'message name', $fc,
+      sub { fchat(messages => [{ role => 'user', name => $_[0], content => 'hi' }]) } ],
+    [ 'tool name', $fc,
+      sub { fchat(tools => [{ type => 'function', function => { name => $_[0] } }]) } ],
+    [ 'tool description', $fc,
+      sub { fchat(tools => [{ type => 'function', function => { name => 'w',
+                              description => "gets $_[0]" } }]) } ],
+    [ 'tool parameters, a description', $fc,
+      sub { fchat(tools => [{ type => 'function', function => { name => 'w',
+              parameters => { type => 'object', properties => {
+                  city => { type => 'string', description => "the $_[0]" } } } } }]) } ],
+    [ 'tool parameters, an enum', $fc,
+      sub { fchat(tools => [{ type => 'function', function => { name => 'w',
+              parameters => { type => 'object', properties => {
+                  city => { type => 'string', enum => ['a', $_[0]] } } } } }]) } ],
+    [ 'tool parameters, a property name', $fc,
+      sub { fchat(tools => [{ type => 'function', function => { name => 'w',
+              parameters => { type => 'object',
+                              properties => { $_[0] => { type => 'string' } } } } }]) } ],
+    [ 'tool_choice function name', $fc,
+      sub { fchat(tool_choice => { type => 'function', function => { name => $_[0] } },
+                  tools => [{ type => 'function', function => { name => 'w' } }]) } ],
+    [ 'response_format json_schema schema', $fc,
+      sub { fchat(response_format => { type => 'json_schema', json_schema => {
+              name => 'out', schema => { type => 'object', properties => {
+                  a => { type => 'string', description => "say $_[0]" } } } } }) } ],
+    [ 'response_format json_schema description', $fc,
+      sub { fchat(response_format => { type => 'json_schema', json_schema => {
+              name => 'out', description => $_[0], schema => { type => 'object' } } }) } ],
+    [ 'prediction', $fc,
+      sub { fchat(prediction => { type => 'content', content => "old $_[0]" }) } ],
+    [ 'user', $fc, sub { fchat(user => "u $_[0]") } ],
+    [ 'metadata, a value', $fc, sub { fchat(metadata => { note => $_[0] }) } ],
+    [ 'metadata, a name', $fc, sub { fchat(metadata => { $_[0] => 'v' }) } ],
+    [ 'stop', $fc, sub { fchat(stop => ['END', "x $_[0]"]) } ],
+    [ 'a member the gateway does not know', $fc, sub { fchat(x_extra => { note => $_[0] }) } ],
+    [ 'image_url data: URL, text/plain base64', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'text', text => 'read this' },
+              { type => 'image_url', image_url => {
+                  url => 'data:text/plain;base64,' . encode_base64("note: $_[0]", '') } }] }]) } ],
+    [ 'image_url data: URL, %XX', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => { url => 'data:,note%3A%20' . pct($_[0]) } }] }]) } ],
+    [ 'image_url data: URL whose base64 does not decode', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => { url => "data:text/plain;base64,!$_[0]" } }] }]) } ],
+    [ 'image_url https URL', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => { url => "https://example.com/a.png?k=$_[0]" } }] }]) } ],
+    [ 'image_url as a string, a data: URL', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'image_url', image_url => 'data:text/markdown;base64,'
+                                                  . encode_base64("# $_[0]", '') }] }]) } ],
+    [ 'file_data data: URL, application/json', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'file', file => { filename => 'a.json',
+                file_data => 'data:application/json;base64,'
+                             . encode_base64($JSONC->encode({ k => $_[0] }), '') } }] }]) } ],
+    [ 'file name', $fc,
+      sub { fchat(messages => [{ role => 'user', content => [
+              { type => 'file', file => { filename => "$_[0].txt", file_data => 'data:application/pdf;base64,JVBERi0=' } }] }]) } ],
+    [ 'messages: tool_use input', $fm, sub { tool_use({ city => "x $_[0]" }) } ],
+    [ 'messages: tool_use input, a member name', $fm, sub { tool_use({ $_[0] => 1 }) } ],
+    [ 'messages: tool_use input, to an openai provider', $fm,
+      sub { tool_use({ city => "x $_[0]" }, 'openai/gpt-4o') } ],
+    [ 'messages: tool name', $fm, sub { fmsg(tools => [{ name => $_[0],
+                                                        input_schema => { type => 'object' } }]) } ],
+    [ 'messages: tool description', $fm,
+      sub { fmsg(tools => [{ name => 'w', description => "gets $_[0]",
+                             input_schema => { type => 'object' } }]) } ],
+    [ 'messages: tool input_schema', $fm,
+      sub { fmsg(tools => [{ name => 'w', input_schema => { type => 'object',
+              properties => { city => { type => 'string', description => "the $_[0]" } } } }]) } ],
+    [ 'messages: metadata.user_id', $fm, sub { fmsg(metadata => { user_id => "u $_[0]" }) } ],
+    [ 'messages: stop_sequences', $fm, sub { fmsg(stop_sequences => ["x $_[0]"]) } ],
+    [ 'messages: a text/plain image', $fm,
+      sub { fmsg(messages => [{ role => 'user', content => [
+              { type => 'text', text => 'read this' },
+              { type => 'image', source => { type => 'base64', media_type => 'text/plain',
+                                             data => encode_base64("note: $_[0]", '') } }] }]) } ],
+);
+
+for my $f (@fields) {
+    my ($name, $path, $make) = @$f;
+
+    my $r = $t->post_json($path, $make->($SECRET));
+    is($r->{status}, 200, "$name: redact: 200") or diag($r->{content});
+    my $rec = $t->mock_records('m1')->[-1];
+    my @s = strings_of($rec->{body_json});
+    ok(@s && !grep(/\Q$SECRET\E/, @s), "$name: redact: the provider never saw the secret")
+        or diag($rec->{body});
+    ok(scalar grep(/\[REDACTED:api_key\]/, @s), "$name: redact: it saw the redaction")
+        or diag($rec->{body});
+
+    my $n = records();
+    $r = $t->post_json($path, $make->($WORD));
+    is($r->{status}, 400, "$name: deny: 400") or diag($r->{content});
+    like($r->{json}{error}{message} // '', qr/guard "word"/, "$name: deny: the rule named");
+    is(records(), $n, "$name: deny: no provider call");
+}
+
+my %field = map { ($_->[0] => $_->[2]) } @fields;
+
+# a redacted data: URL stays one, of the same kind
+$r = $t->post_json($fc, $field{'image_url data: URL, text/plain base64'}->($SECRET));
+my $url = $t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[1]{image_url}{url};
+like($url, qr{^data:text/plain;base64,}, 'data: URL: still base64');
+is(decode_base64($url =~ s/^[^,]*,//r), 'note: [REDACTED:api_key]', 'data: URL: its text redacted');
+$r = $t->post_json($fc, $field{'image_url data: URL, %XX'}->($SECRET));
+$url = $t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[0]{image_url}{url};
+is($url, 'data:,note%3A%20%5BREDACTED%3Aapi_key%5D', 'data: URL: %XX again');
+
+# arguments redacted inside stay JSON
+$r = $t->post_json($fc, $field{'tool call arguments, \\u-escaped'}->($SECRET));
+my $args = $t->mock_records('m1')->[-1]{body_json}{messages}[1]{tool_calls}[0]{function}{arguments};
+is_deeply(eval { decode_json($args) }, { city => 'x [REDACTED:api_key]' },
+          'arguments: redacted, still JSON');
+
+# binary data is not text: an image's base64 is left as it is
+my $png = 'data:image/png;base64,' . encode_base64("\x89PNG $SECRET $WORD", '');
+$r = $t->post_json($fc, fchat(messages => [{ role => 'user', content => [
+    { type => 'image_url', image_url => { url => $png, detail => 'auto' } }] }]));
+is($r->{status}, 200, 'binary data: URL: not checked');
+is($t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[0]{image_url}{url}, $png,
+   'binary data: URL: sent as it is');
+
+# odd data: URLs pass as they are
+for my $u ('data:', 'data:text/plain;base64,', 'data:,', 'data:,%', 'data:,%4', 'data:;base64,====',
+           'data:text/plain;base64,' . ('A' x 4095)) {
+    $r = $t->post_json($fc, fchat(messages => [{ role => 'user', content => [
+        { type => 'image_url', image_url => { url => $u } }] }]));
+    is($t->mock_records('m1')->[-1]{body_json}{messages}[0]{content}[0]{image_url}{url}, $u,
+       'data: URL sent as it is: ' . substr($u, 0, 30));
+}
+
+# what cannot be checked is refused
+my $n = records();
+$r = $t->post_json($fc, fchat(messages => [{ role => 'user', content => [
+    { type => 'file', file => { file_data => 'data:text/plain;base64,'
+                                . encode_base64('a' x (1024 * 1024 + 10), '') } }] }]));
+is($r->{status}, 400, 'a data: URL of more than 1 MiB of text: 400');
+like($r->{json}{error}{message}, qr/more text than they check/, '... saying why');
+$r = $t->post_json($fc, fchat(messages => tool_turns(('[' x 70) . (']' x 70))));
+is($r->{status}, 400, 'arguments nested too deeply to check: 400');
+$r = $t->post_json($fc, fchat(messages => tool_turns('{"k":"\\u0000 ' . escape_k($SECRET) . '"}')));
+is($r->{status}, 400, 'arguments with a NUL: 400');
+is(records(), $n, 'refused: no provider call');
+
+# --- error messages -----------------------------------------------------------
+
+my $ECHO = "Incorrect API key provided: Authorization: Bearer $SECRET";
+$t->mock_answer('m1', $_, $ECHO)
+    for qw(k1-status401 k2-status401 k3-streamerror k4-status401);
+
+for my $model ('openai/k1-status401', 'claude/k2-status401') {
+    $r = $t->post_json($fc, fchat(model => $model));
+    is($r->{status}, 401, "error $model: the provider's status");
+    is($r->{json}{error}{message}, 'Incorrect API key provided: Authorization: Bearer '
+                                   . '[REDACTED:api_key]', "error $model: redacted");
+    unlike($r->{content}, qr/\Q$SECRET\E/, "error $model: the key not in the body");
+
+    $r = $t->post_json($fm, fmsg(model => $model));
+    is($r->{status}, 401, "error on /messages $model: the provider's status");
+    is($r->{json}{type}, 'error', "error on /messages $model: an Anthropic error");
+    like($r->{json}{error}{message}, qr/Bearer \[REDACTED:api_key\]$/,
+         "error on /messages $model: redacted");
+
+    $s = $t->stream($fc, fchat(model => $model, stream => \1));
+    is($s->{status}, 401, "streamed, error before the first byte, $model: 401");
+    like($s->{raw_body}, qr/Bearer \[REDACTED:api_key\]/, "... $model: redacted");
+    unlike($s->{raw_body}, qr/\Q$SECRET\E/, "... $model: the key not sent");
+}
+
+$r = $t->post_json('/fb/v1/chat/completions', fchat(model => 'openai/k1-status401'));
+is($r->{status}, 502, 'fallback, every call failed: 502');
+like($r->{json}{error}{message},
+     qr/openai\/k1-status401: HTTP 401: .*\[REDACTED:api_key\]; claude\/k2-status401: HTTP 401: .*\[REDACTED:api_key\]/,
+     'fallback: every attempt\'s reason redacted');
+unlike($r->{content}, qr/\Q$SECRET\E/, 'fallback: the key not in the body');
+
+for my $model ('openai/k3-streamerror', 'claude/k3-streamerror') {
+    $s = $t->stream($fc, fchat(model => $model, stream => \1));
+    is($s->{status}, 200, "error in the stream, $model: 200");
+    my $ev = $s->{json_events}[-1];
+    is(ref $ev && $ev->{error}{message}, $ECHO =~ s/\Q$SECRET\E/[REDACTED:api_key]/r,
+       "error in the stream, $model: the error event redacted");
+    unlike($s->{raw_body}, qr/\Q$SECRET\E/, "error in the stream, $model: the key not sent");
+
+    $s = $t->stream($fm, fmsg(model => $model, stream => \1));
+    is($s->{event_names}[-1], 'error', "error in the stream on /messages, $model: an error event");
+    like($s->{json_events}[-1]{error}{message} // '', qr/Bearer \[REDACTED:api_key\]$/,
+         "error in the stream on /messages, $model: redacted");
+    unlike($s->{raw_body}, qr/\Q$SECRET\E/, "... $model: the key not sent");
+}
+
+# deny rules alone withhold an error message that holds what they match
+$r = $t->post_json('/d/v1/chat/completions', fchat(model => 'openai/k4-status401'));
+is($r->{status}, 401, 'deny rule, error: the status');
+is($r->{json}{error}{message}, 'The error message was withheld by a guard (key).',
+   'deny rule, error: withheld');
+$s = $t->stream('/d/v1/chat/completions', fchat(model => 'openai/k3-streamerror', stream => \1));
+is(ref $s->{json_events}[-1] && $s->{json_events}[-1]{error}{message},
+   'The error message was withheld by a guard (key).', 'deny rule, error in the stream: withheld');
+unlike($s->{raw_body}, qr/\Q$SECRET\E/, 'deny rule, error in the stream: the key not sent');
+is(content_of($s), 'Incorrect API', 'deny rule, error in the stream: the text before it as it was');
+$r = $t->post_json('/d/v1/chat/completions', fchat(model => 'openai/gpt-4o-status401'));
+is($r->{json}{error}{message}, 'mock: status 401 requested', 'deny rule, error: other messages as they are');
 
 # --- nginx -t -----------------------------------------------------------------
 

@@ -7,7 +7,8 @@
 # anywhere; the per-minute series; the dashboard loaded by headless
 # Chromium draws its charts from the live data with no JavaScript error,
 # and its screenshot is saved as t/artifacts/dashboard.png; the variables
-# in a real JSON access log.
+# in a real JSON access log; 4,000 ledger entries filtered by zone, key,
+# route and model and paged with limit and offset.
 
 use strict;
 use warnings;
@@ -579,6 +580,164 @@ is_deeply($alone->{metrics}{keys}, $dz->{keys},
           'alone: the zone kept across the reload; no key without ai_cost or ai_rate key=');
 like($t->get('/status?format=prometheus')->{content}, qr/^ai_gateway_requests_total\{route="\/v1\/"/m,
      'alone: prometheus');
+
+# --- ?zone= ?key= ?route= ?model= ?limit= ?offset=: 4,000 ledger entries -----------
+
+# a provider that is a static answer of nginx's own: 4,000 calls cost no
+# mock process
+my $sport = $t->free_port;
+$t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<"EOF");
+    ai_provider stat type=openai pass=/_ai/stat key=sk-stat;
+    ai_price stat/a 1.00 2.00;
+    ai_price stat/b 1.00 2.00;
+    ai_rate_zone prate:4m;
+    ai_cost_zone pages:4m;
+    ai_cost_zone pages2:1m;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /p/v1/ {
+            ai_gateway;
+            ai_rate zone=prate key=\$http_authorization rpm=1000000;
+            ai_cost zone=pages key=\$http_authorization budget=1000;
+        }
+        location /q/v1/ { ai_gateway; ai_cost zone=pages2 key=\$http_authorization; }
+        location = /status { ai_status; }
+        location /_ai/stat/ { internal; proxy_pass http://127.0.0.1:$sport/; }
+    }
+    server {
+        listen 127.0.0.1:$sport;
+        access_log off;
+        location / {
+            default_type application/json;
+            return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"a","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}';
+        }
+    }
+}
+EOF
+$t->reload;
+
+my $NKEYS = 2000;
+
+# one curl for all the calls: one kept-alive connection, no Nagle delay
+my $cfg = $t->prefix . '/curl-pages.cfg';
+open my $cf, '>', $cfg or die "$cfg: $!";
+my @calls = ((map { my $i = $_; map { ['/p/v1', "sk-page-$i", $_] } 'stat/a', 'stat/b' }
+              1 .. $NKEYS),
+             map { ['/q/v1', "sk-q-$_", 'stat/a'] } 1 .. 5);
+for my $c (@calls) {
+    print $cf join "\n",
+        'url = "' . $t->base_url . "$c->[0]/chat/completions\"",
+        'header = "Content-Type: application/json"',
+        "header = \"Authorization: Bearer $c->[1]\"",
+        "data = \"{\\\"model\\\":\\\"$c->[2]\\\",\\\"messages\\\":[{\\\"role\\\":"
+        . "\\\"user\\\",\\\"content\\\":\\\"hi\\\"}]}\"",
+        'output = "/dev/null"', 'write-out = "%{http_code}\\n"', "next\n";
+}
+close $cf;
+my @codes = split /\n/, `curl -s -K $cfg`;
+my $failed = grep { $_ ne '200' } @codes;
+$failed += @calls - @codes;
+is($failed, 0, '4,005 calls answered');
+
+my $full_r = $t->get('/status');
+my $full = $full_r->{json};
+is(scalar @{ $full->{ledger} }, 2 * $NKEYS + 5, 'no parameters: every ledger entry');
+ok(!exists $full->{page}, 'no parameters: no "page" object');
+is(scalar @{ $full->{rate} }, $NKEYS, 'no parameters: every rate entry');
+my $NSPEND = scalar @{ $full->{spend} };
+is($NSPEND, $NKEYS + 5, 'no parameters: every spend entry (each key an account)');
+diag(sprintf 'ai_status with %d ledger entries: %d bytes',
+             scalar @{ $full->{ledger} }, length $full_r->{content});
+my @czones = grep { ($_->{type} // '') eq 'cost' } @{ $full->{zones} };
+is_deeply([map { $_->{evicted} } @czones], [0, 0], 'nothing evicted');
+
+sub ids { [sort map { join '|', map { $_ // '-' } @$_{qw(zone key route model)} } @{ $_[0] }] }
+
+# pages of 1,000 give every entry exactly once, and say how many there are
+my (%seen_ledger, %seen_rate, %seen_spend, $max_bytes);
+for (my $off = 0; $off < 2 * $NKEYS + 5; $off += 1000) {
+    my $pr = $t->get("/status?limit=1000&offset=$off");
+    my $j = $pr->{json};
+    $max_bytes = length $pr->{content} if length $pr->{content} > ($max_bytes // 0);
+    is_deeply($j->{page}, { limit => 1000, offset => $off,
+                            ledger_total => 2 * $NKEYS + 5, spend_total => $NSPEND,
+                            rate_total => $NKEYS }, "page at $off: the page object");
+    ok(@{ $j->{ledger} } <= 1000 && @{ $j->{rate} } <= 1000 && @{ $j->{spend} } <= 1000,
+       "page at $off: at most 1,000 of each");
+    is_deeply($j->{totals}, $full->{totals}, "page at $off: the zone totals, unfiltered");
+    $seen_ledger{$_}++ for @{ ids($j->{ledger}) };
+    $seen_rate{$_}++ for @{ ids($j->{rate}) };
+    $seen_spend{$_}++ for @{ ids($j->{spend}) };
+}
+is_deeply([sort keys %seen_ledger], ids($full->{ledger}), 'pages: every ledger entry');
+is_deeply([grep { $seen_ledger{$_} != 1 } keys %seen_ledger], [], 'pages: each once');
+is_deeply([sort keys %seen_rate], ids($full->{rate}), 'pages: every rate entry');
+is_deeply([sort keys %seen_spend], ids($full->{spend}), 'pages: every spend entry');
+ok($max_bytes < 3 * 1000 * 400 + 30_000, "pages: at most $max_bytes bytes each");
+
+my $pg = $t->get('/status?limit=10');
+ok(length $pg->{content} < 3 * 10 * 400 + 30_000,
+   'limit=10: ' . length($pg->{content}) . ' bytes');
+is(scalar @{ $pg->{json}{ledger} }, 10, 'limit=10: 10 ledger entries');
+$pg = $t->get('/status?limit=0')->{json};
+is_deeply([scalar @{ $pg->{ledger} }, $pg->{page}{ledger_total}], [0, 2 * $NKEYS + 5],
+          'limit=0: only the counts');
+$pg = $t->get('/status?offset=4000')->{json};
+is_deeply([scalar @{ $pg->{ledger} }, $pg->{page}{limit}, scalar @{ $pg->{rate} }],
+          [5, undef, 0], 'offset alone: the rest, no limit');
+
+# filters
+$pg = $t->get('/status?zone=pages2')->{json};
+is_deeply([map { $_->{zone} } @{ $pg->{ledger} }], [('pages2') x 5], 'zone=pages2: its ledger');
+is_deeply([scalar @{ $pg->{rate} }, $pg->{page}{spend_total}, $pg->{page}{ledger_total}],
+          [0, 5, 5], 'zone=pages2: no rate or spend entry of another zone');
+ok(!grep({ $_->{zone} ne 'pages2' } @{ $pg->{spend} }), 'zone=pages2: its spend');
+is_deeply([map { $_->{zone} } @{ $t->get('/status?zone=prate&limit=3')->{json}{rate} }],
+          [('prate') x 3], 'zone=prate: rate entries');
+
+my $k77 = sha256_hex('Bearer sk-page-77');
+for my $want (substr($k77, 0, 8), $k77, uc substr($k77, 0, 12)) {
+    $pg = $t->get("/status?key=$want")->{json};
+    is_deeply([sort map { $_->{model} } @{ $pg->{ledger} }], ['stat/a', 'stat/b'],
+              'key of ' . length($want) . ' digits: the key\'s ledger entries');
+    is_deeply([map { $_->{key} } @{ $pg->{rate} }, @{ $pg->{spend} }],
+              [substr($k77, 0, 8), substr($k77, 0, 8)],
+              'key of ' . length($want) . ' digits: its rate and spend entries');
+}
+$pg = $t->get('/status?key=' . substr($k77, 0, 1))->{json};
+ok($pg->{page}{ledger_total} > 0
+   && !grep({ substr($_->{key} // '', 0, 1) ne substr($k77, 0, 1) } @{ $pg->{ledger} }),
+   'key of 1 digit: only keys with that first digit');
+
+$pg = $t->get('/status?route=/q/v1/')->{json};
+is_deeply([map { $_->{route} } @{ $pg->{ledger} }], [('/q/v1/') x 5], 'route=/q/v1/');
+is($t->get('/status?route=%2Fq%2Fv1%2F')->{json}{page}{ledger_total}, 5, 'route %-encoded');
+is($t->get('/status?route=/q/v1')->{json}{page}{ledger_total}, 0, 'route: exact only');
+$pg = $t->get('/status?model=stat/b')->{json};
+is_deeply([$pg->{page}{ledger_total}, scalar @{ $pg->{spend} }, scalar @{ $pg->{rate} }],
+          [$NKEYS, 0, 0], 'model=stat/b: ledger entries only (spend and rate have no model)');
+ok(!grep({ $_->{model} ne 'stat/b' } @{ $pg->{ledger} }), 'model=stat/b: only that model');
+$pg = $t->get('/status?zone=pages&model=stat/a&route=/p/v1/&limit=7&offset=3')->{json};
+is_deeply([scalar @{ $pg->{ledger} }, $pg->{page}{ledger_total}, $pg->{page}{offset}],
+          [7, $NKEYS, 3], 'filters together, paged');
+
+# bad values: 400 naming the parameter
+for my $bad (['key=xyz', 'key'], ['key=', 'key'], ['key=' . ('a' x 65), 'key'],
+             ['limit=-1', 'limit'], ['limit=100001', 'limit'], ['limit=ten', 'limit'],
+             ['offset=-3', 'offset'], ['offset=1e3', 'offset'], ['zone=nope', 'zone'],
+             ['zone=', 'zone'], ['route=', 'route'], ['model=%zz', 'model']) {
+    my $br = $t->get("/status?$bad->[0]");
+    is($br->{status}, 400, "$bad->[0]: 400");
+    is($br->{json} && $br->{json}{error}{param}, $bad->[1], "$bad->[0]: names $bad->[1]");
+    is($br->{json} && $br->{json}{error}{code}, 'invalid_value', "$bad->[0]: invalid_value");
+}
+is($t->get('/status?limit=100000')->{status}, 200, 'limit=100000: the largest');
+
+# the other formats ignore them
+$pg = $t->get('/status?format=prometheus&limit=ten&zone=nope');
+is($pg->{status}, 200, 'prometheus: the parameters ignored');
+like($pg->{content}, qr/^ai_gateway_requests_total\{route="\/p\/v1\/"/m, 'prometheus: whole');
+is($t->get('/status?format=html&limit=ten')->{status}, 200, 'html: the parameters ignored');
 
 # --- configuration errors ------------------------------------------------------
 

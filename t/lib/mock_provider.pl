@@ -89,7 +89,9 @@
 # the same syntax -- where both set a token the model name wins)
 #   delay<N>        wait N ms before answering (before the headers)
 #   status<NNN>     answer status NNN (>= 400) with the provider's error JSON;
-#                   a 429 carries Retry-After: <retryafter N, default 1>
+#                   a 429 carries Retry-After: <retryafter N, default 1>;
+#                   its message is the model's canned answer (--answers)
+#                   when it has one, else "mock: status NNN requested"
 #   retryafter<N>   Retry-After value (any error status when given)
 #   retryafterms<N> also send retry-after-ms: N
 #   garbage         200 with a non-JSON body; streams: SSE headers, one
@@ -102,10 +104,21 @@
 #                   then close; streams: the opening events and the first 2
 #                   content events, then close without the terminator
 #                   (no final zero-length chunk either)
+#   streamerror     streams (OpenAI, Anthropic): the opening events and the
+#                   first 2 content events, then the provider's error event
+#                   (OpenAI: data {"error":{...}}; Anthropic: event "error")
+#                   instead of the end; its message is the model's canned
+#                   answer when it has one, else "mock: error in the stream"
 #   slow<N>         wait N ms between stream events
 #   headerdelay<N>  send the headers at once, the body N ms later
 #   crlf            SSE lines end with "\r\n" instead of "\n"
 #   cache, thoughts see above
+#   nousage         OpenAI: the answer carries no usage (streams: no usage
+#                   chunk, even when asked for)
+#   badusage        OpenAI: usage with a negative prompt_tokens and a
+#                   completion_tokens of 1e30
+#   echoheaders     an error answer's message echoes every request header
+#                   (as some servers' 401 do), with its status<NNN>
 #   toolcall        answer with one tool call instead of text: the first
 #                   function the request declares (OpenAI
 #                   tools[0].function.name, Anthropic tools[0].name, Gemini
@@ -564,7 +577,7 @@ sub parse_behave {
         elsif ($tok =~ /^retryafter(\d+)$/)   { $b->{retryafter} = $1 }
         elsif ($tok =~ /^slow(\d+)$/)         { $b->{slow} = $1 }
         elsif ($tok =~ /^headerdelay(\d+)$/)  { $b->{headerdelay} = $1 }
-        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall)$/) {
+        elsif ($tok =~ /^(garbage|empty|drop|cut|crlf|cache|thoughts|toolcall|nousage|badusage|echoheaders|streamerror)$/) {
             $b->{$1} = 1;
         }
     }
@@ -611,7 +624,8 @@ sub dispatch {
     return ([[$b->{delay} // 0, undef]], 1) if $b->{drop};
     if ($b->{status} && $b->{status} >= 400) {
         return error_plan($c, $req, $fmt, $b->{status}, $b,
-                          "mock: status $b->{status} requested");
+                          canned_answer($model)
+                          // "mock: status $b->{status} requested");
     }
 
     my $conv = $fmt eq 'openai'    ? openai_conversation($data)
@@ -815,6 +829,11 @@ my %GOOGLE_ERR = (400 => 'INVALID_ARGUMENT', 401 => 'UNAUTHENTICATED',
 sub error_plan {
     my ($c, $req, $fmt, $status, $b, $msg) = @_;
     my $body;
+    if ($b->{echoheaders}) {
+        my $h = $req->{headers};
+        $msg = 'Incorrect API key provided: '
+             . join('; ', map { "$_: $h->{$_}" } sort keys %$h);
+    }
     if ($fmt eq 'anthropic') {
         $body = { type => 'error', error => {
             type => $ANTHROPIC_ERR{$status} // ($status >= 500 ? 'api_error'
@@ -892,11 +911,24 @@ sub stream_plan {
     return (\@plan, $close);
 }
 
-# Split content events for behaviour "cut": keep the first two.
+# Split content events for behaviours "cut" and "streamerror": keep the
+# first two (only "cut" cuts the connection).
 sub maybe_cut {
     my ($b, $content) = @_;
-    return ($content, 0) unless $b->{cut};
-    return ([@$content[0 .. ($#$content < 1 ? $#$content : 1)]], 1);
+    return ($content, 0) unless $b->{cut} || $b->{streamerror};
+    return ([@$content[0 .. ($#$content < 1 ? $#$content : 1)]],
+            $b->{cut} ? 1 : 0);
+}
+
+# Behaviour "streamerror": the provider's error event, as the stream's end.
+sub stream_error {
+    my ($x, $fmt) = @_;
+    my $msg = canned_answer($x->{model}) // 'mock: error in the stream';
+    return sse($x->{b}, undef, $JSON->encode({ error => {
+        message => $msg, type => 'server_error', param => undef,
+        code => undef } })) if $fmt eq 'openai';
+    return sse($x->{b}, 'error', $JSON->encode({ type => 'error', error => {
+        type => 'overloaded_error', message => $msg } }));
 }
 
 # Per-word events differ only in a few values, so each stream encodes its
@@ -917,7 +949,9 @@ sub json_template {
 # ---------------------------------------------------------------- OpenAI
 
 sub openai_usage {
-    my ($a) = @_;
+    my ($a, $b) = @_;
+    return { prompt_tokens => -1000000, completion_tokens => 1e30,
+             total_tokens => 7 } if $b && $b->{badusage};
     return { prompt_tokens => $a->{prompt_tokens},
              completion_tokens => $a->{completion_tokens},
              total_tokens => $a->{prompt_tokens} + $a->{completion_tokens} };
@@ -935,8 +969,9 @@ sub openai_complete {
                       message => { role => 'assistant', content => $a->{text} },
                       logprobs => undef,
                       finish_reason => $a->{truncated} ? 'length' : 'stop' }],
-        usage => openai_usage($a),
+        usage => openai_usage($a, $x->{b}),
     };
+    delete $body->{usage} if $x->{b}{nousage};
     if (my $tc = $x->{tool}) {
         $body->{choices}[0]{message} = { role => 'assistant', content => undef,
             tool_calls => [{ id => "call_mock_$tc->{seq}", type => 'function',
@@ -995,9 +1030,10 @@ sub openai_stream {
     my ($content, $cut) = maybe_cut($b, \@content);
     my @term = ($chunk->({}, $finish));
     push @term, sse($b, undef, $JSON->encode({ %base, choices => [],
-                                               usage => openai_usage($a) }))
-        if $include_usage;
+                                               usage => openai_usage($a, $b) }))
+        if $include_usage && !$b->{nousage};
     push @term, sse($b, undef, '[DONE]');
+    @term = (stream_error($x, 'openai')) if $b->{streamerror};
     return stream_plan($x, [@open, @$content], \@term, $cut);
 }
 
@@ -1081,6 +1117,7 @@ sub anthropic_stream {
             usage => { output_tokens => $a->{completion_tokens} } }),
         $ev->(message_stop => {}),
     );
+    @term = (stream_error($x, 'anthropic')) if $b->{streamerror};
     return stream_plan($x, [@open, @$content], \@term, $cut);
 }
 

@@ -12,12 +12,12 @@
 
 
 static cJSON *
-decode(ngx_pool_t *pool, const char *text, ngx_uint_t depth, ngx_uint_t *nul,
-    ngx_uint_t *status)
+decode(ngx_pool_t *pool, const char *text, ngx_uint_t depth,
+    ngx_ai_json_flags_t *flags, ngx_uint_t *status)
 {
     return ngx_ai_json_track(pool,
                              ngx_ai_json_decode(pool, (u_char *) text,
-                                                strlen(text), depth, nul,
+                                                strlen(text), depth, flags,
                                                 status));
 }
 
@@ -32,19 +32,20 @@ UNIT_TEST(json_decode_accepts_rfc8259)
         "12345678901234567890", "1e400", "\"\xff raw bytes \x01\""
     };
 
-    ngx_uint_t   i, nul, status;
-    ngx_pool_t  *pool;
+    ngx_uint_t            i, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        if (decode(pool, good[i], 64, &nul, &status) == NULL) {
+        if (decode(pool, good[i], 64, &flags, &status) == NULL) {
             unit_fail(__FILE__, __LINE__, "refused %s (status %d)",
                       good[i], (int) status);
         }
 
         UNIT_EQ_INT(status, NGX_AI_JSON_DECODED);
-        UNIT_EQ_INT(nul, 0);
+        UNIT_EQ_INT(flags.nul, 0);
     }
 }
 
@@ -61,13 +62,14 @@ UNIT_TEST(json_decode_refuses_what_rfc8259_refuses)
         "\xef\xbb\xbf"
     };
 
-    ngx_uint_t   i, nul, status;
-    ngx_pool_t  *pool;
+    ngx_uint_t            i, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (decode(pool, bad[i], 64, &nul, &status) != NULL) {
+        if (decode(pool, bad[i], 64, &flags, &status) != NULL) {
             unit_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
         }
 
@@ -78,9 +80,10 @@ UNIT_TEST(json_decode_refuses_what_rfc8259_refuses)
 
 UNIT_TEST(json_decode_values_as_cjson_has_them)
 {
-    cJSON       *root, *a, *item;
-    ngx_uint_t   nul, status;
-    ngx_pool_t  *pool;
+    cJSON                *root, *a, *item;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
@@ -88,7 +91,7 @@ UNIT_TEST(json_decode_values_as_cjson_has_them)
                   "123456789012345,9007199254740993,1e400],"
                   "\"s\":\"caf\\u00e9 \\ud83d\\ude00\",\"t\":true,"
                   "\"f\":false,\"z\":null,\"k\":\"v\",\"k\":\"w\"}",
-                  64, &nul, &status);
+                  64, &flags, &status);
     UNIT_CHECK(cJSON_IsObject(root));
 
     a = cJSON_GetObjectItemCaseSensitive(root, "n");
@@ -132,14 +135,15 @@ UNIT_TEST(json_decode_values_as_cjson_has_them)
 
 UNIT_TEST(json_decode_tree_works_with_cjson_functions)
 {
-    char        *printed;
-    cJSON       *root;
-    ngx_uint_t   nul, status;
-    ngx_pool_t  *pool;
+    char                 *printed;
+    cJSON                *root;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
-    root = decode(pool, "{\"a\":[1,2],\"b\":\"x\"}", 64, &nul, &status);
+    root = decode(pool, "{\"a\":[1,2],\"b\":\"x\"}", 64, &flags, &status);
     UNIT_CHECK(root != NULL);
 
     /* appended at the end through the first child's prev */
@@ -157,9 +161,10 @@ UNIT_TEST(json_decode_tree_works_with_cjson_functions)
 
 UNIT_TEST(json_decode_nesting_bound)
 {
-    char         text[2 * 70 + 1];
-    ngx_uint_t   i, nul, status;
-    ngx_pool_t  *pool;
+    char                  text[2 * 70 + 1];
+    ngx_uint_t            i, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
@@ -172,7 +177,7 @@ UNIT_TEST(json_decode_nesting_bound)
 
     text[128] = '\0';
 
-    UNIT_CHECK(decode(pool, text, 64, &nul, &status) != NULL);
+    UNIT_CHECK(decode(pool, text, 64, &flags, &status) != NULL);
 
     for (i = 0; i < 65; i++) {
         text[i] = '[';
@@ -181,38 +186,40 @@ UNIT_TEST(json_decode_nesting_bound)
 
     text[130] = '\0';
 
-    UNIT_CHECK(decode(pool, text, 64, &nul, &status) == NULL);
+    UNIT_CHECK(decode(pool, text, 64, &flags, &status) == NULL);
     UNIT_EQ_INT(status, NGX_AI_JSON_TOO_DEEP);
 
-    UNIT_CHECK(decode(pool, "{\"a\":{\"b\":{}}}", 2, &nul, &status) == NULL);
+    UNIT_CHECK(decode(pool, "{\"a\":{\"b\":{}}}", 2, &flags, &status)
+               == NULL);
     UNIT_EQ_INT(status, NGX_AI_JSON_TOO_DEEP);
 }
 
 
 UNIT_TEST(json_decode_reports_nul)
 {
-    cJSON       *root;
-    ngx_uint_t   nul, status;
-    ngx_pool_t  *pool;
-    static u_char  raw[] = "[\"a\0b\"]";
+    cJSON                *root;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
+    static u_char         raw[] = "[\"a\0b\"]";
 
     pool = unit_pool();
 
-    root = decode(pool, "[\"a\\u0000b\"]", 64, &nul, &status);
+    root = decode(pool, "[\"a\\u0000b\"]", 64, &flags, &status);
     UNIT_CHECK(root != NULL);
-    UNIT_EQ_INT(nul, 1);
+    UNIT_EQ_INT(flags.nul, 1);
 
     root = ngx_ai_json_track(pool, ngx_ai_json_decode(pool, raw,
                                                       sizeof(raw) - 1, 64,
-                                                      &nul, &status));
+                                                      &flags, &status));
     UNIT_CHECK(root != NULL);
-    UNIT_EQ_INT(nul, 1);
+    UNIT_EQ_INT(flags.nul, 1);
 
     /* a NUL outside a string is no whitespace */
 
     root = ngx_ai_json_track(pool, ngx_ai_json_decode(pool,
                                                       (u_char *) "[1]\0", 4,
-                                                      64, &nul, &status));
+                                                      64, &flags, &status));
     UNIT_CHECK(root == NULL);
     UNIT_EQ_INT(status, NGX_AI_JSON_MALFORMED);
 }
@@ -220,8 +227,9 @@ UNIT_TEST(json_decode_reports_nul)
 
 UNIT_TEST(json_decode_heap_trees_free_cleanly)
 {
-    cJSON       *root;
-    ngx_uint_t   i, nul, status;
+    cJSON                *root;
+    ngx_uint_t            i, status;
+    ngx_ai_json_flags_t   flags;
 
     static const char  *texts[] = {
         "{\"a\":[1,\"x\",{\"b\":null}],\"c\":\"\\u00e9\"}",
@@ -232,7 +240,7 @@ UNIT_TEST(json_decode_heap_trees_free_cleanly)
 
     for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         root = ngx_ai_json_decode(NULL, (u_char *) texts[i],
-                                  strlen(texts[i]), 64, &nul, &status);
+                                  strlen(texts[i]), 64, &flags, &status);
         UNIT_EQ_INT(root != NULL, i == 0);
         cJSON_Delete(root);
     }
@@ -241,16 +249,17 @@ UNIT_TEST(json_decode_heap_trees_free_cleanly)
 
 UNIT_TEST(json_pool_tree_frees_the_heap_items_added_to_it)
 {
-    cJSON       *root, *arr, *heap;
-    ngx_uint_t   nul, status;
-    ngx_pool_t  *pool;
+    cJSON                *root, *arr, *heap;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     /* its own pool, destroyed here: ASan's leak check sees the rest */
 
     pool = ngx_create_pool(4096, NULL);
     UNIT_CHECK(pool != NULL);
 
-    root = decode(pool, "{\"a\":[1,{\"b\":\"c\"}],\"d\":\"e\"}", 64, &nul,
+    root = decode(pool, "{\"a\":[1,{\"b\":\"c\"}],\"d\":\"e\"}", 64, &flags,
                   &status);
     UNIT_CHECK(root != NULL);
 
@@ -283,10 +292,11 @@ UNIT_TEST(json_pool_tree_frees_the_heap_items_added_to_it)
 
 UNIT_TEST(json_decode_specials_at_every_offset)
 {
-    char         text[128], want[128];
-    cJSON       *root;
-    ngx_uint_t   i, j, nul, status;
-    ngx_pool_t  *pool;
+    char                  text[128], want[128];
+    cJSON                *root;
+    ngx_uint_t            i, j, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
 
     pool = unit_pool();
 
@@ -311,7 +321,7 @@ UNIT_TEST(json_decode_specials_at_every_offset)
                 want[i] = '\0';
             }
 
-            root = decode(pool, text, 64, &nul, &status);
+            root = decode(pool, text, 64, &flags, &status);
 
             if (root == NULL || !cJSON_IsString(root)
                 || strcmp(root->valuestring, want) != 0)
@@ -320,7 +330,7 @@ UNIT_TEST(json_decode_specials_at_every_offset)
                           (int) j);
             }
 
-            UNIT_EQ_INT(nul, 0);
+            UNIT_EQ_INT(flags.nul, 0);
 
             /* the splice's scan finds the same closing quote */
 
@@ -338,10 +348,271 @@ UNIT_TEST(json_decode_specials_at_every_offset)
         text[41] = '"';
 
         root = ngx_ai_json_track(pool, ngx_ai_json_decode(pool,
-                                        (u_char *) text, 42, 64, &nul,
+                                        (u_char *) text, 42, 64, &flags,
                                         &status));
         UNIT_CHECK(root != NULL);
-        UNIT_EQ_INT(nul, 1);
+        UNIT_EQ_INT(flags.nul, 1);
         UNIT_EQ_INT(strlen(root->valuestring), i);
+    }
+}
+
+
+/*
+ * Invalid UTF-8 of every kind, and well-formed characters at the edges of
+ * the table, at every offset of the 16-byte scan: in a value and in a key,
+ * followed by more text or by the closing quote.  The bytes are kept as
+ * they are; only the flag and the offset of the first bad byte tell.
+ */
+
+static const struct {
+    const char  *bytes;
+    ngx_int_t    bad;           /* offset of the first bad byte, or -1 */
+} unit_utf8[] = {
+    { "\xc3\xa9", -1 }, { "\xc2\x80", -1 }, { "\xdf\xbf", -1 },
+    { "\xe0\xa0\x80", -1 }, { "\xed\x9f\xbf", -1 }, { "\xee\x80\x80", -1 },
+    { "\xef\xbf\xbf", -1 }, { "\xf0\x90\x80\x80", -1 },
+    { "\xf4\x8f\xbf\xbf", -1 }, { "\xe2\x80\xa2\xe2\x80\xa6", -1 },
+
+    /* overlong */
+    { "\xc0\x80", 0 }, { "\xc1\xbf", 0 }, { "\xe0\x80\x80", 0 },
+    { "\xe0\x9f\xbf", 0 }, { "\xf0\x80\x80\x80", 0 }, { "\xf0\x8f\xbf\xbf", 0 },
+
+    /* UTF-16 surrogates */
+    { "\xed\xa0\x80", 0 }, { "\xed\xbf\xbf", 0 }, { "\xed\xb0\x80", 0 },
+
+    /* above U+10FFFF, and bytes that start nothing */
+    { "\xf4\x90\x80\x80", 0 }, { "\xf5\x80\x80\x80", 0 },
+    { "\xf7\xbf\xbf\xbf", 0 }, { "\xf8\x88\x80\x80\x80", 0 }, { "\xfe", 0 },
+    { "\xff", 0 },
+
+    /* stray continuation bytes */
+    { "\x80", 0 }, { "\xbf", 0 }, { "\xc3\xa9\xa9", 2 }, { "a\x80", 1 },
+
+    /* cut short: by ASCII, by another lead byte */
+    { "\xc3", 0 }, { "\xe2\x82", 0 }, { "\xf0\x9f\x98", 0 }, { "\xc3" "a", 0 },
+    { "\xe2\x82" "a", 0 }, { "\xc3\xc3\xa9", 0 }, { "\xc3\xa9\xe2", 2 }
+};
+
+
+UNIT_TEST(json_decode_flags_invalid_utf8_at_every_offset)
+{
+    char                  text[128], want[128];
+    size_t                n, len;
+    cJSON                *root;
+    ngx_uint_t            i, k, key, tail, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
+
+    pool = unit_pool();
+
+    for (k = 0; k < sizeof(unit_utf8) / sizeof(unit_utf8[0]); k++) {
+        n = strlen(unit_utf8[k].bytes);
+
+        for (i = 0; i < 40; i++) {
+            for (key = 0; key < 2; key++) {
+                for (tail = 0; tail < 2; tail++) {
+
+                    /* "aaa<bytes>[bb]" or {"aaa<bytes>[bb]":1} */
+
+                    len = 0;
+
+                    if (key) {
+                        text[len++] = '{';
+                    }
+
+                    text[len++] = '"';
+                    ngx_memset(text + len, 'a', i);
+                    ngx_memset(want, 'a', i);
+                    ngx_memcpy(text + len + i, unit_utf8[k].bytes, n);
+                    ngx_memcpy(want + i, unit_utf8[k].bytes, n);
+                    len += i + n;
+                    want[i + n] = '\0';
+
+                    if (tail) {
+                        ngx_memcpy(text + len, "bb", 2);
+                        ngx_memcpy(want + i + n, "bb", 3);
+                        len += 2;
+                    }
+
+                    text[len++] = '"';
+
+                    if (key) {
+                        ngx_memcpy(text + len, ":1}", 3);
+                        len += 3;
+                    }
+
+                    root = ngx_ai_json_track(pool,
+                               ngx_ai_json_decode(pool, (u_char *) text, len,
+                                                  64, &flags, &status));
+
+                    if (root == NULL
+                        || strcmp(key ? root->child->string
+                                      : root->valuestring, want) != 0)
+                    {
+                        unit_fail(__FILE__, __LINE__, "case %d offset %d: "
+                                  "not decoded as is", (int) k, (int) i);
+                        continue;
+                    }
+
+                    if (flags.utf8 != (unit_utf8[k].bad >= 0)
+                        || (flags.utf8
+                            && flags.utf8_at != key + 1 + i
+                                                + unit_utf8[k].bad)
+                        || flags.control || flags.nul)
+                    {
+                        unit_fail(__FILE__, __LINE__, "case %d offset %d "
+                                  "key %d: utf8 %d at %d", (int) k, (int) i,
+                                  (int) key, (int) flags.utf8,
+                                  (int) flags.utf8_at);
+                    }
+                }
+            }
+        }
+    }
+}
+
+
+/* every raw control byte at every offset; DEL and escapes are no control */
+
+UNIT_TEST(json_decode_flags_control_bytes_at_every_offset)
+{
+    char                  text[64];
+    cJSON                *root;
+    ngx_uint_t            c, i, status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
+
+    pool = unit_pool();
+
+    for (c = 0; c <= 0x7f; c++) {
+        if (c >= 0x20 && c != 0x7f) {
+            continue;
+        }
+
+        for (i = 0; i < 40; i++) {
+            text[0] = '"';
+            ngx_memset(text + 1, 'a', 44);
+            text[1 + i] = (char) c;
+            text[45] = '"';
+
+            root = ngx_ai_json_track(pool,
+                       ngx_ai_json_decode(pool, (u_char *) text, 46, 64,
+                                          &flags, &status));
+
+            if (root == NULL) {
+                unit_fail(__FILE__, __LINE__, "byte %d at %d refused",
+                          (int) c, (int) i);
+                continue;
+            }
+
+            UNIT_EQ_INT(flags.control, c != 0x7f);
+            UNIT_EQ_INT(flags.nul, c == 0);
+            UNIT_EQ_INT(flags.utf8, 0);
+
+            if (c != 0x7f) {
+                UNIT_EQ_INT(flags.control_at, 1 + i);
+            }
+
+            if (c != 0) {
+                UNIT_EQ_INT(strlen(root->valuestring), 44);
+                UNIT_EQ_INT((u_char) root->valuestring[i], c);
+            }
+        }
+    }
+
+    /* escaped, they are text */
+
+    UNIT_CHECK(decode(pool, "[\"\\u0001\\u001f\\n\\t\\b\\f\\r\"]", 64,
+                      &flags, &status) != NULL);
+    UNIT_EQ_INT(flags.control, 0);
+
+    /* in a key; a later one does not move the first offset */
+
+    UNIT_CHECK(decode(pool, "{\"k\x1f\":\"v\x01\"}", 64, &flags, &status)
+               != NULL);
+    UNIT_EQ_INT(flags.control, 1);
+    UNIT_EQ_INT(flags.control_at, 3);
+
+    /* outside strings a control byte is no JSON at all */
+
+    UNIT_CHECK(decode(pool, "[1,\x01" "2]", 64, &flags, &status) == NULL);
+    UNIT_EQ_INT(status, NGX_AI_JSON_MALFORMED);
+}
+
+
+UNIT_TEST(json_decode_flags_first_offsets_and_escapes)
+{
+    cJSON                *root;
+    ngx_uint_t            status;
+    ngx_ai_json_flags_t   flags;
+    ngx_pool_t           *pool;
+
+    pool = unit_pool();
+
+    /* both kinds, each at its first place; the BOM is not a string */
+
+    root = decode(pool, "\xef\xbb\xbf[\"ok \xc3\xa9\", \"x\x02\xff\","
+                  " \"\x03\xc0\xaf\"]", 64, &flags, &status);
+    UNIT_CHECK(root != NULL);
+    UNIT_EQ_INT(flags.control, 1);
+    UNIT_EQ_INT(flags.control_at, 15);
+    UNIT_EQ_INT(flags.utf8, 1);
+    UNIT_EQ_INT(flags.utf8_at, 16);
+
+    /* a later, clean decode starts from none */
+
+    UNIT_CHECK(decode(pool, "[\"clean\"]", 64, &flags, &status) != NULL);
+    UNIT_CHECK(!flags.control && !flags.utf8 && !flags.nul);
+
+    /* \u escapes always make well-formed UTF-8, or are refused */
+
+    root = decode(pool, "[\"\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\"]", 64,
+                  &flags, &status);
+    UNIT_CHECK(root != NULL);
+    UNIT_EQ_INT(flags.utf8, 0);
+    UNIT_CHECK(strcmp(root->child->valuestring, "\xc3\xa9\xe2\x82\xac"
+                      "\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf") == 0);
+
+    UNIT_CHECK(decode(pool, "[\"\\ud800\\ud800\"]", 64, &flags, &status)
+               == NULL);
+    UNIT_CHECK(decode(pool, "[\"\\ude00\\ud83d\"]", 64, &flags, &status)
+               == NULL);
+    UNIT_CHECK(decode(pool, "[\"\\ud83d\"]", 64, &flags, &status) == NULL);
+
+    /* an escaped backslash before a high byte does not hide it */
+
+    UNIT_CHECK(decode(pool, "[\"\\\\\xff\"]", 64, &flags, &status) != NULL);
+    UNIT_EQ_INT(flags.utf8, 1);
+    UNIT_EQ_INT(flags.utf8_at, 4);
+
+    /* outside strings a high byte is no JSON at all */
+
+    UNIT_CHECK(decode(pool, "[1,\xc3\xa9]", 64, &flags, &status) == NULL);
+}
+
+
+/* one character's length, at the end of the buffer too */
+
+UNIT_TEST(json_utf8_char_lengths)
+{
+    ngx_uint_t  i;
+
+    static const struct {
+        const char  *s;
+        size_t       len;
+        size_t       want;
+    } cases[] = {
+        { "a", 1, 1 }, { "\x7f", 1, 1 }, { "\xc3\xa9", 2, 2 },
+        { "\xc3\xa9", 1, 0 }, { "\xe2\x82\xac", 3, 3 },
+        { "\xe2\x82\xac", 2, 0 }, { "\xf0\x9f\x98\x80", 4, 4 },
+        { "\xf0\x9f\x98\x80", 3, 0 }, { "\xed\xa0\x80", 3, 0 },
+        { "\xf4\x90\x80\x80", 4, 0 }, { "\xc1\x81", 2, 0 },
+        { "\x80", 1, 0 }
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        UNIT_EQ_INT(ngx_ai_utf8_char((u_char *) cases[i].s,
+                                     (u_char *) cases[i].s + cases[i].len),
+                    cases[i].want);
     }
 }

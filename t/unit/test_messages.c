@@ -317,6 +317,16 @@ UNIT_TEST(messages_request_errors)
     m = refused("{\"model\":\"p/m\",\"max_tokens\":1,\"messages\":"
                 "[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}");
     UNIT_CONTAINS(m, "NUL");
+    m = refused("{\"model\":\"p/m\",\"max_tokens\":1,\"messages\":"
+                "[{\"role\":\"user\",\"content\":\"a\tb\"}]}");
+    UNIT_CONTAINS(m, "not valid JSON: the raw control character 0x09 at "
+                  "offset 69");
+    m = refused("{\"model\":\"p/m\",\"max_tokens\":1,\"messages\":"
+                "[{\"role\":\"user\",\"content\":\"a\xc0\xaf" "b\"}]}");
+    UNIT_CONTAINS(m, "not valid UTF-8: the byte 0xC0 at offset 69");
+    m = refused("{\"model\":\"p/m\",\"max_tokens\":1,\"system\":"
+                "\"\xf4\x90\x80\x80\",\"messages\":[]}");
+    UNIT_CONTAINS(m, "0xF4 at offset 40");
     m = refused("{\"max_tokens\":1,\"messages\":[]}");
     UNIT_EQ_STR(m, "model: Field required");
     m = refused("{\"model\":\"p/m\",\"messages\":[]}");

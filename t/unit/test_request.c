@@ -227,6 +227,48 @@ UNIT_TEST(request_duplicate_members)
 }
 
 
+/* n: every answer asked for is reserved, so it is checked and unique */
+
+UNIT_TEST(request_n)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\"," MSGS "}", &req, &err), NGX_OK);
+    UNIT_EQ_INT((int) req.n, 1);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":128," MSGS "}", &req, &err),
+                NGX_OK);
+    UNIT_EQ_INT((int) req.n, 128);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":null," MSGS "}", &req, &err),
+                NGX_OK);
+    UNIT_EQ_INT((int) req.n, 1);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":129," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.param, "n") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":0," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":2.5," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":1e300," MSGS "}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":\"2\"," MSGS "}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_type") == 0);
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"n\":1,\"n\":100," MSGS "}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "duplicate_parameter") == 0);
+
+#undef MSGS
+}
+
+
 /* found by fuzz/fuzz_request: bytes after the object were ignored */
 
 UNIT_TEST(request_trailing_bytes)
@@ -327,6 +369,56 @@ UNIT_TEST(request_nul_refused)
 }
 
 
+/* RFC 8259 forbids raw control bytes in strings; providers want UTF-8 */
+
+UNIT_TEST(request_raw_controls_and_bad_utf8_refused)
+{
+    ngx_ai_chat_request_t  req;
+    ngx_ai_error_t         err;
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\x01there\"}]}", &req, &err),
+                NGX_DECLINED);
+    UNIT_EQ_INT(err.status, 400);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+    UNIT_CHECK(err.param == NULL);
+    UNIT_CONTAINS(err.message, "control character 0x01 at offset 55");
+
+    /* a raw LF in a key, before a bad byte: the first is named */
+
+    UNIT_EQ_INT(parse("{\"mo\ndel\":1,\"model\":\"a/b\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"\xff\"}]}", &req,
+                      &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+    UNIT_CONTAINS(err.message, "0x0A at offset 4");
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"caf\xc3\xa9 \xed\xa0\x80\"}]}",
+                      &req, &err), NGX_DECLINED);
+    UNIT_CHECK(strcmp(err.code, "invalid_encoding") == 0);
+    UNIT_CONTAINS(err.message, "not valid UTF-8: the byte 0xED at offset 59");
+
+    /* a raw NUL is a raw control byte */
+
+    {
+        static const char  raw[] = "{\"model\":\"a/b\",\"messages\":"
+                                   "[{\"role\":\"user\",\"content\":\"x\0\"}]}";
+
+        UNIT_EQ_INT(ngx_ai_chat_request_parse(unit_pool(), (u_char *) raw,
+                                              sizeof(raw) - 1, &req, &err),
+                    NGX_DECLINED);
+        UNIT_CHECK(strcmp(err.code, "invalid_json") == 0);
+        UNIT_CONTAINS(err.message, "0x00 at offset 54");
+    }
+
+    /* escaped, and well-formed UTF-8, they pass */
+
+    UNIT_EQ_INT(parse("{\"model\":\"a/b\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\\u0001\\n\xc3\xa9\xe2\x82\xac"
+                      "\xf0\x9f\x98\x80\x7f\"}]}", &req, &err), NGX_OK);
+}
+
+
 /* the openai translator edits the client's bytes instead of printing the
  * tree: it must send what the printed tree would mean */
 
@@ -354,7 +446,7 @@ UNIT_TEST(openai_splice_matches_the_tree)
 
     j = spliced("{ \"messages\": [{\"role\":\"user\",\"content\":\"a,}]\\\"\"}],"
                 "\"model\" : \"openai/gpt-4o\", \"models\":[\"x/y\",\"z/w\"],"
-                "\"temperature\":0.5,\"stream\":true,\"n\":{\"a\":[1,{}]}}",
+                "\"temperature\":0.5,\"stream\":true,\"extra\":{\"a\":[1,{}]}}",
                 1, 0);
     UNIT_CHECK(strcmp(cJSON_GetObjectItem(j, "model")->valuestring,
                       "gpt-4o") == 0);
@@ -366,7 +458,7 @@ UNIT_TEST(openai_splice_matches_the_tree)
                    cJSON_GetObjectItem(j, "messages"), 0), "content")
                    ->valuestring, "a,}]\"") == 0);
     UNIT_CHECK(cJSON_GetObjectItem(j, "temperature")->valuedouble == 0.5);
-    UNIT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "n")));
+    UNIT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "extra")));
 
     /* a call that does not stream: no stream, no stream_options */
     j = spliced("{\"model\":\"p/m\",\"stream\":true,\"stream_options\":"
