@@ -335,7 +335,8 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 last -= 6;
             }
 
-            if (ngx_http_ai_parse_nano_usd(p, last - p, &cc->budget)
+            if (ngx_http_ai_parse_usd(p, last - p, NGX_HTTP_AI_MAX_BUDGET,
+                                      &cc->budget)
                 != NGX_OK)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
