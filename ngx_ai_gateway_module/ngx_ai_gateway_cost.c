@@ -84,7 +84,8 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_cost_zone", "ai_cost:10m", &name, &size)
+    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_cost_zone", "ai_cost:10m",
+                             &name, &size)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -400,7 +401,8 @@ static void
 ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_http_ai_id_insert(temp, node, sentinel, offsetof(ngx_http_ai_cost_node_t, len),
+    ngx_http_ai_id_insert(temp, node, sentinel,
+                          offsetof(ngx_http_ai_cost_node_t, len),
                           offsetof(ngx_http_ai_cost_node_t, data));
 }
 
