@@ -288,10 +288,19 @@ ngx_http_ai_limits_plan_price(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t                      i, refuse;
     ngx_http_ai_model_t            *m;
     ngx_http_ai_price_t            *price;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
 
     refuse = ngx_http_ai_limits_refuse_unpriced(r);
 
     *estimate = 0;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    if (!refuse && (llcf->cost == NULL || !llcf->cost->has_budget)) {
+        /* nothing to check, nothing to reserve */
+        return NGX_OK;
+    }
+
     m = ctx->plan.elts;
 
     for (i = 0; i < ctx->plan.nelts; i++) {
