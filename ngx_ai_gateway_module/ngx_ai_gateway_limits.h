@@ -494,6 +494,12 @@ ngx_int_t ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_rate_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
+ngx_http_ai_rate_node_t *ngx_http_ai_rate_lookup(
+    ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+void ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node, uint64_t rpm,
+    uint64_t tpm, ngx_msec_t now, uint64_t *req, uint64_t *tok);
+
+/* ngx_ai_gateway_rate_sync.c */
 ngx_int_t ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
     ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
 void ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
@@ -524,14 +530,8 @@ ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
-ngx_int_t ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
-void ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b);
-void ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_counters_t *global, ngx_uint_t *known);
-void ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_item_t *item);
+void ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
+    ngx_http_ai_sync_item_t *item, time_t now);
 size_t ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed,
     u_char *digest, ngx_str_t *route, ngx_str_t *model);
 size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
@@ -541,6 +541,19 @@ ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet);
 void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
     u_char **digest, ngx_str_t *route, ngx_str_t *model);
+ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
+    ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+uint64_t ngx_http_ai_cost_month(time_t now);
+
+/* ngx_ai_gateway_cost_sync.c */
+ngx_int_t ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
+void ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b);
+void ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_counters_t *global, ngx_uint_t *known);
+void ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_item_t *item);
 
 /* ngx_ai_gateway_cost_state.c */
 ngx_int_t ngx_http_ai_cost_state_init_module(ngx_cycle_t *cycle);
