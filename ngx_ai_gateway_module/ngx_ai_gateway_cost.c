@@ -164,7 +164,8 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->shm_zone = shm_zone;
 
     if (sync) {
-        zone->sync = ngx_http_ai_sync_zone(cf, sync, NGX_HTTP_AI_SYNC_LEDGER,
+        zone->sync = ngx_http_ai_sync_zone(cf, sync,
+                                           &ngx_http_ai_cost_sync_source,
                                            zone, &name);
         if (zone->sync == NULL) {
             return NGX_CONF_ERROR;

@@ -14,8 +14,42 @@
 #include "ngx_ai_gateway_limits.h"
 
 
+static ngx_http_ai_sync_sh_t *ngx_http_ai_cost_sync_sh(void *data,
+    ngx_slab_pool_t **shpool);
+static ngx_int_t ngx_http_ai_cost_sync_batch(void *data,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
 static void ngx_http_ai_cost_counters_delta(int64_t *d,
     ngx_http_ai_counters_t *c);
+static void ngx_http_ai_cost_sync_ack(void *data,
+    ngx_http_ai_sync_batch_t *b);
+static void ngx_http_ai_cost_sync_pull(void *data,
+    ngx_http_ai_sync_item_t *item);
+static ngx_uint_t ngx_http_ai_cost_sync_unsynced(void *data,
+    ngx_http_ai_counters_t *fleet, ngx_uint_t *known);
+
+
+ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source = {
+    ngx_string("cost"),
+    ngx_http_ai_cost_sync_sh,
+    ngx_http_ai_cost_sync_batch,
+    ngx_http_ai_cost_sync_ack,
+    ngx_http_ai_cost_sync_pull,
+    ngx_http_ai_cost_sync_unsynced
+};
+
+
+static ngx_http_ai_sync_sh_t *
+ngx_http_ai_cost_sync_sh(void *data, ngx_slab_pool_t **shpool)
+{
+    ngx_http_ai_cost_zone_t *zone = data;
+
+    if (zone->sh == NULL) {
+        return NULL;
+    }
+
+    *shpool = zone->shpool;
+    return &zone->sh->sync;
+}
 
 
 /*
@@ -26,10 +60,12 @@ static void ngx_http_ai_cost_counters_delta(int64_t *d,
  * first.  NGX_DECLINED: nothing to push.
  */
 
-ngx_int_t
-ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
+static ngx_int_t
+ngx_http_ai_cost_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
+    ngx_uint_t refresh, ngx_uint_t max)
 {
+    ngx_http_ai_cost_zone_t *zone = data;
+
     u_char                    *digest, *p;
     time_t                     now;
     ngx_int_t                  rc;
@@ -233,10 +269,11 @@ ngx_http_ai_cost_counters_delta(int64_t *d, ngx_http_ai_counters_t *c)
  * are as Redis answered plus what was spent here since.
  */
 
-void
-ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b)
+static void
+ngx_http_ai_cost_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
 {
+    ngx_http_ai_cost_zone_t *zone = data;
+
     time_t                     now;
     ngx_uint_t                 i;
     ngx_http_ai_sync_sh_t     *sy;
@@ -334,10 +371,11 @@ ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
 
 /* the fleet's spend of an account first seen here, pulled at once */
 
-void
-ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_item_t *item)
+static void
+ngx_http_ai_cost_sync_pull(void *data, ngx_http_ai_sync_item_t *item)
 {
+    ngx_http_ai_cost_zone_t *zone = data;
+
     ngx_http_ai_cost_node_t  *cn;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -353,16 +391,41 @@ ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
 }
 
 
-/* the fleet's totals, as last known, for the status */
+/*
+ * For the status: the nodes with deltas not pushed yet, and the totals
+ * if they have some; the fleet's totals, as last known.  Called locked.
+ */
 
-void
-ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_counters_t *global, ngx_uint_t *known)
+static ngx_uint_t
+ngx_http_ai_cost_sync_unsynced(void *data, ngx_http_ai_counters_t *fleet,
+    ngx_uint_t *known)
 {
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_ai_cost_zone_t *zone = data;
 
-    *global = zone->sh->global;
+    ngx_uint_t                unsynced;
+    ngx_queue_t              *q;
+    ngx_http_ai_cost_node_t  *cn;
+
+    static ngx_http_ai_counters_t  zero;
+
+    unsynced = 0;
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+        unsynced += (cn->delta != NULL);
+    }
+
+    unsynced += (ngx_memcmp(&zone->sh->pend, &zero,
+                            sizeof(ngx_http_ai_counters_t)) != 0
+                 || ngx_memcmp(&zone->sh->send, &zero,
+                               sizeof(ngx_http_ai_counters_t))
+                    != 0);
+
+    *fleet = zone->sh->global;
     *known = zone->sh->global_known;
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    return unsynced;
 }

@@ -14,6 +14,42 @@
 #include "ngx_ai_gateway_limits.h"
 
 
+static ngx_http_ai_sync_sh_t *ngx_http_ai_rate_sync_sh(void *data,
+    ngx_slab_pool_t **shpool);
+static ngx_int_t ngx_http_ai_rate_sync_batch(void *data,
+    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
+static void ngx_http_ai_rate_sync_ack(void *data,
+    ngx_http_ai_sync_batch_t *b);
+static void ngx_http_ai_rate_sync_pull(void *data,
+    ngx_http_ai_sync_item_t *item);
+static ngx_uint_t ngx_http_ai_rate_sync_unsynced(void *data,
+    ngx_http_ai_counters_t *fleet, ngx_uint_t *known);
+
+
+ngx_http_ai_sync_source_t  ngx_http_ai_rate_sync_source = {
+    ngx_string("rate"),
+    ngx_http_ai_rate_sync_sh,
+    ngx_http_ai_rate_sync_batch,
+    ngx_http_ai_rate_sync_ack,
+    ngx_http_ai_rate_sync_pull,
+    ngx_http_ai_rate_sync_unsynced
+};
+
+
+static ngx_http_ai_sync_sh_t *
+ngx_http_ai_rate_sync_sh(void *data, ngx_slab_pool_t **shpool)
+{
+    ngx_http_ai_rate_zone_t *zone = data;
+
+    if (zone->sh == NULL) {
+        return NULL;
+    }
+
+    *shpool = zone->shpool;
+    return &zone->sh->sync;
+}
+
+
 /*
  * The batch to push: when none is out, one is frozen from the nodes
  * with something to push (their pending deltas become the batch's) and,
@@ -22,10 +58,12 @@
  * items are copied into b.  NGX_DECLINED: nothing to push.
  */
 
-ngx_int_t
-ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
+static ngx_int_t
+ngx_http_ai_rate_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
+    ngx_uint_t refresh, ngx_uint_t max)
 {
+    ngx_http_ai_rate_zone_t *zone = data;
+
     uint64_t                  req, tok;
     ngx_int_t                 rc;
     ngx_uint_t                n, dirty;
@@ -155,10 +193,11 @@ ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
  * what was taken here since the batch was frozen.
  */
 
-void
-ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b)
+static void
+ngx_http_ai_rate_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
 {
+    ngx_http_ai_rate_zone_t *zone = data;
+
     int64_t                   v;
     ngx_uint_t                i;
     ngx_msec_t                now;
@@ -215,10 +254,11 @@ ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
  * being pushed is left to the batch's answer.
  */
 
-void
-ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_item_t *item)
+static void
+ngx_http_ai_rate_sync_pull(void *data, ngx_http_ai_sync_item_t *item)
 {
+    ngx_http_ai_rate_zone_t *zone = data;
+
     int64_t                   v;
     ngx_http_ai_rate_node_t  *node;
 
@@ -238,4 +278,32 @@ ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* for the status: the nodes with deltas not pushed yet; called locked */
+
+static ngx_uint_t
+ngx_http_ai_rate_sync_unsynced(void *data, ngx_http_ai_counters_t *fleet,
+    ngx_uint_t *known)
+{
+    ngx_http_ai_rate_zone_t *zone = data;
+
+    ngx_uint_t                unsynced;
+    ngx_queue_t              *q;
+    ngx_http_ai_rate_node_t  *rn;
+
+    unsynced = 0;
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        rn = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+        unsynced += (rn->pend_req || rn->pend_tok
+                     || rn->send_req || rn->send_tok);
+    }
+
+    return unsynced;
 }

@@ -125,7 +125,7 @@ typedef struct {
 
 struct ngx_http_ai_sync_zone_s {
     ngx_http_ai_sync_t             *sync;
-    ngx_uint_t                      type;         /* RATE or LEDGER */
+    ngx_http_ai_sync_source_t      *source;       /* the zone's side */
     void                           *zone;         /* rate or cost zone */
     ngx_str_t                       name;
     ngx_str_t                       prefix;       /* "aigw:NAME:" */
@@ -404,8 +404,8 @@ invalid:
 /* a zone's sync, on the Redis server of its URL (shared with others) */
 
 ngx_http_ai_sync_zone_t *
-ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts, ngx_uint_t type,
-    void *zone, ngx_str_t *name)
+ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
+    ngx_http_ai_sync_source_t *source, void *zone, ngx_str_t *name)
 {
     ngx_http_ai_sync_opts_t *o = opts;
 
@@ -495,7 +495,7 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts, ngx_uint_t type,
     }
 
     sz->sync = s;
-    sz->type = type;
+    sz->source = source;
     sz->zone = zone;
     sz->name = *name;
     sz->interval = o->interval == NGX_CONF_UNSET_MSEC ? 1000 : o->interval;
@@ -1740,13 +1740,7 @@ ngx_http_ai_sync_push(ngx_http_ai_sync_zone_t *sz, ngx_uint_t refresh)
 
     b->pool = pool;
 
-    if (sz->type == NGX_HTTP_AI_SYNC_RATE) {
-        rc = ngx_http_ai_rate_sync_batch(sz->zone, b, refresh,
-                                         NGX_HTTP_AI_SYNC_BATCH_MAX);
-    } else {
-        rc = ngx_http_ai_cost_sync_batch(sz->zone, b, refresh,
-                                         NGX_HTTP_AI_SYNC_BATCH_MAX);
-    }
+    rc = sz->source->batch(sz->zone, b, refresh, NGX_HTTP_AI_SYNC_BATCH_MAX);
 
     if (rc == NGX_DECLINED) {
         ngx_destroy_pool(pool);
@@ -1959,12 +1953,7 @@ ngx_http_ai_sync_batch_answer(ngx_http_ai_sync_zone_t *sz,
     if (ok) {
         s->backoff = NGX_HTTP_AI_SYNC_BACKOFF_MIN;
 
-        if (sz->type == NGX_HTTP_AI_SYNC_RATE) {
-            ngx_http_ai_rate_sync_ack(sz->zone, b);
-
-        } else {
-            ngx_http_ai_cost_sync_ack(sz->zone, b);
-        }
+        sz->source->ack(sz->zone, b);
 
     } else if (reply) {
         if (reply->type == REDIS_REPLY_ERROR) {
@@ -2266,12 +2255,7 @@ ngx_http_ai_sync_pull_answer(ngx_http_ai_sync_cmd_t *cmd, redisReply *reply)
 
     item->sync->sync->backoff = NGX_HTTP_AI_SYNC_BACKOFF_MIN;
 
-    if (item->type == NGX_HTTP_AI_SYNC_RATE) {
-        ngx_http_ai_rate_sync_pull(item->sync->zone, item);
-
-    } else {
-        ngx_http_ai_cost_sync_pull(item->sync->zone, item);
-    }
+    item->sync->source->pull(item->sync->zone, item);
 
 done:
 
@@ -2760,31 +2744,12 @@ ngx_http_ai_sync_number(redisReply *r, int64_t *n)
 }
 
 
+/* the zone's sync state and slab pool, NULL before its memory exists */
+
 static ngx_http_ai_sync_sh_t *
 ngx_http_ai_sync_sh(ngx_http_ai_sync_zone_t *sz, ngx_slab_pool_t **shpool)
 {
-    ngx_http_ai_rate_zone_t  *rz;
-    ngx_http_ai_cost_zone_t  *cz;
-
-    if (sz->type == NGX_HTTP_AI_SYNC_RATE) {
-        rz = sz->zone;
-
-        if (rz->sh == NULL) {
-            return NULL;
-        }
-
-        *shpool = rz->shpool;
-        return &rz->sh->sync;
-    }
-
-    cz = sz->zone;
-
-    if (cz->sh == NULL) {
-        return NULL;
-    }
-
-    *shpool = cz->shpool;
-    return &cz->sh->sync;
+    return sz->source->sh(sz->zone, shpool);
 }
 
 
@@ -2857,18 +2822,11 @@ ngx_int_t
 ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
 {
     ngx_uint_t                 i, j, first, unsynced, known;
-    ngx_queue_t               *q;
     ngx_slab_pool_t           *shpool;
     ngx_http_ai_sync_t       **ps;
     ngx_http_ai_sync_sh_t     *sy, st;
     ngx_http_ai_sync_zone_t  **psz, *sz;
     ngx_http_ai_counters_t     global;
-    ngx_http_ai_rate_node_t   *rn;
-    ngx_http_ai_cost_node_t   *cn;
-    ngx_http_ai_rate_zone_t   *rz;
-    ngx_http_ai_cost_zone_t   *cz;
-
-    static ngx_http_ai_counters_t  zero;
 
     if (ngx_ai_buf_append_str(b, "\"sync\":[") != NGX_OK) {
         return NGX_ERROR;
@@ -2890,47 +2848,13 @@ ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
 
             /* what is not pushed yet: nodes with deltas, and the totals */
 
-            unsynced = 0;
             known = 0;
             ngx_memzero(&global, sizeof(ngx_http_ai_counters_t));
 
             ngx_shmtx_lock(&shpool->mutex);
 
             st = *sy;
-
-            if (sz->type == NGX_HTTP_AI_SYNC_RATE) {
-                rz = sz->zone;
-
-                for (q = ngx_queue_head(&rz->sh->queue);
-                     q != ngx_queue_sentinel(&rz->sh->queue);
-                     q = ngx_queue_next(q))
-                {
-                    rn = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
-
-                    unsynced += (rn->pend_req || rn->pend_tok
-                                 || rn->send_req || rn->send_tok);
-                }
-
-            } else {
-                cz = sz->zone;
-
-                for (q = ngx_queue_head(&cz->sh->queue);
-                     q != ngx_queue_sentinel(&cz->sh->queue);
-                     q = ngx_queue_next(q))
-                {
-                    cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
-                    unsynced += (cn->delta != NULL);
-                }
-
-                unsynced += (ngx_memcmp(&cz->sh->pend, &zero,
-                                        sizeof(ngx_http_ai_counters_t)) != 0
-                             || ngx_memcmp(&cz->sh->send, &zero,
-                                           sizeof(ngx_http_ai_counters_t))
-                                != 0);
-
-                global = cz->sh->global;
-                known = cz->sh->global_known;
-            }
+            unsynced = sz->source->unsynced(sz->zone, &global, &known);
 
             ngx_shmtx_unlock(&shpool->mutex);
 
@@ -2943,9 +2867,9 @@ ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
                 || ngx_ai_buf_append_json_string(b, sz->name.data,
                                                  sz->name.len)
                    != NGX_OK
-                || ngx_ai_buf_append_str(b, sz->type == NGX_HTTP_AI_SYNC_RATE
-                                            ? ",\"type\":\"rate\""
-                                            : ",\"type\":\"cost\"")
+                || ngx_ai_buf_append_str(b, ",\"type\":") != NGX_OK
+                || ngx_ai_buf_append_json_string(b, sz->source->type.data,
+                                                 sz->source->type.len)
                    != NGX_OK
                 || ngx_ai_buf_append_str(b, ",\"redis\":") != NGX_OK
                 || ngx_ai_buf_append_json_string(b, ps[i]->name.data,
