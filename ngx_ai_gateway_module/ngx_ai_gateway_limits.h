@@ -321,7 +321,7 @@ typedef struct {
     time_t                          reserved_at;
 
     void                           *waiter;       /* strict: Redis is
-                                                     asked */
+                                                     asked (sync.c's) */
     ngx_uint_t                      deferred;     /* strict holds */
 
     unsigned                        rate_status:2;
@@ -342,8 +342,6 @@ extern ngx_module_t  ngx_ai_gateway_limits_module;
 /* ngx_ai_gateway_limits.c */
 ngx_http_ai_limits_ctx_t *ngx_http_ai_limits_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
-void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
-    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
 /* ngx_ai_gateway_key.c */
 ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
@@ -462,8 +460,6 @@ void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 
 /* ngx_ai_gateway_sync.c (the rest: ngx_ai_gateway_sync.h) */
-ngx_int_t ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx);
-void ngx_http_ai_sync_strict_cancel(ngx_http_ai_limits_ctx_t *lctx);
 ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b);
 

@@ -159,8 +159,11 @@ struct ngx_http_ai_sync_cmd_s {
 
 /* a request waiting for its strict reservations */
 struct ngx_http_ai_sync_waiter_s {
-    ngx_http_ai_limits_ctx_t       *lctx;         /* NULL: request gone */
-    ngx_event_t                     done;
+    ngx_http_ai_sync_done_pt        done;         /* the caller's */
+    void                           *data;         /* NULL: request gone */
+    void                          **ref;          /* the caller's pointer
+                                                     to the waiter */
+    ngx_event_t                     event;        /* posts done */
     ngx_uint_t                      calls;        /* not answered yet */
     ngx_uint_t                      nitems;
     ngx_http_ai_sync_item_t         items[1];
@@ -2273,34 +2276,25 @@ ngx_http_ai_sync_strict_ready(ngx_http_ai_sync_zone_t *sz)
 
 
 /*
- * The deferred holds of a request asked of Redis, one script call per
- * Redis server: NGX_AGAIN, the answers are awaited (and
- * ngx_http_ai_limits_strict_done() follows); NGX_DECLINED: nothing could
- * be asked, the local figures decide now.
+ * The deferred holds of a request (items) asked of Redis, one script call
+ * per Redis server: NGX_AGAIN, the answers are awaited (*waiter is set;
+ * done(data, ...) follows, out of the connection's handler, with *waiter
+ * cleared before); NGX_DECLINED: nothing could be asked, the local
+ * figures decide now.
  */
 
 ngx_int_t
-ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx)
+ngx_http_ai_sync_strict(ngx_http_request_t *r, ngx_array_t *items,
+    ngx_http_ai_sync_done_pt done, void *data, void **waiter)
 {
     ngx_uint_t                  i, j, n;
-    ngx_array_t                 items, *args;
-    ngx_http_request_t         *r;
+    ngx_array_t                *args;
     ngx_http_ai_sync_t         *s;
     ngx_http_ai_sync_cmd_t      proto;
     ngx_http_ai_sync_item_t    *it, tmp;
     ngx_http_ai_sync_waiter_t  *w;
 
-    r = lctx->request;
-
-    if (ngx_array_init(&items, r->pool, 4, sizeof(ngx_http_ai_sync_item_t))
-        != NGX_OK
-        || ngx_http_ai_cost_strict_item(lctx, &items) != NGX_OK
-        || ngx_http_ai_rate_strict_items(lctx, &items) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    n = items.nelts;
+    n = items->nelts;
 
     if (n == 0) {
         return NGX_DECLINED;
@@ -2308,7 +2302,7 @@ ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx)
 
     /* grouped by Redis server, the order kept within a group */
 
-    it = items.elts;
+    it = items->elts;
 
     for (i = 1; i < n; i++) {
         for (j = i; j > 0 && it[j - 1].sync->sync > it[j].sync->sync; j--) {
@@ -2329,10 +2323,12 @@ ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx)
     ngx_memcpy(w->items, it, n * sizeof(ngx_http_ai_sync_item_t));
 
     w->nitems = n;
-    w->lctx = lctx;
-    w->done.handler = ngx_http_ai_sync_strict_done;
-    w->done.data = w;
-    w->done.log = r->connection->log;
+    w->done = done;
+    w->data = data;
+    w->ref = waiter;
+    w->event.handler = ngx_http_ai_sync_strict_done;
+    w->event.data = w;
+    w->event.log = r->connection->log;
 
     for (i = 0; i < n; i = j) {
         s = w->items[i].sync->sync;
@@ -2378,11 +2374,11 @@ ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx)
         return NGX_DECLINED;
     }
 
-    lctx->waiter = w;
+    *waiter = w;
 
     /*
      * Sent once every call is counted: a send that fails answers its
-     * calls at once (NULL), and the last answer posts w->done.
+     * calls at once (NULL), and the last answer posts w->event.
      */
 
     for (i = 0; i < n; i = j) {
@@ -2550,7 +2546,7 @@ done:
         return;
     }
 
-    if (w->lctx == NULL) {
+    if (w->data == NULL) {
         /* the request is gone */
         ngx_free(w);
         return;
@@ -2558,7 +2554,7 @@ done:
 
     /* the request goes on out of the connection's handler */
 
-    ngx_post_event(&w->done, &ngx_posted_events);
+    ngx_post_event(&w->event, &ngx_posted_events);
 }
 
 
@@ -2569,11 +2565,9 @@ ngx_http_ai_sync_strict_done(ngx_event_t *ev)
     ngx_slab_pool_t            *shpool;
     ngx_http_ai_sync_sh_t      *sy;
     ngx_http_ai_sync_item_t    *item;
-    ngx_http_ai_limits_ctx_t   *lctx;
     ngx_http_ai_sync_waiter_t  *w;
 
     w = ev->data;
-    lctx = w->lctx;
 
     for (i = 0; i < w->nitems; i++) {
         item = &w->items[i];
@@ -2589,9 +2583,9 @@ ngx_http_ai_sync_strict_done(ngx_event_t *ev)
         }
     }
 
-    if (lctx) {
-        lctx->waiter = NULL;
-        ngx_http_ai_limits_strict_done(lctx, w->items, w->nitems);
+    if (w->data) {
+        *w->ref = NULL;
+        w->done(w->data, w->items, w->nitems);
     }
 
     ngx_free(w);
@@ -2601,18 +2595,18 @@ ngx_http_ai_sync_strict_done(ngx_event_t *ev)
 /* the request is gone before its answers */
 
 void
-ngx_http_ai_sync_strict_cancel(ngx_http_ai_limits_ctx_t *lctx)
+ngx_http_ai_sync_strict_cancel(void **waiter)
 {
     ngx_http_ai_sync_waiter_t  *w;
 
-    w = lctx->waiter;
+    w = *waiter;
 
     if (w == NULL) {
         return;
     }
 
-    lctx->waiter = NULL;
-    w->lctx = NULL;
+    *waiter = NULL;
+    w->data = NULL;
 }
 
 

@@ -149,6 +149,15 @@ typedef struct {
 } ngx_http_ai_sync_source_t;
 
 
+/*
+ * A strict admission answered (ngx_http_ai_sync_strict()): data as the
+ * caller gave it, and its items, each with how it ended (status) and
+ * what Redis answered (res).
+ */
+typedef void (*ngx_http_ai_sync_done_pt)(void *data,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
+
+
 ngx_int_t ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts,
     ngx_str_t *value);
 ngx_http_ai_sync_zone_t *ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
@@ -159,6 +168,9 @@ ngx_uint_t ngx_http_ai_sync_stale(ngx_http_ai_sync_zone_t *sz,
     ngx_msec_t now, ngx_msec_t synced);
 void ngx_http_ai_sync_pull(ngx_http_ai_sync_zone_t *sz, ngx_uint_t type,
     uint32_t hash, u_char *id, size_t len, uint64_t a0, uint64_t a1);
+ngx_int_t ngx_http_ai_sync_strict(ngx_http_request_t *r, ngx_array_t *items,
+    ngx_http_ai_sync_done_pt done, void *data, void **waiter);
+void ngx_http_ai_sync_strict_cancel(void **waiter);
 ngx_int_t ngx_http_ai_sync_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_sync_exit_process(ngx_cycle_t *cycle);
 
