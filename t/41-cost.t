@@ -289,11 +289,25 @@ $by{$_->{status}}++ for @res;
 ok($by{200} >= 1 && $by{402} >= 1, "budget, concurrent: $by{200} admitted, $by{402} refused");
 is(scalar @{ $t->mock_records('m1') }, $by{200}, 'budget, concurrent: refused ones never reached the provider');
 my $n = $by{200};
+
+# a request's reservation is given back in its log phase, which nginx runs
+# after the answer's last byte left: wait for it before the next request
+sub settled {
+    for (1 .. 100) {
+        my ($a) = grep { $_->{zone} eq 'budget' && defined $_->{key}
+                         && $_->{key} eq prefix('sk-conc') } @{ status()->{spend} };
+        return if $a && $a->{in_flight_nano_usd} == 0;
+        sleep 0.02;
+    }
+}
+
 # then one at a time until refused
+settled();
 for (1 .. 40) {
     my $x = chat('/conc/v1', 'sk-conc', max_tokens => 10);
     last if $x->{status} == 402;
     $n++;
+    settled();
 }
 ($in, $out) = usage_of('Hello gateway');
 my $one = cost_of('openai/gpt-4o', $in, $out);
