@@ -406,8 +406,7 @@ ngx_int_t ngx_http_ai_secret_read(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_http_ai_breaker_init_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb,
     ngx_str_t *model, ngx_log_t *log);
-void ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb,
-    ngx_str_t *model, ngx_uint_t ok, ngx_log_t *log);
+ngx_int_t ngx_http_ai_breaker_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
     ngx_ai_buf_t *out);
 

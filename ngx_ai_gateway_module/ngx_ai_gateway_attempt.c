@@ -1026,9 +1026,9 @@ ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx)
 
 
 /*
- * A call is over: how it ended, its charge in the ledger, its mark on
- * its model's circuit breaker, its part of the request's totals.  Once per
- * call.
+ * A call is over: how it ended, the call_done hooks (its charge in the
+ * ledger, its mark on its model's circuit breaker), its part of the
+ * request's totals.  Once per call.
  */
 
 ngx_int_t
@@ -1046,16 +1046,8 @@ ngx_http_ai_attempt_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     a->judged = 1;
     a->charged = 1;
 
+    /* the ledger, the circuit breaker */
     ngx_http_ai_policy_call_done(r, ctx, a);
-
-    if (ctx->fallback && ctx->fallback->breaker_failures
-        && a->outcome != NGX_HTTP_AI_ABORTED
-        && a->outcome != NGX_HTTP_AI_4XX)
-    {
-        ngx_http_ai_breaker_record(ctx->fallback, &a->model,
-                                   a->outcome == NGX_HTTP_AI_OK,
-                                   r->connection->log);
-    }
 
     ngx_http_ai_attempt_totals(ctx, a);
 

@@ -58,6 +58,10 @@ static void ngx_http_ai_breaker_insert(ngx_rbtree_node_t *temp,
 static ngx_http_ai_breaker_node_t *ngx_http_ai_breaker_lookup(
     ngx_http_ai_breaker_ctx_t *ctx, ngx_str_t *model, uint32_t hash,
     ngx_uint_t create);
+static void ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb,
+    ngx_str_t *model, ngx_uint_t ok, ngx_log_t *log);
+static void ngx_http_ai_breaker_call_done(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 
 
 static ngx_str_t  ngx_http_ai_breaker_zone_name =
@@ -283,7 +287,7 @@ done:
 }
 
 
-void
+static void
 ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb, ngx_str_t *model,
     ngx_uint_t ok, ngx_log_t *log)
 {
@@ -398,4 +402,56 @@ ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf, ngx_ai_buf_t *out)
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return ngx_ai_buf_append_str(out, "]");
+}
+
+
+/*
+ * A call is over (the call_done hook): its mark on its model's circuit,
+ * where the location's ai_fallback has a breaker.  Calls the gateway
+ * stopped, calls charged unjudged at the request's end, and 4xx answers
+ * (the request's fault) leave no mark.
+ */
+
+static void
+ngx_http_ai_breaker_call_done(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    if (ctx->fallback && ctx->fallback->breaker_failures
+        && a->outcome != NGX_HTTP_AI_RUNNING
+        && a->outcome != NGX_HTTP_AI_ABORTED
+        && a->outcome != NGX_HTTP_AI_4XX)
+    {
+        ngx_http_ai_breaker_record(ctx->fallback, &a->model,
+                                   a->outcome == NGX_HTTP_AI_OK,
+                                   r->connection->log);
+    }
+}
+
+
+static ngx_http_ai_policy_t  ngx_http_ai_breaker_policy = {
+    NULL,                                  /* request */
+    NULL,                                  /* admit */
+    NULL,                                  /* attempt */
+    ngx_http_ai_breaker_call_done,         /* call_done */
+    NULL,                                  /* headers */
+    NULL,                                  /* answer */
+    NULL,                                  /* error */
+    NULL,                                  /* stream */
+    NULL,                                  /* end */
+    NULL                                   /* log */
+};
+
+
+ngx_int_t
+ngx_http_ai_breaker_init(ngx_conf_t *cf)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    if (amcf->breakers == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_policy_add(cf, &ngx_http_ai_breaker_policy);
 }

@@ -234,6 +234,7 @@ ngx_http_ai_init(ngx_conf_t *cf)
     if (ngx_http_ai_provider_init(cf) != NGX_OK
         || ngx_http_ai_secrets_init(cf) != NGX_OK
         || ngx_http_ai_response_init(cf) != NGX_OK
+        || ngx_http_ai_breaker_init(cf) != NGX_OK
         || ngx_http_ai_handler_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
