@@ -253,19 +253,35 @@ void ngx_http_ai_limits_charge(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 
-/* ngx_ai_gateway_module.c */
+/* ngx_ai_gateway_usd.c */
+#define NGX_HTTP_AI_MAX_PRICE       1000000     /* whole USD per 1M tokens */
+#define NGX_HTTP_AI_MAX_BUDGET      999999999   /* whole USD */
+
+ngx_int_t ngx_http_ai_parse_usd(u_char *p, size_t len, uint64_t limit,
+    uint64_t *nano);
+uint64_t ngx_http_ai_cost_of(uint64_t tokens, uint64_t price);
+u_char *ngx_http_ai_sprint_usd(u_char *p, uint64_t nano);
+ngx_int_t ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano);
+
+/* ngx_ai_gateway_provider.c */
+#define NGX_HTTP_AI_MODEL_OK                0
+#define NGX_HTTP_AI_MODEL_NO_PROVIDER       1   /* no "provider/" */
+#define NGX_HTTP_AI_MODEL_UNKNOWN_PROVIDER  2
+#define NGX_HTTP_AI_MODEL_INVALID           3   /* not for its wire format */
+
+char *ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_price_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_unpriced_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_provider_init(ngx_conf_t *cf);
 ngx_http_ai_provider_t *ngx_http_ai_find_provider(
     ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
-ngx_int_t ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg,
-    const char *directive, const char *example, ngx_str_t *name,
-    ssize_t *size);
-void ngx_http_ai_id_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel, size_t len_off, size_t data_off);
-void *ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,
-    size_t len, size_t len_off, size_t data_off);
-void *ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data,
-    size_t sh_size, const char *what, ngx_slab_pool_t **shpool,
-    ngx_uint_t *fresh);
+ngx_uint_t ngx_http_ai_model_split(ngx_http_ai_main_conf_t *amcf,
+    ngx_str_t *name, ngx_http_ai_model_t *m);
+ngx_http_ai_model_t *ngx_http_ai_model_parse(ngx_conf_t *cf,
+    ngx_str_t *name);
 ngx_http_ai_price_t *ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf,
     ngx_str_t *model);
 void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
@@ -273,6 +289,20 @@ void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
 ngx_int_t ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,
     ngx_http_ai_provider_t *p, ngx_str_t *key);
+
+/* ngx_ai_gateway_shm.c */
+ngx_int_t ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg,
+    const char *directive, const char *example, ngx_str_t *name,
+    ssize_t *size);
+void *ngx_http_ai_zone_state(ngx_shm_zone_t *shm_zone, void *data,
+    size_t sh_size, const char *what, ngx_slab_pool_t **shpool,
+    ngx_uint_t *fresh);
+void ngx_http_ai_id_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel, size_t len_off, size_t data_off);
+void *ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,
+    size_t len, size_t len_off, size_t data_off);
+
+/* ngx_ai_gateway_module.c */
 ngx_int_t ngx_http_ai_next_header_filter(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_next_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -287,7 +317,18 @@ ngx_int_t ngx_http_ai_error_page_body(ngx_http_request_t *r,
     ngx_chain_t *in);
 
 /* ngx_ai_gateway_secrets.c */
+typedef struct {
+    ngx_str_t                   what;        /* first in messages */
+    const char                 *file;        /* "key file " or "" */
+    size_t                      max;         /* bytes of a file */
+    const char                 *unset;       /* an unset env: is no error,
+                                                the warning ends with this;
+                                                NULL: an error */
+} ngx_http_ai_secret_opts_t;
+
 ngx_int_t ngx_http_ai_secrets_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_ai_secret_read(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_ai_secret_opts_t *o, ngx_str_t *out);
 
 /* ngx_ai_gateway_variables.c */
 ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);
@@ -303,8 +344,6 @@ ngx_int_t ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 void ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *keep);
 void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
-ngx_http_ai_model_t *ngx_http_ai_model_parse(ngx_conf_t *cf,
-    ngx_str_t *name);
 ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,

@@ -84,7 +84,8 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_cost_zone", "ai_cost:10m", &name, &size)
+    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_cost_zone", "ai_cost:10m",
+                             &name, &size)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -335,7 +336,8 @@ ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 last -= 6;
             }
 
-            if (ngx_http_ai_parse_nano_usd(p, last - p, &cc->budget)
+            if (ngx_http_ai_parse_usd(p, last - p, NGX_HTTP_AI_MAX_BUDGET,
+                                      &cc->budget)
                 != NGX_OK)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -399,7 +401,8 @@ static void
 ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_http_ai_id_insert(temp, node, sentinel, offsetof(ngx_http_ai_cost_node_t, len),
+    ngx_http_ai_id_insert(temp, node, sentinel,
+                          offsetof(ngx_http_ai_cost_node_t, len),
                           offsetof(ngx_http_ai_cost_node_t, data));
 }
 

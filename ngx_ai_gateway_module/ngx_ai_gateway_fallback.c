@@ -257,68 +257,6 @@ ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* "provider/model" from the configuration, its provider declared */
-
-ngx_http_ai_model_t *
-ngx_http_ai_model_parse(ngx_conf_t *cf, ngx_str_t *name)
-{
-    u_char                   *slash;
-    ngx_str_t                 provider;
-    ngx_http_ai_model_t      *m;
-    ngx_http_ai_main_conf_t  *amcf;
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
-
-    slash = ngx_strlchr(name->data, name->data + name->len, '/');
-
-    if (slash == NULL || !ngx_ai_model_name_valid(name->data, name->len)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid model \"%V\": expected provider/model",
-                           name);
-        return NULL;
-    }
-
-    provider.data = name->data;
-    provider.len = slash - name->data;
-
-    m = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_model_t));
-    if (m == NULL) {
-        return NULL;
-    }
-
-    m->provider = ngx_http_ai_find_provider(amcf, &provider);
-
-    if (m->provider == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "model \"%V\": unknown provider \"%V\" (declare "
-                           "it with ai_provider first)", name, &provider);
-        return NULL;
-    }
-
-    m->name = *name;
-    m->label = *name;
-    m->upstream.data = slash + 1;               /* config strings end in NUL */
-    m->upstream.len = name->data + name->len - (slash + 1);
-
-    if (m->provider->translator->model_valid
-        && !m->provider->translator->model_valid(m->upstream.data,
-                                                 m->upstream.len))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid model \"%V\": a %V model is named with "
-                           "letters, digits, \"-\", \".\" and \"_\"",
-                           name, &m->provider->translator->name);
-        return NULL;
-    }
-
-    if (ngx_http_ai_model_known(cf, name) != NGX_OK) {
-        return NULL;
-    }
-
-    return m;
-}
-
-
 /*
  * The models a request may be sent to, in order: the requested model if
  * its provider is configured, then the request's own "models" (each must
@@ -520,38 +458,12 @@ static ngx_int_t
 ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *name, ngx_uint_t must)
 {
-    u_char                   *slash;
-    ngx_str_t                 provider;
     ngx_http_ai_model_t       m;
     ngx_http_ai_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
 
-    slash = ngx_strlchr(name->data, name->data + name->len, '/');
-
-    if (slash) {
-        provider.data = name->data;
-        provider.len = slash - name->data;
-        m.provider = ngx_http_ai_find_provider(amcf, &provider);
-
-    } else {
-        m.provider = NULL;
-    }
-
-    if (m.provider == NULL) {
-        return must ? NGX_ERROR : NGX_DECLINED;
-    }
-
-    /* names from the request's JSON end with their NUL */
-
-    m.name = *name;
-    m.upstream.data = slash + 1;
-    m.upstream.len = name->data + name->len - (slash + 1);
-
-    if (m.provider->translator->model_valid
-        && !m.provider->translator->model_valid(m.upstream.data,
-                                                m.upstream.len))
-    {
+    if (ngx_http_ai_model_split(amcf, name, &m) != NGX_HTTP_AI_MODEL_OK) {
         return must ? NGX_ERROR : NGX_DECLINED;
     }
 

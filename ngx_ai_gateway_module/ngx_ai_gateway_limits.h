@@ -430,6 +430,10 @@ extern ngx_module_t  ngx_ai_gateway_limits_module;
 /* ngx_ai_gateway_limits.c */
 ngx_http_ai_limits_ctx_t *ngx_http_ai_limits_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
+void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
+
+/* ngx_ai_gateway_key.c */
 ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_complex_value_t *cv, ngx_http_ai_key_t **key);
 void ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n);
@@ -439,15 +443,7 @@ ngx_int_t ngx_http_ai_limits_empty_arg(ngx_conf_t *cf, ngx_str_t *value,
     ngx_uint_t *empty);
 void ngx_http_ai_limits_key_missing(ngx_http_ai_limits_ctx_t *lctx,
     ngx_ai_error_t *err);
-void ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf);
-uint64_t ngx_http_ai_cost_of(uint64_t tokens, uint64_t price);
-ngx_int_t ngx_http_ai_parse_nano_usd(u_char *p, size_t len,
-    uint64_t *nano);
-u_char *ngx_http_ai_sprint_usd(u_char *p, uint64_t nano);
-ngx_int_t ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano);
 ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
-void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
-    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
 /* ngx_ai_gateway_status.c: ai_status ?zone= ?key= ?route= ?model=
  * ?limit= ?offset= for the ledger, spend and rate arrays */
@@ -506,6 +502,7 @@ void ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
     ngx_http_ai_sync_item_t *item);
 
 /* ngx_ai_gateway_cost.c */
+void ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf);
 char *ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -91,7 +91,8 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_rate_zone", "ai_rate:10m", &name, &size)
+    if (ngx_http_ai_zone_arg(cf, &value[1], "ai_rate_zone", "ai_rate:10m",
+                             &name, &size)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -374,7 +375,8 @@ static void
 ngx_http_ai_rate_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    ngx_http_ai_id_insert(temp, node, sentinel, offsetof(ngx_http_ai_rate_node_t, len),
+    ngx_http_ai_id_insert(temp, node, sentinel,
+                          offsetof(ngx_http_ai_rate_node_t, len),
                           offsetof(ngx_http_ai_rate_node_t, data));
 }
 

@@ -171,8 +171,6 @@ static ngx_int_t ngx_http_ai_sync_parse_url(ngx_conf_t *cf,
 static ngx_uint_t ngx_http_ai_sync_same(ngx_str_t *a, ngx_str_t *b);
 static ngx_int_t ngx_http_ai_sync_unescape(ngx_pool_t *pool, u_char *p,
     size_t len, ngx_str_t *out);
-static ngx_int_t ngx_http_ai_sync_secret(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_str_t *out);
 static ngx_uint_t ngx_http_ai_sync_is_syncer(void);
 
 static void ngx_http_ai_sync_connect(ngx_http_ai_sync_t *s);
@@ -457,9 +455,10 @@ static ngx_str_t  ngx_http_ai_sync_states[] = {
 ngx_int_t
 ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts, ngx_str_t *value)
 {
-    ngx_int_t                 n;
-    ngx_str_t                 s;
-    ngx_http_ai_sync_opts_t  *o;
+    ngx_int_t                   n;
+    ngx_str_t                   s;
+    ngx_http_ai_sync_opts_t    *o;
+    ngx_http_ai_secret_opts_t   secret;
 
     if (ngx_strncmp(value->data, "sync=", 5) != 0
         && ngx_strncmp(value->data, "sync_interval=", 14) != 0
@@ -537,11 +536,23 @@ ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts, ngx_str_t *value)
             goto invalid;
         }
 
-        if (ngx_http_ai_sync_secret(cf, &s, &o->password) != NGX_OK) {
+        secret.file = "";
+        secret.max = 1023;
+        secret.unset = NULL;
+        ngx_str_set(&secret.what, "password=");
+
+        switch (ngx_http_ai_secret_read(cf, &s, &secret, &o->password)) {
+
+        case NGX_OK:
+            return NGX_OK;
+
+        case NGX_DECLINED:
+            o->password = s;
+            return NGX_OK;
+
+        default:
             return NGX_ERROR;
         }
-
-        return NGX_OK;
     }
 
     o->strict = 1;
@@ -849,98 +860,6 @@ ngx_http_ai_sync_unescape(ngx_pool_t *pool, u_char *p, size_t len,
 
 
 /* password=: env:VAR, file:PATH or the password itself */
-
-static ngx_int_t
-ngx_http_ai_sync_secret(ngx_conf_t *cf, ngx_str_t *value, ngx_str_t *out)
-{
-    char      *env;
-    u_char     buf[1024];
-    ssize_t    n;
-    ngx_fd_t   fd;
-    ngx_str_t  name;
-
-    if (value->len > 4 && ngx_strncmp(value->data, "env:", 4) == 0) {
-        name.len = value->len - 4;
-        name.data = ngx_pnalloc(cf->pool, name.len + 1);
-        if (name.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_cpystrn(name.data, value->data + 4, name.len + 1);
-
-        env = getenv((char *) name.data);
-
-        if (env == NULL || *env == '\0') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "password=: environment variable \"%V\" is "
-                               "not set", &name);
-            return NGX_ERROR;
-        }
-
-        out->len = ngx_strlen(env);
-        out->data = ngx_pnalloc(cf->pool, out->len);
-        if (out->data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(out->data, env, out->len);
-
-        return NGX_OK;
-    }
-
-    if (value->len > 5 && ngx_strncmp(value->data, "file:", 5) == 0) {
-        name.len = value->len - 5;
-        name.data = value->data + 5;
-
-        if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               "password=: cannot open \"%V\"", &name);
-            return NGX_ERROR;
-        }
-
-        n = ngx_read_fd(fd, buf, sizeof(buf));
-        (void) ngx_close_file(fd);
-
-        if (n < 0 || n == (ssize_t) sizeof(buf)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               "password=: cannot read \"%V\" (or it is "
-                               "over %uz bytes)", &name, sizeof(buf) - 1);
-            return NGX_ERROR;
-        }
-
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'
-                         || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        {
-            n--;
-        }
-
-        if (n == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "password=: \"%V\" is empty", &name);
-            return NGX_ERROR;
-        }
-
-        out->len = n;
-        out->data = ngx_pnalloc(cf->pool, n);
-        if (out->data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(out->data, buf, n);
-
-        return NGX_OK;
-    }
-
-    *out = *value;
-
-    return NGX_OK;
-}
-
 
 /* a new zone memory: an instance number of its own, for batch numbers */
 

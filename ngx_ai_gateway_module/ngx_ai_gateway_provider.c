@@ -1,0 +1,705 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Providers and prices: ai_provider, ai_price and ai_unpriced, the
+ * lookups of a provider and of a model's price, a provider's key for a
+ * call, "provider/model" names, and the label a model is counted under.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway.h"
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_ai_translator_t        *translator;
+} ngx_http_ai_type_t;
+
+
+static char *ngx_http_ai_provider_key(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p, ngx_str_t *value);
+static ngx_int_t ngx_http_ai_key_valid(ngx_str_t *key);
+
+
+static ngx_http_ai_type_t  ngx_http_ai_types[] = {
+    { ngx_string("openai"), &ngx_ai_openai_translator },
+    { ngx_string("anthropic"), &ngx_ai_anthropic_translator },
+    { ngx_string("gemini"), &ngx_ai_gemini_translator },
+    { ngx_null_string, NULL }
+};
+
+
+/* ai_provider NAME type=openai|anthropic|gemini pass=URI [key=...] */
+
+char *
+ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_main_conf_t *amcf = conf;
+
+    u_char                  *c;
+    ngx_str_t               *value, s;
+    ngx_uint_t               i, j;
+    ngx_http_ai_type_t      *t;
+    ngx_http_ai_provider_t  *p;
+
+    value = cf->args->elts;
+
+    for (c = value[1].data; c < value[1].data + value[1].len; c++) {
+        if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z')
+            && !(*c >= '0' && *c <= '9') && *c != '-' && *c != '_'
+            && *c != '.')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid provider name \"%V\": use letters, "
+                               "digits, \"-\", \"_\" and \".\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid provider name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ai_find_provider(amcf, &value[1])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate ai_provider \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_array_push(&amcf->providers);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(p, sizeof(ngx_http_ai_provider_t));
+    p->name = value[1];
+    p->translator = &ngx_ai_openai_translator;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "type=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            for (t = ngx_http_ai_types, j = 0; t[j].translator; j++) {
+                if (t[j].name.len == s.len
+                    && ngx_strncmp(t[j].name.data, s.data, s.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (t[j].translator == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid provider type \"%V\": expected "
+                                   "openai, anthropic or gemini", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            p->translator = t[j].translator;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "pass=", 5) == 0) {
+            p->pass.data = value[i].data + 5;
+            p->pass.len = value[i].len - 5;
+
+            if (p->pass.len < 2 || p->pass.data[0] != '/'
+                || p->pass.data[p->pass.len - 1] == '/')
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": pass= takes a location "
+                                   "prefix like /_ai/openai (starting with "
+                                   "\"/\", no trailing \"/\")", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            if (ngx_http_ai_provider_key(cf, p, &s) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\": ai_provider takes "
+                           "type=, pass= and key=", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->pass.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\" needs pass=/internal/location",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    p->other.len = p->name.len + 2;
+    p->other.data = ngx_pnalloc(cf->pool, p->other.len);
+    if (p->other.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(p->other.data, p->name.data, p->name.len), "/*", 2);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ai_provider_key(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *value)
+{
+    u_char                            *q;
+    ngx_int_t                          rc;
+    ngx_http_ai_secret_opts_t          o;
+    ngx_http_compile_complex_value_t   ccv;
+
+    o.what.len = sizeof("ai_provider \"\"") - 1 + p->name.len;
+    o.what.data = ngx_pnalloc(cf->pool, o.what.len);
+    if (o.what.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q = ngx_cpymem(o.what.data, "ai_provider \"", sizeof("ai_provider \"") - 1);
+    q = ngx_cpymem(q, p->name.data, p->name.len);
+    *q = '"';
+
+    o.file = "key file ";
+    o.max = NGX_HTTP_AI_MAX_KEY_LEN;
+    o.unset = ", requests to this provider are sent without a key";
+
+    rc = ngx_http_ai_secret_read(cf, value, &o, &p->key);
+
+    if (rc == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+
+        if (ngx_http_script_variables_count(value) == 0) {
+            p->key = *value;
+
+        } else {
+            p->key_value = ngx_palloc(cf->pool,
+                                      sizeof(ngx_http_complex_value_t));
+            if (p->key_value == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = value;
+            ccv.complex_value = p->key_value;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            return NGX_CONF_OK;
+        }
+    }
+
+    if (!ngx_http_ai_key_valid(&p->key)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": the key holds control "
+                           "characters or spaces", &p->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a key goes into a request header: nothing that could end or split it */
+
+static ngx_int_t
+ngx_http_ai_key_valid(ngx_str_t *key)
+{
+    size_t  i;
+
+    for (i = 0; i < key->len; i++) {
+        if (key->data[i] <= 0x20 || key->data[i] >= 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_int_t
+ngx_http_ai_provider_key_value(ngx_http_request_t *r,
+    ngx_http_ai_provider_t *p, ngx_str_t *key)
+{
+    if (p->key_value == NULL) {
+        *key = p->key;
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, p->key_value, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (key->len > NGX_HTTP_AI_MAX_KEY_LEN || !ngx_http_ai_key_valid(key)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ai_provider \"%V\": the key variable's value is not "
+                      "a valid key", &p->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_ai_provider_t *
+ngx_http_ai_find_provider(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
+{
+    ngx_uint_t               i;
+    ngx_http_ai_provider_t  *p;
+
+    p = amcf->providers.elts;
+
+    for (i = 0; i < amcf->providers.nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* ai_price provider/model INPUT OUTPUT   (USD per 1M tokens) */
+
+char *
+ngx_http_ai_price_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_main_conf_t *amcf = conf;
+
+    u_char               *slash, *star;
+    ngx_str_t            *value, provider;
+    ngx_uint_t            i;
+    ngx_http_ai_price_t  *price;
+
+    value = cf->args->elts;
+
+    slash = ngx_strlchr(value[1].data, value[1].data + value[1].len, '/');
+
+    if (slash == NULL
+        || !ngx_ai_model_name_valid(value[1].data, value[1].len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model \"%V\": ai_price takes "
+                           "provider/model", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    provider.data = value[1].data;
+    provider.len = slash - value[1].data;
+
+    price = amcf->prices.elts;
+
+    for (i = 0; i < amcf->prices.nelts; i++) {
+        if (price[i].model.len == value[1].len
+            && ngx_strncmp(price[i].model.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate ai_price for \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    price = ngx_array_push(&amcf->prices);
+    if (price == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(price, sizeof(ngx_http_ai_price_t));
+
+    price->model = value[1];
+    price->provider = ngx_http_ai_find_provider(amcf, &provider);
+
+    star = ngx_strlchr(slash, value[1].data + value[1].len, '*');
+
+    if (star) {
+        if (star != value[1].data + value[1].len - 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid model \"%V\": a price family is "
+                               "\"provider/prefix*\", with \"*\" last",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        price->family = 1;
+    }
+
+    if (price->provider == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_price \"%V\": unknown provider \"%V\" "
+                           "(declare it with ai_provider before ai_price)",
+                           &value[1], &provider);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!price->family && ngx_http_ai_model_known(cf, &value[1]) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < 4; i++) {
+        if (ngx_http_ai_parse_usd(value[i].data, value[i].len,
+                                  NGX_HTTP_AI_MAX_PRICE,
+                                  i == 2 ? &price->input : &price->output)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid price \"%V\": expected USD per 1M "
+                               "tokens like 2.50 (at most 9 decimals)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    price->input_text = value[2];
+    price->output_text = value[3];
+
+    return NGX_CONF_OK;
+}
+
+
+/* ai_unpriced refuse | free | default=IN,OUT   (USD per 1M tokens) */
+
+char *
+ngx_http_ai_unpriced_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ai_loc_conf_t *alcf = conf;
+
+    u_char               *comma;
+    ngx_str_t            *value, in, out;
+    ngx_http_ai_price_t  *price;
+
+    if (alcf->unpriced != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 6 && ngx_strncmp(value[1].data, "refuse", 6) == 0) {
+        alcf->unpriced = NGX_HTTP_AI_UNPRICED_REFUSE;
+        alcf->unpriced_price = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 4 && ngx_strncmp(value[1].data, "free", 4) == 0) {
+        alcf->unpriced = NGX_HTTP_AI_UNPRICED_FREE;
+        alcf->unpriced_price = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len < 8 || ngx_strncmp(value[1].data, "default=", 8) != 0) {
+        goto invalid;
+    }
+
+    in.data = value[1].data + 8;
+    comma = ngx_strlchr(in.data, value[1].data + value[1].len, ',');
+
+    if (comma == NULL) {
+        goto invalid;
+    }
+
+    in.len = comma - in.data;
+    out.data = comma + 1;
+    out.len = value[1].data + value[1].len - out.data;
+
+    price = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_price_t));
+    if (price == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ai_parse_usd(in.data, in.len, NGX_HTTP_AI_MAX_PRICE,
+                              &price->input)
+        != NGX_OK
+        || ngx_http_ai_parse_usd(out.data, out.len, NGX_HTTP_AI_MAX_PRICE,
+                                 &price->output)
+           != NGX_OK)
+    {
+        goto invalid;
+    }
+
+    ngx_str_set(&price->model, "unpriced");
+    price->input_text = in;
+    price->output_text = out;
+
+    alcf->unpriced = NGX_HTTP_AI_UNPRICED_DEFAULT;
+    alcf->unpriced_price = price;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"%V\": ai_unpriced takes refuse, free or "
+                       "default=IN,OUT (USD per 1M tokens, e.g. "
+                       "default=2.50,10.00)", &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A model's ai_price: its own, else the family ("provider/prefix*") with
+ * the longest prefix of its name; NULL: none.
+ */
+
+ngx_http_ai_price_t *
+ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
+{
+    size_t                len;
+    ngx_uint_t            i;
+    ngx_http_ai_price_t  *price, *family;
+
+    price = amcf->prices.elts;
+    family = NULL;
+
+    for (i = 0; i < amcf->prices.nelts; i++) {
+
+        if (price[i].family) {
+            len = price[i].model.len - 1;
+
+            if (model->len >= len
+                && ngx_strncmp(price[i].model.data, model->data, len) == 0
+                && (family == NULL || family->model.len < len + 1))
+            {
+                family = &price[i];
+            }
+
+            continue;
+        }
+
+        if (price[i].model.len == model->len
+            && ngx_strncmp(price[i].model.data, model->data, model->len) == 0)
+        {
+            return &price[i];
+        }
+    }
+
+    return family;
+}
+
+
+/*
+ * What the ledger and the metrics call a model: its name when the
+ * configuration names it (ai_price, ai_fallback, ai_pool), the family
+ * that prices it, else the provider's "other" label (its name, a slash
+ * and a star): names a client makes up do not each become a series.
+ */
+
+void
+ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
+    ngx_http_ai_provider_t *provider, ngx_str_t *name, ngx_str_t *label)
+{
+    ngx_uint_t            i;
+    ngx_str_t            *known;
+    ngx_http_ai_price_t  *price;
+
+    known = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        if (known[i].len == name->len
+            && ngx_strncmp(known[i].data, name->data, name->len) == 0)
+        {
+            *label = known[i];
+            return;
+        }
+    }
+
+    price = ngx_http_ai_find_price(amcf, name);
+
+    *label = price ? price->model : provider->other;
+}
+
+
+/* a model named by the configuration, for ngx_http_ai_model_label() */
+
+ngx_int_t
+ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                i;
+    ngx_str_t                *known;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    known = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        if (known[i].len == name->len
+            && ngx_strncmp(known[i].data, name->data, name->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    known = ngx_array_push(&amcf->models);
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    *known = *name;
+
+    return NGX_OK;
+}
+
+
+/* the keys a provider could echo back (ngx_http_ai_attempt_scrub) */
+
+ngx_int_t
+ngx_http_ai_provider_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                i;
+    ngx_str_t                *secret;
+    ngx_http_ai_provider_t   *p;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+    p = amcf->providers.elts;
+
+    for (i = 0; i < amcf->providers.nelts; i++) {
+        if (p[i].key.len == 0) {
+            continue;
+        }
+
+        secret = ngx_array_push(&amcf->secrets);
+        if (secret == NULL) {
+            return NGX_ERROR;
+        }
+
+        *secret = p[i].key;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "provider/model": the configured provider and the model after the
+ * slash, which the provider's wire format must be able to carry.  Names
+ * come from the configuration or the request's JSON: both end with a NUL,
+ * which the translators need after the upstream model.
+ */
+
+ngx_uint_t
+ngx_http_ai_model_split(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name,
+    ngx_http_ai_model_t *m)
+{
+    u_char     *slash;
+    ngx_str_t   provider;
+
+    slash = ngx_strlchr(name->data, name->data + name->len, '/');
+
+    if (slash == NULL) {
+        return NGX_HTTP_AI_MODEL_NO_PROVIDER;
+    }
+
+    provider.data = name->data;
+    provider.len = slash - name->data;
+
+    m->provider = ngx_http_ai_find_provider(amcf, &provider);
+
+    if (m->provider == NULL) {
+        return NGX_HTTP_AI_MODEL_UNKNOWN_PROVIDER;
+    }
+
+    m->name = *name;
+    m->upstream.data = slash + 1;
+    m->upstream.len = name->data + name->len - (slash + 1);
+
+    if (m->provider->translator->model_valid
+        && !m->provider->translator->model_valid(m->upstream.data,
+                                                 m->upstream.len))
+    {
+        return NGX_HTTP_AI_MODEL_INVALID;
+    }
+
+    return NGX_HTTP_AI_MODEL_OK;
+}
+
+
+/* "provider/model" from the configuration, its provider declared */
+
+ngx_http_ai_model_t *
+ngx_http_ai_model_parse(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_str_t                 provider;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_model_t));
+    if (m == NULL) {
+        return NULL;
+    }
+
+    if (!ngx_ai_model_name_valid(name->data, name->len)) {
+        goto invalid;
+    }
+
+    switch (ngx_http_ai_model_split(amcf, name, m)) {
+
+    case NGX_HTTP_AI_MODEL_OK:
+        break;
+
+    case NGX_HTTP_AI_MODEL_UNKNOWN_PROVIDER:
+        provider.data = name->data;
+        provider.len = ngx_strlchr(name->data, name->data + name->len, '/')
+                       - name->data;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "model \"%V\": unknown provider \"%V\" (declare "
+                           "it with ai_provider first)", name, &provider);
+        return NULL;
+
+    case NGX_HTTP_AI_MODEL_INVALID:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model \"%V\": a %V model is named with "
+                           "letters, digits, \"-\", \".\" and \"_\"",
+                           name, &m->provider->translator->name);
+        return NULL;
+
+    default: /* NGX_HTTP_AI_MODEL_NO_PROVIDER */
+        goto invalid;
+    }
+
+    m->label = *name;
+
+    if (ngx_http_ai_model_known(cf, name) != NGX_OK) {
+        return NULL;
+    }
+
+    return m;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid model \"%V\": expected provider/model", name);
+    return NULL;
+}
