@@ -72,7 +72,8 @@ for (my $deadline = time + 10; ; sleep 0.05) {
 my $SYNC = "sync=redis://127.0.0.1:$rport sync_interval=100ms sync_timeout=2s";
 
 # one worker: the log phases, and so the order of every queue, follow
-# the order of the requests
+# the order of the requests; the fusion's second member answers 300 ms
+# after the first, so its calls end in one order too
 (my $pre = $t->config_preamble) =~ s/worker_processes 2;/worker_processes 1;/;
 
 my $conf = $pre . "http {\n" . $t->http_preamble . <<'EOF';
@@ -81,7 +82,7 @@ my $conf = $pre . "http {\n" . $t->http_preamble . <<'EOF';
     ai_price openai/gpt-4o-mini 0.15 0.60;
     ai_price openai/x-status500 2.50 10.00;
     ai_price openai/alpha 1.00 2.00;
-    ai_price openai/beta 1.00 2.00;
+    ai_price openai/beta-delay300 1.00 2.00;
     ai_price openai/verdict 1.00 2.00;
     ai_price openai/fam-* 0.50 1.50;
 
@@ -125,7 +126,8 @@ my $conf = $pre . "http {\n" . $t->http_preamble . <<'EOF';
         location "/fusion/v1/" {
             ai_gateway;
             ai_cost zone=cost key=$http_authorization;
-            ai_pool openai/alpha openai/beta judge=openai/verdict mode=merge;
+            ai_pool openai/alpha openai/beta-delay300 judge=openai/verdict
+                    mode=merge;
         }
 
         location /fleet/v1/ {
