@@ -371,8 +371,8 @@ ngx_int_t ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb,
     ngx_str_t *model, ngx_log_t *log);
 void ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb,
     ngx_str_t *model, ngx_uint_t ok, ngx_log_t *log);
-ngx_int_t ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
-    ngx_ai_buf_t *out);
+void ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
+    ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_handler.c */
 void ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
@@ -392,8 +392,7 @@ ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message);
 ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
     ngx_uint_t last);
-ngx_int_t ngx_http_ai_guard_status_json(ngx_http_request_t *r,
-    ngx_ai_buf_t *b);
+void ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_upstream.c; attempt_start: NGX_DECLINED when the call
  * may not be made, ctx->refused says why */

@@ -59,7 +59,7 @@ static time_t ngx_http_ai_cost_renews(ngx_uint_t period, time_t now);
 static void ngx_http_ai_cost_add(ngx_http_ai_counters_t *to,
     ngx_http_ai_counters_t *add);
 
-static ngx_int_t ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b,
+static void ngx_http_ai_cost_json_counters(ngx_ai_jw_t *w,
     ngx_http_ai_counters_t *c);
 
 
@@ -1888,68 +1888,33 @@ ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
 
 /* ---- status ---- */
 
-static ngx_int_t
-ngx_http_ai_cost_json_counters(ngx_ai_buf_t *b, ngx_http_ai_counters_t *c)
+static void
+ngx_http_ai_cost_json_counters(ngx_ai_jw_t *w, ngx_http_ai_counters_t *c)
 {
-    if (ngx_ai_buf_append_str(b, "\"requests\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->requests) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"errors\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->errors) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"input_tokens\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->input_tokens) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"output_tokens\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->output_tokens) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"cost_nano_usd\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->cost) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
-        || ngx_http_ai_buf_append_usd(b, c->cost) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"aborted\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->aborted) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"estimated_input_tokens\":")
-           != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->est_input_tokens) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"estimated_cost_nano_usd\":")
-           != NGX_OK
-        || ngx_ai_buf_append_uint(b, c->est_cost) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    ngx_ai_jw_key_uint(w, "requests", c->requests);
+    ngx_ai_jw_key_uint(w, "errors", c->errors);
+    ngx_ai_jw_key_uint(w, "input_tokens", c->input_tokens);
+    ngx_ai_jw_key_uint(w, "output_tokens", c->output_tokens);
+    ngx_ai_jw_key_uint(w, "cost_nano_usd", c->cost);
+    ngx_ai_jw_key_usd(w, "cost_usd", c->cost);
+    ngx_ai_jw_key_uint(w, "aborted", c->aborted);
+    ngx_ai_jw_key_uint(w, "estimated_input_tokens", c->est_input_tokens);
+    ngx_ai_jw_key_uint(w, "estimated_cost_nano_usd", c->est_cost);
 }
 
 
-/*
- * "totals":{...},"ledger":[...],"spend":[...],"zones":[... of every cost
- * zone (the caller adds the rate zones and closes the array); with f,
- * the ledger and spend entries it keeps
- */
+/* the status "totals": the counters of every cost zone added up */
 
-ngx_int_t
-ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
-    ngx_http_ai_status_filter_t *f)
+void
+ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w)
 {
-    u_char                   *digest;
-    time_t                    now;
-    uint64_t                  day, month;
-    ngx_int_t                 rc;
-    ngx_str_t                 route, model;
-    ngx_uint_t                i, pass, first;
-    ngx_tm_t                  tm;
-    ngx_queue_t              *q;
+    ngx_uint_t                i;
     ngx_shm_zone_t          **zones;
     ngx_http_ai_counters_t    totals;
-    ngx_http_ai_cost_node_t  *cn;
     ngx_http_ai_cost_zone_t  *zone;
-    u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
 
     zones = lmcf->cost_zones.elts;
-
-    now = ngx_time();
-    day = (uint64_t) now / 86400;
-    ngx_gmtime(now, &tm);
-    month = (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1;
 
     ngx_memzero(&totals, sizeof(ngx_http_ai_counters_t));
 
@@ -1961,168 +1926,136 @@ ngx_http_ai_cost_json(ngx_http_request_t *r,
         ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 
-    if (ngx_ai_buf_append_str(b, "\"totals\":{") != NGX_OK
-        || ngx_http_ai_cost_json_counters(b, &totals) != NGX_OK
-        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_object(w);
+    ngx_http_ai_cost_json_counters(w, &totals);
+    ngx_ai_jw_end(w);
+}
 
-    /* pass 0: ledger entries, pass 1: accounts */
 
-    for (pass = 0; pass < 2; pass++) {
+/*
+ * The status "ledger" (list NGX_HTTP_AI_STATUS_LEDGER) or "spend"
+ * (NGX_HTTP_AI_STATUS_SPEND) array of every cost zone; with f, the
+ * entries it keeps
+ */
 
-        if (ngx_ai_buf_append_str(b, pass ? "],\"spend\":["
-                                          : ",\"ledger\":[")
-            != NGX_OK)
+void
+ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f, ngx_uint_t list)
+{
+    u_char                   *digest;
+    time_t                    now;
+    uint64_t                  day, month;
+    ngx_str_t                 route, model;
+    ngx_uint_t                i, spend;
+    ngx_tm_t                  tm;
+    ngx_queue_t              *q;
+    ngx_shm_zone_t          **zones;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+    u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
+
+    zones = lmcf->cost_zones.elts;
+    spend = (list == NGX_HTTP_AI_STATUS_SPEND);
+
+    now = ngx_time();
+    day = (uint64_t) now / 86400;
+    ngx_gmtime(now, &tm);
+    month = (uint64_t) tm.ngx_tm_year * 12 + tm.ngx_tm_mon - 1;
+
+    ngx_ai_jw_array(w);
+
+    for (i = 0; i < lmcf->cost_zones.nelts && w->rc == NGX_OK; i++) {
+        zone = zones[i]->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        for (q = ngx_queue_head(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue) && w->rc == NGX_OK;
+             q = ngx_queue_next(q))
         {
-            return NGX_ERROR;
-        }
+            cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
 
-        first = 1;
+            if ((cn->type == NGX_HTTP_AI_COST_LEDGER) == spend) {
+                continue;
+            }
 
-        for (i = 0; i < lmcf->cost_zones.nelts; i++) {
-            zone = zones[i]->data;
-            rc = NGX_OK;
+            ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
 
-            ngx_shmtx_lock(&zone->shpool->mutex);
-
-            for (q = ngx_queue_head(&zone->sh->queue);
-                 q != ngx_queue_sentinel(&zone->sh->queue);
-                 q = ngx_queue_next(q))
+            if (f && !ngx_http_ai_status_keep(f, list, &zones[i]->shm.name,
+                                              digest,
+                                              (spend && digest) ? NULL
+                                                                : &route,
+                                              spend ? NULL : &model))
             {
-                cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
-
-                if ((cn->type == NGX_HTTP_AI_COST_LEDGER) == pass) {
-                    continue;
-                }
-
-                ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
-
-                if (f && !ngx_http_ai_status_keep(f, pass, &zones[i]->shm.name,
-                                                  digest,
-                                                  (pass && digest) ? NULL
-                                                                   : &route,
-                                                  pass ? NULL : &model))
-                {
-                    continue;
-                }
-
-                if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                    || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-                    || ngx_ai_buf_append_json_string(b,
-                                                zones[i]->shm.name.data,
-                                                zones[i]->shm.name.len)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"key\":") != NGX_OK)
-                {
-                    rc = NGX_ERROR;
-                    break;
-                }
-
-                first = 0;
-
-                if (digest) {
-                    ngx_http_ai_digest_hex(hex, digest,
-                                           NGX_HTTP_AI_KEY_PREFIX / 2);
-                    rc = ngx_ai_buf_append_json_string(b, hex,
-                                                NGX_HTTP_AI_KEY_PREFIX);
-
-                } else {
-                    rc = ngx_ai_buf_append_str(b, "null");
-                }
-
-                if (rc != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK)
-                {
-                    rc = NGX_ERROR;
-                    break;
-                }
-
-                if (pass && digest) {
-                    rc = ngx_ai_buf_append_str(b, "null");
-
-                } else {
-                    rc = ngx_ai_buf_append_json_string(b, route.data,
-                                                       route.len);
-                }
-
-                if (rc != NGX_OK) {
-                    break;
-                }
-
-                if (pass == 0) {
-                    rc = (ngx_ai_buf_append_str(b, ",\"model\":") == NGX_OK
-                          && ngx_ai_buf_append_json_string(b, model.data,
-                                                           model.len)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",") == NGX_OK
-                          && ngx_http_ai_cost_json_counters(b,
-                                                         &cn->u.ledger.c)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",\"first_seen\":")
-                             == NGX_OK
-                          && ngx_ai_buf_append_uint(b,
-                                            (uint64_t) cn->u.ledger.first)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",\"last_seen\":")
-                             == NGX_OK
-                          && ngx_ai_buf_append_uint(b,
-                                            (uint64_t) cn->u.ledger.last)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, "}") == NGX_OK)
-                         ? NGX_OK : NGX_ERROR;
-
-                } else {
-                    rc = (ngx_ai_buf_append_str(b, ",\"day_nano_usd\":")
-                          == NGX_OK
-                          && ngx_ai_buf_append_uint(b,
-                                         cn->u.account.day == day
-                                         ? cn->u.account.day_spend : 0)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",\"month_nano_usd\":")
-                             == NGX_OK
-                          && ngx_ai_buf_append_uint(b,
-                                         cn->u.account.month == month
-                                         ? cn->u.account.month_spend : 0)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",\"total_nano_usd\":")
-                             == NGX_OK
-                          && ngx_ai_buf_append_uint(b, cn->u.account.total)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, ",\"total_usd\":")
-                             == NGX_OK
-                          && ngx_http_ai_buf_append_usd(b,
-                                                        cn->u.account.total)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b,
-                                                   ",\"in_flight_nano_usd\":")
-                             == NGX_OK
-                          && ngx_ai_buf_append_uint(b,
-                                                    cn->u.account.in_flight)
-                             == NGX_OK
-                          && ngx_ai_buf_append_str(b, "}") == NGX_OK)
-                         ? NGX_OK : NGX_ERROR;
-                }
-
-                if (rc != NGX_OK) {
-                    break;
-                }
+                continue;
             }
 
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_ai_jw_object(w);
+            ngx_ai_jw_key_string(w, "zone", zones[i]->shm.name.data,
+                                 zones[i]->shm.name.len);
+            ngx_ai_jw_key(w, "key");
 
-            if (rc != NGX_OK) {
-                return NGX_ERROR;
+            if (digest) {
+                ngx_http_ai_digest_hex(hex, digest,
+                                       NGX_HTTP_AI_KEY_PREFIX / 2);
+                ngx_ai_jw_string(w, hex, NGX_HTTP_AI_KEY_PREFIX);
+
+            } else {
+                ngx_ai_jw_null(w);
             }
+
+            ngx_ai_jw_key(w, "route");
+
+            if (spend && digest) {
+                ngx_ai_jw_null(w);
+
+            } else {
+                ngx_ai_jw_string(w, route.data, route.len);
+            }
+
+            if (!spend) {
+                ngx_ai_jw_key_string(w, "model", model.data, model.len);
+                ngx_http_ai_cost_json_counters(w, &cn->u.ledger.c);
+                ngx_ai_jw_key_uint(w, "first_seen",
+                                   (uint64_t) cn->u.ledger.first);
+                ngx_ai_jw_key_uint(w, "last_seen",
+                                   (uint64_t) cn->u.ledger.last);
+
+            } else {
+                ngx_ai_jw_key_uint(w, "day_nano_usd",
+                                   cn->u.account.day == day
+                                   ? cn->u.account.day_spend : 0);
+                ngx_ai_jw_key_uint(w, "month_nano_usd",
+                                   cn->u.account.month == month
+                                   ? cn->u.account.month_spend : 0);
+                ngx_ai_jw_key_uint(w, "total_nano_usd", cn->u.account.total);
+                ngx_ai_jw_key_usd(w, "total_usd", cn->u.account.total);
+                ngx_ai_jw_key_uint(w, "in_flight_nano_usd",
+                                   cn->u.account.in_flight);
+            }
+
+            ngx_ai_jw_end(w);
         }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 
-    /* the zones themselves: sizing and what they hold */
+    ngx_ai_jw_end(w);
+}
 
-    if (ngx_ai_buf_append_str(b, "],\"zones\":[") != NGX_OK) {
-        return NGX_ERROR;
-    }
+
+/* an item of the status "zones" array for every cost zone */
+
+void
+ngx_http_ai_cost_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w)
+{
+    ngx_uint_t                i, entries, accounts, evicted;
+    ngx_shm_zone_t          **zones;
+    ngx_http_ai_counters_t    totals;
+    ngx_http_ai_cost_zone_t  *zone;
+
+    zones = lmcf->cost_zones.elts;
 
     for (i = 0; i < lmcf->cost_zones.nelts; i++) {
         zone = zones[i]->data;
@@ -2130,33 +2063,24 @@ ngx_http_ai_cost_json(ngx_http_request_t *r,
         ngx_shmtx_lock(&zone->shpool->mutex);
 
         totals = zone->sh->totals;
-        day = zone->sh->entries;
-        month = zone->sh->accounts;
-        pass = zone->sh->evicted;
+        entries = zone->sh->entries;
+        accounts = zone->sh->accounts;
+        evicted = zone->sh->evicted;
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        if ((i && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-            || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
-                                             zones[i]->shm.name.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"type\":\"cost\",\"size\":")
-               != NGX_OK
-            || ngx_ai_buf_append_uint(b, zones[i]->shm.size) != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"entries\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, day) != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"accounts\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, month) != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"evicted\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, pass) != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"totals\":{") != NGX_OK
-            || ngx_http_ai_cost_json_counters(b, &totals) != NGX_OK
-            || ngx_ai_buf_append_str(b, "}}") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_object(w);
+        ngx_ai_jw_key_string(w, "zone", zones[i]->shm.name.data,
+                             zones[i]->shm.name.len);
+        ngx_ai_jw_key_string(w, "type", (u_char *) "cost", 4);
+        ngx_ai_jw_key_uint(w, "size", zones[i]->shm.size);
+        ngx_ai_jw_key_uint(w, "entries", entries);
+        ngx_ai_jw_key_uint(w, "accounts", accounts);
+        ngx_ai_jw_key_uint(w, "evicted", evicted);
+        ngx_ai_jw_key(w, "totals");
+        ngx_ai_jw_object(w);
+        ngx_http_ai_cost_json_counters(w, &totals);
+        ngx_ai_jw_end(w);
+        ngx_ai_jw_end(w);
     }
-
-    return NGX_OK;
 }

@@ -484,11 +484,10 @@ ngx_int_t ngx_http_ai_rate_more(ngx_http_ai_limits_ctx_t *lctx,
 ngx_int_t ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf);
 void ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx);
-ngx_int_t ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
-    ngx_http_ai_status_filter_t *f);
-ngx_int_t ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_buf_t *b, ngx_uint_t first);
+void ngx_http_ai_rate_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f);
+void ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 u_char *ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms);
 ngx_int_t ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
@@ -517,9 +516,12 @@ void ngx_http_ai_cost_less(ngx_http_ai_limits_ctx_t *lctx,
 ngx_int_t ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add);
-ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
-    ngx_http_ai_status_filter_t *f);
+void ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
+void ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f, ngx_uint_t list);
+void ngx_http_ai_cost_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,

@@ -104,15 +104,13 @@ static void ngx_http_ai_metrics_evict(ngx_http_ai_metrics_zone_t *mz,
 static void ngx_http_ai_histogram_add(ngx_http_ai_histogram_t *h,
     ngx_msec_t ms);
 static ngx_uint_t ngx_http_ai_histogram_bucket(ngx_msec_t ms);
-static ngx_int_t ngx_http_ai_metrics_hist_json(ngx_ai_buf_t *b,
+static void ngx_http_ai_metrics_hist_json(ngx_ai_jw_t *w,
     ngx_http_ai_histogram_t *h, ngx_uint_t buckets);
-static ngx_int_t ngx_http_ai_metrics_labels_json(ngx_ai_buf_t *b,
+static void ngx_http_ai_metrics_labels_json(ngx_ai_jw_t *w,
     ngx_http_ai_metrics_node_t *mn);
-static ngx_int_t ngx_http_ai_metrics_opt_string(ngx_ai_buf_t *b,
-    u_char *p, size_t len);
-static ngx_int_t ngx_http_ai_metrics_field(ngx_ai_buf_t *b,
-    const char *name, uint64_t n);
-static ngx_int_t ngx_http_ai_metrics_columns(ngx_ai_buf_t *b,
+static void ngx_http_ai_metrics_opt_string(ngx_ai_jw_t *w, u_char *p,
+    size_t len);
+static void ngx_http_ai_metrics_columns(ngx_ai_jw_t *w,
     ngx_http_ai_metrics_column_t *col, void *p, size_t stride, ngx_uint_t n);
 
 
@@ -153,9 +151,9 @@ static ngx_http_ai_metrics_column_t  ngx_http_ai_metrics_point_columns[] = {
                                cost),
     { NULL, 0, 0 }
 };
-static ngx_int_t ngx_http_ai_metrics_quantiles(ngx_ai_buf_t *b,
-    const char *name, ngx_http_ai_metrics_minute_t *mins, ngx_uint_t n,
-    ngx_uint_t ttft, ngx_uint_t permille);
+static void ngx_http_ai_metrics_quantiles(ngx_ai_jw_t *w, const char *name,
+    ngx_http_ai_metrics_minute_t *mins, ngx_uint_t n, ngx_uint_t ttft,
+    ngx_uint_t permille);
 
 static char *ngx_http_ai_metrics_zone_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -1066,13 +1064,11 @@ ngx_http_ai_histogram_quantile(uint64_t *buckets, uint64_t count,
 
 /* ---- JSON for ai_status ---- */
 
-/* the zone's item in "zones" */
+/* the zone's item in the status "zones" array; none without a zone */
 
-ngx_int_t
-ngx_http_ai_metrics_zone_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
-    ngx_uint_t first)
+void
+ngx_http_ai_metrics_zone_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 {
-    ngx_int_t                         rc;
     ngx_http_ai_metrics_sh_t         *sh;
     ngx_http_ai_metrics_zone_t       *mz;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
@@ -1080,57 +1076,43 @@ ngx_http_ai_metrics_zone_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
     mmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_metrics_module);
 
     if (mmcf->zone == NULL) {
-        return NGX_OK;
+        return;
     }
 
     mz = mmcf->zone->data;
     sh = mz->sh;
 
-    if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-        || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-        || ngx_ai_buf_append_json_string(b, mmcf->zone->shm.name.data,
-                                         mmcf->zone->shm.name.len)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"type\":\"metrics\"") != NGX_OK
-        || ngx_http_ai_metrics_field(b, "size", mmcf->zone->shm.size)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key_string(w, "zone", mmcf->zone->shm.name.data,
+                         mmcf->zone->shm.name.len);
+    ngx_ai_jw_key_string(w, "type", (u_char *) "metrics", 7);
+    ngx_ai_jw_key_uint(w, "size", mmcf->zone->shm.size);
 
     ngx_shmtx_lock(&mz->shpool->mutex);
 
-    rc = (ngx_http_ai_metrics_field(b, "entries", sh->entries) == NGX_OK
-          && ngx_http_ai_metrics_field(b, "series", sh->nseries) == NGX_OK
-          && ngx_http_ai_metrics_field(b, "max_series", sh->max_series)
-             == NGX_OK
-          && ngx_http_ai_metrics_field(b, "evicted", sh->evicted) == NGX_OK
-          && ngx_http_ai_metrics_field(b, "series_evicted",
-                                       sh->series_evicted) == NGX_OK)
-         ? NGX_OK : NGX_ERROR;
+    ngx_ai_jw_key_uint(w, "entries", sh->entries);
+    ngx_ai_jw_key_uint(w, "series", sh->nseries);
+    ngx_ai_jw_key_uint(w, "max_series", sh->max_series);
+    ngx_ai_jw_key_uint(w, "evicted", sh->evicted);
+    ngx_ai_jw_key_uint(w, "series_evicted", sh->series_evicted);
 
     ngx_shmtx_unlock(&mz->shpool->mutex);
 
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_ai_buf_append_str(b, "}");
+    ngx_ai_jw_end(w);
 }
 
 
 /*
- * "metrics": {"since", "histogram_bounds_ms", "totals", "requests",
- * "calls", "refusals", "fusion", "keys", "models", "routes"}; null
- * without a zone.
+ * The status "metrics": {"zone", "histogram_bounds_ms", "since",
+ * "totals", "requests", "calls", "refusals", "fusion", "keys", "models",
+ * "routes"}; null without a zone.
  */
 
-ngx_int_t
-ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
+void
+ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 {
-    ngx_int_t                         rc;
-    ngx_uint_t                        i, type, first;
-    ngx_queue_t                      *q;
+    ngx_uint_t                        i, type;
+    ngx_queue_t                      *q, *list;
     ngx_http_ai_metrics_sh_t         *sh;
     ngx_http_ai_metrics_node_t       *mn;
     ngx_http_ai_metrics_zone_t       *mz;
@@ -1145,96 +1127,66 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
     mmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_metrics_module);
 
     if (mmcf->zone == NULL) {
-        return ngx_ai_buf_append_str(b, "null");
+        ngx_ai_jw_null(w);
+        return;
     }
 
     mz = mmcf->zone->data;
     sh = mz->sh;
 
-    if (ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-        || ngx_ai_buf_append_json_string(b, mmcf->zone->shm.name.data,
-                                         mmcf->zone->shm.name.len)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"histogram_bounds_ms\":[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key_string(w, "zone", mmcf->zone->shm.name.data,
+                         mmcf->zone->shm.name.len);
+    ngx_ai_jw_key(w, "histogram_bounds_ms");
+    ngx_ai_jw_array(w);
 
     for (i = 0; i < NGX_HTTP_AI_METRICS_BUCKETS - 1; i++) {
-        if ((i && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-            || ngx_ai_buf_append_uint(b, ngx_http_ai_metrics_bounds[i])
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_uint(w, ngx_http_ai_metrics_bounds[i]);
     }
 
-    if (ngx_ai_buf_append_str(b, "]") != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_end(w);
 
     ngx_shmtx_lock(&mz->shpool->mutex);
 
     tt = &sh->totals;
-    rc = NGX_ERROR;
 
-    if (ngx_http_ai_metrics_field(b, "since", sh->started) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"totals\":{\"requests\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, tt->requests) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "status_2xx", tt->status_2xx)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "status_4xx", tt->status_4xx)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "status_5xx", tt->status_5xx)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "calls", tt->calls) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "call_errors", tt->call_errors)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "aborted", tt->aborted) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "input_tokens", tt->input_tokens)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "output_tokens", tt->output_tokens)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "cost_nano_usd", tt->cost) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
-        || ngx_http_ai_buf_append_usd(b, tt->cost) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "estimated_cost_nano_usd",
-                                     tt->est_cost) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "fallbacks", tt->fallbacks)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "breaker_skips", tt->skipped)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "rate_limited", tt->rate_limited)
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "budget_refused",
-                                     tt->budget_refused) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "fusions", tt->fusions) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"duration_ms\":") != NGX_OK
-        || ngx_http_ai_metrics_hist_json(b, &tt->duration, 0) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"ttft_ms\":") != NGX_OK
-        || ngx_http_ai_metrics_hist_json(b, &tt->ttft, 0) != NGX_OK
-        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-    {
-        goto done;
-    }
+    ngx_ai_jw_key_uint(w, "since", sh->started);
+    ngx_ai_jw_key(w, "totals");
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key_uint(w, "requests", tt->requests);
+    ngx_ai_jw_key_uint(w, "status_2xx", tt->status_2xx);
+    ngx_ai_jw_key_uint(w, "status_4xx", tt->status_4xx);
+    ngx_ai_jw_key_uint(w, "status_5xx", tt->status_5xx);
+    ngx_ai_jw_key_uint(w, "calls", tt->calls);
+    ngx_ai_jw_key_uint(w, "call_errors", tt->call_errors);
+    ngx_ai_jw_key_uint(w, "aborted", tt->aborted);
+    ngx_ai_jw_key_uint(w, "input_tokens", tt->input_tokens);
+    ngx_ai_jw_key_uint(w, "output_tokens", tt->output_tokens);
+    ngx_ai_jw_key_uint(w, "cost_nano_usd", tt->cost);
+    ngx_ai_jw_key_usd(w, "cost_usd", tt->cost);
+    ngx_ai_jw_key_uint(w, "estimated_cost_nano_usd", tt->est_cost);
+    ngx_ai_jw_key_uint(w, "fallbacks", tt->fallbacks);
+    ngx_ai_jw_key_uint(w, "breaker_skips", tt->skipped);
+    ngx_ai_jw_key_uint(w, "rate_limited", tt->rate_limited);
+    ngx_ai_jw_key_uint(w, "budget_refused", tt->budget_refused);
+    ngx_ai_jw_key_uint(w, "fusions", tt->fusions);
+    ngx_ai_jw_key(w, "duration_ms");
+    ngx_http_ai_metrics_hist_json(w, &tt->duration, 0);
+    ngx_ai_jw_key(w, "ttft_ms");
+    ngx_http_ai_metrics_hist_json(w, &tt->ttft, 0);
+    ngx_ai_jw_end(w);
 
     for (type = NGX_HTTP_AI_METRICS_REQUEST;
-         type <= NGX_HTTP_AI_METRICS_ROUTE;
+         type <= NGX_HTTP_AI_METRICS_ROUTE && w->rc == NGX_OK;
          type++)
     {
-        if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
-            || ngx_ai_buf_append_str(b, lists[type]) != NGX_OK
-            || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-        {
-            goto done;
-        }
+        ngx_ai_jw_key(w, lists[type]);
+        ngx_ai_jw_array(w);
 
-        q = (type >= NGX_HTTP_AI_METRICS_KEY) ? &sh->series : &sh->queue;
-        first = 1;
+        list = (type >= NGX_HTTP_AI_METRICS_KEY) ? &sh->series : &sh->queue;
 
-        for (q = ngx_queue_head(q);
-             q != ngx_queue_sentinel((type >= NGX_HTTP_AI_METRICS_KEY)
-                                     ? &sh->series : &sh->queue);
+        for (q = ngx_queue_head(list);
+             q != ngx_queue_sentinel(list) && w->rc == NGX_OK;
              q = ngx_queue_next(q))
         {
             mn = ngx_queue_data(q, ngx_http_ai_metrics_node_t, queue);
@@ -1243,141 +1195,69 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
                 continue;
             }
 
-            if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                || ngx_ai_buf_append_str(b, "{") != NGX_OK
-                || ngx_http_ai_metrics_labels_json(b, mn) != NGX_OK)
-            {
-                goto done;
-            }
-
-            first = 0;
+            ngx_ai_jw_object(w);
+            ngx_http_ai_metrics_labels_json(w, mn);
 
             switch (type) {
 
             case NGX_HTTP_AI_METRICS_REQUEST:
-                if (ngx_http_ai_metrics_field(b, "requests",
-                                              mn->u.request.requests)
-                    != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"duration_ms\":")
-                       != NGX_OK
-                    || ngx_http_ai_metrics_hist_json(b,
-                                             &mn->u.request.duration, 1)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"ttft_ms\":") != NGX_OK
-                    || ngx_http_ai_metrics_hist_json(b, &mn->u.request.ttft,
-                                                     1)
-                       != NGX_OK)
-                {
-                    goto done;
-                }
-
+                ngx_ai_jw_key_uint(w, "requests", mn->u.request.requests);
+                ngx_ai_jw_key(w, "duration_ms");
+                ngx_http_ai_metrics_hist_json(w, &mn->u.request.duration, 1);
+                ngx_ai_jw_key(w, "ttft_ms");
+                ngx_http_ai_metrics_hist_json(w, &mn->u.request.ttft, 1);
                 break;
 
             case NGX_HTTP_AI_METRICS_CALL:
-                if (ngx_http_ai_metrics_field(b, "calls", mn->u.call.calls)
-                    != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "errors",
-                                                 mn->u.call.errors)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "aborted",
-                                                 mn->u.call.aborted)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "input_tokens",
-                                                 mn->u.call.input_tokens)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "output_tokens",
-                                                 mn->u.call.output_tokens)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "cost_nano_usd",
-                                                 mn->u.call.cost)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
-                    || ngx_http_ai_buf_append_usd(b, mn->u.call.cost)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b,
-                                                 "estimated_cost_nano_usd",
-                                                 mn->u.call.est_cost)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "fallbacks",
-                                                 mn->u.call.fallbacks)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "breaker_skips",
-                                                 mn->u.call.skipped)
-                       != NGX_OK)
-                {
-                    goto done;
-                }
-
+                ngx_ai_jw_key_uint(w, "calls", mn->u.call.calls);
+                ngx_ai_jw_key_uint(w, "errors", mn->u.call.errors);
+                ngx_ai_jw_key_uint(w, "aborted", mn->u.call.aborted);
+                ngx_ai_jw_key_uint(w, "input_tokens",
+                                   mn->u.call.input_tokens);
+                ngx_ai_jw_key_uint(w, "output_tokens",
+                                   mn->u.call.output_tokens);
+                ngx_ai_jw_key_uint(w, "cost_nano_usd", mn->u.call.cost);
+                ngx_ai_jw_key_usd(w, "cost_usd", mn->u.call.cost);
+                ngx_ai_jw_key_uint(w, "estimated_cost_nano_usd",
+                                   mn->u.call.est_cost);
+                ngx_ai_jw_key_uint(w, "fallbacks", mn->u.call.fallbacks);
+                ngx_ai_jw_key_uint(w, "breaker_skips", mn->u.call.skipped);
                 break;
 
             case NGX_HTTP_AI_METRICS_REFUSAL:
             case NGX_HTTP_AI_METRICS_FUSION:
-                if (ngx_http_ai_metrics_field(b, "requests",
-                                              mn->u.refusal.count)
-                    != NGX_OK)
-                {
-                    goto done;
-                }
-
+                ngx_ai_jw_key_uint(w, "requests", mn->u.refusal.count);
                 break;
 
             default: /* a series */
-                if (ngx_http_ai_metrics_field(b, "requests",
-                                              mn->u.series.requests)
-                    != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "calls",
-                                                 mn->u.series.calls)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "input_tokens",
-                                                 mn->u.series.input_tokens)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "output_tokens",
-                                                 mn->u.series.output_tokens)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "cost_nano_usd",
-                                                 mn->u.series.cost)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
-                    || ngx_http_ai_buf_append_usd(b, mn->u.series.cost)
-                       != NGX_OK
-                    || ngx_http_ai_metrics_field(b, "since",
-                                                 mn->u.series.created)
-                       != NGX_OK)
-                {
-                    goto done;
-                }
-
+                ngx_ai_jw_key_uint(w, "requests", mn->u.series.requests);
+                ngx_ai_jw_key_uint(w, "calls", mn->u.series.calls);
+                ngx_ai_jw_key_uint(w, "input_tokens",
+                                   mn->u.series.input_tokens);
+                ngx_ai_jw_key_uint(w, "output_tokens",
+                                   mn->u.series.output_tokens);
+                ngx_ai_jw_key_uint(w, "cost_nano_usd", mn->u.series.cost);
+                ngx_ai_jw_key_usd(w, "cost_usd", mn->u.series.cost);
+                ngx_ai_jw_key_uint(w, "since", mn->u.series.created);
                 break;
             }
 
-            if (ngx_ai_buf_append_str(b, "}") != NGX_OK) {
-                goto done;
-            }
+            ngx_ai_jw_end(w);
         }
 
-        if (ngx_ai_buf_append_str(b, "]") != NGX_OK) {
-            goto done;
-        }
+        ngx_ai_jw_end(w);
     }
-
-    rc = NGX_OK;
-
-done:
 
     ngx_shmtx_unlock(&mz->shpool->mutex);
 
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_ai_buf_append_str(b, "}");
+    ngx_ai_jw_end(w);
 }
 
 
 /* "route", "provider", "model", "status" ... of an entry */
 
-static ngx_int_t
-ngx_http_ai_metrics_labels_json(ngx_ai_buf_t *b,
+static void
+ngx_http_ai_metrics_labels_json(ngx_ai_jw_t *w,
     ngx_http_ai_metrics_node_t *mn)
 {
     u_char     *model, *extra, *slash;
@@ -1388,150 +1268,101 @@ ngx_http_ai_metrics_labels_json(ngx_ai_buf_t *b,
     extra = model + mn->model_len;
 
     if (type >= NGX_HTTP_AI_METRICS_KEY) {
-        return (ngx_ai_buf_append_str(b,
-                    type == NGX_HTTP_AI_METRICS_KEY ? "\"key\":"
-                    : type == NGX_HTTP_AI_METRICS_MODEL ? "\"model\":"
-                    : "\"route\":") == NGX_OK
-                && ngx_ai_buf_append_json_string(b, mn->data, mn->route_len)
-                   == NGX_OK)
-               ? NGX_OK : NGX_ERROR;
+        ngx_ai_jw_key(w, type == NGX_HTTP_AI_METRICS_KEY ? "key"
+                         : type == NGX_HTTP_AI_METRICS_MODEL ? "model"
+                         : "route");
+        ngx_ai_jw_string(w, mn->data, mn->route_len);
+        return;
     }
 
-    if (ngx_ai_buf_append_str(b, "\"route\":") != NGX_OK
-        || ngx_ai_buf_append_json_string(b, mn->data, mn->route_len)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_key_string(w, "route", mn->data, mn->route_len);
 
     if (type == NGX_HTTP_AI_METRICS_FUSION) {
-        return (ngx_ai_buf_append_str(b, ",\"mode\":") == NGX_OK
-                && ngx_ai_buf_append_json_string(b, model, mn->model_len)
-                   == NGX_OK
-                && ngx_ai_buf_append_str(b, ",\"judge_status\":") == NGX_OK
-                && ngx_ai_buf_append_json_string(b, extra, mn->extra_len)
-                   == NGX_OK)
-               ? NGX_OK : NGX_ERROR;
+        ngx_ai_jw_key_string(w, "mode", model, mn->model_len);
+        ngx_ai_jw_key_string(w, "judge_status", extra, mn->extra_len);
+        return;
     }
 
     slash = ngx_strlchr(model, model + mn->model_len, '/');
 
-    if (ngx_ai_buf_append_str(b, ",\"provider\":") != NGX_OK
-        || ngx_http_ai_metrics_opt_string(b, model,
-                                          slash ? (size_t) (slash - model)
-                                                : mn->model_len)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"model\":") != NGX_OK
-        || ngx_http_ai_metrics_opt_string(b, model, mn->model_len) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_key(w, "provider");
+    ngx_http_ai_metrics_opt_string(w, model, slash ? (size_t) (slash - model)
+                                                   : mn->model_len);
+    ngx_ai_jw_key(w, "model");
+    ngx_http_ai_metrics_opt_string(w, model, mn->model_len);
 
     if (type == NGX_HTTP_AI_METRICS_REQUEST) {
-        return ngx_http_ai_metrics_field(b, "status", mn->status);
-    }
+        ngx_ai_jw_key_uint(w, "status", mn->status);
 
-    if (type == NGX_HTTP_AI_METRICS_REFUSAL) {
-        return (ngx_ai_buf_append_str(b, ",\"limit\":") == NGX_OK
-                && ngx_ai_buf_append_json_string(b, extra, mn->extra_len)
-                   == NGX_OK)
-               ? NGX_OK : NGX_ERROR;
+    } else if (type == NGX_HTTP_AI_METRICS_REFUSAL) {
+        ngx_ai_jw_key_string(w, "limit", extra, mn->extra_len);
     }
-
-    return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_ai_metrics_opt_string(ngx_ai_buf_t *b, u_char *p, size_t len)
+static void
+ngx_http_ai_metrics_opt_string(ngx_ai_jw_t *w, u_char *p, size_t len)
 {
     if (len == 0) {
-        return ngx_ai_buf_append_str(b, "null");
+        ngx_ai_jw_null(w);
+        return;
     }
 
-    return ngx_ai_buf_append_json_string(b, p, len);
+    ngx_ai_jw_string(w, p, len);
 }
 
 
 /* {"count","sum","p50","p90","p99"[,"buckets":[...]]}, ms */
 
-static ngx_int_t
-ngx_http_ai_metrics_hist_json(ngx_ai_buf_t *b, ngx_http_ai_histogram_t *h,
+static void
+ngx_http_ai_metrics_hist_json(ngx_ai_jw_t *w, ngx_http_ai_histogram_t *h,
     ngx_uint_t buckets)
 {
     ngx_uint_t  i;
 
-    if (ngx_ai_buf_append_str(b, "{\"count\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, h->count) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "sum", h->sum) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "p50",
-               ngx_http_ai_histogram_quantile(h->buckets, h->count, 500))
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "p90",
-               ngx_http_ai_histogram_quantile(h->buckets, h->count, 900))
-           != NGX_OK
-        || ngx_http_ai_metrics_field(b, "p99",
-               ngx_http_ai_histogram_quantile(h->buckets, h->count, 990))
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key_uint(w, "count", h->count);
+    ngx_ai_jw_key_uint(w, "sum", h->sum);
+    ngx_ai_jw_key_uint(w, "p50",
+               ngx_http_ai_histogram_quantile(h->buckets, h->count, 500));
+    ngx_ai_jw_key_uint(w, "p90",
+               ngx_http_ai_histogram_quantile(h->buckets, h->count, 900));
+    ngx_ai_jw_key_uint(w, "p99",
+               ngx_http_ai_histogram_quantile(h->buckets, h->count, 990));
 
     if (buckets) {
-        if (ngx_ai_buf_append_str(b, ",\"buckets\":[") != NGX_OK) {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_key(w, "buckets");
+        ngx_ai_jw_array(w);
 
         for (i = 0; i < NGX_HTTP_AI_METRICS_BUCKETS; i++) {
-            if ((i && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                || ngx_ai_buf_append_uint(b, h->buckets[i]) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
+            ngx_ai_jw_uint(w, h->buckets[i]);
         }
 
-        if (ngx_ai_buf_append_str(b, "]") != NGX_OK) {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_end(w);
     }
 
-    return ngx_ai_buf_append_str(b, "}");
-}
-
-
-static ngx_int_t
-ngx_http_ai_metrics_field(ngx_ai_buf_t *b, const char *name, uint64_t n)
-{
-    if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
-        || ngx_ai_buf_append_str(b, name) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, n) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    ngx_ai_jw_end(w);
 }
 
 
 /*
- * "series": the last N minutes (the current one last) for the dashboard:
- * {"start","step","minutes","totals":{NAME:[...],...},"keys":[...],
- * "models":[...],"routes":[...]}.  The rings are copied under the mutex
- * and written out after.
+ * The status "series": the last N minutes (the current one last) for the
+ * dashboard: {"start","step","minutes","totals":{NAME:[...],...},
+ * "keys":[...],"models":[...],"routes":[...]}; null without a zone.  The
+ * rings are copied under the mutex and written out after.
  */
 
-ngx_int_t
-ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
+void
+ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_uint_t minutes)
 {
     uint32_t                          now, from, m, last;
-    ngx_uint_t                        i, j, n, ns, type, first;
+    ngx_uint_t                        i, j, n, ns, type;
     ngx_queue_t                      *q;
     ngx_http_ai_metrics_sh_t         *sh;
     ngx_http_ai_metrics_node_t       *mn, **nodes;
     ngx_http_ai_metrics_zone_t       *mz;
-    ngx_http_ai_metrics_point_t      *pts, *pt;
+    ngx_http_ai_metrics_point_t      *pts;
     ngx_http_ai_metrics_minute_t     *mins;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
 
@@ -1541,7 +1372,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
     mmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_metrics_module);
 
     if (mmcf->zone == NULL) {
-        return ngx_ai_buf_append_str(b, "null");
+        ngx_ai_jw_null(w);
+        return;
     }
 
     mz = mmcf->zone->data;
@@ -1553,7 +1385,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
 
     mins = ngx_pcalloc(r->pool, n * sizeof(ngx_http_ai_metrics_minute_t));
     if (mins == NULL) {
-        return NGX_ERROR;
+        w->rc = NGX_ERROR;
+        return;
     }
 
     /*
@@ -1569,7 +1402,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
                       (ns + 1) * n * sizeof(ngx_http_ai_metrics_point_t));
 
     if (nodes == NULL || pts == NULL) {
-        return NGX_ERROR;
+        w->rc = NGX_ERROR;
+        return;
     }
 
     ngx_shmtx_lock(&mz->shpool->mutex);
@@ -1600,7 +1434,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
                                                 data) + mn->route_len);
         if (nodes[j] == NULL) {
             ngx_shmtx_unlock(&mz->shpool->mutex);
-            return NGX_ERROR;
+            w->rc = NGX_ERROR;
+            return;
         }
 
         ngx_memcpy(nodes[j], mn,
@@ -1626,78 +1461,47 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
 
     /* out */
 
-    if (ngx_ai_buf_append_str(b, "{\"start\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, (uint64_t) from * 60) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "step", 60) != NGX_OK
-        || ngx_http_ai_metrics_field(b, "minutes", n) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"totals\":{") != NGX_OK
-        || ngx_http_ai_metrics_columns(b, ngx_http_ai_metrics_minute_columns,
-                                       mins, sizeof(*mins), n) != NGX_OK
-        || ngx_http_ai_metrics_quantiles(b, "duration_p50_ms", mins, n, 0,
-                                         500) != NGX_OK
-        || ngx_http_ai_metrics_quantiles(b, "duration_p90_ms", mins, n, 0,
-                                         900) != NGX_OK
-        || ngx_http_ai_metrics_quantiles(b, "duration_p99_ms", mins, n, 0,
-                                         990) != NGX_OK
-        || ngx_http_ai_metrics_quantiles(b, "ttft_p50_ms", mins, n, 1, 500)
-           != NGX_OK
-        || ngx_http_ai_metrics_quantiles(b, "ttft_p90_ms", mins, n, 1, 900)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key_uint(w, "start", (uint64_t) from * 60);
+    ngx_ai_jw_key_uint(w, "step", 60);
+    ngx_ai_jw_key_uint(w, "minutes", n);
+    ngx_ai_jw_key(w, "totals");
+    ngx_ai_jw_object(w);
+    ngx_http_ai_metrics_columns(w, ngx_http_ai_metrics_minute_columns, mins,
+                                sizeof(*mins), n);
+    ngx_http_ai_metrics_quantiles(w, "duration_p50_ms", mins, n, 0, 500);
+    ngx_http_ai_metrics_quantiles(w, "duration_p90_ms", mins, n, 0, 900);
+    ngx_http_ai_metrics_quantiles(w, "duration_p99_ms", mins, n, 0, 990);
+    ngx_http_ai_metrics_quantiles(w, "ttft_p50_ms", mins, n, 1, 500);
+    ngx_http_ai_metrics_quantiles(w, "ttft_p90_ms", mins, n, 1, 900);
+    ngx_ai_jw_end(w);
 
     for (type = NGX_HTTP_AI_METRICS_KEY;
          type <= NGX_HTTP_AI_METRICS_ROUTE;
          type++)
     {
-        if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
-            || ngx_ai_buf_append_str(b, lists[type - NGX_HTTP_AI_METRICS_KEY])
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_key(w, lists[type - NGX_HTTP_AI_METRICS_KEY]);
+        ngx_ai_jw_array(w);
 
-        first = 1;
-
-        for (j = 0; j < ns; j++) {
+        for (j = 0; j < ns && w->rc == NGX_OK; j++) {
             mn = nodes[j];
 
             if (mn->type != type) {
                 continue;
             }
 
-            pt = &pts[j * n];
-
-            if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                || ngx_ai_buf_append_str(b, "{\"") != NGX_OK
-                || ngx_ai_buf_append_str(b,
-                                    labels[type - NGX_HTTP_AI_METRICS_KEY])
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, "\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, mn->data, mn->route_len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",") != NGX_OK
-                || ngx_http_ai_metrics_columns(b,
-                                           ngx_http_ai_metrics_point_columns,
-                                           pt, sizeof(*pt), n)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            first = 0;
+            ngx_ai_jw_object(w);
+            ngx_ai_jw_key_string(w, labels[type - NGX_HTTP_AI_METRICS_KEY],
+                                 mn->data, mn->route_len);
+            ngx_http_ai_metrics_columns(w, ngx_http_ai_metrics_point_columns,
+                                        &pts[j * n], sizeof(*pts), n);
+            ngx_ai_jw_end(w);
         }
 
-        if (ngx_ai_buf_append_str(b, "]") != NGX_OK) {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_end(w);
     }
 
-    return ngx_ai_buf_append_str(b, "}");
+    ngx_ai_jw_end(w);
 }
 
 
@@ -1706,8 +1510,8 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_buf_t *b,
  * n structs at p, stride apart
  */
 
-static ngx_int_t
-ngx_http_ai_metrics_columns(ngx_ai_buf_t *b,
+static void
+ngx_http_ai_metrics_columns(ngx_ai_jw_t *w,
     ngx_http_ai_metrics_column_t *col, void *p, size_t stride, ngx_uint_t n)
 {
     u_char      *f;
@@ -1715,54 +1519,35 @@ ngx_http_ai_metrics_columns(ngx_ai_buf_t *b,
     ngx_uint_t   i, c;
 
     for (c = 0; col[c].name; c++) {
-
-        if ((c && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
-            || ngx_ai_buf_append_str(b, "\"") != NGX_OK
-            || ngx_ai_buf_append_str(b, col[c].name) != NGX_OK
-            || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_key(w, col[c].name);
+        ngx_ai_jw_array(w);
 
         for (i = 0; i < n; i++) {
             f = (u_char *) p + i * stride + col[c].offset;
             v = (col[c].width == sizeof(uint32_t)) ? *(uint32_t *) f
                                                    : *(uint64_t *) f;
 
-            if ((i && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
-                || ngx_ai_buf_append_uint(b, v) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
+            ngx_ai_jw_uint(w, v);
         }
 
-        if (ngx_ai_buf_append(b, "]", 1) != NGX_OK) {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_end(w);
     }
-
-    return NGX_OK;
 }
 
 
-/* ,"NAME":[q or null per minute] from the per-minute histograms */
+/* "NAME":[q or null per minute] from the per-minute histograms */
 
-static ngx_int_t
-ngx_http_ai_metrics_quantiles(ngx_ai_buf_t *b, const char *name,
+static void
+ngx_http_ai_metrics_quantiles(ngx_ai_jw_t *w, const char *name,
     ngx_http_ai_metrics_minute_t *mins, ngx_uint_t n, ngx_uint_t ttft,
     ngx_uint_t permille)
 {
     uint32_t    *h;
     uint64_t     count, buckets[NGX_HTTP_AI_METRICS_BUCKETS];
-    ngx_int_t    rc;
     ngx_uint_t   i, k;
 
-    if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
-        || ngx_ai_buf_append_str(b, name) != NGX_OK
-        || ngx_ai_buf_append_str(b, "\":[") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_key(w, name);
+    ngx_ai_jw_array(w);
 
     for (i = 0; i < n; i++) {
         h = ttft ? mins[i].ttft : mins[i].duration;
@@ -1773,25 +1558,16 @@ ngx_http_ai_metrics_quantiles(ngx_ai_buf_t *b, const char *name,
             count += h[k];
         }
 
-        if (i && ngx_ai_buf_append(b, ",", 1) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
         if (count == 0) {
-            rc = ngx_ai_buf_append_str(b, "null");
+            ngx_ai_jw_null(w);
 
         } else {
-            rc = ngx_ai_buf_append_uint(b,
-                     ngx_http_ai_histogram_quantile(buckets, count,
-                                                    permille));
-        }
-
-        if (rc != NGX_OK) {
-            return NGX_ERROR;
+            ngx_ai_jw_uint(w, ngx_http_ai_histogram_quantile(buckets, count,
+                                                             permille));
         }
     }
 
-    return ngx_ai_buf_append(b, "]", 1);
+    ngx_ai_jw_end(w);
 }
 
 
