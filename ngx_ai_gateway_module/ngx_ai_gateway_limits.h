@@ -568,9 +568,5 @@ void ngx_http_ai_sync_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b);
 
-/* ngx_ai_gateway_status.c */
-char *ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
 
 #endif /* _NGX_AI_GATEWAY_LIMITS_H_INCLUDED_ */
