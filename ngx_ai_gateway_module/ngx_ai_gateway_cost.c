@@ -1981,11 +1981,9 @@ ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
 
             ngx_http_ai_cost_node_parts(cn, &digest, &route, &model);
 
-            if (f && !ngx_http_ai_status_keep(f, list, &zones[i]->shm.name,
-                                              digest,
-                                              (spend && digest) ? NULL
-                                                                : &route,
-                                              spend ? NULL : &model))
+            if (f && !f->keep(f, list, &zones[i]->shm.name, digest,
+                              (spend && digest) ? NULL : &route,
+                              spend ? NULL : &model))
             {
                 continue;
             }

@@ -453,7 +453,16 @@ ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
 
 #define NGX_HTTP_AI_STATUS_MAX_LIMIT  100000
 
-typedef struct {
+typedef struct ngx_http_ai_status_filter_s  ngx_http_ai_status_filter_t;
+
+/* an entry of list passes f: counted, and kept (1) if in the page too;
+ * set by status.c, called by the renderers it hands f to */
+typedef ngx_uint_t (*ngx_http_ai_status_keep_pt)(
+    ngx_http_ai_status_filter_t *f, ngx_uint_t list, ngx_str_t *zone,
+    u_char *digest, ngx_str_t *route, ngx_str_t *model);
+
+struct ngx_http_ai_status_filter_s {
+    ngx_http_ai_status_keep_pt      keep;
     ngx_str_t                       zone;      /* empty: any */
     ngx_str_t                       route;
     ngx_str_t                       model;
@@ -465,11 +474,7 @@ typedef struct {
     unsigned                        limited:1;
     unsigned                        has_route:1;
     unsigned                        has_model:1;
-} ngx_http_ai_status_filter_t;
-
-ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
-    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
-    ngx_str_t *model);
+};
 
 /* ngx_ai_gateway_rate.c */
 char *ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,

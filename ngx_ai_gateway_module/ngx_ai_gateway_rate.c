@@ -1785,11 +1785,10 @@ ngx_http_ai_rate_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w,
             route.data = node->data + off;
             route.len = node->len - off;
 
-            if (f && !ngx_http_ai_status_keep(f, NGX_HTTP_AI_STATUS_RATE,
-                                              &zones[i]->shm.name,
-                                              node->keyed ? node->data + 5
-                                                          : NULL,
-                                              &route, NULL))
+            if (f && !f->keep(f, NGX_HTTP_AI_STATUS_RATE,
+                              &zones[i]->shm.name,
+                              node->keyed ? node->data + 5 : NULL, &route,
+                              NULL))
             {
                 continue;
             }

@@ -46,6 +46,9 @@ static ngx_int_t ngx_http_ai_status_string(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ai_status_number(ngx_http_request_t *r,
     const char *name, ngx_uint_t max, ngx_uint_t *value,
     ngx_ai_error_t *err);
+static ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
+    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
+    ngx_str_t *model);
 static void ngx_http_ai_status_page(ngx_ai_jw_t *w,
     ngx_http_ai_status_filter_t *f);
 static ngx_int_t ngx_http_ai_status_send(ngx_http_request_t *r,
@@ -251,6 +254,7 @@ ngx_http_ai_status_filter(ngx_http_request_t *r,
     ngx_http_ai_limits_main_conf_t   *lmcf;
 
     ngx_memzero(f, sizeof(ngx_http_ai_status_filter_t));
+    f->keep = ngx_http_ai_status_keep;
     given = 0;
 
     rc = ngx_http_ai_status_string(r, "zone", &f->zone, err);
@@ -445,7 +449,7 @@ ngx_http_ai_status_number(ngx_http_request_t *r, const char *name,
  * route is null, only ledger entries have a model).
  */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f, ngx_uint_t list,
     ngx_str_t *zone, u_char *digest, ngx_str_t *route, ngx_str_t *model)
 {
