@@ -57,6 +57,7 @@ typedef struct {
     ngx_array_t                 secrets;     /* ngx_str_t: the providers'
                                                 keys, scrubbed from what
                                                 providers send */
+    ngx_array_t                 policies;    /* ngx_http_ai_policy_t * */
     ngx_shm_zone_t             *breakers;
 } ngx_http_ai_main_conf_t;
 
@@ -144,7 +145,11 @@ typedef enum {
 } ngx_http_ai_outcome_e;
 
 
-/* one call to one provider: a background subrequest */
+/*
+ * One call to one provider: a background subrequest.  Its fields are the
+ * attempt layer's, but for its charge, written by the limits' call_done
+ * hook: cost, est_cost, estimated, guessed, charged_ok.
+ */
 typedef struct {
     ngx_http_ai_ctx_t          *ctx;
     ngx_http_request_t         *sr;
@@ -183,7 +188,6 @@ typedef struct {
     unsigned                    streaming:1; /* its events are translated */
     unsigned                    too_big:1;
     unsigned                    judged:1;    /* its outcome is decided */
-    unsigned                    timed_out:1;
     unsigned                    first_byte:1;    /* reached the client */
     unsigned                    estimated:1; /* charged as aborted */
     unsigned                    charged_ok:1;    /* charged as a success */
@@ -196,62 +200,126 @@ typedef struct {
 typedef struct ngx_http_ai_fusion_s  ngx_http_ai_fusion_t;
 
 
+/*
+ * A strategy makes the calls of a request (ngx_ai_gateway_fallback.c,
+ * ngx_ai_gateway_fusion.c); the core reaches it only through these,
+ * chosen once by the handler:
+ *   run      the decision loop: at the start, when a call ends, when a
+ *            timer fires, when the client can take more of a stream;
+ *   relay    a call has translated stream events in a->stream.out (it
+ *            consumes them);
+ *   cleanup  the request's pool goes: its timers must not outlive it.
+ */
+typedef struct {
+    void                      (*run)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx);
+    ngx_int_t                 (*relay)(ngx_http_ai_ctx_t *ctx,
+                                  ngx_http_ai_attempt_t *a);
+    void                      (*cleanup)(ngx_http_ai_ctx_t *ctx);
+} ngx_http_ai_strategy_t;
+
+
+/*
+ * The request's state.  Each field has one writer, named beside it:
+ * handler (ngx_ai_gateway_handler.c), strategy (fallback.c, fusion.c),
+ * attempt (ngx_ai_gateway_attempt.c), response (ngx_ai_gateway_response.c).
+ * Policies keep their own ctxs.
+ */
 struct ngx_http_ai_ctx_s {
-    ngx_http_request_t         *request;
-    ngx_ai_chat_request_t       chat;
-    ngx_http_ai_fallback_t     *fallback;
-    ngx_http_ai_fusion_t       *fusion;
-    ngx_array_t                 plan;        /* ngx_http_ai_model_t */
-    ngx_uint_t                 *seen;        /* plan index + 1 by name hash
-                                                (ngx_http_ai_plan_add) */
-    ngx_uint_t                  seen_size;
-    ngx_uint_t                  next;        /* plan index to try next */
-    ngx_uint_t                  tries;       /* calls to plan[next - 1] */
-    ngx_array_t                 calls;       /* ngx_http_ai_attempt_t * */
-    ngx_array_t                 skipped;     /* ngx_str_t: circuit open */
-    ngx_http_ai_attempt_t      *attempt;     /* the latest one started */
-    ngx_http_ai_attempt_t      *winner;      /* whose answer is sent */
-    ngx_event_t                 hedge;       /* starts a parallel attempt */
-    ngx_event_t                 retry;       /* a backoff before a retry */
-    ngx_msec_t                  start;
-    ngx_msec_t                  ttft;        /* first byte to the client */
-    ngx_uint_t                  attempts;
-    uint64_t                    cost;        /* nano-USD, every call */
-    ngx_ai_usage_t              usage;       /* summed over every call */
-    ngx_str_t                   model;       /* the model that answered */
-    ngx_str_t                   error_page;  /* nginx's error, as JSON */
-    ngx_ai_error_t             *refused;     /* why a call was not made:
-                                                a limit or the attempt
-                                                bound (set by
-                                                ngx_http_ai_attempt_start) */
-    ngx_ai_messages_stream_t   *messages_stream; /* Anthropic events out */
-    unsigned                    header_sent:1;   /* to the client */
-    unsigned                    own_response:1;
-    unsigned                    rewrite_error:1;
-    unsigned                    finished:1;
-    unsigned                    messages:1;  /* the client speaks the
-                                                Messages API */
+    ngx_http_request_t         *request;     /* handler */
+    ngx_ai_chat_request_t       chat;        /* handler */
+    ngx_http_ai_strategy_t     *strategy;    /* handler */
+    ngx_http_ai_fallback_t     *fallback;    /* handler: the ai_fallback */
+    ngx_http_ai_fusion_t       *fusion;      /* strategy (fusion) */
+    void                      (*resume)(ngx_http_request_t *r,
+                                  ngx_int_t rc, ngx_ai_error_t *err);
+                                             /* handler: an admission
+                                                decided later (strict) */
+    ngx_array_t                 plan;        /* attempt: ngx_http_ai_model_t,
+                                                ngx_http_ai_plan_add() */
+    ngx_uint_t                 *seen;        /* attempt: plan index + 1 by
+                                                name hash */
+    ngx_uint_t                  seen_size;   /* attempt */
+    ngx_uint_t                  next;        /* strategy: plan index to try
+                                                next */
+    ngx_uint_t                  tries;       /* strategy: calls to
+                                                plan[next - 1] */
+    ngx_array_t                 calls;       /* attempt:
+                                                ngx_http_ai_attempt_t * */
+    ngx_array_t                 skipped;     /* strategy: ngx_str_t,
+                                                circuit open */
+    ngx_http_ai_attempt_t      *attempt;     /* attempt: the latest one
+                                                started */
+    ngx_http_ai_attempt_t      *winner;      /* strategy: whose answer is
+                                                sent */
+    ngx_event_t                 hedge;       /* strategy: starts a parallel
+                                                attempt */
+    ngx_event_t                 retry;       /* strategy: a backoff before
+                                                a retry */
+    ngx_msec_t                  start;       /* handler */
+    ngx_msec_t                  ttft;        /* response: first byte to the
+                                                client */
+    ngx_uint_t                  attempts;    /* attempt: calls started */
+    uint64_t                    cost;        /* attempt: nano-USD, every
+                                                call settled */
+    ngx_ai_usage_t              usage;       /* attempt: summed over every
+                                                call settled */
+    ngx_str_t                   model;       /* strategy: the model that
+                                                answered */
+    ngx_str_t                   error_page;  /* response: nginx's error, as
+                                                JSON */
+    ngx_ai_error_t             *refused;     /* attempt: why a call was not
+                                                made (a limit, the attempt
+                                                bound) */
+    ngx_ai_messages_stream_t   *messages_stream; /* response: Anthropic
+                                                events out */
+    unsigned                    header_sent:1;   /* response */
+    unsigned                    own_response:1;  /* response */
+    unsigned                    rewrite_error:1; /* response */
+    unsigned                    finished:1;  /* response
+                                                (ngx_http_ai_finalize) */
+    unsigned                    messages:1;  /* handler: the client speaks
+                                                the Messages API */
 };
 
 
+/* the hooks of a policy (ngx_ai_gateway_policy.c); NULL: none */
+typedef struct {
+    ngx_int_t                 (*request)(ngx_http_request_t *r,
+                                  ngx_ai_chat_request_t *chat,
+                                  ngx_ai_error_t *err);
+    ngx_int_t                 (*admit)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx,
+                                  ngx_ai_error_t *err);
+    ngx_int_t                 (*attempt)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx, ngx_str_t *model,
+                                  ngx_ai_chat_request_t *req,
+                                  ngx_ai_error_t *err);
+    void                      (*call_done)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx,
+                                  ngx_http_ai_attempt_t *a);
+    ngx_int_t                 (*headers)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx);
+    ngx_int_t                 (*answer)(ngx_http_request_t *r,
+                                  ngx_str_t *body);
+    ngx_int_t                 (*error)(ngx_http_request_t *r,
+                                  ngx_str_t *message);
+    ngx_int_t                 (*stream)(ngx_http_request_t *r,
+                                  ngx_str_t *data, ngx_uint_t last);
+    void                      (*end)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx);
+    void                      (*log)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx);
+} ngx_http_ai_policy_t;
+
+
 extern ngx_module_t  ngx_ai_gateway_module;
+extern ngx_module_t  ngx_ai_gateway_attempt_module;
 extern ngx_module_t  ngx_ai_gateway_guard_module;
 
+extern ngx_http_ai_strategy_t  ngx_http_ai_fallback_strategy;
+extern ngx_http_ai_strategy_t  ngx_http_ai_fusion_strategy;
 
-/* ngx_ai_gateway_limits: rate limits, the cost ledger and budgets;
- * admit returns NGX_AGAIN when Redis decides (a strict zone), and then
- * calls ngx_http_ai_admission_done() (ngx_ai_gateway_handler.c) */
-ngx_int_t ngx_http_ai_limits_admit(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
-void ngx_http_ai_admission_done(ngx_http_request_t *r, ngx_int_t rc,
-    ngx_ai_error_t *err);
-ngx_int_t ngx_http_ai_limits_attempt(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_str_t *model, ngx_ai_chat_request_t *req,
-    ngx_ai_error_t *err);
-void ngx_http_ai_limits_charge(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
-ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx);
 
 /* ngx_ai_gateway_usd.c */
 #define NGX_HTTP_AI_MAX_PRICE       1000000     /* whole USD per 1M tokens */
@@ -302,20 +370,6 @@ void ngx_http_ai_id_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
 void *ngx_http_ai_id_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *id,
     size_t len, size_t len_off, size_t data_off);
 
-/* ngx_ai_gateway_module.c */
-ngx_int_t ngx_http_ai_next_header_filter(ngx_http_request_t *r);
-ngx_int_t ngx_http_ai_next_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in);
-
-/* ngx_ai_gateway_handler.c */
-ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_ai_send_header(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, const char *type,
-    off_t length);
-ngx_int_t ngx_http_ai_error_page_header(ngx_http_request_t *r);
-ngx_int_t ngx_http_ai_error_page_body(ngx_http_request_t *r,
-    ngx_chain_t *in);
-
 /* ngx_ai_gateway_secrets.c */
 typedef struct {
     ngx_str_t                   what;        /* first in messages */
@@ -330,41 +384,6 @@ ngx_int_t ngx_http_ai_secrets_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_ai_secret_read(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_ai_secret_opts_t *o, ngx_str_t *out);
 
-/* ngx_ai_gateway_variables.c */
-ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);
-
-/* ngx_ai_gateway_fallback.c */
-char *ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_ai_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_ai_error_t *err);
-void ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_attempt_t *a);
-void ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_attempt_t *keep);
-void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_model_t *m);
-
-/* ngx_ai_gateway_fusion.c */
-char *ngx_http_ai_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_ai_fusion_wanted(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
-ngx_int_t ngx_http_ai_fusion_plan(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool, ngx_uint_t judges);
-void ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_pool_t *pool);
-void ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_fusion_relay(ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_attempt_t *a);
-void ngx_http_ai_fusion_timers_cleanup(ngx_http_ai_ctx_t *ctx);
-void ngx_http_ai_fusion_outcome(ngx_http_ai_ctx_t *ctx, ngx_str_t *name,
-    ngx_str_t *mode, ngx_str_t *judge_status);
-
 /* ngx_ai_gateway_breaker.c */
 ngx_int_t ngx_http_ai_breaker_init_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb,
@@ -374,39 +393,96 @@ void ngx_http_ai_breaker_record(ngx_http_ai_fallback_t *fb,
 void ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
     ngx_ai_jw_t *w);
 
-/* ngx_ai_gateway_handler.c */
-void ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_attempt_t *a);
-void ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_judge_attempt(ngx_http_request_t *r,
-    ngx_http_ai_attempt_t *a);
-ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
-ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
-
-/* ngx_ai_gateway_guard.c, ngx_ai_gateway_guard_request.c: ai_guard */
-ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,
-    ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
-ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
-ngx_int_t ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message);
-ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
-    ngx_uint_t last);
+/* ngx_ai_gateway_guard.c: ai_guard (its hooks: ngx_ai_gateway_guard.h) */
 void ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
 
-/* ngx_ai_gateway_upstream.c; attempt_start: NGX_DECLINED when the call
- * may not be made, ctx->refused says why */
+/* ngx_ai_gateway_policy.c: the policies' hooks (see there) */
+#define NGX_HTTP_AI_POLICY_ANSWER   0
+#define NGX_HTTP_AI_POLICY_ERROR    1
+#define NGX_HTTP_AI_POLICY_STREAM   2
+
+ngx_int_t ngx_http_ai_policy_add(ngx_conf_t *cf,
+    ngx_http_ai_policy_t *policy);
+ngx_int_t ngx_http_ai_policy_request(ngx_http_request_t *r,
+    ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_policy_admit(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_policy_attempt(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *model, ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
+void ngx_http_ai_policy_call_done(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
+ngx_int_t ngx_http_ai_policy_headers(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t what,
+    ngx_str_t *text, ngx_uint_t last);
+void ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+
+/* ngx_ai_gateway_attempt.c: one provider call, and the request's calls;
+ * attempt_start: NGX_DECLINED when the call may not be made, ctx->refused
+ * says why */
 ngx_int_t ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *target, ngx_ai_chat_request_t *req);
 void ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
     ngx_http_ai_outcome_e outcome);
-ngx_int_t ngx_http_ai_upstream_header_filter(ngx_http_request_t *r);
-ngx_int_t ngx_http_ai_upstream_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in);
-ngx_int_t ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
-    ngx_uint_t last);
+ngx_int_t ngx_http_ai_attempt_outcome(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a);
 ngx_int_t ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a,
     ngx_str_t *text);
+ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m);
+ngx_int_t ngx_http_ai_attempt_settle(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
+void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *keep);
+void ngx_http_ai_calls_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
+
+/* ngx_ai_gateway_response.c: what the client is sent */
+ngx_int_t ngx_http_ai_response_init(ngx_conf_t *cf);
+void ngx_http_ai_finalize(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_int_t rc);
+ngx_int_t ngx_http_ai_send_header(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, const char *type,
+    off_t length);
+ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+void ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+void ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
+    ngx_uint_t last);
+ngx_int_t ngx_http_ai_stream_flush(ngx_http_request_t *r);
+ngx_uint_t ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix);
+
+/* ngx_ai_gateway_fallback.c: the fallback strategy */
+char *ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_fallback_plan(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+
+/* ngx_ai_gateway_fusion.c: the fusion strategy */
+char *ngx_http_ai_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_fusion_wanted(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
+ngx_int_t ngx_http_ai_fusion_plan(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool, ngx_uint_t judges);
+void ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_pool_t *pool);
+void ngx_http_ai_fusion_outcome(ngx_http_ai_ctx_t *ctx, ngx_str_t *name,
+    ngx_str_t *mode, ngx_str_t *judge_status);
+
+/* ngx_ai_gateway_handler.c: the content handler */
+ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ai_handler_init(ngx_conf_t *cf);
+
+/* ngx_ai_gateway_variables.c */
+ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);
 
 
 #endif /* _NGX_AI_GATEWAY_H_INCLUDED_ */

@@ -2,10 +2,13 @@
 /*
  * Copyright (C) ngx_ai_gateway_module authors
  *
- * Fallback: which models a request may go to and in what order (the
- * plan), and the loop that runs it: start a call, wait, judge its end,
- * retry the same model after a backoff, move on to the next, start a
- * hedge in parallel when a call is slow to answer, or give up.
+ * The fallback strategy: which models a request may go to and in what
+ * order (the plan), and the loop that runs it: start a call, wait, judge
+ * its end, retry the same model after a backoff, move on to the next,
+ * start a hedge in parallel when a call is slow to answer, or give up.
+ * Of a streamed answer, the first call with something to say wins: the
+ * client hears only it.  The core reaches it through
+ * ngx_http_ai_fallback_strategy.
  */
 
 
@@ -20,7 +23,13 @@
 
 static ngx_int_t ngx_http_ai_plan_add_name(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *name, ngx_uint_t must);
-static ngx_int_t ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx);
+static void ngx_http_ai_fallback_run(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_fallback_relay(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+static void ngx_http_ai_fallback_cleanup(ngx_http_ai_ctx_t *ctx);
+static void ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *keep);
 static ngx_int_t ngx_http_ai_start_next(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_start(ngx_http_request_t *r,
@@ -31,7 +40,13 @@ static ngx_uint_t ngx_http_ai_trigger(ngx_http_ai_outcome_e outcome);
 static void ngx_http_ai_attempt_timeout(ngx_event_t *ev);
 static void ngx_http_ai_hedge_handler(ngx_event_t *ev);
 static void ngx_http_ai_retry_handler(ngx_event_t *ev);
-static void ngx_http_ai_timers_cleanup(void *data);
+
+
+ngx_http_ai_strategy_t  ngx_http_ai_fallback_strategy = {
+    ngx_http_ai_fallback_run,
+    ngx_http_ai_fallback_relay,
+    ngx_http_ai_fallback_cleanup
+};
 
 
 static ngx_conf_bitmask_t  ngx_http_ai_on_masks[] = {
@@ -265,7 +280,7 @@ ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
  */
 
 ngx_int_t
-ngx_http_ai_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_error_t *err)
 {
     cJSON                   *item;
@@ -342,116 +357,6 @@ unknown:
 }
 
 
-/* the request's lists of models and calls, and its timers' cleanup */
-
-ngx_int_t
-ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    if (ngx_array_init(&ctx->plan, r->pool, 4, sizeof(ngx_http_ai_model_t))
-           != NGX_OK
-        || ngx_array_init(&ctx->calls, r->pool, 4,
-                          sizeof(ngx_http_ai_attempt_t *))
-           != NGX_OK
-        || ngx_array_init(&ctx->skipped, r->pool, 1, sizeof(ngx_str_t))
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ctx->seen = NULL;
-    ctx->seen_size = 0;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_ai_timers_cleanup;
-    cln->data = ctx;
-
-    return NGX_OK;
-}
-
-
-/*
- * A model added to the plan once: the names already in it are found in a
- * small open-addressing table of plan indexes, so that a long plan costs
- * no more than its length.
- */
-
-ngx_int_t
-ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
-{
-    ngx_uint_t            i, key, slot;
-    ngx_http_ai_model_t  *p;
-
-    if (ctx->plan.nelts * 2 >= ctx->seen_size
-        && ngx_http_ai_plan_rehash(ctx) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    p = ctx->plan.elts;
-    key = ngx_hash_key(m->name.data, m->name.len);
-
-    for (slot = key & (ctx->seen_size - 1);
-         ctx->seen[slot];
-         slot = (slot + 1) & (ctx->seen_size - 1))
-    {
-        i = ctx->seen[slot] - 1;
-
-        if (p[i].name.len == m->name.len
-            && ngx_strncmp(p[i].name.data, m->name.data, m->name.len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    p = ngx_array_push(&ctx->plan);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *p = *m;
-    ctx->seen[slot] = ctx->plan.nelts;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx)
-{
-    ngx_uint_t            i, size, slot;
-    ngx_http_ai_model_t  *p;
-
-    size = ctx->seen_size ? ctx->seen_size * 2 : 16;
-
-    ctx->seen = ngx_pcalloc(ctx->request->pool, size * sizeof(ngx_uint_t));
-    if (ctx->seen == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->seen_size = size;
-    p = ctx->plan.elts;
-
-    for (i = 0; i < ctx->plan.nelts; i++) {
-        for (slot = ngx_hash_key(p[i].name.data, p[i].name.len) & (size - 1);
-             ctx->seen[slot];
-             slot = (slot + 1) & (size - 1))
-        {
-            /* void */
-        }
-
-        ctx->seen[slot] = i + 1;
-    }
-
-    return NGX_OK;
-}
-
-
 /* NGX_OK: added; NGX_DECLINED: not configured (an error when must) */
 
 static ngx_int_t
@@ -478,8 +383,8 @@ ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
  * a timer fires, and when the client's connection is writable.
  */
 
-void
-ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+static void
+ngx_http_ai_fallback_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     ngx_uint_t               i, active;
     ngx_http_ai_attempt_t  **calls, *a, *ok, *final;
@@ -501,9 +406,8 @@ ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             continue;
         }
 
-        if (!a->judged && ngx_http_ai_settle(r, ctx, a) != NGX_OK) {
-            ctx->finished = 1;
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        if (!a->judged && ngx_http_ai_attempt_settle(r, ctx, a) != NGX_OK) {
+            ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
 
@@ -537,6 +441,7 @@ ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     if (ok) {
         ctx->winner = ok;
+        ctx->model = ok->model;
         ngx_http_ai_abort_others(ctx, ok);
         ngx_http_ai_answer(r, ctx, ok);
         return;
@@ -554,8 +459,7 @@ ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             return;
 
         case NGX_ERROR:
-            ctx->finished = 1;
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
 
         default: /* NGX_DECLINED: nothing left to try */
@@ -567,40 +471,6 @@ ngx_http_ai_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     }
 
     ngx_http_ai_fail(r, ctx);
-}
-
-
-/*
- * A call is over: how it ended, its charge in the ledger, its mark on
- * its model's circuit breaker.  Once per call.
- */
-
-ngx_int_t
-ngx_http_ai_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_http_ai_attempt_t *a)
-{
-    if (a->judged) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_ai_judge_attempt(r, a) == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    a->judged = 1;
-
-    ngx_http_ai_limits_charge(r, ctx, a);
-
-    if (ctx->fallback && ctx->fallback->breaker_failures
-        && a->outcome != NGX_HTTP_AI_ABORTED
-        && a->outcome != NGX_HTTP_AI_4XX)
-    {
-        ngx_http_ai_breaker_record(ctx->fallback, &a->model,
-                                   a->outcome == NGX_HTTP_AI_OK,
-                                   r->connection->log);
-    }
-
-    return NGX_OK;
 }
 
 
@@ -802,31 +672,6 @@ ngx_http_ai_trigger(ngx_http_ai_outcome_e outcome)
 }
 
 
-/* every call still running but keep is stopped: it lost */
-
-void
-ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *keep)
-{
-    ngx_uint_t               i;
-    ngx_http_ai_attempt_t  **calls;
-
-    if (ctx->hedge.timer_set) {
-        ngx_del_timer(&ctx->hedge);
-    }
-
-    calls = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-        if (calls[i] != keep && !calls[i]->done) {
-            ngx_http_ai_attempt_abort(calls[i], NGX_HTTP_AI_ABORTED);
-
-            /* charged now, with an estimate: it will not end by itself */
-            (void) ngx_http_ai_settle(ctx->request, ctx, calls[i]);
-        }
-    }
-}
-
-
 static void
 ngx_http_ai_attempt_timeout(ngx_event_t *ev)
 {
@@ -843,7 +688,7 @@ ngx_http_ai_attempt_timeout(ngx_event_t *ev)
                   &a->model, a->ctx->fallback->timeout);
 
     ngx_http_ai_attempt_abort(a, NGX_HTTP_AI_TIMEOUT);
-    ngx_http_ai_run(r, a->ctx);
+    ngx_http_ai_fallback_run(r, a->ctx);
     ngx_http_run_posted_requests(c);
 }
 
@@ -876,8 +721,7 @@ ngx_http_ai_hedge_handler(ngx_event_t *ev)
 
     if (ngx_http_ai_start(r, ctx, &plan[ctx->next++]) == NGX_ERROR) {
         /* NGX_DECLINED: no hedge, the call running goes on alone */
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
 
     ngx_http_run_posted_requests(c);
@@ -903,12 +747,11 @@ ngx_http_ai_retry_handler(ngx_event_t *ev)
 
         case NGX_DECLINED:
             /* no room for the retry: the request ends with what it has */
-            ngx_http_ai_run(r, ctx);
+            ngx_http_ai_fallback_run(r, ctx);
             break;
 
         default:
-            ctx->finished = 1;
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         }
     }
 
@@ -916,44 +759,72 @@ ngx_http_ai_retry_handler(ngx_event_t *ev)
 }
 
 
-/* every timer of the request's calls, for a request that ends early */
+/* every call still running but keep is stopped: it lost, and no hedge */
 
-void
-ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx)
+static void
+ngx_http_ai_abort_others(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *keep)
 {
-    if (ctx->calls.elts) {
-        ngx_http_ai_timers_cleanup(ctx);
+    if (ctx->hedge.timer_set) {
+        ngx_del_timer(&ctx->hedge);
     }
+
+    ngx_http_ai_attempt_abort_others(ctx, keep);
+}
+
+
+/*
+ * A call has translated events for the client: the first call with
+ * something to say wins the stream, from then on the client hears only
+ * it, and the others are stopped (by the run loop, posted here).
+ */
+
+static ngx_int_t
+ngx_http_ai_fallback_relay(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a)
+{
+    ngx_int_t  rc;
+    ngx_str_t  out;
+
+    if (ctx->winner == NULL && !ctx->finished) {
+        ctx->winner = a;
+        ctx->model = a->model;
+        a->first_byte = 1;
+
+        if (a->timer.timer_set) {
+            ngx_del_timer(&a->timer);
+        }
+
+        if (ctx->calls.nelts > 1
+            && ngx_http_post_request(ctx->request, NULL) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    rc = NGX_OK;
+
+    if (ctx->winner == a) {
+        out.data = a->stream.out.data;
+        out.len = a->stream.out.len;
+
+        rc = ngx_http_ai_stream_send(ctx, &out, 0);
+    }
+
+    a->stream.out.len = 0;
+
+    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
 }
 
 
 /* the request's memory goes with its pool: no timer may outlive it */
 
 static void
-ngx_http_ai_timers_cleanup(void *data)
+ngx_http_ai_fallback_cleanup(ngx_http_ai_ctx_t *ctx)
 {
-    ngx_http_ai_ctx_t *ctx = data;
-
-    ngx_uint_t               i;
-    ngx_http_ai_attempt_t  **calls;
-
     if (ctx->hedge.timer_set) {
         ngx_del_timer(&ctx->hedge);
     }
 
     if (ctx->retry.timer_set) {
         ngx_del_timer(&ctx->retry);
-    }
-
-    calls = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-        if (calls[i]->timer.timer_set) {
-            ngx_del_timer(&calls[i]->timer);
-        }
-    }
-
-    if (ctx->fusion) {
-        ngx_http_ai_fusion_timers_cleanup(ctx);
     }
 }

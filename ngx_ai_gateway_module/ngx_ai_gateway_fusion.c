@@ -95,8 +95,20 @@ static ngx_int_t ngx_http_ai_fusion_header(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_fusion_send(ngx_http_ai_ctx_t *ctx,
     ngx_uint_t last);
+static void ngx_http_ai_fusion_run(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_fusion_relay(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+static void ngx_http_ai_fusion_cleanup(ngx_http_ai_ctx_t *ctx);
 static void ngx_http_ai_fusion_grace_handler(ngx_event_t *ev);
 static void ngx_http_ai_fusion_keepalive_handler(ngx_event_t *ev);
+
+
+ngx_http_ai_strategy_t  ngx_http_ai_fusion_strategy = {
+    ngx_http_ai_fusion_run,
+    ngx_http_ai_fusion_relay,
+    ngx_http_ai_fusion_cleanup
+};
 
 
 static ngx_str_t  ngx_http_ai_fusion_modes[] = {
@@ -511,8 +523,7 @@ ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
 failed:
 
-    ctx->finished = 1;
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
@@ -573,9 +584,9 @@ ngx_http_ai_fusion_call(ngx_http_ai_ctx_t *ctx, ngx_uint_t i,
 }
 
 
-/* the decision loop, as ngx_http_ai_run() is for a single answer */
+/* the decision loop, as ngx_http_ai_fallback_run() is for one answer */
 
-void
+static void
 ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     ngx_uint_t               i, running, usable, asked, quorum;
@@ -594,7 +605,8 @@ ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     calls = ctx->calls.elts;
 
     for (i = 0; i < ctx->calls.nelts; i++) {
-        if (calls[i]->done && ngx_http_ai_settle(r, ctx, calls[i]) != NGX_OK)
+        if (calls[i]->done
+            && ngx_http_ai_attempt_settle(r, ctx, calls[i]) != NGX_OK)
         {
             goto failed;
         }
@@ -699,7 +711,7 @@ ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             ngx_http_ai_attempt_abort(a, NGX_HTTP_AI_ABORTED);
             ngx_str_set(&a->reason, "stopped: the pool went on without it");
 
-            if (ngx_http_ai_settle(r, ctx, a) != NGX_OK) {
+            if (ngx_http_ai_attempt_settle(r, ctx, a) != NGX_OK) {
                 goto failed;
             }
         }
@@ -710,8 +722,7 @@ ngx_http_ai_fusion_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
 failed:
 
-    ctx->finished = 1;
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
@@ -799,8 +810,7 @@ ngx_http_ai_fusion_proceed(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
 failed:
 
-    ctx->finished = 1;
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
@@ -1009,6 +1019,7 @@ next:
     if (fu->relayed) {
         /* half an answer reached the client: it cannot be replaced */
         fu->phase = NGX_HTTP_AI_DONE;
+        ctx->model = a->model;
         ngx_http_ai_answer(r, ctx, a);
         return;
     }
@@ -1018,8 +1029,7 @@ next:
     rc = ngx_http_ai_fusion_judge(r, ctx);
 
     if (rc != NGX_OK) {
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
 }
 
@@ -1038,8 +1048,7 @@ ngx_http_ai_fusion_without_judge(ngx_http_request_t *r,
 
     candidates = ngx_palloc(r->pool, fu->n * sizeof(ngx_uint_t));
     if (candidates == NULL) {
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -1052,8 +1061,7 @@ ngx_http_ai_fusion_without_judge(ngx_http_request_t *r,
     }
 
     if (ngx_http_ai_fusion_vote(r, fu, candidates, &n) != NGX_OK) {
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -1197,13 +1205,12 @@ ngx_http_ai_fusion_respond(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     fu = ctx->fusion;
     fu->phase = NGX_HTTP_AI_DONE;
-    ctx->finished = 1;
 
     if (fu->keepalive.timer_set) {
         ngx_del_timer(&fu->keepalive);
     }
 
-    ngx_http_ai_abort_others(ctx, NULL);
+    ngx_http_ai_attempt_abort_others(ctx, NULL);
 
     if (fu->winner >= 0) {
         mb = &fu->members[fu->winner];
@@ -1302,7 +1309,7 @@ ngx_http_ai_fusion_respond(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             goto failed;
         }
 
-        ngx_http_finalize_request(r, ngx_http_ai_fusion_send(ctx, 1));
+        ngx_http_ai_finalize(r, ctx, ngx_http_ai_fusion_send(ctx, 1));
         return;
     }
 
@@ -1348,13 +1355,13 @@ ngx_http_ai_fusion_respond(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         goto failed;
     }
 
-    ngx_http_finalize_request(r, ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK,
+    ngx_http_ai_finalize(r, ctx, ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK,
                                                        &body));
     return;
 
 failed:
 
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
@@ -1372,7 +1379,6 @@ ngx_http_ai_fusion_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     fu = ctx->fusion;
     fu->phase = NGX_HTTP_AI_DONE;
-    ctx->finished = 1;
 
     if (fu->keepalive.timer_set) {
         ngx_del_timer(&fu->keepalive);
@@ -1408,7 +1414,7 @@ ngx_http_ai_fusion_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                   &err.message);
 
     if (!ctx->header_sent) {
-        ngx_http_finalize_request(r, ngx_http_ai_send_error(r, ctx, &err));
+        ngx_http_ai_finalize(r, ctx, ngx_http_ai_send_error(r, ctx, &err));
         return;
     }
 
@@ -1423,12 +1429,12 @@ ngx_http_ai_fusion_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     fu->out.out = out;
 
-    ngx_http_finalize_request(r, ngx_http_ai_fusion_send(ctx, 1));
+    ngx_http_ai_finalize(r, ctx, ngx_http_ai_fusion_send(ctx, 1));
     return;
 
 failed:
 
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
@@ -1706,7 +1712,7 @@ ngx_http_ai_fusion_send(ngx_http_ai_ctx_t *ctx, ngx_uint_t last)
  * and model "fusion/<mode>".
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_ai_fusion_relay(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a)
 {
     u_char                *p, *last, *end;
@@ -1827,8 +1833,7 @@ ngx_http_ai_fusion_keepalive_handler(ngx_event_t *ev)
     ngx_str_set(&ping, ": keep-alive\n\n");
 
     if (ngx_http_ai_stream_send(ctx, &ping, 0) == NGX_ERROR) {
-        ctx->finished = 1;
-        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_ai_finalize(r, ctx, NGX_ERROR);
         ngx_http_run_posted_requests(c);
         return;
     }
@@ -1837,10 +1842,14 @@ ngx_http_ai_fusion_keepalive_handler(ngx_event_t *ev)
 }
 
 
-void
-ngx_http_ai_fusion_timers_cleanup(ngx_http_ai_ctx_t *ctx)
+static void
+ngx_http_ai_fusion_cleanup(ngx_http_ai_ctx_t *ctx)
 {
     ngx_http_ai_fusion_t  *fu = ctx->fusion;
+
+    if (fu == NULL) {
+        return;
+    }
 
     if (fu->grace.timer_set) {
         ngx_del_timer(&fu->grace);

@@ -45,6 +45,7 @@ static ngx_int_t ngx_http_ai_guard_remember(ngx_pool_t *pool,
 static ngx_int_t ngx_http_ai_guard_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ai_guard_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ai_guard_init(ngx_conf_t *cf);
 static void *ngx_http_ai_guard_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_ai_guard_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ai_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -73,7 +74,7 @@ static ngx_command_t  ngx_http_ai_guard_commands[] = {
 
 static ngx_http_module_t  ngx_ai_gateway_guard_module_ctx = {
     ngx_http_ai_guard_add_variables,       /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ai_guard_init,                /* postconfiguration */
 
     ngx_http_ai_guard_create_main_conf,    /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -1167,6 +1168,29 @@ ngx_http_ai_guard_variable(ngx_http_request_t *r,
     v->len = p - v->data;
 
     return NGX_OK;
+}
+
+
+/* the hooks the core calls (ngx_ai_gateway_policy.c) */
+
+static ngx_http_ai_policy_t  ngx_http_ai_guard_policy = {
+    ngx_http_ai_guard_request,             /* request */
+    NULL,                                  /* admit */
+    NULL,                                  /* attempt */
+    NULL,                                  /* call_done */
+    NULL,                                  /* headers */
+    ngx_http_ai_guard_answer,              /* answer */
+    ngx_http_ai_guard_error,               /* error */
+    ngx_http_ai_guard_stream,              /* stream */
+    NULL,                                  /* end */
+    NULL                                   /* log */
+};
+
+
+static ngx_int_t
+ngx_http_ai_guard_init(ngx_conf_t *cf)
+{
+    return ngx_http_ai_policy_add(cf, &ngx_http_ai_guard_policy);
 }
 
 

@@ -136,4 +136,13 @@ ngx_int_t ngx_http_ai_guard_hit(ngx_http_ai_guard_ctx_t *gctx,
     ngx_http_ai_guard_rule_t *rule, ngx_uint_t n);
 
 
+/* the hooks (ngx_ai_gateway_policy.c) */
+ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,
+    ngx_ai_chat_request_t *chat, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_guard_answer(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_ai_guard_error(ngx_http_request_t *r, ngx_str_t *message);
+ngx_int_t ngx_http_ai_guard_stream(ngx_http_request_t *r, ngx_str_t *data,
+    ngx_uint_t last);
+
+
 #endif /* _NGX_AI_GATEWAY_GUARD_H_INCLUDED_ */

@@ -18,11 +18,21 @@
 #include "ngx_ai_gateway_limits.h"
 
 
+static ngx_int_t ngx_http_ai_limits_admit(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+static ngx_int_t ngx_http_ai_limits_attempt(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *model, ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
+static void ngx_http_ai_limits_charge(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
+static ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_limits_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *items, ngx_uint_t n, ngx_ai_error_t *err);
 static void ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx);
 static void ngx_http_ai_limits_cleanup(void *data);
-static ngx_int_t ngx_http_ai_limits_log_handler(ngx_http_request_t *r);
+static void ngx_http_ai_limits_end(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_limits_push_header(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
 static ngx_int_t ngx_http_ai_limits_info_headers(ngx_http_request_t *r,
@@ -163,10 +173,10 @@ static ngx_str_t  ngx_http_ai_limits_status[] = {
  *
  * In a strict zone (sync= ... strict) whose Redis is reachable, Redis
  * checks and reserves: NGX_AGAIN, the request waits for its answer, and
- * ngx_http_ai_admission_done() follows.
+ * ctx->resume follows.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_ai_error_t *err)
 {
@@ -369,7 +379,7 @@ ngx_http_ai_limits_price(ngx_http_request_t *r, ngx_str_t *model)
  * budget, or it is not made (NGX_DECLINED, err says why).
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_ai_limits_attempt(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *model, ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
 {
@@ -443,7 +453,7 @@ ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
                        "nano-USD reserved", lctx->estimate, lctx->reserved);
     }
 
-    ngx_http_ai_admission_done(lctx->request, rc, &err);
+    lctx->ai->resume(lctx->request, rc, &err);
 }
 
 
@@ -563,7 +573,7 @@ ngx_http_ai_limits_reserve_tokens(ngx_http_request_t *r,
  * usage is missing or invalid what admission reserved for it.
  */
 
-void
+static void
 ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *a)
 {
@@ -575,11 +585,6 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_limits_ctx_t       *lctx;
     ngx_http_ai_limits_loc_conf_t  *llcf;
 
-    if (a->charged) {
-        return;
-    }
-
-    a->charged = 1;
     r = r->main;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
@@ -624,7 +629,6 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             /* an answer the provider did not say the usage of */
             a->guessed = 1;
             ngx_http_ai_limits_estimate_charge(r, ctx, a, price, NULL, &add);
-            ctx->cost += a->cost;
 
         } else {
             in = u ? u->prompt_tokens : 0;
@@ -636,17 +640,6 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                                + ngx_http_ai_cost_of(out, price->output)
                              : 0;
             a->cost = add.cost;
-
-            ctx->cost += add.cost;
-
-            if (u) {
-                ctx->usage.prompt_tokens += u->prompt_tokens;
-                ctx->usage.completion_tokens += u->completion_tokens;
-                ctx->usage.cached_tokens += u->cached_tokens;
-                ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
-                ctx->usage.reasoning_tokens += u->reasoning_tokens;
-                ctx->usage.known = 1;
-            }
 
             if (lctx) {
                 lctx->tokens += in + out;
@@ -739,7 +732,7 @@ ngx_http_ai_limits_estimate_charge(ngx_http_request_t *r,
  * is over (not for a streamed answer, whose header leaves first).
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_ai_limits_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     u_char                         *p;
@@ -975,53 +968,21 @@ ngx_http_ai_limits_cleanup(void *data)
 
 
 /*
- * Log phase, before the access log.  Every call of the request must be in
- * the ledger: one not charged yet (stopped by the gateway, or still
- * running when the request ended because the client went away) is
- * charged now, as aborted if it had not ended.  Then the reservations
- * are settled, so that $ai_cost and the ledger agree.
+ * The request's end (the core's log phase, after every call was
+ * charged): the reservations are settled, so that $ai_cost and the
+ * ledger agree.
  */
 
-static ngx_int_t
-ngx_http_ai_limits_log_handler(ngx_http_request_t *r)
+static void
+ngx_http_ai_limits_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    ngx_uint_t                  i;
-    ngx_http_ai_ctx_t          *ctx;
-    ngx_http_ai_attempt_t      *a, **calls;
-    ngx_http_ai_limits_ctx_t   *lctx;
-
-    if (r != r->main) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
-
-    if (ctx) {
-        calls = ctx->calls.elts;
-
-        for (i = 0; i <= ctx->calls.nelts; i++) {
-            a = (i < ctx->calls.nelts) ? calls[i] : ctx->attempt;
-
-            if (a == NULL || a->charged) {
-                continue;
-            }
-
-            if (!a->done) {
-                a->aborted = 1;
-                a->outcome = NGX_HTTP_AI_ABORTED;
-            }
-
-            ngx_http_ai_limits_charge(r, ctx, a);
-        }
-    }
+    ngx_http_ai_limits_ctx_t  *lctx;
 
     lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
 
     if (lctx) {
         ngx_http_ai_limits_settle(lctx);
     }
-
-    return NGX_OK;
 }
 
 
@@ -1109,17 +1070,25 @@ ngx_http_ai_limits_add_variables(ngx_conf_t *cf)
 }
 
 
-/*
- * The log phase handler goes first, before the access log's, so that
- * variables logged see the request settled.
- */
+/* the hooks the core calls (ngx_ai_gateway_policy.c) */
+
+static ngx_http_ai_policy_t  ngx_http_ai_limits_policy = {
+    NULL,                                  /* request */
+    ngx_http_ai_limits_admit,              /* admit */
+    ngx_http_ai_limits_attempt,            /* attempt */
+    ngx_http_ai_limits_charge,             /* call_done */
+    ngx_http_ai_limits_headers,            /* headers */
+    NULL,                                  /* answer */
+    NULL,                                  /* error */
+    NULL,                                  /* stream */
+    ngx_http_ai_limits_end,                /* end */
+    NULL                                   /* log */
+};
+
 
 static ngx_int_t
 ngx_http_ai_limits_init(ngx_conf_t *cf)
 {
-    ngx_array_t                     *a;
-    ngx_http_handler_pt             *h;
-    ngx_http_core_main_conf_t       *cmcf;
     ngx_http_ai_limits_main_conf_t  *lmcf;
 
     /* every zone is known now: which accounts each one must keep */
@@ -1129,22 +1098,7 @@ ngx_http_ai_limits_init(ngx_conf_t *cf)
 
     ngx_http_ai_cost_keep_budgets(lmcf);
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    a = &cmcf->phases[NGX_HTTP_LOG_PHASE].handlers;
-
-    h = ngx_array_push(a);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h = a->elts;
-
-    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
-
-    h[0] = ngx_http_ai_limits_log_handler;
-
-    return NGX_OK;
+    return ngx_http_ai_policy_add(cf, &ngx_http_ai_limits_policy);
 }
 
 

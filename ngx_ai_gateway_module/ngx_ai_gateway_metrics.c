@@ -70,7 +70,8 @@ typedef struct {
 } ngx_http_ai_metrics_req_t;
 
 
-static ngx_int_t ngx_http_ai_metrics_log_handler(ngx_http_request_t *r);
+static void ngx_http_ai_metrics_log(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_metrics_gather(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_metrics_req_t *m, u_char *hex);
 static void ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
@@ -144,6 +145,22 @@ static ngx_command_t  ngx_http_ai_metrics_commands[] = {
 };
 
 
+/* its hook: the log phase, after the policies (ngx_ai_gateway_policy.c) */
+
+static ngx_http_ai_policy_t  ngx_http_ai_metrics_policy = {
+    NULL,                                  /* request */
+    NULL,                                  /* admit */
+    NULL,                                  /* attempt */
+    NULL,                                  /* call_done */
+    NULL,                                  /* headers */
+    NULL,                                  /* answer */
+    NULL,                                  /* error */
+    NULL,                                  /* stream */
+    NULL,                                  /* end */
+    ngx_http_ai_metrics_log                /* log */
+};
+
+
 static ngx_http_module_t  ngx_ai_gateway_metrics_module_ctx = {
     NULL,                                  /* preconfiguration */
     ngx_http_ai_metrics_init,              /* postconfiguration */
@@ -177,38 +194,24 @@ ngx_module_t  ngx_ai_gateway_metrics_module = {
 
 /* ---- the log phase ---- */
 
-static ngx_int_t
-ngx_http_ai_metrics_log_handler(ngx_http_request_t *r)
+static void
+ngx_http_ai_metrics_log(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    ngx_http_ai_ctx_t                *ctx;
     ngx_http_ai_metrics_req_t         m;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
     u_char                            hex[NGX_HTTP_AI_KEY_PREFIX];
 
-    if (r != r->main) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
-
-    if (ctx == NULL) {
-        /* not a gateway request */
-        return NGX_OK;
-    }
-
     mmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_metrics_module);
 
     if (mmcf->zone == NULL) {
-        return NGX_OK;
+        return;
     }
 
     if (ngx_http_ai_metrics_gather(r, ctx, &m, hex) != NGX_OK) {
-        return NGX_OK;
+        return;
     }
 
     ngx_http_ai_metrics_record(mmcf->zone->data, &m, r->connection->log);
-
-    return NGX_OK;
 }
 
 
@@ -1258,9 +1261,6 @@ ngx_http_ai_metrics_status_seen(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ai_metrics_init(ngx_conf_t *cf)
 {
-    ngx_array_t                      *a;
-    ngx_http_handler_pt              *h;
-    ngx_http_core_main_conf_t        *cmcf;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf,
@@ -1282,22 +1282,9 @@ ngx_http_ai_metrics_init(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    /* recorded after the policies settled (ngx_ai_gateway_policy.c) */
 
-    a = &cmcf->phases[NGX_HTTP_LOG_PHASE].handlers;
-
-    h = ngx_array_push(a);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h = a->elts;
-
-    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
-
-    h[0] = ngx_http_ai_metrics_log_handler;
-
-    return NGX_OK;
+    return ngx_http_ai_policy_add(cf, &ngx_http_ai_metrics_policy);
 }
 
 

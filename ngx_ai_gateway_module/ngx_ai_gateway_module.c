@@ -2,7 +2,9 @@
 /*
  * Copyright (C) ngx_ai_gateway_module authors
  *
- * The module: directives, configuration, filter registration.
+ * ngx_ai_gateway_module: its directives (their handlers live with what
+ * they configure), configuration, and the postconfiguration that sets the
+ * core up.  Nobody calls into this file.
  */
 
 
@@ -19,9 +21,6 @@ static char *ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_ai_init(ngx_conf_t *cf);
 static char *ngx_http_ai_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_ai_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_ai_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in);
 
 
 static ngx_conf_num_bounds_t  ngx_http_ai_max_tokens_bounds = {
@@ -144,10 +143,6 @@ ngx_module_t  ngx_ai_gateway_module = {
 };
 
 
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
-
-
 static void *
 ngx_http_ai_create_main_conf(ngx_conf_t *cf)
 {
@@ -167,6 +162,9 @@ ngx_http_ai_create_main_conf(ngx_conf_t *cf)
         || ngx_array_init(&amcf->models, cf->pool, 8, sizeof(ngx_str_t))
            != NGX_OK
         || ngx_array_init(&amcf->secrets, cf->pool, 4, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&amcf->policies, cf->pool, 4,
+                          sizeof(ngx_http_ai_policy_t *))
            != NGX_OK)
     {
         return NULL;
@@ -237,85 +235,14 @@ ngx_http_ai_init(ngx_conf_t *cf)
     ngx_ai_json_init_allocator();
 
     if (ngx_http_ai_provider_init(cf) != NGX_OK
-        || ngx_http_ai_secrets_init(cf) != NGX_OK)
+        || ngx_http_ai_secrets_init(cf) != NGX_OK
+        || ngx_http_ai_response_init(cf) != NGX_OK
+        || ngx_http_ai_handler_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_ai_header_filter;
-
-    ngx_http_next_body_filter = ngx_http_top_body_filter;
-    ngx_http_top_body_filter = ngx_http_ai_body_filter;
-
     return NGX_OK;
-}
-
-
-/*
- * One filter pair for two jobs: provider subrequests carry an attempt
- * context and are consumed by the upstream part; a main request in an
- * ai_gateway location that nginx itself answers with an error page (413,
- * 500 ...) gets that page rewritten as an OpenAI error object.
- */
-
-static ngx_int_t
-ngx_http_ai_header_filter(ngx_http_request_t *r)
-{
-    ngx_int_t  rc;
-
-    if (r != r->main) {
-        if (ngx_http_get_module_ctx(r, ngx_ai_gateway_module)) {
-            return ngx_http_ai_upstream_header_filter(r);
-        }
-
-        return ngx_http_next_header_filter(r);
-    }
-
-    rc = ngx_http_ai_error_page_header(r);
-
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
-    return ngx_http_next_header_filter(r);
-}
-
-
-static ngx_int_t
-ngx_http_ai_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
-{
-    ngx_http_ai_ctx_t  *ctx;
-
-    if (r != r->main) {
-        if (ngx_http_get_module_ctx(r, ngx_ai_gateway_module)) {
-            return ngx_http_ai_upstream_body_filter(r, in);
-        }
-
-        return ngx_http_next_body_filter(r, in);
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
-
-    if (ctx && ctx->rewrite_error) {
-        return ngx_http_ai_error_page_body(r, in);
-    }
-
-    return ngx_http_next_body_filter(r, in);
-}
-
-
-ngx_int_t
-ngx_http_ai_next_header_filter(ngx_http_request_t *r)
-{
-    return ngx_http_next_header_filter(r);
-}
-
-
-ngx_int_t
-ngx_http_ai_next_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
-{
-    return ngx_http_next_body_filter(r, in);
 }
 
 

@@ -59,7 +59,7 @@ ngx_http_ai_secrets_precontent(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_attempt_module);
 
     if (a == NULL || r->content_handler == NULL
         || r->content_handler == ngx_http_ai_secrets_content)
@@ -82,7 +82,7 @@ ngx_http_ai_secrets_content(ngx_http_request_t *r)
     ngx_log_t              *log;
     ngx_http_ai_attempt_t  *a;
 
-    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_attempt_module);
     log = r->connection->log;
 
     level = log->log_level;

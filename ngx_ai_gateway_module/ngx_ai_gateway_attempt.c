@@ -2,12 +2,15 @@
 /*
  * Copyright (C) ngx_ai_gateway_module authors
  *
- * The provider side: one call is a background subrequest to the
- * provider's pass= location with its own body and a fresh header set (the
- * provider's key, never the client's headers).  Its header and body
- * filters take the answer: whole answers are collected for translation,
- * streams are parsed event by event and relayed to the client as they
- * come.
+ * ngx_ai_gateway_attempt_module: one provider call, and the calls of a
+ * request.  A call is a background subrequest to the provider's pass=
+ * location with its own body and a fresh header set (the provider's key,
+ * never the client's headers), its state in this module's ctx slot.  Its
+ * header and body filters take the answer: whole answers are collected
+ * for translation, streams are parsed event by event and handed to the
+ * request's strategy (ctx->strategy->relay).  When a call ends, its
+ * outcome is decided, the policies charge it, and it joins the request's
+ * totals (ngx_http_ai_attempt_settle).
  */
 
 
@@ -30,8 +33,50 @@ static ngx_int_t ngx_http_ai_attempt_done(ngx_http_request_t *sr,
 static void ngx_http_ai_find_retry_after(ngx_http_request_t *r,
     ngx_http_ai_attempt_t *a);
 static ngx_int_t ngx_http_ai_sse_event(void *data, ngx_ai_sse_event_t *ev);
-static ngx_int_t ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx,
-    ngx_str_t *data);
+static ngx_http_ai_attempt_t *ngx_http_ai_attempt_get(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_attempt_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_attempt_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx);
+static void ngx_http_ai_attempt_totals(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a);
+static void ngx_http_ai_calls_cleanup(void *data);
+static ngx_int_t ngx_http_ai_attempt_init(ngx_conf_t *cf);
+
+
+static ngx_http_module_t  ngx_ai_gateway_attempt_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_ai_attempt_init,              /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_ai_gateway_attempt_module = {
+    NGX_MODULE_V1,
+    &ngx_ai_gateway_attempt_module_ctx,    /* module context */
+    NULL,                                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 static ngx_str_t  ngx_http_ai_post = ngx_string("POST");
@@ -64,7 +109,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
         /* every call past the first counts against the limits too */
 
-        rc = ngx_http_ai_limits_attempt(r, ctx, &target->name,
+        rc = ngx_http_ai_policy_attempt(r, ctx, &target->name,
                                         req ? req : &ctx->chat, &refusal);
 
         if (rc == NGX_ERROR) {
@@ -170,7 +215,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ctx->attempt = a;
     ctx->attempts++;
 
-    ngx_http_set_ctx(sr, a, ngx_ai_gateway_module);
+    ngx_http_set_ctx(sr, a, ngx_ai_gateway_attempt_module);
 
     sr->method = NGX_HTTP_POST;
     sr->method_name = ngx_http_ai_post;
@@ -387,12 +432,43 @@ ngx_http_ai_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 }
 
 
-ngx_int_t
-ngx_http_ai_upstream_header_filter(ngx_http_request_t *r)
+/*
+ * The call of a subrequest: its ctx, or, after an internal redirect in the
+ * pass= location (which clears the ctx), its post_subrequest data.
+ */
+
+static ngx_http_ai_attempt_t *
+ngx_http_ai_attempt_get(ngx_http_request_t *r)
 {
     ngx_http_ai_attempt_t  *a;
 
-    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+    if (r == r->main) {
+        return NULL;
+    }
+
+    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_attempt_module);
+
+    if (a == NULL && r->post_subrequest
+        && r->post_subrequest->handler == ngx_http_ai_attempt_done)
+    {
+        a = r->post_subrequest->data;
+        ngx_http_set_ctx(r, a, ngx_ai_gateway_attempt_module);
+    }
+
+    return a;
+}
+
+
+static ngx_int_t
+ngx_http_ai_attempt_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_ai_attempt_t  *a;
+
+    a = ngx_http_ai_attempt_get(r);
+
+    if (a == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
 
     r->header_sent = 1;
 
@@ -443,19 +519,22 @@ ngx_http_ai_upstream_header_filter(ngx_http_request_t *r)
 }
 
 
-ngx_int_t
-ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+static ngx_int_t
+ngx_http_ai_attempt_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     size_t                   size;
     ngx_int_t                rc;
     ngx_buf_t               *b;
     ngx_str_t                out;
     ngx_chain_t             *cl;
-    ngx_http_ai_ctx_t       *ctx;
     ngx_http_ai_attempt_t   *a;
     ngx_http_ai_loc_conf_t  *alcf;
 
-    a = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+    a = ngx_http_ai_attempt_get(r);
+
+    if (a == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
 
     for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
@@ -528,49 +607,9 @@ ngx_http_ai_upstream_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
     }
 
-    if (a->streaming && a->stream.out.len && a->ctx->fusion) {
-        /* a fusion's judge writing the answer */
-        return ngx_http_ai_fusion_relay(a->ctx, a);
-    }
-
     if (a->streaming && a->stream.out.len) {
-        ctx = a->ctx;
-
-        /*
-         * The first call with something to say wins the stream: from now
-         * on the client hears only it, and the others are stopped.
-         */
-
-        if (ctx->winner == NULL && !ctx->finished) {
-            ctx->winner = a;
-            ctx->model = a->model;
-            a->first_byte = 1;
-
-            if (a->timer.timer_set) {
-                ngx_del_timer(&a->timer);
-            }
-
-            if (ctx->calls.nelts > 1
-                && ngx_http_post_request(ctx->request, NULL) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        rc = NGX_OK;
-
-        if (ctx->winner == a) {
-            out.data = a->stream.out.data;
-            out.len = a->stream.out.len;
-
-            rc = ngx_http_ai_stream_send(ctx, &out, 0);
-        }
-
-        a->stream.out.len = 0;
-
-        if (rc == NGX_ERROR) {
-            return NGX_ERROR;
-        }
+        /* translated events: the strategy says who hears them */
+        return a->ctx->strategy->relay(a->ctx, a);
     }
 
     return NGX_OK;
@@ -599,7 +638,6 @@ ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
     a->aborted = 1;
 
     if (outcome == NGX_HTTP_AI_TIMEOUT) {
-        a->timed_out = 1;
         ngx_str_set(&a->reason, "gave no answer within the timeout");
 
     } else {
@@ -751,161 +789,421 @@ ngx_http_ai_sse_event(void *data, ngx_ai_sse_event_t *ev)
 }
 
 
+
 /*
- * Sends SSE text to the client: the response header first if it is not
- * out yet, then the data with flush, so each event leaves at once.  The
- * text is the gateway's OpenAI chunks: ai_guard's response rules see them
- * first, and a client of the Messages API gets them as Anthropic events.
+ * How a finished call ended: a->outcome, a->reason and, for a usable
+ * answer, a->usage and the translated a->answer.
  */
 
 ngx_int_t
-ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
-    ngx_uint_t last)
+ngx_http_ai_attempt_outcome(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
 {
-    ngx_int_t                  rc;
-    ngx_str_t                  text;
-    ngx_buf_t                 *b;
-    ngx_chain_t                out;
-    ngx_table_elt_t           *h;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char          *p;
+    ngx_int_t        rc;
+    ngx_ai_error_t   err;
 
-    r = ctx->request;
-    c = r->connection;
-
-    if (c->error) {
-        return NGX_ERROR;
+    if (a->outcome != NGX_HTTP_AI_RUNNING) {
+        /* stopped by the gateway: timed out or lost a hedge */
+        return NGX_OK;
     }
 
-    text = *data;
-    data = &text;
+    if (!a->header) {
+        if (a->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+            a->outcome = NGX_HTTP_AI_TIMEOUT;
+            ngx_str_set(&a->reason, "timed out");
 
-    if (ngx_http_ai_guard_stream(r, data, last) != NGX_OK) {
-        return NGX_ERROR;
+        } else {
+            a->outcome = NGX_HTTP_AI_ERROR;
+            ngx_str_set(&a->reason, "could not be reached or closed the "
+                                    "connection");
+        }
+
+        return NGX_OK;
     }
 
-    if (ctx->messages && ngx_http_ai_messages_stream(ctx, data) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    if (a->status < 200 || a->status >= 300) {
+        a->outcome = (a->status == NGX_HTTP_TOO_MANY_REQUESTS)
+                     ? NGX_HTTP_AI_429
+                     : (a->status >= 500) ? NGX_HTTP_AI_5XX
+                                          : NGX_HTTP_AI_4XX;
 
-    if (!ctx->header_sent) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        a->provider->translator->error(r->pool, a->status, a->body.data,
+                                       a->body.len, &err);
+
+        if (ngx_http_ai_attempt_scrub(a, &err.message) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "Cache-Control");
-        ngx_str_set(&h->value, "no-cache");
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        p = ngx_pnalloc(r->pool, sizeof("HTTP 999: ") - 1 + err.message.len);
+        if (p == NULL) {
             return NGX_ERROR;
         }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "X-Accel-Buffering");
-        ngx_str_set(&h->value, "no");
-
-        rc = ngx_http_ai_send_header(r, ctx, NGX_HTTP_OK,
-                                     "text/event-stream", -1);
-
-        if (rc == NGX_ERROR || rc > NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        if (r->header_only) {
-            return NGX_OK;
-        }
+        a->reason.data = p;
+        a->reason.len = ngx_sprintf(p, "HTTP %03ui: %V", a->status,
+                                    &err.message)
+                        - p;
+        return NGX_OK;
     }
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
+    if (a->too_big) {
+        a->outcome = NGX_HTTP_AI_INVALID;
+        ngx_str_set(&a->reason, "the answer is larger than "
+                                "ai_max_response_size");
+        return NGX_OK;
     }
 
-    if (data->len) {
-        b->start = ngx_pnalloc(r->pool, data->len);
-        if (b->start == NULL) {
-            return NGX_ERROR;
+    if (a->streaming) {
+        a->usage = a->stream.usage;
+
+        if (a->stream.failed) {
+            a->outcome = NGX_HTTP_AI_INVALID;
+
+            if (ngx_http_ai_attempt_scrub(a, &a->stream.error) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            a->reason = a->stream.error;
+
+        } else if (!a->stream.done) {
+            a->outcome = NGX_HTTP_AI_ERROR;
+            ngx_str_set(&a->reason, "the stream ended before the answer "
+                                    "was complete");
+
+        } else if (!a->first_byte && a->ctx->fusion == NULL) {
+            /* a lone terminator is no answer: the next model may give one */
+            a->outcome = NGX_HTTP_AI_INVALID;
+            ngx_str_set(&a->reason, "the stream ended without an answer");
+
+        } else {
+            a->outcome = NGX_HTTP_AI_OK;
         }
 
-        b->pos = b->start;
-        b->last = ngx_cpymem(b->pos, data->data, data->len);
-        b->end = b->last;
-        b->temporary = 1;
+        return NGX_OK;
     }
 
-    b->flush = 1;
-    b->last_buf = last;
-    b->last_in_chain = 1;
+    if (!a->complete) {
+        a->outcome = NGX_HTTP_AI_ERROR;
+        ngx_str_set(&a->reason, "the answer was cut off before its end");
+        return NGX_OK;
+    }
 
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_output_filter(r, &out);
-
+    rc = a->provider->translator->response(r->pool, a->req,
+                                           a->body.data, a->body.len,
+                                           &a->answer, &err);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_AGAIN || c->buffered) {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    if (rc == NGX_DECLINED) {
+        a->outcome = NGX_HTTP_AI_INVALID;
+        a->reason = err.message;
 
-        if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        if (!c->write->ready && !c->write->timer_set) {
-            ngx_add_timer(c->write, clcf->send_timeout);
-        }
+        return ngx_http_ai_attempt_scrub(a, &a->reason);
     }
 
-    return rc;
+    if (ngx_http_ai_attempt_scrub(a, &a->answer.body) != NGX_OK
+        || ngx_http_ai_attempt_scrub(a, &a->answer.content) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    a->outcome = NGX_HTTP_AI_OK;
+    a->usage = a->answer.usage;
+
+    return NGX_OK;
+}
+
+
+/* the request's lists of models and calls, and its timers' cleanup */
+
+ngx_int_t
+ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_array_init(&ctx->plan, r->pool, 4, sizeof(ngx_http_ai_model_t))
+           != NGX_OK
+        || ngx_array_init(&ctx->calls, r->pool, 4,
+                          sizeof(ngx_http_ai_attempt_t *))
+           != NGX_OK
+        || ngx_array_init(&ctx->skipped, r->pool, 1, sizeof(ngx_str_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->seen = NULL;
+    ctx->seen_size = 0;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_calls_cleanup;
+    cln->data = ctx;
+
+    return NGX_OK;
 }
 
 
 /*
- * OpenAI chunks -> Anthropic events for a client of the Messages API.
- * The usage the gateway read from the provider is exact (an Anthropic
- * provider's cache creation tokens included) and known early for some
- * providers, so it is preferred to the chunks' own.
+ * A model added to the plan once: the names already in it are found in a
+ * small open-addressing table of plan indexes, so that a long plan costs
+ * no more than its length.
  */
 
-static ngx_int_t
-ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx, ngx_str_t *data)
+ngx_int_t
+ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
 {
-    ngx_http_ai_attempt_t     *a;
-    ngx_ai_messages_stream_t  *ms;
+    ngx_uint_t            i, key, slot;
+    ngx_http_ai_model_t  *p;
 
-    ms = ctx->messages_stream;
-
-    if (ms == NULL) {
-        ms = ngx_palloc(ctx->request->pool, sizeof(ngx_ai_messages_stream_t));
-        if (ms == NULL
-            || ngx_ai_messages_stream_init(ms, ctx->request->pool) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        ctx->messages_stream = ms;
-    }
-
-    a = ctx->winner;
-
-    if (a && !ctx->fusion && a->streaming && a->stream.usage.known) {
-        ngx_ai_messages_stream_usage(ms, &a->stream.usage);
-    }
-
-    ms->out.len = 0;
-
-    if (ngx_ai_messages_stream_feed(ms, data->data, data->len) != NGX_OK) {
+    if (ctx->plan.nelts * 2 >= ctx->seen_size
+        && ngx_http_ai_plan_rehash(ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    data->data = ms->out.data;
-    data->len = ms->out.len;
+    p = ctx->plan.elts;
+    key = ngx_hash_key(m->name.data, m->name.len);
+
+    for (slot = key & (ctx->seen_size - 1);
+         ctx->seen[slot];
+         slot = (slot + 1) & (ctx->seen_size - 1))
+    {
+        i = ctx->seen[slot] - 1;
+
+        if (p[i].name.len == m->name.len
+            && ngx_strncmp(p[i].name.data, m->name.data, m->name.len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    p = ngx_array_push(&ctx->plan);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *p = *m;
+    ctx->seen[slot] = ctx->plan.nelts;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_plan_rehash(ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t            i, size, slot;
+    ngx_http_ai_model_t  *p;
+
+    size = ctx->seen_size ? ctx->seen_size * 2 : 16;
+
+    ctx->seen = ngx_pcalloc(ctx->request->pool, size * sizeof(ngx_uint_t));
+    if (ctx->seen == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->seen_size = size;
+    p = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        for (slot = ngx_hash_key(p[i].name.data, p[i].name.len) & (size - 1);
+             ctx->seen[slot];
+             slot = (slot + 1) & (size - 1))
+        {
+            /* void */
+        }
+
+        ctx->seen[slot] = i + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A call is over: how it ended, its charge in the ledger, its mark on
+ * its model's circuit breaker, its part of the request's totals.  Once per
+ * call.
+ */
+
+ngx_int_t
+ngx_http_ai_attempt_settle(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *a)
+{
+    if (a->judged) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_ai_attempt_outcome(r, a) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    a->judged = 1;
+    a->charged = 1;
+
+    ngx_http_ai_policy_call_done(r, ctx, a);
+
+    if (ctx->fallback && ctx->fallback->breaker_failures
+        && a->outcome != NGX_HTTP_AI_ABORTED
+        && a->outcome != NGX_HTTP_AI_4XX)
+    {
+        ngx_http_ai_breaker_record(ctx->fallback, &a->model,
+                                   a->outcome == NGX_HTTP_AI_OK,
+                                   r->connection->log);
+    }
+
+    ngx_http_ai_attempt_totals(ctx, a);
+
+    return NGX_OK;
+}
+
+
+/*
+ * What a charged call adds to the request's totals ($ai_cost, X-AI-Cost,
+ * $ai_prompt_tokens ...): its cost unless it is the estimate of a call
+ * stopped, and its usage as the provider reported it.
+ */
+
+static void
+ngx_http_ai_attempt_totals(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a)
+{
+    ngx_ai_usage_t  *u;
+
+    if (a->estimated) {
+        return;
+    }
+
+    ctx->cost += a->cost;
+
+    if (a->guessed) {
+        return;
+    }
+
+    u = a->usage.known ? &a->usage
+        : (a->streaming && a->stream.usage.known) ? &a->stream.usage
+        : NULL;
+
+    if (u == NULL) {
+        return;
+    }
+
+    ctx->usage.prompt_tokens += u->prompt_tokens;
+    ctx->usage.completion_tokens += u->completion_tokens;
+    ctx->usage.cached_tokens += u->cached_tokens;
+    ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
+    ctx->usage.reasoning_tokens += u->reasoning_tokens;
+    ctx->usage.known = 1;
+}
+
+
+/* every call still running but keep is stopped: it lost */
+
+void
+ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_attempt_t *keep)
+{
+    ngx_uint_t               i;
+    ngx_http_ai_attempt_t  **calls;
+
+    calls = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (calls[i] != keep && !calls[i]->done) {
+            ngx_http_ai_attempt_abort(calls[i], NGX_HTTP_AI_ABORTED);
+
+            /* charged now, with an estimate: it will not end by itself
+             * (NGX_ERROR here is an allocation failure of its outcome,
+             * which leaves it to the log phase's charge) */
+            (void) ngx_http_ai_attempt_settle(ctx->request, ctx, calls[i]);
+        }
+    }
+}
+
+
+/*
+ * The request ends (its log phase): a call not charged yet, stopped by
+ * the gateway or still running because the client went away, is charged
+ * now, as stopped if it had not ended.
+ */
+
+void
+ngx_http_ai_calls_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t               i;
+    ngx_http_ai_attempt_t  **calls, *a;
+
+    calls = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        a = calls[i];
+
+        if (a->charged) {
+            continue;
+        }
+
+        if (!a->done) {
+            a->aborted = 1;
+            a->outcome = NGX_HTTP_AI_ABORTED;
+        }
+
+        a->charged = 1;
+
+        ngx_http_ai_policy_call_done(r, ctx, a);
+        ngx_http_ai_attempt_totals(ctx, a);
+    }
+}
+
+
+/* every timer of the request's calls, for a request that ends early */
+
+void
+ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx)
+{
+    if (ctx->calls.elts) {
+        ngx_http_ai_calls_cleanup(ctx);
+    }
+}
+
+
+/* the request's memory goes with its pool: no timer may outlive it */
+
+static void
+ngx_http_ai_calls_cleanup(void *data)
+{
+    ngx_http_ai_ctx_t *ctx = data;
+
+    ngx_uint_t               i;
+    ngx_http_ai_attempt_t  **calls;
+
+    calls = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (calls[i]->timer.timer_set) {
+            ngx_del_timer(&calls[i]->timer);
+        }
+    }
+
+    if (ctx->strategy) {
+        ctx->strategy->cleanup(ctx);
+    }
+}
+
+
+/* the filters of provider subrequests, before everyone else's */
+
+static ngx_int_t
+ngx_http_ai_attempt_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_ai_attempt_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_ai_attempt_body_filter;
 
     return NGX_OK;
 }
