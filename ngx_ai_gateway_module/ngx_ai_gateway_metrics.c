@@ -966,51 +966,6 @@ ngx_http_ai_histogram_add(ngx_http_ai_histogram_t *h, ngx_msec_t ms)
 }
 
 
-/*
- * The permille-th quantile of a histogram in ms, interpolated linearly in
- * its bucket as Prometheus's histogram_quantile() does; the last finite
- * bound for the +Inf bucket.
- */
-
-ngx_uint_t
-ngx_http_ai_histogram_quantile(uint64_t *buckets, uint64_t count,
-    ngx_uint_t permille)
-{
-    uint64_t    rank, cum, lower, upper;
-    ngx_uint_t  i;
-
-    if (count == 0) {
-        return 0;
-    }
-
-    rank = count * permille;         /* in 1/1000 of an observation */
-    cum = 0;
-
-    for (i = 0; i < NGX_HTTP_AI_METRICS_BUCKETS; i++) {
-
-        if (buckets[i] && (cum + buckets[i]) * 1000 >= rank) {
-            break;
-        }
-
-        cum += buckets[i];
-    }
-
-    if (i >= NGX_HTTP_AI_METRICS_BUCKETS - 1) {
-        return ngx_http_ai_metrics_bounds[NGX_HTTP_AI_METRICS_BUCKETS - 2];
-    }
-
-    lower = i ? ngx_http_ai_metrics_bounds[i - 1] : 0;
-    upper = ngx_http_ai_metrics_bounds[i];
-
-    if (rank <= cum * 1000) {
-        return (ngx_uint_t) lower;
-    }
-
-    return (ngx_uint_t) (lower + (upper - lower) * (rank - cum * 1000)
-                                 / (buckets[i] * 1000));
-}
-
-
 /* ---- configuration ---- */
 
 /* ai_metrics_zone NAME:SIZE [series=N] | off */
@@ -1234,19 +1189,6 @@ ngx_http_ai_metrics_rbtree_insert(ngx_rbtree_node_t *temp,
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
-}
-
-
-/* an ai_status location exists: the default zone is wanted */
-
-void
-ngx_http_ai_metrics_status_seen(ngx_conf_t *cf)
-{
-    ngx_http_ai_metrics_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_conf_get_module_main_conf(cf,
-                                              ngx_ai_gateway_metrics_module);
-    mmcf->status = 1;
 }
 
 

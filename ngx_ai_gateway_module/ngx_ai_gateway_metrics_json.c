@@ -582,3 +582,48 @@ ngx_http_ai_metrics_quantiles(ngx_ai_jw_t *w, const char *name,
 
     ngx_ai_jw_end(w);
 }
+
+
+/*
+ * The permille-th quantile of a histogram in ms, interpolated linearly in
+ * its bucket as Prometheus's histogram_quantile() does; the last finite
+ * bound for the +Inf bucket.
+ */
+
+ngx_uint_t
+ngx_http_ai_histogram_quantile(uint64_t *buckets, uint64_t count,
+    ngx_uint_t permille)
+{
+    uint64_t    rank, cum, lower, upper;
+    ngx_uint_t  i;
+
+    if (count == 0) {
+        return 0;
+    }
+
+    rank = count * permille;         /* in 1/1000 of an observation */
+    cum = 0;
+
+    for (i = 0; i < NGX_HTTP_AI_METRICS_BUCKETS; i++) {
+
+        if (buckets[i] && (cum + buckets[i]) * 1000 >= rank) {
+            break;
+        }
+
+        cum += buckets[i];
+    }
+
+    if (i >= NGX_HTTP_AI_METRICS_BUCKETS - 1) {
+        return ngx_http_ai_metrics_bounds[NGX_HTTP_AI_METRICS_BUCKETS - 2];
+    }
+
+    lower = i ? ngx_http_ai_metrics_bounds[i - 1] : 0;
+    upper = ngx_http_ai_metrics_bounds[i];
+
+    if (rank <= cum * 1000) {
+        return (ngx_uint_t) lower;
+    }
+
+    return (ngx_uint_t) (lower + (upper - lower) * (rank - cum * 1000)
+                                 / (buckets[i] * 1000));
+}

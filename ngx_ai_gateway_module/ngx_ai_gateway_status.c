@@ -65,7 +65,8 @@ static ngx_str_t  ngx_http_ai_status_formats[] = {
 char *
 ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_ai_metrics_main_conf_t  *mmcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
@@ -76,7 +77,10 @@ ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_ai_status_handler;
 
     /* the metrics zone is made by default where ai_status is used */
-    ngx_http_ai_metrics_status_seen(cf);
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_ai_gateway_metrics_module);
+    mmcf->status = 1;
 
     return NGX_CONF_OK;
 }
