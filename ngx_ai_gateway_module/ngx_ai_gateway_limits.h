@@ -521,12 +521,8 @@ void ngx_http_ai_cost_less(ngx_http_ai_limits_ctx_t *lctx,
 ngx_int_t ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add);
-void ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_jw_t *w);
-void ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f, ngx_uint_t list);
-void ngx_http_ai_cost_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_jw_t *w);
+void ngx_http_ai_cost_add(ngx_http_ai_counters_t *to,
+    ngx_http_ai_counters_t *add);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
@@ -548,6 +544,14 @@ ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet);
 void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
     u_char **digest, ngx_str_t *route, ngx_str_t *model);
+
+/* ngx_ai_gateway_cost_json.c: the cost zones in ai_status */
+void ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
+void ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f, ngx_uint_t list);
+void ngx_http_ai_cost_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_cost_state.c */
 ngx_int_t ngx_http_ai_cost_state_init_module(ngx_cycle_t *cycle);
