@@ -97,10 +97,18 @@ nginx_build_opt() {
         | sed 's/-ffile-prefix-map=[^ ]*//g'
 }
 
+# Headers generated from the tree: the Lua scripts of sync= (sync/*.lua),
+# rewritten only when a script changed.  (The dashboard's is made by hand:
+# dashboard/embed.pl.)
+generate() {
+    perl "$ROOT/$MODULE/sync/embed.pl"
+}
+
 build_module() {
     local cc_opt ld_opt
     install_packages "${PACKAGES[@]}"
     build_lock
+    generate
     cc_opt=$(nginx_build_opt cc-opt)
     ld_opt=$(nginx_build_opt ld-opt)
     configure_tree "$BUILD/nginx" "--with-cc-opt=${cc_opt:--g -O2}" \
@@ -125,6 +133,7 @@ SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 build_asan_module() {
     install_packages "${PACKAGES[@]}"
     build_lock
+    generate
     configure_tree "$BUILD/nginx-asan" "--with-cc-opt=-g -O1 $SAN_FLAGS" \
         "--with-ld-opt=$SAN_FLAGS"
     make -C "$BUILD/nginx-asan" -f objs/Makefile -j"$JOBS" modules \

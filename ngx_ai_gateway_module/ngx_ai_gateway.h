@@ -49,6 +49,20 @@ typedef struct {
 } ngx_http_ai_price_t;
 
 
+/* the policies' hooks, ngx_http_ai_policy_t (ngx_ai_gateway_policy.c) */
+#define NGX_HTTP_AI_HOOK_REQUEST    0
+#define NGX_HTTP_AI_HOOK_ADMIT      1
+#define NGX_HTTP_AI_HOOK_ATTEMPT    2
+#define NGX_HTTP_AI_HOOK_CALL_DONE  3
+#define NGX_HTTP_AI_HOOK_HEADERS    4
+#define NGX_HTTP_AI_HOOK_ANSWER     5
+#define NGX_HTTP_AI_HOOK_ERROR      6
+#define NGX_HTTP_AI_HOOK_STREAM     7
+#define NGX_HTTP_AI_HOOK_END        8
+#define NGX_HTTP_AI_HOOK_LOG        9
+#define NGX_HTTP_AI_HOOKS           10
+
+
 typedef struct {
     ngx_array_t                 providers;   /* ngx_http_ai_provider_t */
     ngx_array_t                 prices;      /* ngx_http_ai_price_t */
@@ -57,7 +71,10 @@ typedef struct {
     ngx_array_t                 secrets;     /* ngx_str_t: the providers'
                                                 keys, scrubbed from what
                                                 providers send */
-    ngx_array_t                 policies;    /* ngx_http_ai_policy_t * */
+    ngx_array_t                 hooks[NGX_HTTP_AI_HOOKS];
+                                             /* per NGX_HTTP_AI_HOOK_*: the
+                                                ngx_http_ai_policy_t * that
+                                                have it */
     ngx_shm_zone_t             *breakers;
 } ngx_http_ai_main_conf_t;
 
@@ -284,6 +301,7 @@ struct ngx_http_ai_ctx_s {
 
 
 /* the hooks of a policy (ngx_ai_gateway_policy.c); NULL: none */
+
 typedef struct {
     ngx_int_t                 (*request)(ngx_http_request_t *r,
                                   ngx_ai_chat_request_t *chat,
@@ -397,9 +415,6 @@ void ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
 void ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_policy.c: the policies' hooks (see there) */
-#define NGX_HTTP_AI_POLICY_ANSWER   0
-#define NGX_HTTP_AI_POLICY_ERROR    1
-#define NGX_HTTP_AI_POLICY_STREAM   2
 
 ngx_int_t ngx_http_ai_policy_add(ngx_conf_t *cf,
     ngx_http_ai_policy_t *policy);
@@ -414,7 +429,7 @@ void ngx_http_ai_policy_call_done(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 ngx_int_t ngx_http_ai_policy_headers(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
-ngx_int_t ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t what,
+ngx_int_t ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t hook,
     ngx_str_t *text, ngx_uint_t last);
 void ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 
@@ -440,6 +455,12 @@ void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,
 void ngx_http_ai_calls_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
 
+/* a string ends with a literal */
+#define ngx_http_ai_ends_with(s, lit)                                         \
+    ((s)->len >= sizeof(lit) - 1                                              \
+     && ngx_strncmp((s)->data + (s)->len - (sizeof(lit) - 1), lit,            \
+                    sizeof(lit) - 1) == 0)
+
 /* ngx_ai_gateway_response.c: what the client is sent */
 ngx_int_t ngx_http_ai_response_init(ngx_conf_t *cf);
 void ngx_http_ai_finalize(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
@@ -457,7 +478,6 @@ void ngx_http_ai_fail(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     ngx_uint_t last);
 ngx_int_t ngx_http_ai_stream_flush(ngx_http_request_t *r);
-ngx_uint_t ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix);
 
 /* ngx_ai_gateway_fallback.c: the fallback strategy */
 char *ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,

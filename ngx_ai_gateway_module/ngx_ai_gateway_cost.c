@@ -32,8 +32,6 @@ static ngx_int_t ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_ai_cost_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
-    ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet, ngx_uint_t force);
 static ngx_uint_t ngx_http_ai_cost_kept(ngx_http_ai_cost_zone_t *zone,
@@ -42,17 +40,12 @@ static ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
     ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
 static void ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_cost_node_t *cn, int64_t spend, time_t when, time_t now);
-static uint64_t ngx_http_ai_cost_month(time_t now);
 static ngx_int_t ngx_http_ai_cost_check(ngx_http_ai_cost_conf_t *cc,
     ngx_http_ai_cost_node_t *cn, uint64_t estimate, uint64_t *spent,
     uint64_t *in_flight);
 static void ngx_http_ai_cost_refused(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_http_ai_cost_zone_t *zone,
     uint64_t spent, uint64_t in_flight, time_t now, ngx_ai_error_t *err);
-static void ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
-    ngx_http_ai_sync_item_t *item, time_t now);
-static void ngx_http_ai_cost_counters_delta(int64_t *d,
-    ngx_http_ai_counters_t *c);
 static void ngx_http_ai_cost_roll(ngx_http_ai_cost_node_t *node,
     time_t now);
 static time_t ngx_http_ai_cost_renews(ngx_uint_t period, time_t now);
@@ -166,7 +159,8 @@ ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->shm_zone = shm_zone;
 
     if (sync) {
-        zone->sync = ngx_http_ai_sync_zone(cf, sync, NGX_HTTP_AI_SYNC_LEDGER,
+        zone->sync = ngx_http_ai_sync_zone(cf, sync,
+                                           &ngx_http_ai_cost_sync_source,
                                            zone, &name);
         if (zone->sync == NULL) {
             return NGX_CONF_ERROR;
@@ -528,7 +522,7 @@ ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone, u_char *id, size_t len,
 
 /* the node of an identity, or NULL; called locked */
 
-static ngx_http_ai_cost_node_t *
+ngx_http_ai_cost_node_t *
 ngx_http_ai_cost_lookup(ngx_http_ai_cost_zone_t *zone, uint32_t hash,
     u_char *id, size_t len)
 {
@@ -1323,7 +1317,7 @@ ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
 
 /* year * 12 + month - 1 of a UTC time, as accounts keep it */
 
-static uint64_t
+uint64_t
 ngx_http_ai_cost_month(time_t now)
 {
     ngx_tm_t  tm;
@@ -1500,7 +1494,7 @@ ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
  * what was spent here and not pushed yet.  Called locked.
  */
 
-static void
+void
 ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
     ngx_http_ai_sync_item_t *item, time_t now)
 {
@@ -1526,356 +1520,4 @@ ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
     cn->u.account.total = v > 0 ? (uint64_t) v : 0;
 
     cn->u.account.synced = ngx_current_msec;
-}
-
-
-/* ---- sync: batches of deltas pushed, the fleet's spend pulled ---- */
-
-/*
- * The batch to push: when none is out, one is frozen from the zone
- * totals, the nodes with something to push and, with refresh, the
- * accounts used in the last minute, whose fleet spend is pulled; then
- * (also for a batch sent again) its items are copied into b, the totals
- * first.  NGX_DECLINED: nothing to push.
- */
-
-ngx_int_t
-ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
-{
-    u_char                    *digest, *p;
-    time_t                     now;
-    ngx_int_t                  rc;
-    ngx_uint_t                 n, dirty;
-    ngx_queue_t               *q;
-    ngx_rbtree_node_t         *rb;
-    ngx_http_ai_sync_sh_t     *sy;
-    ngx_http_ai_cost_node_t   *cn;
-    ngx_http_ai_sync_item_t   *item;
-    ngx_http_ai_cost_delta_t  *delta;
-
-    static ngx_http_ai_counters_t  zero;
-
-    rc = NGX_OK;
-    now = ngx_time();
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    sy = &zone->sh->sync;
-
-    if (!sy->frozen) {
-        n = 0;
-        b->more = 0;
-
-        for (q = ngx_queue_head(&zone->sh->queue);
-             q != ngx_queue_sentinel(&zone->sh->queue);
-             q = ngx_queue_next(q))
-        {
-            cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
-            delta = cn->delta;
-
-            dirty = delta
-                    && (cn->type == NGX_HTTP_AI_COST_LEDGER
-                        ? ngx_memcmp(&delta->u.ledger.pend, &zero,
-                                     sizeof(ngx_http_ai_counters_t)) != 0
-                        : (delta->u.account.pend.day_spend
-                           || delta->u.account.pend.month_spend
-                           || delta->u.account.pend.total));
-
-            /* accounts used in the last minute are kept fresh: money */
-
-            if (!dirty
-                && !(refresh && cn->type == NGX_HTTP_AI_COST_ACCOUNT
-                     && (ngx_msec_int_t) (ngx_current_msec
-                                          - cn->u.account.used) < 60000))
-            {
-                continue;
-            }
-
-            if (n == max) {
-                b->more = 1;
-                break;
-            }
-
-            if (dirty) {
-                if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
-                    delta->u.ledger.send = delta->u.ledger.pend;
-                    ngx_memzero(&delta->u.ledger.pend,
-                                sizeof(ngx_http_ai_counters_t));
-
-                } else {
-                    delta->u.account.send = delta->u.account.pend;
-                    delta->u.account.pend.day_spend = 0;
-                    delta->u.account.pend.month_spend = 0;
-                    delta->u.account.pend.total = 0;
-                }
-            }
-
-            cn->batch = 1;
-            n++;
-        }
-
-        if (n == 0 && !refresh
-            && ngx_memcmp(&zone->sh->pend, &zero,
-                          sizeof(ngx_http_ai_counters_t)) == 0)
-        {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            return NGX_DECLINED;
-        }
-
-        zone->sh->send = zone->sh->pend;
-        ngx_memzero(&zone->sh->pend, sizeof(ngx_http_ai_counters_t));
-
-        sy->frozen = 1;
-        sy->seq++;
-        sy->items = n;
-    }
-
-    /* the zone totals, first */
-
-    item = ngx_array_push(&b->items);
-    if (item == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
-
-    item->type = NGX_HTTP_AI_SYNC_TOTALS;
-    ngx_http_ai_cost_counters_delta(item->d, &zone->sh->send);
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
-
-        if (!cn->batch) {
-            continue;
-        }
-
-        item = ngx_array_push(&b->items);
-        if (item == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
-
-        /* the identity, and for a ledger entry the key digest in hex */
-
-        item->id = ngx_pnalloc(b->pool, cn->len + 2 * NGX_HTTP_AI_DIGEST_LEN);
-        if (item->id == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        ngx_memcpy(item->id, cn->data, cn->len);
-
-        rb = (ngx_rbtree_node_t *)
-                 ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
-
-        item->hash = (uint32_t) rb->key;
-        item->len = cn->len;
-        delta = cn->delta;
-
-        if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
-            item->type = NGX_HTTP_AI_SYNC_LEDGER;
-
-            ngx_http_ai_cost_node_parts(cn, &digest, &item->route,
-                                        &item->model);
-
-            /* the copy's, not the zone's */
-            item->route.data = item->id + (item->route.data - cn->data);
-            item->model.data = item->id + (item->model.data - cn->data);
-
-            if (digest) {
-                p = item->id + cn->len;
-                ngx_http_ai_digest_hex(p, digest, NGX_HTTP_AI_DIGEST_LEN);
-
-                item->key.data = p;
-                item->key.len = 2 * NGX_HTTP_AI_DIGEST_LEN;
-            }
-
-            if (delta) {
-                ngx_http_ai_cost_counters_delta(item->d,
-                                                &delta->u.ledger.send);
-            }
-
-        } else {
-            item->type = NGX_HTTP_AI_SYNC_ACCOUNT;
-            item->a[2] = (uint64_t) now / 86400;
-            item->a[3] = ngx_http_ai_cost_month(now);
-
-            if (delta) {
-                item->a[0] = delta->u.account.send.day;
-                item->a[1] = delta->u.account.send.month;
-                item->d[0] = delta->u.account.send.day_spend;
-                item->d[1] = delta->u.account.send.month_spend;
-                item->d[2] = delta->u.account.send.total;
-            }
-        }
-    }
-
-    b->seq = sy->seq;
-    ngx_memcpy(b->instance, sy->instance, NGX_HTTP_AI_SYNC_INSTANCE_LEN);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    return rc;
-}
-
-
-static void
-ngx_http_ai_cost_counters_delta(int64_t *d, ngx_http_ai_counters_t *c)
-{
-    d[0] = (int64_t) c->requests;
-    d[1] = (int64_t) c->errors;
-    d[2] = (int64_t) c->input_tokens;
-    d[3] = (int64_t) c->output_tokens;
-    d[4] = (int64_t) c->cost;
-    d[5] = (int64_t) c->aborted;
-    d[6] = (int64_t) c->est_input_tokens;
-    d[7] = (int64_t) c->est_cost;
-}
-
-
-/*
- * Redis applied the batch (now or before, when it was sent again): its
- * deltas are done with; the fleet's totals, and each account's spend,
- * are as Redis answered plus what was spent here since.
- */
-
-void
-ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b)
-{
-    time_t                     now;
-    ngx_uint_t                 i;
-    ngx_http_ai_sync_sh_t     *sy;
-    ngx_http_ai_cost_node_t   *cn;
-    ngx_http_ai_sync_item_t   *item;
-    ngx_http_ai_cost_delta_t  *delta;
-    ngx_http_ai_counters_t    *g;
-
-    static ngx_http_ai_cost_delta_t  zero;
-
-    item = b->items.elts;
-    now = ngx_time();
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    sy = &zone->sh->sync;
-
-    if (!sy->frozen || sy->seq != b->seq) {
-        /* acknowledged already, by a worker that sent it too */
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return;
-    }
-
-    for (i = 0; i < b->items.nelts; i++) {
-
-        if (item[i].type == NGX_HTTP_AI_SYNC_TOTALS) {
-            ngx_memzero(&zone->sh->send, sizeof(ngx_http_ai_counters_t));
-
-            /* the fleet's totals, and what is not pushed from here yet */
-
-            g = &zone->sh->global;
-
-            g->requests = item[i].res[0] + zone->sh->pend.requests;
-            g->errors = item[i].res[1] + zone->sh->pend.errors;
-            g->input_tokens = item[i].res[2] + zone->sh->pend.input_tokens;
-            g->output_tokens = item[i].res[3] + zone->sh->pend.output_tokens;
-            g->cost = item[i].res[4] + zone->sh->pend.cost;
-            g->aborted = item[i].res[5] + zone->sh->pend.aborted;
-            g->est_input_tokens = item[i].res[6]
-                                  + zone->sh->pend.est_input_tokens;
-            g->est_cost = item[i].res[7] + zone->sh->pend.est_cost;
-
-            zone->sh->global_known = 1;
-            continue;
-        }
-
-        cn = ngx_http_ai_cost_lookup(zone, item[i].hash, item[i].id,
-                                     item[i].len);
-
-        if (cn == NULL || !cn->batch) {
-            continue;
-        }
-
-        cn->batch = 0;
-        delta = cn->delta;
-
-        if (delta) {
-            if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
-                ngx_memzero(&delta->u.ledger.send,
-                            sizeof(ngx_http_ai_counters_t));
-
-            } else {
-                ngx_memzero(&delta->u.account.send,
-                            sizeof(ngx_http_ai_spend_delta_t));
-            }
-        }
-
-        if (cn->type == NGX_HTTP_AI_COST_ACCOUNT) {
-            ngx_http_ai_cost_fleet_spend(cn, &item[i], now);
-            zone->sh->gen++;
-
-            if (delta && delta->u.account.pend.day_spend == 0
-                && delta->u.account.pend.month_spend == 0
-                && delta->u.account.pend.total == 0)
-            {
-                ngx_slab_free_locked(zone->shpool, delta);
-                cn->delta = NULL;
-            }
-
-        } else if (delta
-                   && ngx_memcmp(delta, &zero,
-                                 sizeof(ngx_http_ai_cost_delta_t)) == 0)
-        {
-            ngx_slab_free_locked(zone->shpool, delta);
-            cn->delta = NULL;
-        }
-    }
-
-    sy->frozen = 0;
-    sy->items = 0;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/* the fleet's spend of an account first seen here, pulled at once */
-
-void
-ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_item_t *item)
-{
-    ngx_http_ai_cost_node_t  *cn;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    cn = ngx_http_ai_cost_lookup(zone, item->hash, item->id, item->len);
-
-    if (cn && cn->type == NGX_HTTP_AI_COST_ACCOUNT && !cn->batch) {
-        ngx_http_ai_cost_fleet_spend(cn, item, ngx_time());
-        zone->sh->gen++;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/* the fleet's totals, as last known, for the status */
-
-void
-ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_counters_t *global, ngx_uint_t *known)
-{
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    *global = zone->sh->global;
-    *known = zone->sh->global_known;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
 }

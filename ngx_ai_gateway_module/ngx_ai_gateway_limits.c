@@ -27,6 +27,9 @@ static void ngx_http_ai_limits_charge(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 static ngx_int_t ngx_http_ai_limits_headers(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_limits_strict(ngx_http_ai_limits_ctx_t *lctx);
+static void ngx_http_ai_limits_strict_done(void *data,
+    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 static ngx_int_t ngx_http_ai_limits_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *items, ngx_uint_t n, ngx_ai_error_t *err);
 static void ngx_http_ai_limits_settle(ngx_http_ai_limits_ctx_t *lctx);
@@ -233,7 +236,7 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (lctx->deferred) {
-        rc = ngx_http_ai_sync_strict(lctx);
+        rc = ngx_http_ai_limits_strict(lctx);
 
         if (rc == NGX_AGAIN) {
             return NGX_AGAIN;
@@ -281,10 +284,19 @@ ngx_http_ai_limits_plan_price(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t                      i, refuse;
     ngx_http_ai_model_t            *m;
     ngx_http_ai_price_t            *price;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
 
     refuse = ngx_http_ai_limits_refuse_unpriced(r);
 
     *estimate = 0;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+
+    if (!refuse && (llcf->cost == NULL || !llcf->cost->has_budget)) {
+        /* nothing to check, nothing to reserve */
+        return NGX_OK;
+    }
+
     m = ctx->plan.elts;
 
     for (i = 0; i < ctx->plan.nelts; i++) {
@@ -429,14 +441,42 @@ ngx_http_ai_limits_attempt(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
 
 /*
+ * The deferred holds of a request, the budget first, asked of Redis
+ * (ngx_ai_gateway_sync.c): NGX_AGAIN, ngx_http_ai_limits_strict_done()
+ * follows.
+ */
+
+static ngx_int_t
+ngx_http_ai_limits_strict(ngx_http_ai_limits_ctx_t *lctx)
+{
+    ngx_array_t  items;
+
+    if (ngx_array_init(&items, lctx->request->pool, 4,
+                       sizeof(ngx_http_ai_sync_item_t))
+        != NGX_OK
+        || ngx_http_ai_cost_strict_item(lctx, &items) != NGX_OK
+        || ngx_http_ai_rate_strict_items(lctx, &items) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ai_sync_strict(lctx->request, &items,
+                                   ngx_http_ai_limits_strict_done, lctx,
+                                   &lctx->waiter);
+}
+
+
+/*
  * A strict admission's answers are in (ngx_ai_gateway_sync.c): the
  * request goes on, or is refused.
  */
 
-void
-ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
-    ngx_http_ai_sync_item_t *items, ngx_uint_t n)
+static void
+ngx_http_ai_limits_strict_done(void *data, ngx_http_ai_sync_item_t *items,
+    ngx_uint_t n)
 {
+    ngx_http_ai_limits_ctx_t *lctx = data;
+
     ngx_int_t       rc;
     ngx_ai_error_t  err;
 
@@ -961,7 +1001,7 @@ ngx_http_ai_limits_cleanup(void *data)
     ngx_http_ai_limits_ctx_t  *lctx = data;
 
     /* gone while Redis was asked: its answers will find no request */
-    ngx_http_ai_sync_strict_cancel(lctx);
+    ngx_http_ai_sync_strict_cancel(&lctx->waiter);
 
     ngx_http_ai_limits_settle(lctx);
 }

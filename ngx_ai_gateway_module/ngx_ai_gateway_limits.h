@@ -17,6 +17,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway.h"
+#include "ngx_ai_gateway_sync.h"
 
 
 #define NGX_HTTP_AI_DIGEST_LEN      32      /* SHA-256 */
@@ -43,82 +44,6 @@
 #define NGX_HTTP_AI_BUDGET_EVER     0
 #define NGX_HTTP_AI_BUDGET_DAY      1
 #define NGX_HTTP_AI_BUDGET_MONTH    2
-
-
-/* ---- sync across hosts (ngx_ai_gateway_sync.c) ---- */
-
-typedef struct ngx_http_ai_sync_zone_s  ngx_http_ai_sync_zone_t;
-
-#define NGX_HTTP_AI_SYNC_INSTANCE_LEN  16
-
-/* a sync state as the status shows it */
-#define NGX_HTTP_AI_SYNC_CONNECTING  0
-#define NGX_HTTP_AI_SYNC_OK          1
-#define NGX_HTTP_AI_SYNC_DOWN        2
-
-/*
- * The sync state of a zone, in the zone's shared memory: the batch being
- * pushed (one at a time, numbered, so that a batch sent again after a
- * lost answer is applied once), and figures for the status.
- */
-typedef struct {
-    u_char                          instance[NGX_HTTP_AI_SYNC_INSTANCE_LEN];
-    uint64_t                        seq;          /* of the frozen batch */
-    ngx_uint_t                      items;        /* in it */
-    ngx_uint_t                      frozen;       /* a batch is out */
-
-    ngx_uint_t                      state;        /* NGX_HTTP_AI_SYNC_* */
-    time_t                          since;        /* of the state */
-    time_t                          last_ok;      /* last batch answered */
-    uint64_t                        batches;      /* answered */
-    uint64_t                        failures;     /* batches not answered */
-    uint64_t                        lost;         /* deltas dropped: their
-                                                     node was evicted */
-    uint64_t                        strict;       /* strict admissions */
-    uint64_t                        strict_local; /* ... decided locally */
-    u_char                          error[128];
-    size_t                          error_len;
-} ngx_http_ai_sync_sh_t;
-
-
-/* a node in a batch, or a reservation of a strict admission */
-#define NGX_HTTP_AI_SYNC_RATE        1
-#define NGX_HTTP_AI_SYNC_LEDGER      2
-#define NGX_HTTP_AI_SYNC_ACCOUNT     3
-#define NGX_HTTP_AI_SYNC_TOTALS      4
-
-/* how a strict reservation ended */
-#define NGX_HTTP_AI_STRICT_FAILED    0            /* no answer: local */
-#define NGX_HTTP_AI_STRICT_OK        1
-#define NGX_HTTP_AI_STRICT_REFUSED   2
-#define NGX_HTTP_AI_STRICT_NOT_TAKEN 3            /* another one refused */
-
-typedef struct {
-    ngx_uint_t                      type;
-    uint32_t                        hash;         /* of the identity */
-    u_char                         *id;           /* the node's identity */
-    size_t                          len;
-    ngx_str_t                       key;          /* ledger: digest hex */
-    ngx_str_t                       route;        /* ledger */
-    ngx_str_t                       model;        /* ledger */
-    uint64_t                        a[4];         /* arguments */
-    int64_t                         d[8];         /* deltas */
-    int64_t                         res[8];       /* what Redis answered */
-    ngx_uint_t                      index;        /* strict: of the hold */
-    ngx_uint_t                      status;       /* strict: how it ended */
-    ngx_http_ai_sync_zone_t        *sync;
-} ngx_http_ai_sync_item_t;
-
-
-/* a batch as it is sent: copies of what the zone holds */
-typedef struct {
-    ngx_pool_t                     *pool;
-    ngx_array_t                     items;        /* ngx_http_ai_sync_item_t */
-    uint64_t                        seq;
-    u_char                          instance[NGX_HTTP_AI_SYNC_INSTANCE_LEN];
-    unsigned                        more:1;       /* nodes left for another
-                                                     batch */
-} ngx_http_ai_sync_batch_t;
 
 
 /* ---- rate zones (ngx_ai_gateway_rate.c) ---- */
@@ -208,19 +133,6 @@ typedef struct {
 
 
 /* ---- cost zones (ngx_ai_gateway_cost.c) ---- */
-
-typedef struct {
-    uint64_t                        requests;     /* calls answered */
-    uint64_t                        errors;       /* of which not OK */
-    uint64_t                        input_tokens;
-    uint64_t                        output_tokens;
-    uint64_t                        cost;         /* nano-USD, exact */
-    uint64_t                        aborted;      /* calls the gateway
-                                                     stopped */
-    uint64_t                        est_input_tokens;
-    uint64_t                        est_cost;     /* nano-USD, estimated */
-} ngx_http_ai_counters_t;
-
 
 typedef struct {
     ngx_rbtree_t                    rbtree;
@@ -409,7 +321,7 @@ typedef struct {
     time_t                          reserved_at;
 
     void                           *waiter;       /* strict: Redis is
-                                                     asked */
+                                                     asked (sync.c's) */
     ngx_uint_t                      deferred;     /* strict holds */
 
     unsigned                        rate_status:2;
@@ -430,8 +342,6 @@ extern ngx_module_t  ngx_ai_gateway_limits_module;
 /* ngx_ai_gateway_limits.c */
 ngx_http_ai_limits_ctx_t *ngx_http_ai_limits_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
-void ngx_http_ai_limits_strict_done(ngx_http_ai_limits_ctx_t *lctx,
-    ngx_http_ai_sync_item_t *items, ngx_uint_t n);
 
 /* ngx_ai_gateway_key.c */
 ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
@@ -498,12 +408,13 @@ ngx_int_t ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_rate_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
-ngx_int_t ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
-void ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b);
-void ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_item_t *item);
+ngx_http_ai_rate_node_t *ngx_http_ai_rate_lookup(
+    ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+void ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node, uint64_t rpm,
+    uint64_t tpm, ngx_msec_t now, uint64_t *req, uint64_t *tok);
+
+/* ngx_ai_gateway_rate_sync.c */
+extern ngx_http_ai_sync_source_t  ngx_http_ai_rate_sync_source;
 
 /* ngx_ai_gateway_cost.c */
 void ngx_http_ai_cost_keep_budgets(ngx_http_ai_limits_main_conf_t *lmcf);
@@ -527,14 +438,8 @@ ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_sync_item_t *item, ngx_ai_error_t *err);
-ngx_int_t ngx_http_ai_cost_sync_batch(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max);
-void ngx_http_ai_cost_sync_ack(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b);
-void ngx_http_ai_cost_sync_totals(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_counters_t *global, ngx_uint_t *known);
-void ngx_http_ai_cost_sync_pull(ngx_http_ai_cost_zone_t *zone,
-    ngx_http_ai_sync_item_t *item);
+void ngx_http_ai_cost_fleet_spend(ngx_http_ai_cost_node_t *cn,
+    ngx_http_ai_sync_item_t *item, time_t now);
 size_t ngx_http_ai_cost_ledger_id(u_char *id, ngx_uint_t keyed,
     u_char *digest, ngx_str_t *route, ngx_str_t *model);
 size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
@@ -544,6 +449,12 @@ ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet);
 void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
     u_char **digest, ngx_str_t *route, ngx_str_t *model);
+ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(
+    ngx_http_ai_cost_zone_t *zone, uint32_t hash, u_char *id, size_t len);
+uint64_t ngx_http_ai_cost_month(time_t now);
+
+/* ngx_ai_gateway_cost_sync.c */
+extern ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source;
 
 /* ngx_ai_gateway_cost_json.c: the cost zones in ai_status */
 void ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
@@ -559,21 +470,7 @@ ngx_int_t ngx_http_ai_cost_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 
-/* ngx_ai_gateway_sync.c */
-ngx_int_t ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts,
-    ngx_str_t *value);
-ngx_http_ai_sync_zone_t *ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
-    ngx_uint_t type, void *zone, ngx_str_t *name);
-void ngx_http_ai_sync_init_zone(ngx_http_ai_sync_sh_t *sh);
-ngx_uint_t ngx_http_ai_sync_strict_ready(ngx_http_ai_sync_zone_t *sz);
-ngx_uint_t ngx_http_ai_sync_stale(ngx_http_ai_sync_zone_t *sz,
-    ngx_msec_t now, ngx_msec_t synced);
-void ngx_http_ai_sync_pull(ngx_http_ai_sync_zone_t *sz, ngx_uint_t type,
-    uint32_t hash, u_char *id, size_t len, uint64_t a0, uint64_t a1);
-ngx_int_t ngx_http_ai_sync_strict(ngx_http_ai_limits_ctx_t *lctx);
-void ngx_http_ai_sync_strict_cancel(ngx_http_ai_limits_ctx_t *lctx);
-ngx_int_t ngx_http_ai_sync_init_process(ngx_cycle_t *cycle);
-void ngx_http_ai_sync_exit_process(ngx_cycle_t *cycle);
+/* ngx_ai_gateway_sync.c (the rest: ngx_ai_gateway_sync.h) */
 ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
     ngx_ai_buf_t *b);
 

@@ -162,9 +162,6 @@ ngx_http_ai_create_main_conf(ngx_conf_t *cf)
         || ngx_array_init(&amcf->models, cf->pool, 8, sizeof(ngx_str_t))
            != NGX_OK
         || ngx_array_init(&amcf->secrets, cf->pool, 4, sizeof(ngx_str_t))
-           != NGX_OK
-        || ngx_array_init(&amcf->policies, cf->pool, 4,
-                          sizeof(ngx_http_ai_policy_t *))
            != NGX_OK)
     {
         return NULL;

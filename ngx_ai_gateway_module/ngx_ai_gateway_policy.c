@@ -20,6 +20,8 @@
  *   log        the log phase, after every end: observers record
  *
  * A hook returning anything but NGX_OK stops the others of its kind.
+ * Each hook has a list of only the tables that fill it, so a request pays
+ * for the hooks it has; one table is called without the loop.
  */
 
 
@@ -29,32 +31,70 @@
 #include "ngx_ai_gateway.h"
 
 
+/* where each hook is in a table, in the order of NGX_HTTP_AI_HOOK_* */
+static size_t  ngx_http_ai_hook_offsets[] = {
+    offsetof(ngx_http_ai_policy_t, request),
+    offsetof(ngx_http_ai_policy_t, admit),
+    offsetof(ngx_http_ai_policy_t, attempt),
+    offsetof(ngx_http_ai_policy_t, call_done),
+    offsetof(ngx_http_ai_policy_t, headers),
+    offsetof(ngx_http_ai_policy_t, answer),
+    offsetof(ngx_http_ai_policy_t, error),
+    offsetof(ngx_http_ai_policy_t, stream),
+    offsetof(ngx_http_ai_policy_t, end),
+    offsetof(ngx_http_ai_policy_t, log)
+};
+
+
 ngx_int_t
 ngx_http_ai_policy_add(ngx_conf_t *cf, ngx_http_ai_policy_t *policy)
 {
+    ngx_uint_t                 i;
     ngx_http_ai_policy_t     **p;
     ngx_http_ai_main_conf_t   *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_module);
 
-    p = ngx_array_push(&amcf->policies);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    /* one list per hook, of the tables that have it */
 
-    *p = policy;
+    for (i = 0; i < NGX_HTTP_AI_HOOKS; i++) {
+
+        if (*(void **) ((u_char *) policy + ngx_http_ai_hook_offsets[i])
+            == NULL)
+        {
+            continue;
+        }
+
+        if (amcf->hooks[i].elts == NULL
+            && ngx_array_init(&amcf->hooks[i], cf->pool, 2,
+                              sizeof(ngx_http_ai_policy_t *))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p = ngx_array_push(&amcf->hooks[i]);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        *p = policy;
+    }
 
     return NGX_OK;
 }
 
 
-#define ngx_http_ai_policies(r, n, p)                                         \
-    p = ((ngx_http_ai_main_conf_t *)                                          \
-         ngx_http_get_module_main_conf(r, ngx_ai_gateway_module))            \
-        ->policies.elts;                                                      \
-    n = ((ngx_http_ai_main_conf_t *)                                          \
-         ngx_http_get_module_main_conf(r, ngx_ai_gateway_module))            \
-        ->policies.nelts
+#define ngx_http_ai_policies(r, hook, n, p)                                   \
+    do {                                                                      \
+        ngx_array_t  *a_;                                                     \
+                                                                              \
+        a_ = &((ngx_http_ai_main_conf_t *)                                    \
+               ngx_http_get_module_main_conf(r, ngx_ai_gateway_module))      \
+              ->hooks[hook];                                                  \
+        p = a_->elts;                                                         \
+        n = a_->nelts;                                                        \
+    } while (0)
 
 
 ngx_int_t
@@ -65,15 +105,18 @@ ngx_http_ai_policy_request(ngx_http_request_t *r, ngx_ai_chat_request_t *chat,
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_REQUEST, n, p);
+
+    if (n == 1) {
+        /* the common case, without the loop */
+        return p[0]->request(r, chat, err);
+    }
 
     for (i = 0; i < n; i++) {
-        if (p[i]->request) {
-            rc = p[i]->request(r, chat, err);
+        rc = p[i]->request(r, chat, err);
 
-            if (rc != NGX_OK) {
-                return rc;
-            }
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -89,15 +132,18 @@ ngx_http_ai_policy_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_ADMIT, n, p);
+
+    if (n == 1) {
+        /* the common case, without the loop */
+        return p[0]->admit(r, ctx, err);
+    }
 
     for (i = 0; i < n; i++) {
-        if (p[i]->admit) {
-            rc = p[i]->admit(r, ctx, err);
+        rc = p[i]->admit(r, ctx, err);
 
-            if (rc != NGX_OK) {
-                return rc;
-            }
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -113,15 +159,18 @@ ngx_http_ai_policy_attempt(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_ATTEMPT, n, p);
+
+    if (n == 1) {
+        /* the common case, without the loop */
+        return p[0]->attempt(r, ctx, model, req, err);
+    }
 
     for (i = 0; i < n; i++) {
-        if (p[i]->attempt) {
-            rc = p[i]->attempt(r, ctx, model, req, err);
+        rc = p[i]->attempt(r, ctx, model, req, err);
 
-            if (rc != NGX_OK) {
-                return rc;
-            }
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -136,12 +185,16 @@ ngx_http_ai_policy_call_done(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_CALL_DONE, n, p);
+
+    if (n == 1) {
+        /* the common case, without the loop */
+        p[0]->call_done(r, ctx, a);
+        return;
+    }
 
     for (i = 0; i < n; i++) {
-        if (p[i]->call_done) {
-            p[i]->call_done(r, ctx, a);
-        }
+        p[i]->call_done(r, ctx, a);
     }
 }
 
@@ -152,10 +205,15 @@ ngx_http_ai_policy_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_HEADERS, n, p);
+
+    if (n == 1) {
+        /* the common case, without the loop */
+        return p[0]->headers(r, ctx);
+    }
 
     for (i = 0; i < n; i++) {
-        if (p[i]->headers && p[i]->headers(r, ctx) != NGX_OK) {
+        if (p[i]->headers(r, ctx) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -164,30 +222,32 @@ ngx_http_ai_policy_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
+/* the answer, an error message or stream text on its way to the client */
+
 ngx_int_t
-ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t what,
+ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t hook,
     ngx_str_t *text, ngx_uint_t last)
 {
     ngx_int_t               rc;
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, hook, n, p);
 
     for (i = 0; i < n; i++) {
 
-        switch (what) {
+        switch (hook) {
 
-        case NGX_HTTP_AI_POLICY_ANSWER:
-            rc = p[i]->answer ? p[i]->answer(r, text) : NGX_OK;
+        case NGX_HTTP_AI_HOOK_ANSWER:
+            rc = p[i]->answer(r, text);
             break;
 
-        case NGX_HTTP_AI_POLICY_ERROR:
-            rc = p[i]->error ? p[i]->error(r, text) : NGX_OK;
+        case NGX_HTTP_AI_HOOK_ERROR:
+            rc = p[i]->error(r, text);
             break;
 
-        default: /* NGX_HTTP_AI_POLICY_STREAM */
-            rc = p[i]->stream ? p[i]->stream(r, text, last) : NGX_OK;
+        default: /* NGX_HTTP_AI_HOOK_STREAM */
+            rc = p[i]->stream(r, text, last);
             break;
         }
 
@@ -206,17 +266,15 @@ ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     ngx_uint_t              i, n;
     ngx_http_ai_policy_t  **p;
 
-    ngx_http_ai_policies(r, n, p);
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_END, n, p);
 
     for (i = 0; i < n; i++) {
-        if (p[i]->end) {
-            p[i]->end(r, ctx);
-        }
+        p[i]->end(r, ctx);
     }
 
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_LOG, n, p);
+
     for (i = 0; i < n; i++) {
-        if (p[i]->log) {
-            p[i]->log(r, ctx);
-        }
+        p[i]->log(r, ctx);
     }
 }

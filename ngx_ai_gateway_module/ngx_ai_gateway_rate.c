@@ -36,8 +36,6 @@ static void ngx_http_ai_rate_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_ai_rate_identity(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_rate_limit_t *limit, u_char *id, size_t *len);
-static ngx_http_ai_rate_node_t *ngx_http_ai_rate_lookup(
-    ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static ngx_http_ai_rate_node_t *ngx_http_ai_rate_create(
     ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone);
@@ -48,9 +46,6 @@ static ngx_uint_t ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn,
     ngx_msec_t now);
 static void ngx_http_ai_rate_free(ngx_http_ai_rate_zone_t *zone,
     ngx_http_ai_rate_node_t *rn);
-static void ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node,
-    uint64_t rpm, uint64_t tpm, ngx_msec_t now, uint64_t *req,
-    uint64_t *tok);
 static void ngx_http_ai_rate_info(ngx_http_ai_rate_info_t *info,
     uint64_t used, uint64_t limit);
 static void ngx_http_ai_rate_keep_tightest(ngx_http_ai_rate_info_t *dst,
@@ -138,7 +133,8 @@ ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->shm_zone = shm_zone;
 
     if (sync) {
-        zone->sync = ngx_http_ai_sync_zone(cf, sync, NGX_HTTP_AI_SYNC_RATE,
+        zone->sync = ngx_http_ai_sync_zone(cf, sync,
+                                           &ngx_http_ai_rate_sync_source,
                                            zone, &name);
         if (zone->sync == NULL) {
             return NGX_CONF_ERROR;
@@ -436,7 +432,7 @@ ngx_http_ai_rate_identity(ngx_http_ai_limits_ctx_t *lctx,
 }
 
 
-static ngx_http_ai_rate_node_t *
+ngx_http_ai_rate_node_t *
 ngx_http_ai_rate_lookup(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
     u_char *id, size_t len)
 {
@@ -643,7 +639,7 @@ ngx_http_ai_rate_forget(ngx_http_ai_rate_zone_t *zone)
 
 /* the bucket levels at "now": what was taken less what refilled since */
 
-static void
+void
 ngx_http_ai_rate_decay(ngx_http_ai_rate_node_t *node, uint64_t rpm,
     uint64_t tpm, ngx_msec_t now, uint64_t *req, uint64_t *tok)
 {
@@ -1439,235 +1435,6 @@ ngx_http_ai_rate_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_rate_keep_tightest(&lctx->tok_info, &ti);
 
     return NGX_OK;
-}
-
-
-/* ---- sync: batches of deltas pushed, the fleet's levels pulled ---- */
-
-/*
- * The batch to push: when none is out, one is frozen from the nodes
- * with something to push (their pending deltas become the batch's) and,
- * with refresh, the nodes used since their levels were last pulled,
- * whose fleet levels are pulled; then (also for a batch sent again) its
- * items are copied into b.  NGX_DECLINED: nothing to push.
- */
-
-ngx_int_t
-ngx_http_ai_rate_sync_batch(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b, ngx_uint_t refresh, ngx_uint_t max)
-{
-    uint64_t                  req, tok;
-    ngx_int_t                 rc;
-    ngx_uint_t                n, dirty;
-    ngx_msec_t                now;
-    ngx_queue_t              *q;
-    ngx_rbtree_node_t        *rb;
-    ngx_http_ai_sync_sh_t    *sy;
-    ngx_http_ai_sync_item_t  *item;
-    ngx_http_ai_rate_node_t  *node;
-
-    rc = NGX_OK;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    sy = &zone->sh->sync;
-    now = ngx_current_msec;
-
-    if (!sy->frozen) {
-        n = 0;
-        b->more = 0;
-
-        for (q = ngx_queue_head(&zone->sh->queue);
-             q != ngx_queue_sentinel(&zone->sh->queue);
-             q = ngx_queue_next(q))
-        {
-            node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
-
-            dirty = (node->pend_req || node->pend_tok);
-
-            if (!dirty
-                && !(refresh
-                     && (ngx_msec_int_t) (node->used - node->synced) >= 0))
-            {
-                continue;
-            }
-
-            if (n == max) {
-                b->more = 1;
-                break;
-            }
-
-            if (dirty) {
-                /* no more than what is still in the bucket: what was
-                 * taken long ago (Redis away) has refilled since */
-
-                ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now,
-                                       &req, &tok);
-
-                if (node->pend_req > (int64_t) req) {
-                    node->pend_req = (int64_t) req;
-                }
-
-                if (node->pend_tok > (int64_t) tok) {
-                    node->pend_tok = (int64_t) tok;
-                }
-
-                node->send_req = node->pend_req;
-                node->send_tok = node->pend_tok;
-                node->pend_req = 0;
-                node->pend_tok = 0;
-            }
-
-            node->batch = 1;
-            n++;
-        }
-
-        if (n == 0) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            return NGX_DECLINED;
-        }
-
-        sy->frozen = 1;
-        sy->seq++;
-        sy->items = n;
-    }
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
-
-        if (!node->batch) {
-            continue;
-        }
-
-        item = ngx_array_push(&b->items);
-        if (item == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
-
-        item->id = ngx_pnalloc(b->pool, node->len);
-        if (item->id == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        rb = (ngx_rbtree_node_t *)
-                 ((u_char *) node - offsetof(ngx_rbtree_node_t, color));
-
-        ngx_memcpy(item->id, node->data, node->len);
-
-        item->type = NGX_HTTP_AI_SYNC_RATE;
-        item->hash = (uint32_t) rb->key;
-        item->len = node->len;
-        item->a[0] = node->rpm;
-        item->a[1] = node->tpm;
-        item->d[0] = node->send_req;
-        item->d[1] = node->send_tok;
-    }
-
-    b->seq = sy->seq;
-    ngx_memcpy(b->instance, sy->instance, NGX_HTTP_AI_SYNC_INSTANCE_LEN);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    return rc;
-}
-
-
-/*
- * Redis applied the batch (now or before, when it was sent again): its
- * deltas are done with, and each node's levels become the fleet's plus
- * what was taken here since the batch was frozen.
- */
-
-void
-ngx_http_ai_rate_sync_ack(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_batch_t *b)
-{
-    int64_t                   v;
-    ngx_uint_t                i;
-    ngx_msec_t                now;
-    ngx_http_ai_sync_sh_t    *sy;
-    ngx_http_ai_sync_item_t  *item;
-    ngx_http_ai_rate_node_t  *node;
-
-    item = b->items.elts;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    sy = &zone->sh->sync;
-
-    if (!sy->frozen || sy->seq != b->seq) {
-        /* acknowledged already, by a worker that sent it too */
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return;
-    }
-
-    now = ngx_current_msec;
-
-    for (i = 0; i < b->items.nelts; i++) {
-        node = ngx_http_ai_rate_lookup(zone, item[i].hash, item[i].id,
-                                       item[i].len);
-
-        if (node == NULL || !node->batch) {
-            continue;
-        }
-
-        node->batch = 0;
-        node->send_req = 0;
-        node->send_tok = 0;
-
-        v = item[i].res[0] + node->pend_req;
-        node->req_used = v > 0 ? (uint64_t) v : 0;
-
-        v = item[i].res[1] + node->pend_tok;
-        node->tok_used = v > 0 ? (uint64_t) v : 0;
-
-        node->last = now;
-        node->synced = now;
-    }
-
-    sy->frozen = 0;
-    sy->items = 0;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/*
- * The fleet's levels of a node first seen here, pulled at once: they
- * become its levels, with what was taken here since.  A node in a batch
- * being pushed is left to the batch's answer.
- */
-
-void
-ngx_http_ai_rate_sync_pull(ngx_http_ai_rate_zone_t *zone,
-    ngx_http_ai_sync_item_t *item)
-{
-    int64_t                   v;
-    ngx_http_ai_rate_node_t  *node;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    node = ngx_http_ai_rate_lookup(zone, item->hash, item->id, item->len);
-
-    if (node && !node->batch) {
-        v = item->res[0] + node->pend_req;
-        node->req_used = v > 0 ? (uint64_t) v : 0;
-
-        v = item->res[1] + node->pend_tok;
-        node->tok_used = v > 0 ? (uint64_t) v : 0;
-
-        node->last = ngx_current_msec;
-        node->synced = ngx_current_msec;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 

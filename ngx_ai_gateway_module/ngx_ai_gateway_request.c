@@ -707,7 +707,9 @@ ngx_ai_request_unique(cJSON *obj, const char **names, ngx_ai_error_t *err)
         }
 
         for (i = 0; names[i]; i++) {
-            if (ngx_strcmp(item->string, names[i]) != 0) {
+            if (item->string[0] != names[i][0]
+                || ngx_strcmp(item->string, names[i]) != 0)
+            {
                 continue;
             }
 

@@ -368,7 +368,7 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         answer = *body;
         body = &answer;
 
-        if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_POLICY_ANSWER, body, 0)
+        if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_HOOK_ANSWER, body, 0)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -427,7 +427,7 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     /* ai_guard: what a provider echoed in its error, too */
 
-    if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_POLICY_ERROR, &err->message,
+    if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_HOOK_ERROR, &err->message,
                                 0)
         != NGX_OK)
     {
@@ -643,7 +643,7 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
     text = *data;
     data = &text;
 
-    if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_POLICY_STREAM, data, last)
+    if (ngx_http_ai_policy_text(r, NGX_HTTP_AI_HOOK_STREAM, data, last)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -807,16 +807,4 @@ ngx_http_ai_stream_flush(ngx_http_request_t *r)
     }
 
     return NGX_OK;
-}
-
-
-ngx_uint_t
-ngx_http_ai_ends_with(ngx_str_t *s, const char *suffix)
-{
-    size_t  n;
-
-    n = ngx_strlen(suffix);
-
-    return s->len >= n
-           && ngx_strncmp(s->data + s->len - n, suffix, n) == 0;
 }

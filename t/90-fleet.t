@@ -34,6 +34,11 @@ plan skip_all => 'redis-server is not installed (apt-get install '
 
 my $B = GatewayTest->new(name => 'fleet-b');
 
+# the scripts as Redis runs them: the header ./build.sh makes from sync/*.lua
+my $gen = `perl '$GatewayTest::ROOT/ngx_ai_gateway_module/sync/embed.pl' --stdout`;
+is($gen, $A->read_file("$GatewayTest::ROOT/ngx_ai_gateway_module/ngx_ai_gateway_sync_lua.h"),
+   'ngx_ai_gateway_sync_lua.h is generated from sync/*.lua (run sync/embed.pl)');
+
 # --- Redis: started by the test, stopped with it ------------------------------
 
 my $rport = $A->free_port;
