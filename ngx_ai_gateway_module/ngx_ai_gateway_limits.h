@@ -471,8 +471,8 @@ void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 
 /* ngx_ai_gateway_sync.c (the rest: ngx_ai_gateway_sync.h) */
-ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_buf_t *b);
+void ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 
 
 #endif /* _NGX_AI_GATEWAY_LIMITS_H_INCLUDED_ */

@@ -37,8 +37,6 @@
 static ngx_int_t ngx_http_ai_status_handler(ngx_http_request_t *r);
 static void ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_http_ai_status_filter_t *f);
-static void ngx_http_ai_status_sync(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w);
 static ngx_int_t ngx_http_ai_status_filter(ngx_http_request_t *r,
     ngx_http_ai_status_filter_t *f, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_status_string(ngx_http_request_t *r,
@@ -562,32 +560,11 @@ ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_ai_jw_key(w, "rate");
     ngx_http_ai_rate_json(lmcf, w, f);
     ngx_ai_jw_key(w, "sync");
-    ngx_http_ai_status_sync(r, lmcf, w);
+    ngx_http_ai_sync_json(lmcf, w);
     ngx_ai_jw_key(w, "guards");
     ngx_http_ai_guard_status_json(r, w);
     ngx_ai_jw_key(w, "breakers");
     ngx_http_ai_breaker_json(amcf, w);
-}
-
-
-/* sync.c writes "sync":[...], itself: its array goes in as a value */
-
-static void
-ngx_http_ai_status_sync(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w)
-{
-    ngx_ai_buf_t  b;
-
-    if (ngx_ai_buf_init(&b, r->pool, 1024) != NGX_OK
-        || ngx_http_ai_sync_json(lmcf, &b) != NGX_OK
-        || b.len < sizeof("\"sync\":[],") - 1)
-    {
-        w->rc = NGX_ERROR;
-        return;
-    }
-
-    ngx_ai_jw_raw(w, b.data + sizeof("\"sync\":") - 1,
-                  b.len - sizeof("\"sync\":,") + 1);
 }
 
 
