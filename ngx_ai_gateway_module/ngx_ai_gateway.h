@@ -407,12 +407,11 @@ ngx_int_t ngx_http_ai_breaker_init_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_ai_breaker_allow(ngx_http_ai_fallback_t *fb,
     ngx_str_t *model, ngx_log_t *log);
 ngx_int_t ngx_http_ai_breaker_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
-    ngx_ai_buf_t *out);
+void ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf,
+    ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_guard.c: ai_guard (its hooks: ngx_ai_gateway_guard.h) */
-ngx_int_t ngx_http_ai_guard_status_json(ngx_http_request_t *r,
-    ngx_ai_buf_t *b);
+void ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
 
 /* ngx_ai_gateway_policy.c: the policies' hooks (see there) */
 

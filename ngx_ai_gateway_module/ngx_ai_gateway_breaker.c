@@ -350,58 +350,42 @@ done:
  * [{"model":...,"state":...,"consecutive_failures":N,"trips":N}]
  */
 
-ngx_int_t
-ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf, ngx_ai_buf_t *out)
+void
+ngx_http_ai_breaker_json(ngx_http_ai_main_conf_t *amcf, ngx_ai_jw_t *w)
 {
-    ngx_uint_t                   first;
     ngx_queue_t                 *q;
     ngx_http_ai_breaker_ctx_t   *ctx;
     ngx_http_ai_breaker_node_t  *bn;
 
-    if (ngx_ai_buf_append_str(out, "[") != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_array(w);
 
     if (amcf->breakers == NULL) {
-        return ngx_ai_buf_append_str(out, "]");
+        ngx_ai_jw_end(w);
+        return;
     }
 
     ctx = amcf->breakers->data;
-    first = 1;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     for (q = ngx_queue_head(&ctx->sh->queue);
-         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue) && w->rc == NGX_OK;
          q = ngx_queue_next(q))
     {
         bn = ngx_queue_data(q, ngx_http_ai_breaker_node_t, queue);
 
-        if ((!first && ngx_ai_buf_append_str(out, ",") != NGX_OK)
-            || ngx_ai_buf_append_str(out, "{\"model\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(out, bn->data, bn->len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(out, ",\"state\":\"") != NGX_OK
-            || ngx_ai_buf_append_str(out,
-                                     ngx_http_ai_breaker_states[bn->state])
-               != NGX_OK
-            || ngx_ai_buf_append_str(out, "\",\"consecutive_failures\":")
-               != NGX_OK
-            || ngx_ai_buf_append_uint(out, bn->failures) != NGX_OK
-            || ngx_ai_buf_append_str(out, ",\"trips\":") != NGX_OK
-            || ngx_ai_buf_append_uint(out, bn->trips) != NGX_OK
-            || ngx_ai_buf_append_str(out, "}") != NGX_OK)
-        {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return NGX_ERROR;
-        }
-
-        first = 0;
+        ngx_ai_jw_object(w);
+        ngx_ai_jw_key_string(w, "model", bn->data, bn->len);
+        ngx_ai_jw_key(w, "state");
+        ngx_ai_jw_str(w, ngx_http_ai_breaker_states[bn->state]);
+        ngx_ai_jw_key_uint(w, "consecutive_failures", bn->failures);
+        ngx_ai_jw_key_uint(w, "trips", bn->trips);
+        ngx_ai_jw_end(w);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    return ngx_ai_buf_append_str(out, "]");
+    ngx_ai_jw_end(w);
 }
 
 

@@ -417,12 +417,12 @@ ngx_http_ai_guard_message(ngx_http_request_t *r,
 
 
 /*
- * "guards":[{"name","action","matches","requests"}] for ai_status: the
- * rules of the running configuration, counted by every worker.
+ * The status "guards" array, [{"name","action","matches","requests"}]:
+ * the rules of the running configuration, counted by every worker.
  */
 
-ngx_int_t
-ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
+void
+ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 {
     ngx_uint_t                      i;
     ngx_http_ai_guard_slot_t      **slot;
@@ -430,38 +430,25 @@ ngx_http_ai_guard_status_json(ngx_http_request_t *r, ngx_ai_buf_t *b)
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_guard_module);
 
-    if (ngx_ai_buf_append_str(b, "\"guards\":[") != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_array(w);
 
     slot = gmcf->slots.elts;
 
     for (i = 0; i < gmcf->slots.nelts; i++) {
-        if ((i && ngx_ai_buf_append(b, ",", 1) != NGX_OK)
-            || ngx_ai_buf_append_str(b, "{\"name\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(b, slot[i]->name.data,
-                                             slot[i]->name.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"action\":\"") != NGX_OK
-            || ngx_ai_buf_append(b,
-                   ngx_http_ai_guard_actions[slot[i]->action].data,
-                   ngx_http_ai_guard_actions[slot[i]->action].len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, "\",\"matches\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, slot[i]->counter
-                                         ? slot[i]->counter->matches : 0)
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"requests\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, slot[i]->counter
-                                         ? slot[i]->counter->requests : 0)
-               != NGX_OK
-            || ngx_ai_buf_append(b, "}", 1) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_ai_jw_object(w);
+        ngx_ai_jw_key_string(w, "name", slot[i]->name.data,
+                             slot[i]->name.len);
+        ngx_ai_jw_key_string(w, "action",
+                             ngx_http_ai_guard_actions[slot[i]->action].data,
+                             ngx_http_ai_guard_actions[slot[i]->action].len);
+        ngx_ai_jw_key_uint(w, "matches",
+                           slot[i]->counter ? slot[i]->counter->matches : 0);
+        ngx_ai_jw_key_uint(w, "requests",
+                           slot[i]->counter ? slot[i]->counter->requests : 0);
+        ngx_ai_jw_end(w);
     }
 
-    return ngx_ai_buf_append(b, "]", 1);
+    ngx_ai_jw_end(w);
 }
 
 

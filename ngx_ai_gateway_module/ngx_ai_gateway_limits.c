@@ -111,13 +111,6 @@ static ngx_command_t  ngx_http_ai_limits_commands[] = {
       offsetof(ngx_http_ai_limits_loc_conf_t, reserve_tokens),
       &ngx_http_ai_reserve_tokens_bounds },
 
-    { ngx_string("ai_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_ai_status_directive,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
       ngx_null_command
 };
 

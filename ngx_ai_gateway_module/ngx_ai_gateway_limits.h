@@ -363,7 +363,16 @@ ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
 
 #define NGX_HTTP_AI_STATUS_MAX_LIMIT  100000
 
-typedef struct {
+typedef struct ngx_http_ai_status_filter_s  ngx_http_ai_status_filter_t;
+
+/* an entry of list passes f: counted, and kept (1) if in the page too;
+ * set by status.c, called by the renderers it hands f to */
+typedef ngx_uint_t (*ngx_http_ai_status_keep_pt)(
+    ngx_http_ai_status_filter_t *f, ngx_uint_t list, ngx_str_t *zone,
+    u_char *digest, ngx_str_t *route, ngx_str_t *model);
+
+struct ngx_http_ai_status_filter_s {
+    ngx_http_ai_status_keep_pt      keep;
     ngx_str_t                       zone;      /* empty: any */
     ngx_str_t                       route;
     ngx_str_t                       model;
@@ -375,11 +384,7 @@ typedef struct {
     unsigned                        limited:1;
     unsigned                        has_route:1;
     unsigned                        has_model:1;
-} ngx_http_ai_status_filter_t;
-
-ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
-    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
-    ngx_str_t *model);
+};
 
 /* ngx_ai_gateway_rate.c */
 char *ngx_http_ai_rate_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -394,11 +399,10 @@ ngx_int_t ngx_http_ai_rate_more(ngx_http_ai_limits_ctx_t *lctx,
 ngx_int_t ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_limits_loc_conf_t *llcf);
 void ngx_http_ai_rate_settle(ngx_http_ai_limits_ctx_t *lctx);
-ngx_int_t ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
-    ngx_http_ai_status_filter_t *f);
-ngx_int_t ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_buf_t *b, ngx_uint_t first);
+void ngx_http_ai_rate_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f);
+void ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 u_char *ngx_http_ai_sprint_duration(u_char *p, ngx_msec_t ms);
 ngx_int_t ngx_http_ai_rate_strict_items(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
@@ -428,9 +432,8 @@ void ngx_http_ai_cost_less(ngx_http_ai_limits_ctx_t *lctx,
 ngx_int_t ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, ngx_str_t *model,
     ngx_http_ai_counters_t *add);
-ngx_int_t ngx_http_ai_cost_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
-    ngx_http_ai_status_filter_t *f);
+void ngx_http_ai_cost_add(ngx_http_ai_counters_t *to,
+    ngx_http_ai_counters_t *add);
 ngx_int_t ngx_http_ai_cost_strict_item(ngx_http_ai_limits_ctx_t *lctx,
     ngx_array_t *items);
 ngx_int_t ngx_http_ai_cost_strict_resolve(ngx_http_ai_limits_ctx_t *lctx,
@@ -453,6 +456,14 @@ uint64_t ngx_http_ai_cost_month(time_t now);
 /* ngx_ai_gateway_cost_sync.c */
 extern ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source;
 
+/* ngx_ai_gateway_cost_json.c: the cost zones in ai_status */
+void ngx_http_ai_cost_totals_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
+void ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f, ngx_uint_t list);
+void ngx_http_ai_cost_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
+
 /* ngx_ai_gateway_cost_state.c */
 ngx_int_t ngx_http_ai_cost_state_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_cost_init_process(ngx_cycle_t *cycle);
@@ -460,12 +471,8 @@ void ngx_http_ai_cost_exit_process(ngx_cycle_t *cycle);
 void ngx_http_ai_cost_exit_master(ngx_cycle_t *cycle);
 
 /* ngx_ai_gateway_sync.c (the rest: ngx_ai_gateway_sync.h) */
-ngx_int_t ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_buf_t *b);
-
-/* ngx_ai_gateway_status.c */
-char *ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+void ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf,
+    ngx_ai_jw_t *w);
 
 
 #endif /* _NGX_AI_GATEWAY_LIMITS_H_INCLUDED_ */

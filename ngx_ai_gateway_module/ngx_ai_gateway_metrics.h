@@ -192,15 +192,17 @@ extern ngx_module_t  ngx_ai_gateway_metrics_module;
 extern const ngx_msec_t  ngx_http_ai_metrics_bounds[];
 
 
-/* ngx_ai_gateway_metrics.c */
-void ngx_http_ai_metrics_status_seen(ngx_conf_t *cf);
-ngx_int_t ngx_http_ai_metrics_zone_json(ngx_http_request_t *r,
-    ngx_ai_buf_t *b, ngx_uint_t first);
-ngx_int_t ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_buf_t *b);
-ngx_int_t ngx_http_ai_metrics_series_json(ngx_http_request_t *r,
-    ngx_ai_buf_t *b, ngx_uint_t minutes);
+/* ngx_ai_gateway_metrics_json.c */
 ngx_uint_t ngx_http_ai_histogram_quantile(uint64_t *buckets, uint64_t count,
     ngx_uint_t permille);
+void ngx_http_ai_metrics_zone_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
+void ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w);
+void ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_jw_t *w,
+    ngx_uint_t minutes);
+
+/* ngx_ai_gateway_status.c */
+char *ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_ai_gateway_prometheus.c */
 ngx_int_t ngx_http_ai_prometheus(ngx_http_request_t *r, ngx_str_t *json,

@@ -227,23 +227,58 @@ cJSON *ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
 u_char *ngx_ai_json_string_close(u_char *p, u_char *last);
 size_t ngx_ai_utf8_char(const u_char *p, const u_char *last);
 
-/* ngx_ai_gateway_json.c */
-extern ngx_uint_t  ngx_ai_json_pool_blocks;
+/* ngx_ai_gateway_buf.c: buffers, the JSON writer, bytes */
+
+#define NGX_AI_JW_MAX_DEPTH         32
+
+/* a JSON text written into buf value by value (ngx_ai_jw_init()) */
+typedef struct {
+    ngx_ai_buf_t               *buf;
+    ngx_int_t                   rc;        /* NGX_ERROR once one failed */
+    ngx_uint_t                  depth;     /* objects and arrays open */
+    uint32_t                    array;     /* bit d: level d is an array */
+    uint32_t                    more;      /* bit d: level d has a member */
+    unsigned                    key:1;     /* a key written, no value yet */
+} ngx_ai_jw_t;
 
 ngx_int_t ngx_ai_buf_init(ngx_ai_buf_t *b, ngx_pool_t *pool, size_t cap);
 ngx_int_t ngx_ai_buf_reserve(ngx_ai_buf_t *b, size_t n);
 ngx_int_t ngx_ai_buf_append(ngx_ai_buf_t *b, const void *p, size_t n);
 ngx_int_t ngx_ai_buf_append_str(ngx_ai_buf_t *b, const char *s);
 char *ngx_ai_buf_cstr(ngx_ai_buf_t *b);
-u_char *ngx_ai_percent_decode(u_char *dst, u_char *p, size_t len,
-    ngx_uint_t printable);
 ngx_int_t ngx_ai_buf_append_uint(ngx_ai_buf_t *b, uint64_t n);
 ngx_int_t ngx_ai_buf_append_json_string(ngx_ai_buf_t *b, const u_char *p,
     size_t n);
+u_char *ngx_ai_percent_decode(u_char *dst, u_char *p, size_t len,
+    ngx_uint_t printable);
+ngx_int_t ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n);
+
+void ngx_ai_jw_init(ngx_ai_jw_t *w, ngx_ai_buf_t *b);
+ngx_int_t ngx_ai_jw_done(ngx_ai_jw_t *w);
+void ngx_ai_jw_object(ngx_ai_jw_t *w);
+void ngx_ai_jw_array(ngx_ai_jw_t *w);
+void ngx_ai_jw_end(ngx_ai_jw_t *w);
+void ngx_ai_jw_key(ngx_ai_jw_t *w, const char *key);
+void ngx_ai_jw_string(ngx_ai_jw_t *w, const u_char *p, size_t len);
+void ngx_ai_jw_uint(ngx_ai_jw_t *w, uint64_t n);
+void ngx_ai_jw_usd(ngx_ai_jw_t *w, uint64_t nano);
+void ngx_ai_jw_raw(ngx_ai_jw_t *w, const u_char *p, size_t len);
+void ngx_ai_jw_key_string(ngx_ai_jw_t *w, const char *key, const u_char *p,
+    size_t len);
+void ngx_ai_jw_key_uint(ngx_ai_jw_t *w, const char *key, uint64_t n);
+void ngx_ai_jw_key_usd(ngx_ai_jw_t *w, const char *key, uint64_t nano);
+
+#define ngx_ai_jw_null(w)        ngx_ai_jw_raw(w, (u_char *) "null", 4)
+#define ngx_ai_jw_bool(w, v)                                                 \
+    ngx_ai_jw_raw(w, (u_char *) ((v) ? "true" : "false"), (v) ? 4 : 5)
+#define ngx_ai_jw_str(w, s)                                                  \
+    ngx_ai_jw_string(w, (u_char *) (s), ngx_strlen(s))
+
+/* ngx_ai_gateway_json.c: cJSON in pools, parsing, printing */
+extern ngx_uint_t  ngx_ai_json_pool_blocks;
+
 ngx_pool_t *ngx_ai_json_arena_set(ngx_pool_t *pool);
 void ngx_ai_json_init_allocator(void);
-ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,
-    ngx_str_t *out);
 cJSON *ngx_ai_json_parse(ngx_pool_t *pool, const u_char *p, size_t len);
 cJSON *ngx_ai_json_parse_whole(const u_char *p, size_t len);
 cJSON *ngx_ai_json_track(ngx_pool_t *pool, cJSON *json);
@@ -253,30 +288,33 @@ cJSON *ngx_ai_json_scratch(ngx_pool_t **scratch, ngx_pool_t *owner,
 void ngx_ai_json_scratch_done(ngx_pool_t *scratch, cJSON *root);
 ngx_int_t ngx_ai_json_print(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 ngx_int_t ngx_ai_json_get_uint(cJSON *obj, const char *name, uint64_t *v);
-ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,
-    ngx_str_t *out);
-ngx_int_t ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data);
-ngx_int_t ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u);
-cJSON *ngx_ai_usage_to_openai(ngx_ai_usage_t *u);
-void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,
-    const char *type, const char *param, const char *code, const char *msg);
-ngx_int_t ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u);
-ngx_int_t ngx_ai_chat_completion_render(ngx_pool_t *pool,
-    ngx_ai_chat_request_t *req, ngx_str_t *id, ngx_str_t *tool_calls,
-    ngx_ai_response_t *out);
-ngx_int_t ngx_ai_data_url_parse(const u_char *url, size_t len,
-    ngx_str_t *type, ngx_str_t *data);
-ngx_int_t ngx_ai_content_text(cJSON *content, ngx_ai_buf_t *b,
-    const char *sep);
-const char *ngx_ai_error_type_by_status(ngx_uint_t status);
-ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
-    ngx_str_t *name, ngx_str_t *args);
 ngx_int_t ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item);
 ngx_int_t ngx_ai_json_turn(cJSON *list, const char *key, const char *role,
     const char **cur_role, cJSON **items);
 ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
 cJSON *ngx_ai_json_parse_args(const char *s);
-ngx_int_t ngx_ai_strncaseeq(const u_char *s, const char *lit, size_t n);
+
+/* ngx_ai_gateway_wire.c: OpenAI's wire format for the translators */
+void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,
+    const char *type, const char *param, const char *code, const char *msg);
+ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,
+    ngx_str_t *out);
+const char *ngx_ai_error_type_by_status(ngx_uint_t status);
+ngx_int_t ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u);
+cJSON *ngx_ai_usage_to_openai(ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_chat_completion_render(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_str_t *id, ngx_str_t *tool_calls,
+    ngx_ai_response_t *out);
+ngx_int_t ngx_ai_content_text(cJSON *content, ngx_ai_buf_t *b,
+    const char *sep);
+ngx_int_t ngx_ai_data_url_parse(const u_char *url, size_t len,
+    ngx_str_t *type, ngx_str_t *data);
+ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
+    ngx_str_t *name, ngx_str_t *args);
+ngx_int_t ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data);
 
 /* ngx_ai_gateway_judge.c: fusion's prompts, verdicts and votes */
 #define NGX_AI_FUSION_BEST_OF       0
@@ -339,13 +377,13 @@ ngx_int_t ngx_ai_model_name_valid(const u_char *p, size_t len);
 ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,
     ngx_str_t *text, ngx_uint_t *hits);
 
-/* ngx_ai_gateway_sse.c */
+/* ngx_ai_gateway_sse.c: the SSE parser */
 ngx_int_t ngx_ai_sse_init(ngx_ai_sse_parser_t *p, ngx_pool_t *pool,
     size_t max);
 ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
     ngx_ai_sse_handler_pt handler, void *data);
 
-/* streams, shared by the translators */
+/* ngx_ai_gateway_stream.c: the OpenAI chunk stream, for the translators */
 ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, time_t now);
 ngx_int_t ngx_ai_stream_start(ngx_ai_stream_t *st, const u_char *id,

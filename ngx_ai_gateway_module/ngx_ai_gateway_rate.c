@@ -40,8 +40,8 @@ static ngx_http_ai_rate_node_t *ngx_http_ai_rate_create(
     ngx_http_ai_rate_zone_t *zone, uint32_t hash, u_char *id, size_t len);
 static void ngx_http_ai_rate_expire(ngx_http_ai_rate_zone_t *zone);
 static ngx_int_t ngx_http_ai_rate_forget(ngx_http_ai_rate_zone_t *zone);
-static ngx_int_t ngx_http_ai_rate_json_limit(ngx_ai_buf_t *b,
-    const char *name, uint64_t per_minute, uint64_t used);
+static void ngx_http_ai_rate_json_limit(ngx_ai_jw_t *w, const char *limit,
+    const char *remaining, uint64_t per_minute, uint64_t used);
 static ngx_uint_t ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn,
     ngx_msec_t now);
 static void ngx_http_ai_rate_free(ngx_http_ai_rate_zone_t *zone,
@@ -505,38 +505,28 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
 }
 
 
-/* ,"NAME_limit":N,"NAME_remaining":N of a bucket, or nulls without one */
+/* "NAME_limit":N,"NAME_remaining":N of a bucket, or nulls without one */
 
-static ngx_int_t
-ngx_http_ai_rate_json_limit(ngx_ai_buf_t *b, const char *name,
-    uint64_t per_minute, uint64_t used)
+static void
+ngx_http_ai_rate_json_limit(ngx_ai_jw_t *w, const char *limit,
+    const char *remaining, uint64_t per_minute, uint64_t used)
 {
     uint64_t  cap;
 
     cap = per_minute * NGX_HTTP_AI_RATE_UNIT;
 
-    if (ngx_ai_buf_append_str(b, ",\"") != NGX_OK
-        || ngx_ai_buf_append_str(b, name) != NGX_OK
-        || ngx_ai_buf_append_str(b, "_limit\":") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_key(w, limit);
 
     if (per_minute == 0) {
-        return ngx_ai_buf_append_str(b, "null,\"") == NGX_OK
-               && ngx_ai_buf_append_str(b, name) == NGX_OK
-               && ngx_ai_buf_append_str(b, "_remaining\":null") == NGX_OK
-               ? NGX_OK : NGX_ERROR;
+        ngx_ai_jw_null(w);
+        ngx_ai_jw_key(w, remaining);
+        ngx_ai_jw_null(w);
+        return;
     }
 
-    return ngx_ai_buf_append_uint(b, per_minute) == NGX_OK
-           && ngx_ai_buf_append_str(b, ",\"") == NGX_OK
-           && ngx_ai_buf_append_str(b, name) == NGX_OK
-           && ngx_ai_buf_append_str(b, "_remaining\":") == NGX_OK
-           && ngx_ai_buf_append_uint(b, used < cap
-                                     ? (cap - used) / NGX_HTTP_AI_RATE_UNIT
-                                     : 0) == NGX_OK
-           ? NGX_OK : NGX_ERROR;
+    ngx_ai_jw_uint(w, per_minute);
+    ngx_ai_jw_key_uint(w, remaining,
+                       used < cap ? (cap - used) / NGX_HTTP_AI_RATE_UNIT : 0);
 }
 
 
@@ -1521,16 +1511,14 @@ ngx_http_ai_rate_peek(ngx_http_ai_limits_ctx_t *lctx,
 /* the "rate" array of the status JSON: every node of every zone (with f,
  * those it keeps) */
 
-ngx_int_t
-ngx_http_ai_rate_json(ngx_http_request_t *r,
-    ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b,
+void
+ngx_http_ai_rate_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w,
     ngx_http_ai_status_filter_t *f)
 {
     size_t                    off;
     uint64_t                  req, tok;
-    ngx_int_t                 rc;
     ngx_str_t                 route;
-    ngx_uint_t                i, first;
+    ngx_uint_t                i;
     ngx_msec_t                now;
     ngx_queue_t              *q;
     ngx_shm_zone_t          **zones;
@@ -1539,10 +1527,10 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
     u_char                    hex[NGX_HTTP_AI_KEY_PREFIX];
 
     zones = lmcf->rate_zones.elts;
-    first = 1;
-    rc = NGX_OK;
 
-    for (i = 0; i < lmcf->rate_zones.nelts; i++) {
+    ngx_ai_jw_array(w);
+
+    for (i = 0; i < lmcf->rate_zones.nelts && w->rc == NGX_OK; i++) {
         zone = zones[i]->data;
 
         if (zone->sh == NULL) {
@@ -1554,7 +1542,7 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
         now = ngx_current_msec;
 
         for (q = ngx_queue_head(&zone->sh->queue);
-             q != ngx_queue_sentinel(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue) && w->rc == NGX_OK;
              q = ngx_queue_next(q))
         {
             node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
@@ -1564,11 +1552,10 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
             route.data = node->data + off;
             route.len = node->len - off;
 
-            if (f && !ngx_http_ai_status_keep(f, NGX_HTTP_AI_STATUS_RATE,
-                                              &zones[i]->shm.name,
-                                              node->keyed ? node->data + 5
-                                                          : NULL,
-                                              &route, NULL))
+            if (f && !f->keep(f, NGX_HTTP_AI_STATUS_RATE,
+                              &zones[i]->shm.name,
+                              node->keyed ? node->data + 5 : NULL, &route,
+                              NULL))
             {
                 continue;
             }
@@ -1576,68 +1563,41 @@ ngx_http_ai_rate_json(ngx_http_request_t *r,
             ngx_http_ai_rate_decay(node, node->rpm, node->tpm, now, &req,
                                    &tok);
 
-            if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
-                                                 zones[i]->shm.name.len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"key\":") != NGX_OK)
-            {
-                rc = NGX_ERROR;
-                break;
-            }
-
-            first = 0;
+            ngx_ai_jw_object(w);
+            ngx_ai_jw_key_string(w, "zone", zones[i]->shm.name.data,
+                                 zones[i]->shm.name.len);
+            ngx_ai_jw_key(w, "key");
 
             if (node->keyed) {
                 ngx_http_ai_digest_hex(hex, node->data + 5,
                                        NGX_HTTP_AI_KEY_PREFIX / 2);
-
-                rc = ngx_ai_buf_append_json_string(b, hex,
-                                                   NGX_HTTP_AI_KEY_PREFIX);
+                ngx_ai_jw_string(w, hex, NGX_HTTP_AI_KEY_PREFIX);
 
             } else {
-                rc = ngx_ai_buf_append_str(b, "null");
+                ngx_ai_jw_null(w);
             }
 
-            if (rc != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"route\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, route.data, route.len)
-                   != NGX_OK
-                || ngx_http_ai_rate_json_limit(b, "rpm", node->rpm, req)
-                   != NGX_OK
-                || ngx_http_ai_rate_json_limit(b, "tpm", node->tpm, tok)
-                   != NGX_OK)
-            {
-                rc = NGX_ERROR;
-                break;
-            }
-
-            if (ngx_ai_buf_append_str(b, ",\"in_flight\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, node->count) != NGX_OK
-                || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-            {
-                rc = NGX_ERROR;
-                break;
-            }
+            ngx_ai_jw_key_string(w, "route", route.data, route.len);
+            ngx_http_ai_rate_json_limit(w, "rpm_limit", "rpm_remaining",
+                                        node->rpm, req);
+            ngx_http_ai_rate_json_limit(w, "tpm_limit", "tpm_remaining",
+                                        node->tpm, tok);
+            ngx_ai_jw_key_uint(w, "in_flight", node->count);
+            ngx_ai_jw_end(w);
         }
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
-
-        if (rc != NGX_OK) {
-            return NGX_ERROR;
-        }
     }
 
-    return NGX_OK;
+    ngx_ai_jw_end(w);
 }
 
 
-/* the rate zones' items of the status "zones" array */
+/* an item of the status "zones" array for every rate zone */
 
-ngx_int_t
+void
 ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
-    ngx_ai_buf_t *b, ngx_uint_t first)
+    ngx_ai_jw_t *w)
 {
     ngx_uint_t                i, nodes;
     ngx_shm_zone_t          **zones;
@@ -1652,25 +1612,14 @@ ngx_http_ai_rate_zones_json(ngx_http_ai_limits_main_conf_t *lmcf,
         nodes = zone->sh->nodes;
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-            || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(b, zones[i]->shm.name.data,
-                                             zones[i]->shm.name.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"type\":\"rate\",\"size\":")
-               != NGX_OK
-            || ngx_ai_buf_append_uint(b, zones[i]->shm.size) != NGX_OK
-            || ngx_ai_buf_append_str(b, ",\"buckets\":") != NGX_OK
-            || ngx_ai_buf_append_uint(b, nodes) != NGX_OK
-            || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        first = 0;
+        ngx_ai_jw_object(w);
+        ngx_ai_jw_key_string(w, "zone", zones[i]->shm.name.data,
+                             zones[i]->shm.name.len);
+        ngx_ai_jw_key_string(w, "type", (u_char *) "rate", 4);
+        ngx_ai_jw_key_uint(w, "size", zones[i]->shm.size);
+        ngx_ai_jw_key_uint(w, "buckets", nodes);
+        ngx_ai_jw_end(w);
     }
-
-    return NGX_OK;
 }
 
 

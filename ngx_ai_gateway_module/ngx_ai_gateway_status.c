@@ -35,8 +35,8 @@
 
 
 static ngx_int_t ngx_http_ai_status_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_ai_status_state(ngx_http_request_t *r,
-    ngx_ai_buf_t *b, ngx_http_ai_status_filter_t *f);
+static void ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_jw_t *w,
+    ngx_http_ai_status_filter_t *f);
 static ngx_int_t ngx_http_ai_status_filter(ngx_http_request_t *r,
     ngx_http_ai_status_filter_t *f, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_status_string(ngx_http_request_t *r,
@@ -44,7 +44,10 @@ static ngx_int_t ngx_http_ai_status_string(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ai_status_number(ngx_http_request_t *r,
     const char *name, ngx_uint_t max, ngx_uint_t *value,
     ngx_ai_error_t *err);
-static ngx_int_t ngx_http_ai_status_page(ngx_ai_buf_t *b,
+static ngx_uint_t ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f,
+    ngx_uint_t list, ngx_str_t *zone, u_char *digest, ngx_str_t *route,
+    ngx_str_t *model);
+static void ngx_http_ai_status_page(ngx_ai_jw_t *w,
     ngx_http_ai_status_filter_t *f);
 static ngx_int_t ngx_http_ai_status_send(ngx_http_request_t *r,
     ngx_uint_t status, const char *type, u_char *data, size_t len);
@@ -60,7 +63,8 @@ static ngx_str_t  ngx_http_ai_status_formats[] = {
 char *
 ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_ai_metrics_main_conf_t  *mmcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
@@ -71,7 +75,10 @@ ngx_http_ai_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_ai_status_handler;
 
     /* the metrics zone is made by default where ai_status is used */
-    ngx_http_ai_metrics_status_seen(cf);
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_ai_gateway_metrics_module);
+    mmcf->status = 1;
 
     return NGX_CONF_OK;
 }
@@ -83,6 +90,7 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
     ngx_int_t                        rc, n;
     ngx_str_t                        arg, body, json;
     ngx_uint_t                       format, minutes;
+    ngx_ai_jw_t                      w;
     ngx_ai_buf_t                     b, out;
     ngx_ai_error_t                   err;
     ngx_http_ai_status_filter_t      filter, *f;
@@ -149,14 +157,21 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
                                        - 1);
     }
 
-    if (ngx_ai_buf_init(&b, r->pool, 8192) != NGX_OK
-        || ngx_http_ai_status_state(r, &b, f) != NGX_OK)
-    {
+    /* the document: its members in order, each subsystem's value whole */
+
+    if (ngx_ai_buf_init(&b, r->pool, 8192) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_ai_jw_init(&w, &b);
+    ngx_ai_jw_object(&w);
+
+    ngx_http_ai_status_state(r, &w, f);
+
     if (format == NGX_HTTP_AI_STATUS_PROMETHEUS) {
-        if (ngx_ai_buf_append_str(&b, "}") != NGX_OK) {
+        ngx_ai_jw_end(&w);
+
+        if (ngx_ai_jw_done(&w) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -175,11 +190,8 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
                                        out.data, out.len);
     }
 
-    if (ngx_ai_buf_append_str(&b, ",\"metrics\":") != NGX_OK
-        || ngx_http_ai_metrics_json(r, &b) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_ai_jw_key(&w, "metrics");
+    ngx_http_ai_metrics_json(r, &w);
 
     if (ngx_http_arg(r, (u_char *) "series", 6, &arg) == NGX_OK
         && !(arg.len == 1 && arg.data[0] == '0'))
@@ -195,15 +207,18 @@ ngx_http_ai_status_handler(ngx_http_request_t *r)
             }
         }
 
-        if (ngx_ai_buf_append_str(&b, ",\"series\":") != NGX_OK
-            || ngx_http_ai_metrics_series_json(r, &b, minutes) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        ngx_ai_jw_key(&w, "series");
+        ngx_http_ai_metrics_series_json(r, &w, minutes);
     }
 
-    if ((f && ngx_http_ai_status_page(&b, f) != NGX_OK)
-        || ngx_ai_buf_append_str(&b, "}\n") != NGX_OK)
+    if (f) {
+        ngx_http_ai_status_page(&w, f);
+    }
+
+    ngx_ai_jw_end(&w);
+
+    if (ngx_ai_jw_done(&w) != NGX_OK
+        || ngx_ai_buf_append(&b, "\n", 1) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -241,6 +256,7 @@ ngx_http_ai_status_filter(ngx_http_request_t *r,
     ngx_http_ai_limits_main_conf_t   *lmcf;
 
     ngx_memzero(f, sizeof(ngx_http_ai_status_filter_t));
+    f->keep = ngx_http_ai_status_keep;
     given = 0;
 
     rc = ngx_http_ai_status_string(r, "zone", &f->zone, err);
@@ -435,7 +451,7 @@ ngx_http_ai_status_number(ngx_http_request_t *r, const char *name,
  * route is null, only ledger entries have a model).
  */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f, ngx_uint_t list,
     ngx_str_t *zone, u_char *digest, ngx_str_t *route, ngx_str_t *model)
 {
@@ -483,38 +499,38 @@ ngx_http_ai_status_keep(ngx_http_ai_status_filter_t *f, ngx_uint_t list,
 }
 
 
-/* ,"page":{...}: how the arrays were cut */
+/* "page":{...}: how the arrays were cut */
 
-static ngx_int_t
-ngx_http_ai_status_page(ngx_ai_buf_t *b, ngx_http_ai_status_filter_t *f)
+static void
+ngx_http_ai_status_page(ngx_ai_jw_t *w, ngx_http_ai_status_filter_t *f)
 {
-    if (ngx_ai_buf_append_str(b, ",\"page\":{\"limit\":") != NGX_OK
-        || (f->limited ? ngx_ai_buf_append_uint(b, f->limit)
-                       : ngx_ai_buf_append_str(b, "null")) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"offset\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, f->offset) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"ledger_total\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_LEDGER])
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"spend_total\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_SPEND])
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"rate_total\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, f->total[NGX_HTTP_AI_STATUS_RATE])
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-    {
-        return NGX_ERROR;
+    ngx_ai_jw_key(w, "page");
+    ngx_ai_jw_object(w);
+    ngx_ai_jw_key(w, "limit");
+
+    if (f->limited) {
+        ngx_ai_jw_uint(w, f->limit);
+
+    } else {
+        ngx_ai_jw_null(w);
     }
 
-    return NGX_OK;
+    ngx_ai_jw_key_uint(w, "offset", f->offset);
+    ngx_ai_jw_key_uint(w, "ledger_total", f->total[NGX_HTTP_AI_STATUS_LEDGER]);
+    ngx_ai_jw_key_uint(w, "spend_total", f->total[NGX_HTTP_AI_STATUS_SPEND]);
+    ngx_ai_jw_key_uint(w, "rate_total", f->total[NGX_HTTP_AI_STATUS_RATE]);
+    ngx_ai_jw_end(w);
 }
 
 
-/* the object's members up to the breakers, without its closing brace */
+/*
+ * The members every format has, up to the breakers: the cost zones'
+ * totals, ledger and spend, the zones, the rate buckets, the sync zones,
+ * the guards and the breakers
+ */
 
-static ngx_int_t
-ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b,
+static void
+ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_http_ai_status_filter_t *f)
 {
     ngx_http_ai_main_conf_t         *amcf;
@@ -523,30 +539,32 @@ ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_buf_t *b,
     amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
     lmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_limits_module);
 
-    if (ngx_ai_buf_append_str(b, "{\"version\":\"" NGX_AI_GATEWAY_VERSION
-                                 "\",\"time\":") != NGX_OK
-        || ngx_ai_buf_append_uint(b, (uint64_t) ngx_time()) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",") != NGX_OK
-        || ngx_http_ai_cost_json(r, lmcf, b, f) != NGX_OK
-        || ngx_http_ai_rate_zones_json(lmcf, b,
-                                       lmcf->cost_zones.nelts == 0)
-           != NGX_OK
-        || ngx_http_ai_metrics_zone_json(r, b,
-                                         lmcf->cost_zones.nelts == 0
-                                         && lmcf->rate_zones.nelts == 0)
-           != NGX_OK
-        || ngx_ai_buf_append_str(b, "],\"rate\":[") != NGX_OK
-        || ngx_http_ai_rate_json(r, lmcf, b, f) != NGX_OK
-        || ngx_ai_buf_append_str(b, "],") != NGX_OK
-        || ngx_http_ai_sync_json(lmcf, b) != NGX_OK   /* "sync":[...], */
-        || ngx_http_ai_guard_status_json(r, b) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"breakers\":") != NGX_OK
-        || ngx_http_ai_breaker_json(amcf, b) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_key(w, "version");
+    ngx_ai_jw_str(w, NGX_AI_GATEWAY_VERSION);
+    ngx_ai_jw_key_uint(w, "time", (uint64_t) ngx_time());
 
-    return NGX_OK;
+    ngx_ai_jw_key(w, "totals");
+    ngx_http_ai_cost_totals_json(lmcf, w);
+    ngx_ai_jw_key(w, "ledger");
+    ngx_http_ai_cost_entries_json(lmcf, w, f, NGX_HTTP_AI_STATUS_LEDGER);
+    ngx_ai_jw_key(w, "spend");
+    ngx_http_ai_cost_entries_json(lmcf, w, f, NGX_HTTP_AI_STATUS_SPEND);
+
+    ngx_ai_jw_key(w, "zones");
+    ngx_ai_jw_array(w);
+    ngx_http_ai_cost_zones_json(lmcf, w);
+    ngx_http_ai_rate_zones_json(lmcf, w);
+    ngx_http_ai_metrics_zone_json(r, w);
+    ngx_ai_jw_end(w);
+
+    ngx_ai_jw_key(w, "rate");
+    ngx_http_ai_rate_json(lmcf, w, f);
+    ngx_ai_jw_key(w, "sync");
+    ngx_http_ai_sync_json(lmcf, w);
+    ngx_ai_jw_key(w, "guards");
+    ngx_http_ai_guard_status_json(r, w);
+    ngx_ai_jw_key(w, "breakers");
+    ngx_http_ai_breaker_json(amcf, w);
 }
 
 

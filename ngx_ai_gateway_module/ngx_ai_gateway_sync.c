@@ -1704,28 +1704,26 @@ ngx_http_ai_sync_down(ngx_http_ai_redis_t *rd)
 /* ---- status ---- */
 
 /*
- * "sync":[{"zone":..,"type":"rate"|"cost","redis":"redis://HOST:PORT/DB",
- * "state":"ok"|"connecting"|"down","since":UNIX,"strict":BOOL,
- * "interval_ms":N,"last_sync":UNIX|null,"batches":N,"failures":N,
- * "timeout_ms":N,"unsynced":N,"lost":N,"strict_admissions":N,
- * "strict_local":N,"last_error":STRING|null[,"fleet_totals":{...}]}],
+ * The status "sync" array: [{"zone","type":"rate"|"cost",
+ * "redis":"redis://HOST:PORT/DB","state":"ok"|"connecting"|"down",
+ * "since":UNIX,"strict":BOOL,"interval_ms":N,"timeout_ms":N,
+ * "last_sync":UNIX|null,"batches":N,"failures":N,"unsynced":N,"lost":N,
+ * "strict_admissions":N,"strict_local":N,"last_error":STRING|null
+ * [,"fleet_totals":{...}]}]
  */
 
-ngx_int_t
-ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
+void
+ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w)
 {
-    ngx_uint_t                 i, j, first, unsynced, known;
+    ngx_uint_t                 i, j, unsynced, known;
     ngx_slab_pool_t           *shpool;
     ngx_http_ai_sync_t       **ps;
     ngx_http_ai_sync_sh_t     *sy, st;
     ngx_http_ai_sync_zone_t  **psz, *sz;
     ngx_http_ai_counters_t     global;
 
-    if (ngx_ai_buf_append_str(b, "\"sync\":[") != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ngx_ai_jw_array(w);
 
-    first = 1;
     ps = lmcf->syncs ? lmcf->syncs->elts : NULL;
 
     for (i = 0; lmcf->syncs && i < lmcf->syncs->nelts; i++) {
@@ -1755,94 +1753,60 @@ ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_buf_t *b)
                 st.state = NGX_HTTP_AI_SYNC_CONNECTING;
             }
 
-            if ((!first && ngx_ai_buf_append_str(b, ",") != NGX_OK)
-                || ngx_ai_buf_append_str(b, "{\"zone\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, sz->name.data,
-                                                 sz->name.len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"type\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, sz->source->type.data,
-                                                 sz->source->type.len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"redis\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b, ps[i]->redis.name.data,
-                                                 ps[i]->redis.name.len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"state\":") != NGX_OK
-                || ngx_ai_buf_append_json_string(b,
-                                   ngx_http_ai_sync_states[st.state].data,
-                                   ngx_http_ai_sync_states[st.state].len)
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"since\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, (uint64_t) st.since) != NGX_OK
-                || ngx_ai_buf_append_str(b, sz->strict ? ",\"strict\":true"
-                                                       : ",\"strict\":false")
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"interval_ms\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, sz->interval) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"timeout_ms\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, sz->timeout) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"last_sync\":") != NGX_OK
-                || (st.last_ok
-                    ? ngx_ai_buf_append_uint(b, (uint64_t) st.last_ok)
-                    : ngx_ai_buf_append_str(b, "null"))
-                   != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"batches\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, st.batches) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"failures\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, st.failures) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"unsynced\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, unsynced) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"lost\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, st.lost) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"strict_admissions\":")
-                   != NGX_OK
-                || ngx_ai_buf_append_uint(b, st.strict) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"strict_local\":") != NGX_OK
-                || ngx_ai_buf_append_uint(b, st.strict_local) != NGX_OK
-                || ngx_ai_buf_append_str(b, ",\"last_error\":") != NGX_OK
-                || (st.error_len
-                    ? ngx_ai_buf_append_json_string(b, st.error,
-                                        ngx_min(st.error_len,
-                                                sizeof(st.error)))
-                    : ngx_ai_buf_append_str(b, "null"))
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
+            ngx_ai_jw_object(w);
+            ngx_ai_jw_key_string(w, "zone", sz->name.data, sz->name.len);
+            ngx_ai_jw_key_string(w, "type", sz->source->type.data,
+                                 sz->source->type.len);
+            ngx_ai_jw_key_string(w, "redis", ps[i]->redis.name.data,
+                                 ps[i]->redis.name.len);
+            ngx_ai_jw_key_string(w, "state",
+                                 ngx_http_ai_sync_states[st.state].data,
+                                 ngx_http_ai_sync_states[st.state].len);
+            ngx_ai_jw_key_uint(w, "since", (uint64_t) st.since);
+            ngx_ai_jw_key(w, "strict");
+            ngx_ai_jw_bool(w, sz->strict);
+            ngx_ai_jw_key_uint(w, "interval_ms", sz->interval);
+            ngx_ai_jw_key_uint(w, "timeout_ms", sz->timeout);
+            ngx_ai_jw_key(w, "last_sync");
+
+            if (st.last_ok) {
+                ngx_ai_jw_uint(w, (uint64_t) st.last_ok);
+
+            } else {
+                ngx_ai_jw_null(w);
             }
 
-            first = 0;
+            ngx_ai_jw_key_uint(w, "batches", st.batches);
+            ngx_ai_jw_key_uint(w, "failures", st.failures);
+            ngx_ai_jw_key_uint(w, "unsynced", unsynced);
+            ngx_ai_jw_key_uint(w, "lost", st.lost);
+            ngx_ai_jw_key_uint(w, "strict_admissions", st.strict);
+            ngx_ai_jw_key_uint(w, "strict_local", st.strict_local);
+            ngx_ai_jw_key(w, "last_error");
+
+            if (st.error_len) {
+                ngx_ai_jw_string(w, st.error,
+                                 ngx_min(st.error_len, sizeof(st.error)));
+
+            } else {
+                ngx_ai_jw_null(w);
+            }
 
             if (known) {
-                if (ngx_ai_buf_append_str(b, ",\"fleet_totals\":{"
-                                             "\"requests\":") != NGX_OK
-                    || ngx_ai_buf_append_uint(b, global.requests) != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"errors\":") != NGX_OK
-                    || ngx_ai_buf_append_uint(b, global.errors) != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"input_tokens\":")
-                       != NGX_OK
-                    || ngx_ai_buf_append_uint(b, global.input_tokens)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"output_tokens\":")
-                       != NGX_OK
-                    || ngx_ai_buf_append_uint(b, global.output_tokens)
-                       != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"cost_nano_usd\":")
-                       != NGX_OK
-                    || ngx_ai_buf_append_uint(b, global.cost) != NGX_OK
-                    || ngx_ai_buf_append_str(b, ",\"cost_usd\":") != NGX_OK
-                    || ngx_http_ai_buf_append_usd(b, global.cost) != NGX_OK
-                    || ngx_ai_buf_append_str(b, "}") != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
+                ngx_ai_jw_key(w, "fleet_totals");
+                ngx_ai_jw_object(w);
+                ngx_ai_jw_key_uint(w, "requests", global.requests);
+                ngx_ai_jw_key_uint(w, "errors", global.errors);
+                ngx_ai_jw_key_uint(w, "input_tokens", global.input_tokens);
+                ngx_ai_jw_key_uint(w, "output_tokens", global.output_tokens);
+                ngx_ai_jw_key_uint(w, "cost_nano_usd", global.cost);
+                ngx_ai_jw_key_usd(w, "cost_usd", global.cost);
+                ngx_ai_jw_end(w);
             }
 
-            if (ngx_ai_buf_append_str(b, "}") != NGX_OK) {
-                return NGX_ERROR;
-            }
+            ngx_ai_jw_end(w);
         }
     }
 
-    return ngx_ai_buf_append_str(b, "],");
+    ngx_ai_jw_end(w);
 }
