@@ -347,7 +347,6 @@ ngx_int_t ngx_http_ai_parse_usd(u_char *p, size_t len, uint64_t limit,
     uint64_t *nano);
 uint64_t ngx_http_ai_cost_of(uint64_t tokens, uint64_t price);
 u_char *ngx_http_ai_sprint_usd(u_char *p, uint64_t nano);
-ngx_int_t ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano);
 
 /* ngx_ai_gateway_provider.c */
 #define NGX_HTTP_AI_MODEL_OK                0

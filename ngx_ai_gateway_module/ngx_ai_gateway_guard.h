@@ -3,8 +3,9 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * ai_guard's rules and per-request state, shared by
- * ngx_ai_gateway_guard.c (configuration, matching, answers, streams,
- * errors) and ngx_ai_gateway_guard_request.c (the request walk).
+ * ngx_ai_gateway_guard.c (configuration, answers, streams, errors),
+ * ngx_ai_gateway_guard_request.c (the request walk) and
+ * ngx_ai_gateway_guard_match.c (matching, below both).
  */
 
 
@@ -123,6 +124,7 @@ typedef struct {
 } ngx_http_ai_guard_ctx_t;
 
 
+/* ngx_ai_gateway_guard_match.c */
 ngx_http_ai_guard_ctx_t *ngx_http_ai_guard_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_guard_find(ngx_http_request_t *r,
     ngx_http_ai_guard_rule_t *rule, u_char *text, size_t len, size_t offset,
@@ -135,6 +137,8 @@ ngx_int_t ngx_http_ai_guard_render(ngx_http_ai_guard_ctx_t *gctx,
 ngx_int_t ngx_http_ai_guard_hit(ngx_http_ai_guard_ctx_t *gctx,
     ngx_http_ai_guard_rule_t *rule, ngx_uint_t n);
 
+
+void ngx_http_ai_guard_match_free(void);
 
 /* the hooks (ngx_ai_gateway_policy.c) */
 ngx_int_t ngx_http_ai_guard_request(ngx_http_request_t *r,

@@ -97,22 +97,3 @@ ngx_http_ai_sprint_usd(u_char *p, uint64_t nano)
     return ngx_sprintf(p, "%uL.%06uL", nano / 1000000000,
                        (nano % 1000000000) / 1000);
 }
-
-
-ngx_int_t
-ngx_http_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano)
-{
-    u_char  *p;
-    u_char   buf[NGX_INT64_LEN + 8];
-
-    p = ngx_http_ai_sprint_usd(buf, nano);
-
-    if (ngx_ai_buf_append(b, "\"", 1) != NGX_OK
-        || ngx_ai_buf_append(b, buf, p - buf) != NGX_OK
-        || ngx_ai_buf_append(b, "\"", 1) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
