@@ -145,7 +145,6 @@ static const u_char *ngx_ai_json_decode_utf8(ngx_ai_json_decoder_t *d,
     const u_char *p);
 static ngx_int_t ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d,
     u_char **out);
-static ngx_int_t ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v);
 static ngx_int_t ngx_ai_json_decode_number(ngx_ai_json_decoder_t *d,
     cJSON *item);
 static ngx_inline void *ngx_ai_json_decode_alloc(ngx_ai_json_decoder_t *d,
@@ -724,7 +723,7 @@ ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d, u_char **out)
 
     case 'u':
         if (d->end - d->p < 6
-            || ngx_ai_json_decode_hex4(d->p + 2, &c) != NGX_OK
+            || ngx_ai_json_hex4(d->p + 2, &c) != NGX_OK
             || (c >= 0xdc00 && c <= 0xdfff))
         {
             return NGX_ERROR;
@@ -736,7 +735,7 @@ ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d, u_char **out)
 
             if (d->end - d->p < 12
                 || d->p[6] != '\\' || d->p[7] != 'u'
-                || ngx_ai_json_decode_hex4(d->p + 8, &lo) != NGX_OK
+                || ngx_ai_json_hex4(d->p + 8, &lo) != NGX_OK
                 || lo < 0xdc00 || lo > 0xdfff)
             {
                 return NGX_ERROR;
@@ -785,8 +784,10 @@ ngx_ai_json_decode_escape(ngx_ai_json_decoder_t *d, u_char **out)
 }
 
 
-static ngx_int_t
-ngx_ai_json_decode_hex4(const u_char *p, ngx_uint_t *v)
+/* the four hex digits of a \u escape; NGX_ERROR: not hex digits */
+
+ngx_int_t
+ngx_ai_json_hex4(const u_char *p, ngx_uint_t *v)
 {
     u_char      c;
     ngx_uint_t  i, n;

@@ -225,6 +225,7 @@ typedef struct {
 cJSON *ngx_ai_json_decode(ngx_pool_t *pool, const u_char *p, size_t len,
     ngx_uint_t max_depth, ngx_ai_json_flags_t *flags, ngx_uint_t *status);
 u_char *ngx_ai_json_string_close(u_char *p, u_char *last);
+ngx_int_t ngx_ai_json_hex4(const u_char *p, ngx_uint_t *v);
 size_t ngx_ai_utf8_char(const u_char *p, const u_char *last);
 
 /* ngx_ai_gateway_buf.c: buffers, the JSON writer, bytes */

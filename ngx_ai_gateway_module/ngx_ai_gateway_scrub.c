@@ -115,7 +115,6 @@ static ngx_int_t ngx_ai_scrub_add(ngx_ai_scrub_t *sc, size_t start,
     size_t end);
 static ngx_int_t ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text,
     size_t len);
-static ngx_uint_t ngx_ai_scrub_hex4(const u_char *p, ngx_uint_t *v);
 static ngx_int_t ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text,
     ngx_uint_t *hits);
 static size_t ngx_ai_scrub_char(const u_char *t, size_t i);
@@ -749,7 +748,8 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
                 break;
 
             case 'u':
-                if (i + 6 > len || !ngx_ai_scrub_hex4(text + i + 2, &c)
+                if (i + 6 > len
+                    || ngx_ai_json_hex4(text + i + 2, &c) != NGX_OK
                     || (c >= 0xdc00 && c <= 0xdfff))
                 {
                     n = 1;
@@ -761,7 +761,7 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
                 if (c >= 0xd800 && c <= 0xdbff) {
                     if (i + 12 > len || text[i + 6] != '\\'
                         || text[i + 7] != 'u'
-                        || !ngx_ai_scrub_hex4(text + i + 8, &lo)
+                        || ngx_ai_json_hex4(text + i + 8, &lo) != NGX_OK
                         || lo < 0xdc00 || lo > 0xdfff)
                     {
                         n = 1;
@@ -841,33 +841,6 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
     return NGX_OK;
 }
 
-
-static ngx_uint_t
-ngx_ai_scrub_hex4(const u_char *p, ngx_uint_t *v)
-{
-    u_char      c;
-    ngx_uint_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            n = n * 16 + (c - '0');
-
-        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-            n = n * 16 + ((c | 0x20) - 'a' + 10);
-
-        } else {
-            return 0;
-        }
-    }
-
-    *v = n;
-
-    return 1;
-}
 
 
 /*
