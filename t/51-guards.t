@@ -320,16 +320,24 @@ $t->post_json($chat, chat('TOPSECRET'));
 $t->post_json($chat, chat('x@y.io and 4111111111111111'));
 $t->post_json($chat, chat('hello', model => 'openai/leaky'));
 
+# each worker writes its access log line after its answer went out, so
+# two requests in a row may be logged in either order: wait for all four
+my @want = ("$chat 200 guard=-", "$chat 400 guard=deny:secret",
+            "$chat 200 guard=redact:email,card",
+            "$chat 200 guard=redact:codename,card");
 my @log;
 for (1 .. 100) {
     @log = grep { m{^/v1/chat} } split /\n/, $t->read_file('logs/guard.log') // '';
-    last if @log && $log[-1] =~ /codename/;
+    last if @log >= 4 && (grep { /codename/ } @log[-4 .. -1])
+            && (grep { /deny:secret/ } @log[-4 .. -1]);
     select(undef, undef, undef, 0.05);
 }
-is($log[-4], "$chat 200 guard=-", '$ai_guard: "-" without a match');
-is($log[-3], "$chat 400 guard=deny:secret", '$ai_guard: deny:NAME');
-is($log[-2], "$chat 200 guard=redact:email,card", '$ai_guard: redact:NAME,NAME');
-is($log[-1], "$chat 200 guard=redact:codename,card", '$ai_guard: response redactions');
+my %last = map { $_ => 1 } @log >= 4 ? @log[-4 .. -1] : @log;
+ok($last{$want[0]}, '$ai_guard: "-" without a match');
+ok($last{$want[1]}, '$ai_guard: deny:NAME');
+ok($last{$want[2]}, '$ai_guard: redact:NAME,NAME');
+ok($last{$want[3]}, '$ai_guard: response redactions')
+    or diag(join "\n", @log[-4 .. -1]);
 
 # --- counters -----------------------------------------------------------------
 
