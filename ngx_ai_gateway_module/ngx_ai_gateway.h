@@ -288,15 +288,16 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_error_t             *refused;     /* attempt: why a call was not
                                                 made (a limit, the attempt
                                                 bound) */
-    ngx_ai_messages_stream_t   *messages_stream; /* response: Anthropic
-                                                events out */
+    ngx_ai_dialect_t           *dialect;     /* handler: the client's API
+                                                when not chat completions
+                                                (the Messages API) */
+    void                       *dialect_stream;  /* response: its stream
+                                                converter */
     unsigned                    header_sent:1;   /* response */
     unsigned                    own_response:1;  /* response */
     unsigned                    rewrite_error:1; /* response */
     unsigned                    finished:1;  /* response
                                                 (ngx_http_ai_finalize) */
-    unsigned                    messages:1;  /* handler: the client speaks
-                                                the Messages API */
 };
 
 

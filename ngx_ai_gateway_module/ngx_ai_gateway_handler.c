@@ -56,11 +56,13 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     ctx->request = r;
     ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
 
-    ctx->messages = ngx_http_ai_ends_with(&r->uri, "/messages");
+    if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
+        ctx->dialect = &ngx_ai_messages_dialect;
+    }
 
-    if (ctx->messages || ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
+    if (ctx->dialect || ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
         if (r->method != NGX_HTTP_POST) {
-            if (ngx_http_ai_not_allowed(r, "POST", ctx->messages
+            if (ngx_http_ai_not_allowed(r, "POST", ctx->dialect
                                         ? "messages takes POST"
                                         : "chat/completions takes POST",
                                         &err)
@@ -167,9 +169,9 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
 
     /* a Messages request is served as the OpenAI request it converts to */
 
-    rc = ctx->messages ? ngx_ai_messages_request(r->pool, body.data,
-                                                 body.len, &body, &err)
-                       : NGX_OK;
+    rc = ctx->dialect ? ctx->dialect->request(r->pool, body.data, body.len,
+                                              &body, &err)
+                      : NGX_OK;
 
     if (rc == NGX_OK) {
         rc = ngx_ai_chat_request_parse(r->pool, body.data, body.len,

@@ -79,8 +79,23 @@ static ngx_int_t ngx_ai_messages_stream_close(ngx_ai_messages_stream_t *ms);
 static ngx_int_t ngx_ai_messages_stream_end(ngx_ai_messages_stream_t *ms);
 static ngx_int_t ngx_ai_messages_stream_error(ngx_ai_messages_stream_t *ms,
     cJSON *error);
+static void *ngx_ai_messages_stream_create(ngx_pool_t *pool);
+static void ngx_ai_messages_stream_set_usage(void *st, ngx_ai_usage_t *u);
+static ngx_int_t ngx_ai_messages_stream_put(void *st, u_char *p, size_t len,
+    ngx_str_t *out);
 static ngx_int_t ngx_ai_messages_event(ngx_ai_messages_stream_t *ms,
     const char *type);
+
+
+ngx_ai_dialect_t  ngx_ai_messages_dialect = {
+    ngx_string("messages"),
+    ngx_ai_messages_request,
+    ngx_ai_messages_response,
+    ngx_ai_messages_error,
+    ngx_ai_messages_stream_create,
+    ngx_ai_messages_stream_set_usage,
+    ngx_ai_messages_stream_put
+};
 
 
 /*
@@ -1882,6 +1897,47 @@ ngx_ai_messages_event(ngx_ai_messages_stream_t *ms, const char *type)
     {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* the dialect's stream: ngx_ai_messages_stream_t behind a void pointer */
+
+static void *
+ngx_ai_messages_stream_create(ngx_pool_t *pool)
+{
+    ngx_ai_messages_stream_t  *ms;
+
+    ms = ngx_palloc(pool, sizeof(ngx_ai_messages_stream_t));
+    if (ms == NULL || ngx_ai_messages_stream_init(ms, pool) != NGX_OK) {
+        return NULL;
+    }
+
+    return ms;
+}
+
+
+static void
+ngx_ai_messages_stream_set_usage(void *st, ngx_ai_usage_t *u)
+{
+    ngx_ai_messages_stream_usage(st, u);
+}
+
+
+static ngx_int_t
+ngx_ai_messages_stream_put(void *st, u_char *p, size_t len, ngx_str_t *out)
+{
+    ngx_ai_messages_stream_t  *ms = st;
+
+    ms->out.len = 0;
+
+    if (ngx_ai_messages_stream_feed(ms, p, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    out->data = ms->out.data;
+    out->len = ms->out.len;
 
     return NGX_OK;
 }

@@ -333,7 +333,39 @@ ngx_uint_t ngx_ai_judge_verdict(const u_char *text, size_t len, ngx_uint_t n);
 ngx_int_t ngx_ai_vote_key(ngx_pool_t *pool, ngx_str_t *answer,
     ngx_str_t *key);
 
+/*
+ * A client API served on top of chat completions: its request becomes an
+ * OpenAI chat request, and what is sent back, the chat answer, an error
+ * or the OpenAI chunks of a stream, is turned into its own form.
+ */
+typedef struct {
+    ngx_str_t                   name;
+
+    ngx_int_t                 (*request)(ngx_pool_t *pool, u_char *body,
+                                  size_t len, ngx_str_t *out,
+                                  ngx_ai_error_t *err);
+
+    /* a chat.completion; usage: the exact usage when the gateway knows it
+     * better than the answer says, or NULL */
+    ngx_int_t                 (*answer)(ngx_pool_t *pool, u_char *body,
+                                  size_t len, ngx_ai_usage_t *usage,
+                                  ngx_str_t *out);
+
+    ngx_int_t                 (*error)(ngx_pool_t *pool, ngx_ai_error_t *err,
+                                  ngx_str_t *out);
+
+    /* streams: the converter's state, the exact usage when known, and
+     * OpenAI chunk text in, the dialect's events out */
+    void                     *(*stream_create)(ngx_pool_t *pool);
+    void                      (*stream_usage)(void *st, ngx_ai_usage_t *u);
+    ngx_int_t                 (*stream_feed)(void *st, u_char *p,
+                                  size_t len, ngx_str_t *out);
+} ngx_ai_dialect_t;
+
+
 /* ngx_ai_gateway_messages.c: the Anthropic Messages API inbound */
+extern ngx_ai_dialect_t  ngx_ai_messages_dialect;
+
 
 /* an OpenAI chunk stream being turned into Anthropic events */
 typedef struct {

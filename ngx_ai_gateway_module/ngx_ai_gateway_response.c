@@ -20,7 +20,7 @@
 static const char *ngx_http_ai_failure_code(ngx_http_ai_attempt_t *a);
 static ngx_int_t ngx_http_ai_finish_stream(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
-static ngx_int_t ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx,
+static ngx_int_t ngx_http_ai_dialect_stream(ngx_http_ai_ctx_t *ctx,
     ngx_str_t *data);
 static ngx_int_t ngx_http_ai_response_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_response_body_filter(ngx_http_request_t *r,
@@ -374,11 +374,11 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        if (ctx->messages) {
-            rc = ngx_ai_messages_response(r->pool, body->data, body->len,
-                                          (ctx->winner && !ctx->fusion)
-                                          ? &ctx->winner->usage : NULL,
-                                          body);
+        if (ctx->dialect) {
+            rc = ctx->dialect->answer(r->pool, body->data, body->len,
+                                      (ctx->winner && !ctx->fusion)
+                                      ? &ctx->winner->usage : NULL,
+                                      body);
             if (rc == NGX_ERROR) {
                 return NGX_ERROR;
             }
@@ -386,7 +386,8 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             if (rc == NGX_DECLINED) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "ai gateway: the answer could not be "
-                              "converted to a message");
+                              "converted to the %V API",
+                              &ctx->dialect->name);
                 return NGX_ERROR;
             }
         }
@@ -434,8 +435,8 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ctx->messages ? ngx_ai_messages_error(r->pool, err, &body)
-                       : ngx_ai_error_render(r->pool, err, &body);
+    rc = ctx->dialect ? ctx->dialect->error(r->pool, err, &body)
+                      : ngx_ai_error_render(r->pool, err, &body);
 
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -517,7 +518,9 @@ ngx_http_ai_error_page_header(ngx_http_request_t *r)
 
         /* refused before the handler ran (413 by Content-Length) */
 
-        ctx->messages = ngx_http_ai_ends_with(&r->uri, "/messages");
+        if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
+            ctx->dialect = &ngx_ai_messages_dialect;
+        }
     }
 
     if (ctx->own_response || ctx->rewrite_error) {
@@ -547,8 +550,8 @@ ngx_http_ai_error_page_header(ngx_http_request_t *r)
                          : "The request was refused.");
     }
 
-    if ((ctx->messages ? ngx_ai_messages_error(r->pool, &err, &body)
-                       : ngx_ai_error_render(r->pool, &err, &body))
+    if ((ctx->dialect ? ctx->dialect->error(r->pool, &err, &body)
+                      : ngx_ai_error_render(r->pool, &err, &body))
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -649,7 +652,7 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
         return NGX_ERROR;
     }
 
-    if (ctx->messages && ngx_http_ai_messages_stream(ctx, data) != NGX_OK) {
+    if (ctx->dialect && ngx_http_ai_dialect_stream(ctx, data) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -738,40 +741,25 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
  */
 
 static ngx_int_t
-ngx_http_ai_messages_stream(ngx_http_ai_ctx_t *ctx, ngx_str_t *data)
+ngx_http_ai_dialect_stream(ngx_http_ai_ctx_t *ctx, ngx_str_t *data)
 {
-    ngx_http_ai_attempt_t     *a;
-    ngx_ai_messages_stream_t  *ms;
+    ngx_http_ai_attempt_t  *a;
 
-    ms = ctx->messages_stream;
-
-    if (ms == NULL) {
-        ms = ngx_palloc(ctx->request->pool, sizeof(ngx_ai_messages_stream_t));
-        if (ms == NULL
-            || ngx_ai_messages_stream_init(ms, ctx->request->pool) != NGX_OK)
-        {
+    if (ctx->dialect_stream == NULL) {
+        ctx->dialect_stream = ctx->dialect->stream_create(ctx->request->pool);
+        if (ctx->dialect_stream == NULL) {
             return NGX_ERROR;
         }
-
-        ctx->messages_stream = ms;
     }
 
     a = ctx->winner;
 
     if (a && !ctx->fusion && a->streaming && a->stream.usage.known) {
-        ngx_ai_messages_stream_usage(ms, &a->stream.usage);
+        ctx->dialect->stream_usage(ctx->dialect_stream, &a->stream.usage);
     }
 
-    ms->out.len = 0;
-
-    if (ngx_ai_messages_stream_feed(ms, data->data, data->len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    data->data = ms->out.data;
-    data->len = ms->out.len;
-
-    return NGX_OK;
+    return ctx->dialect->stream_feed(ctx->dialect_stream, data->data,
+                                     data->len, data);
 }
 
 
