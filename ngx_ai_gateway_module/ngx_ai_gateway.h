@@ -288,6 +288,8 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_error_t             *refused;     /* attempt: why a call was not
                                                 made (a limit, the attempt
                                                 bound) */
+    ngx_ai_route_t             *route;       /* handler: the API the path
+                                                 asks for */
     ngx_ai_dialect_t           *dialect;     /* handler: the client's API
                                                 when not chat completions
                                                 (the Messages API) */
@@ -453,12 +455,6 @@ void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *keep);
 void ngx_http_ai_calls_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 void ngx_http_ai_stop_timers(ngx_http_ai_ctx_t *ctx);
-
-/* a string ends with a literal */
-#define ngx_http_ai_ends_with(s, lit)                                         \
-    ((s)->len >= sizeof(lit) - 1                                              \
-     && ngx_strncmp((s)->data + (s)->len - (sizeof(lit) - 1), lit,            \
-                    sizeof(lit) - 1) == 0)
 
 /* ngx_ai_gateway_response.c: what the client is sent */
 ngx_int_t ngx_http_ai_response_init(ngx_conf_t *cf);

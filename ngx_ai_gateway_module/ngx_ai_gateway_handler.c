@@ -42,6 +42,7 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 {
     ngx_int_t           rc;
     ngx_ai_error_t      err;
+    ngx_ai_route_t     *rt;
     ngx_http_ai_ctx_t  *ctx;
 
     if (r != r->main) {
@@ -56,24 +57,31 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     ctx->request = r;
     ngx_http_set_ctx(r, ctx, ngx_ai_gateway_module);
 
-    if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
-        ctx->dialect = &ngx_ai_messages_dialect;
+    rt = ngx_ai_route_find(r->uri.data, r->uri.len);
+    ctx->route = rt;
+    ctx->dialect = rt->dialect;
+
+    if (rt->op == NGX_AI_OP_UNKNOWN) {
+        ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
+                         NULL, "unknown_url", "Unknown endpoint: this "
+                         "gateway serves chat/completions, messages and "
+                         "models");
+        goto error;
     }
 
-    if (ctx->dialect || ngx_http_ai_ends_with(&r->uri, "/chat/completions")) {
-        if (r->method != NGX_HTTP_POST) {
-            if (ngx_http_ai_not_allowed(r, "POST", ctx->dialect
-                                        ? "messages takes POST"
-                                        : "chat/completions takes POST",
-                                        &err)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            goto error;
+    if (!(r->method & (rt->methods == NGX_AI_ROUTE_POST
+                       ? NGX_HTTP_POST : NGX_HTTP_GET|NGX_HTTP_HEAD)))
+    {
+        if (ngx_http_ai_not_allowed(r, rt->allow, rt->not_allowed, &err)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        goto error;
+    }
+
+    if (rt->methods == NGX_AI_ROUTE_POST) {
         rc = ngx_http_read_client_request_body(r, ngx_http_ai_body_handler);
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -83,30 +91,12 @@ ngx_http_ai_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if (ngx_http_ai_ends_with(&r->uri, "/models")) {
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            if (ngx_http_ai_not_allowed(r, "GET, HEAD", "models takes GET",
-                                        &err)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            goto error;
-        }
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_ai_models(r, ctx);
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
-                     "unknown_url", "Unknown endpoint: this gateway serves "
-                     "chat/completions, messages and models");
+    return ngx_http_ai_models(r, ctx);
 
 error:
 

@@ -367,6 +367,28 @@ typedef struct {
 extern ngx_ai_dialect_t  ngx_ai_messages_dialect;
 
 
+/* ngx_ai_gateway_route.c: which API a path asks for */
+
+#define NGX_AI_OP_UNKNOWN           0
+#define NGX_AI_OP_CHAT              1      /* chat, Messages */
+#define NGX_AI_OP_MODELS            2      /* the model list */
+
+#define NGX_AI_ROUTE_POST           1
+#define NGX_AI_ROUTE_GET            2      /* GET and HEAD */
+
+typedef struct {
+    ngx_str_t                   suffix;    /* the path ends with it */
+    ngx_uint_t                  op;        /* NGX_AI_OP_* */
+    ngx_uint_t                  methods;   /* NGX_AI_ROUTE_*, 0: none */
+    const char                 *allow;     /* the 405's Allow header */
+    const char                 *not_allowed;   /* and its message */
+    ngx_ai_dialect_t           *dialect;   /* NULL: OpenAI's own */
+} ngx_ai_route_t;
+
+ngx_ai_route_t *ngx_ai_route_find(u_char *p, size_t len);
+u_char *ngx_ai_route_segment(u_char *p, size_t len, ngx_str_t *seg);
+
+
 /* an OpenAI chunk stream being turned into Anthropic events */
 typedef struct {
     ngx_pool_t                 *pool;

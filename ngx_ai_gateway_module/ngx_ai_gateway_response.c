@@ -518,9 +518,7 @@ ngx_http_ai_error_page_header(ngx_http_request_t *r)
 
         /* refused before the handler ran (413 by Content-Length) */
 
-        if (ngx_http_ai_ends_with(&r->uri, "/messages")) {
-            ctx->dialect = &ngx_ai_messages_dialect;
-        }
+        ctx->dialect = ngx_ai_route_find(r->uri.data, r->uri.len)->dialect;
     }
 
     if (ctx->own_response || ctx->rewrite_error) {
