@@ -60,7 +60,8 @@ typedef struct {
 #define NGX_HTTP_AI_HOOK_STREAM     7
 #define NGX_HTTP_AI_HOOK_END        8
 #define NGX_HTTP_AI_HOOK_LOG        9
-#define NGX_HTTP_AI_HOOKS           10
+#define NGX_HTTP_AI_HOOK_PLAN       10
+#define NGX_HTTP_AI_HOOKS           11
 
 
 typedef struct {
@@ -288,6 +289,8 @@ struct ngx_http_ai_ctx_s {
     ngx_ai_error_t             *refused;     /* attempt: why a call was not
                                                 made (a limit, the attempt
                                                 bound) */
+    ngx_uint_t                  denied;      /* attempt: models the plan
+                                                hooks kept out of it */
     ngx_ai_route_t             *route;       /* handler: the API the path
                                                  asks for */
     ngx_ai_dialect_t           *dialect;     /* handler: the client's API
@@ -331,6 +334,11 @@ typedef struct {
                                   ngx_http_ai_ctx_t *ctx);
     void                      (*log)(ngx_http_request_t *r,
                                   ngx_http_ai_ctx_t *ctx);
+    ngx_int_t                 (*plan)(ngx_http_request_t *r,
+                                  ngx_http_ai_ctx_t *ctx,
+                                  ngx_http_ai_model_t *m);
+                                             /* NGX_DECLINED: m may not be
+                                                called for this request */
 } ngx_http_ai_policy_t;
 
 
@@ -433,6 +441,8 @@ ngx_int_t ngx_http_ai_policy_headers(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t hook,
     ngx_str_t *text, ngx_uint_t last);
 void ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_policy_plan(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m);
 
 /* ngx_ai_gateway_attempt.c: one provider call, and the request's calls;
  * attempt_start: NGX_DECLINED when the call may not be made, ctx->refused
@@ -449,6 +459,8 @@ ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *m);
+ngx_uint_t ngx_http_ai_plan_has(ngx_http_ai_ctx_t *ctx, ngx_str_t *name);
+void ngx_http_ai_plan_denied(ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_attempt_settle(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,

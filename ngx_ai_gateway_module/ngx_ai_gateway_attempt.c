@@ -957,8 +957,23 @@ ngx_http_ai_calls_init(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 ngx_int_t
 ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
 {
+    ngx_int_t             rc;
     ngx_uint_t            i, key, slot;
     ngx_http_ai_model_t  *p;
+
+    /* a model a policy keeps out of this request (ai_auth's models=) is
+     * skipped, and counted for the refusal of a plan left empty */
+
+    rc = ngx_http_ai_policy_plan(ctx->request, ctx, m);
+
+    if (rc == NGX_DECLINED) {
+        ctx->denied++;
+        return NGX_OK;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ctx->plan.nelts * 2 >= ctx->seen_size
         && ngx_http_ai_plan_rehash(ctx) != NGX_OK)
@@ -991,6 +1006,49 @@ ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m)
     ctx->seen[slot] = ctx->plan.nelts;
 
     return NGX_OK;
+}
+
+
+/* a model is in the plan: the strategies call nothing else */
+
+ngx_uint_t
+ngx_http_ai_plan_has(ngx_http_ai_ctx_t *ctx, ngx_str_t *name)
+{
+    ngx_uint_t            i, slot;
+    ngx_http_ai_model_t  *p;
+
+    if (ctx->seen_size == 0) {
+        return 0;
+    }
+
+    p = ctx->plan.elts;
+
+    for (slot = ngx_hash_key(name->data, name->len) & (ctx->seen_size - 1);
+         ctx->seen[slot];
+         slot = (slot + 1) & (ctx->seen_size - 1))
+    {
+        i = ctx->seen[slot] - 1;
+
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* every model the request could use was kept out of its plan */
+
+void
+ngx_http_ai_plan_denied(ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err)
+{
+    ngx_ai_error_set(err, NGX_HTTP_FORBIDDEN, "invalid_request_error",
+                     "model", "model_not_allowed", "This API key may not "
+                     "use the model requested (nor any of its "
+                     "alternatives).");
 }
 
 

@@ -422,7 +422,8 @@ static ngx_http_ai_policy_t  ngx_http_ai_breaker_policy = {
     NULL,                                  /* error */
     NULL,                                  /* stream */
     NULL,                                  /* end */
-    NULL                                   /* log */
+    NULL,                                  /* log */
+    NULL                                   /* plan */
 };
 
 

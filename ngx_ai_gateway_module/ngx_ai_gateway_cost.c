@@ -928,6 +928,62 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
 }
 
 
+/*
+ * A team's budget (ai_auth's team=): its account's spend, counted by
+ * every request of its keys, is checked before the key's own; nothing is
+ * reserved in it, so requests in flight may take it past its budget by
+ * what they cost.
+ */
+
+ngx_int_t
+ngx_http_ai_cost_team_admit(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, ngx_ai_error_t *err)
+{
+    size_t                    len;
+    time_t                    now;
+    uint64_t                  spent;
+    ngx_http_ai_key_t        *key;
+    ngx_http_ai_cost_node_t  *cn;
+    ngx_http_ai_cost_zone_t  *zone;
+    u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
+
+    zone = cc->shm_zone->data;
+
+    if (ngx_http_ai_limits_key(lctx, cc->key, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_ai_cost_account_id(id, 1, key->digest, &lctx->route);
+
+    now = ngx_time();
+    spent = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_http_ai_cost_lookup(zone, ngx_murmur_hash2(id, len), id, len);
+
+    if (cn) {
+        ngx_http_ai_cost_roll(cn, now);
+
+        spent = cc->period == NGX_HTTP_AI_BUDGET_DAY
+                ? cn->u.account.day_spend
+                : cc->period == NGX_HTTP_AI_BUDGET_MONTH
+                  ? cn->u.account.month_spend
+                : cn->u.account.total;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (spent < cc->budget) {
+        return NGX_OK;
+    }
+
+    ngx_http_ai_cost_refused(lctx, cc, zone, spent, 0, now, err);
+
+    return NGX_DECLINED;
+}
+
+
 /* the check itself, and the reservation; called locked */
 
 static ngx_int_t

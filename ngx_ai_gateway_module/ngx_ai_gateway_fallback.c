@@ -346,6 +346,11 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_OK;
     }
 
+    if (ctx->denied) {
+        ngx_http_ai_plan_denied(ctx, err);
+        return NGX_DECLINED;
+    }
+
 unknown:
 
     ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",

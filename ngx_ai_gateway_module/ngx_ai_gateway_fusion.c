@@ -64,6 +64,9 @@ struct ngx_http_ai_fusion_s {
 };
 
 
+static ngx_uint_t ngx_http_ai_fusion_members(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool,
+    ngx_http_ai_fusion_t *fu);
 static ngx_int_t ngx_http_ai_fusion_round(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_fusion_call(ngx_http_ai_ctx_t *ctx,
@@ -446,7 +449,78 @@ ngx_http_ai_fusion_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         }
     }
 
+    /* models kept out of the plan (ai_auth's models=): a member with
+     * none of its alternatives left is dropped, a pool with no member
+     * left is refused */
+
+    if (ctx->denied
+        && ngx_http_ai_fusion_members(r, ctx, pool, NULL) == 0)
+    {
+        return NGX_DECLINED;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * The members whose alternatives are in the plan, each with only those
+ * alternatives: into fu->members if fu, else only counted.
+ */
+
+static ngx_uint_t
+ngx_http_ai_fusion_members(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_pool_t *pool, ngx_http_ai_fusion_t *fu)
+{
+    ngx_uint_t            i, j, n;
+    ngx_array_t          *members, *kept;
+    ngx_http_ai_model_t  *m, *k;
+
+    members = pool->members.elts;
+    n = 0;
+
+    for (i = 0; i < pool->members.nelts; i++) {
+        m = members[i].elts;
+        kept = NULL;
+
+        for (j = 0; j < members[i].nelts; j++) {
+            if (!ngx_http_ai_plan_has(ctx, &m[j].name)) {
+                continue;
+            }
+
+            if (fu == NULL) {
+                kept = &members[i];
+                break;
+            }
+
+            if (kept == NULL) {
+                kept = ngx_array_create(r->pool, members[i].nelts,
+                                        sizeof(ngx_http_ai_model_t));
+                if (kept == NULL) {
+                    return 0;
+                }
+            }
+
+            k = ngx_array_push(kept);
+            if (k == NULL) {
+                return 0;
+            }
+
+            *k = m[j];
+        }
+
+        if (kept == NULL) {
+            continue;
+        }
+
+        if (fu) {
+            fu->members[n].models = kept;
+        }
+
+        n++;
+    }
+
+    return n;
 }
 
 
@@ -481,6 +555,14 @@ ngx_http_ai_fusion_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     for (i = 0; i < fu->n; i++) {
         fu->members[i].models = &members[i];
+    }
+
+    if (ctx->denied) {
+        fu->n = ngx_http_ai_fusion_members(r, ctx, pool, fu);
+
+        if (fu->n == 0) {
+            goto failed;
+        }
     }
 
     fu->grace.handler = ngx_http_ai_fusion_grace_handler;
@@ -921,6 +1003,15 @@ ngx_http_ai_fusion_judge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     fu = ctx->fusion;
 
+    judges = fu->conf->judges.elts;
+
+    while (ctx->denied && fu->judge_next < fu->conf->judges.nelts
+           && !ngx_http_ai_plan_has(ctx, &judges[fu->judge_next].name))
+    {
+        /* a judge this request may not call (ai_auth's models=) */
+        fu->judge_next++;
+    }
+
     if (fu->judge_next >= fu->conf->judges.nelts) {
         ngx_http_ai_fusion_without_judge(r, ctx);
         return NGX_OK;
@@ -941,8 +1032,6 @@ ngx_http_ai_fusion_judge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     {
         return NGX_ERROR;
     }
-
-    judges = fu->conf->judges.elts;
 
     rc = ngx_http_ai_attempt_start(ctx, &judges[fu->judge_next++], &req);
 

@@ -855,7 +855,8 @@ static ngx_http_ai_policy_t  ngx_http_ai_guard_policy = {
     ngx_http_ai_guard_error,               /* error */
     ngx_http_ai_guard_stream,              /* stream */
     NULL,                                  /* end */
-    NULL                                   /* log */
+    NULL,                                  /* log */
+    NULL                                   /* plan */
 };
 
 

@@ -201,6 +201,10 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
     if (alcf->pool) {
         rc = ngx_http_ai_fusion_plan(r, ctx, alcf->pool, fusion);
 
+        if (rc == NGX_DECLINED) {
+            ngx_http_ai_plan_denied(ctx, &err);
+        }
+
     } else {
         rc = ngx_http_ai_fallback_plan(r, ctx, &err);
     }

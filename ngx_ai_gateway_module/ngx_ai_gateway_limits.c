@@ -54,6 +54,14 @@ static void ngx_http_ai_limits_estimate_charge(ngx_http_request_t *r,
     ngx_http_ai_price_t *price, ngx_ai_usage_t *u,
     ngx_http_ai_counters_t *add);
 
+static ngx_http_ai_limits_loc_conf_t *ngx_http_ai_limits_conf(
+    ngx_http_request_t *r);
+static ngx_http_ai_limits_loc_conf_t *ngx_http_ai_limits_principal_conf(
+    ngx_http_ai_limits_ctx_t *lctx, ngx_http_ai_limits_loc_conf_t *llcf);
+static ngx_http_complex_value_t *ngx_http_ai_limits_const_key(
+    ngx_pool_t *pool, ngx_str_t *prefix, ngx_str_t *name);
+static ngx_uint_t ngx_http_ai_limits_team(ngx_http_request_t *r);
+
 static ngx_int_t ngx_http_ai_cost_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ai_limits_status_variable(ngx_http_request_t *r,
@@ -188,7 +196,10 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_limits_ctx_t       *lctx;
     ngx_http_ai_limits_loc_conf_t  *llcf;
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    llcf = ngx_http_ai_limits_conf(r);
+    if (llcf == NULL) {
+        return NGX_ERROR;
+    }
 
     in = ctx->chat.prompt_bytes / 4;
     out = ngx_http_ai_limits_reserve_tokens(r, &ctx->chat);
@@ -200,7 +211,8 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (llcf->rates.nelts == 0
-        && (llcf->cost == NULL || !llcf->cost->has_budget))
+        && (llcf->cost == NULL || !llcf->cost->has_budget)
+        && !ngx_http_ai_limits_team(r))
     {
         return NGX_OK;
     }
@@ -217,6 +229,14 @@ ngx_http_ai_limits_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     lctx->estimate = in + out;
+
+    if (lctx->team) {
+        rc = ngx_http_ai_cost_team_admit(lctx, lctx->team, err);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (llcf->cost && llcf->cost->has_budget) {
         rc = ngx_http_ai_cost_admit(lctx, llcf->cost, estimate, err);
@@ -290,7 +310,10 @@ ngx_http_ai_limits_plan_price(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     *estimate = 0;
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    llcf = ngx_http_ai_limits_conf(r);
+    if (llcf == NULL) {
+        return NGX_ERROR;
+    }
 
     if (!refuse && (llcf->cost == NULL || !llcf->cost->has_budget)) {
         /* nothing to check, nothing to reserve */
@@ -353,9 +376,9 @@ ngx_http_ai_limits_refuse_unpriced(ngx_http_request_t *r)
         return alcf->unpriced == NGX_HTTP_AI_UNPRICED_REFUSE;
     }
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    llcf = ngx_http_ai_limits_conf(r);
 
-    return llcf->cost && llcf->cost->has_budget;
+    return llcf == NULL || (llcf->cost && llcf->cost->has_budget);
 }
 
 
@@ -627,7 +650,10 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     r = r->main;
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    llcf = ngx_http_ai_limits_conf(r);
+    if (llcf == NULL) {
+        return;
+    }
 
     price = ngx_http_ai_limits_price(r, &a->model);
 
@@ -709,6 +735,13 @@ ngx_http_ai_limits_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     (void) ngx_http_ai_cost_record(lctx, llcf->cost,
                                    a->label.len ? &a->label : &a->model,
                                    &add);
+
+    if (lctx->team) {
+        /* the team's own ledger rows and account */
+        (void) ngx_http_ai_cost_record(lctx, lctx->team,
+                                       a->label.len ? &a->label : &a->model,
+                                       &add);
+    }
 }
 
 
@@ -783,7 +816,11 @@ ngx_http_ai_limits_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     r = r->main;
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    llcf = ngx_http_ai_limits_conf(r);
+    if (llcf == NULL) {
+        return NGX_ERROR;
+    }
+
     lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
 
     if (lctx && lctx->headers_done) {
@@ -972,6 +1009,207 @@ ngx_http_ai_limits_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 
 
 /*
+ * An authenticated client (ai_auth): what its limits and budgets are
+ * counted under; kept until the request ends.
+ */
+
+ngx_int_t
+ngx_http_ai_limits_principal(ngx_http_request_t *r,
+    ngx_http_ai_principal_t *p)
+{
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    lctx = ngx_http_ai_limits_get_ctx(r, 1);
+    if (lctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    lctx->principal = p;
+    lctx->conf = NULL;
+    lctx->team = NULL;
+
+    return NGX_OK;
+}
+
+
+/* the location's lines, as they apply to this request's principal */
+
+static ngx_http_ai_limits_loc_conf_t *
+ngx_http_ai_limits_conf(ngx_http_request_t *r)
+{
+    ngx_http_ai_limits_ctx_t       *lctx;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r->main,
+                                        ngx_ai_gateway_limits_module);
+
+    lctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_limits_module);
+
+    if (lctx == NULL || lctx->principal == NULL) {
+        return llcf;
+    }
+
+    if (lctx->conf == NULL) {
+        lctx->conf = ngx_http_ai_limits_principal_conf(lctx, llcf);
+    }
+
+    return lctx->conf;
+}
+
+
+static ngx_uint_t
+ngx_http_ai_limits_team(ngx_http_request_t *r)
+{
+    ngx_http_ai_limits_ctx_t  *lctx;
+
+    lctx = ngx_http_get_module_ctx(r->main, ngx_ai_gateway_limits_module);
+
+    return lctx && lctx->team;
+}
+
+
+/*
+ * A copy of the location's lines for one principal: an ai_rate or ai_cost
+ * line without key= counts per key name, with the key's rpm=, tpm= and
+ * budget= in place of the line's; the team's account, if the key has a
+ * team with a budget, in the zone of the ai_cost line.
+ */
+
+static ngx_http_ai_limits_loc_conf_t *
+ngx_http_ai_limits_principal_conf(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_limits_loc_conf_t *llcf)
+{
+    ngx_str_t                       prefix;
+    ngx_uint_t                      i;
+    ngx_pool_t                     *pool;
+    ngx_http_complex_value_t       *key;
+    ngx_http_ai_cost_conf_t        *cc;
+    ngx_http_ai_principal_t        *p;
+    ngx_http_ai_rate_limit_t       *from, *to;
+    ngx_http_ai_limits_loc_conf_t  *conf;
+
+    pool = lctx->request->pool;
+    p = lctx->principal;
+
+    conf = ngx_palloc(pool, sizeof(ngx_http_ai_limits_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    *conf = *llcf;
+
+    ngx_str_null(&prefix);
+
+    key = ngx_http_ai_limits_const_key(pool, &prefix, &p->name);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    if (llcf->rates.nelts) {
+        if (ngx_array_init(&conf->rates, pool, llcf->rates.nelts,
+                           sizeof(ngx_http_ai_rate_limit_t))
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+        from = llcf->rates.elts;
+
+        for (i = 0; i < llcf->rates.nelts; i++) {
+            to = ngx_array_push(&conf->rates);
+            if (to == NULL) {
+                return NULL;
+            }
+
+            *to = from[i];
+
+            if (to->key) {
+                continue;
+            }
+
+            to->key = key;
+            to->rpm = p->rpm ? p->rpm : to->rpm;
+            to->tpm = p->tpm ? p->tpm : to->tpm;
+        }
+    }
+
+    if (llcf->cost == NULL) {
+        return conf;
+    }
+
+    if (llcf->cost->key == NULL) {
+        cc = ngx_palloc(pool, sizeof(ngx_http_ai_cost_conf_t));
+        if (cc == NULL) {
+            return NULL;
+        }
+
+        *cc = *llcf->cost;
+        cc->key = key;
+
+        if (p->has_budget) {
+            cc->budget = p->budget;
+            cc->period = p->period;
+            cc->has_budget = 1;
+        }
+
+        conf->cost = cc;
+    }
+
+    if (p->team.len && p->has_team_budget) {
+        cc = ngx_palloc(pool, sizeof(ngx_http_ai_cost_conf_t));
+        if (cc == NULL) {
+            return NULL;
+        }
+
+        *cc = *llcf->cost;
+
+        ngx_str_set(&prefix, "team:");
+
+        cc->key = ngx_http_ai_limits_const_key(pool, &prefix, &p->team);
+        if (cc->key == NULL) {
+            return NULL;
+        }
+
+        cc->budget = p->team_budget;
+        cc->period = p->team_period;
+        cc->has_budget = 1;
+
+        lctx->team = cc;
+    }
+
+    return conf;
+}
+
+
+/* a key= whose value is prefix and name, as a variable would give it */
+
+static ngx_http_complex_value_t *
+ngx_http_ai_limits_const_key(ngx_pool_t *pool, ngx_str_t *prefix,
+    ngx_str_t *name)
+{
+    u_char                    *p;
+    ngx_http_complex_value_t  *cv;
+
+    cv = ngx_pcalloc(pool, sizeof(ngx_http_complex_value_t));
+    if (cv == NULL) {
+        return NULL;
+    }
+
+    p = ngx_pnalloc(pool, prefix->len + name->len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cv->value.data = p;
+    p = ngx_cpymem(p, prefix->data, prefix->len);
+    p = ngx_cpymem(p, name->data, name->len);
+    cv->value.len = p - cv->value.data;
+
+    return cv;
+}
+
+
+/*
  * The end of a request: tpm reservations are replaced by the tokens the
  * calls really used, budget reservations are given back (the calls'
  * costs were added as they were charged).  Idempotent.
@@ -1122,7 +1360,8 @@ static ngx_http_ai_policy_t  ngx_http_ai_limits_policy = {
     NULL,                                  /* error */
     NULL,                                  /* stream */
     ngx_http_ai_limits_end,                /* end */
-    NULL                                   /* log */
+    NULL,                                  /* log */
+    NULL                                   /* plan */
 };
 
 

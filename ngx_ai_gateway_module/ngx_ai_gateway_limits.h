@@ -285,6 +285,26 @@ typedef struct {
 } ngx_http_ai_limits_loc_conf_t;
 
 
+/*
+ * The client an ai_auth key authenticated (ngx_ai_gateway_auth.c, through
+ * ngx_http_ai_limits_principal()): ai_rate and ai_cost lines without
+ * key= count per key name, with the key's rpm=, tpm= and budget= in
+ * place of the line's; team= is a second budget account.
+ */
+typedef struct {
+    ngx_str_t                       name;
+    ngx_str_t                       team;         /* empty: none */
+    ngx_uint_t                      rpm;          /* 0: the line's */
+    ngx_uint_t                      tpm;
+    uint64_t                        budget;       /* nano-USD */
+    ngx_uint_t                      period;       /* NGX_HTTP_AI_BUDGET_* */
+    uint64_t                        team_budget;
+    ngx_uint_t                      team_period;
+    unsigned                        has_budget:1;
+    unsigned                        has_team_budget:1;
+} ngx_http_ai_principal_t;
+
+
 /* a key evaluated for one request: its digest */
 typedef struct {
     ngx_str_t                       value;
@@ -324,6 +344,12 @@ typedef struct {
                                                      asked (sync.c's) */
     ngx_uint_t                      deferred;     /* strict holds */
 
+    ngx_http_ai_principal_t        *principal;    /* auth: NULL, none */
+    ngx_http_ai_limits_loc_conf_t  *conf;         /* the location's lines
+                                                     as they apply to the
+                                                     principal */
+    ngx_http_ai_cost_conf_t        *team;         /* its team's account */
+
     unsigned                        rate_status:2;
     unsigned                        budget_status:2;
     unsigned                        admitted:1;
@@ -342,6 +368,8 @@ extern ngx_module_t  ngx_ai_gateway_limits_module;
 /* ngx_ai_gateway_limits.c */
 ngx_http_ai_limits_ctx_t *ngx_http_ai_limits_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
+ngx_int_t ngx_http_ai_limits_principal(ngx_http_request_t *r,
+    ngx_http_ai_principal_t *p);
 
 /* ngx_ai_gateway_key.c */
 ngx_int_t ngx_http_ai_limits_key(ngx_http_ai_limits_ctx_t *lctx,
@@ -422,6 +450,8 @@ char *ngx_http_ai_cost_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_ai_cost_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_ai_cost_team_admit(ngx_http_ai_limits_ctx_t *lctx,
+    ngx_http_ai_cost_conf_t *cc, ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
     ngx_http_ai_cost_conf_t *cc, uint64_t estimate, ngx_ai_error_t *err);
 void ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx);

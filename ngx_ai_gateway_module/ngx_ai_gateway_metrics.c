@@ -157,7 +157,8 @@ static ngx_http_ai_policy_t  ngx_http_ai_metrics_policy = {
     NULL,                                  /* error */
     NULL,                                  /* stream */
     NULL,                                  /* end */
-    ngx_http_ai_metrics_log                /* log */
+    ngx_http_ai_metrics_log,               /* log */
+    NULL                                   /* plan */
 };
 
 

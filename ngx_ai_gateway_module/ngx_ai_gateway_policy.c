@@ -18,6 +18,9 @@
  *   stream     ngx_http_ai_stream_send()
  *   end        the log phase: reservations settled
  *   log        the log phase, after every end: observers record
+ *   plan       ngx_http_ai_plan_add(), each model a strategy plans:
+ *              NGX_DECLINED keeps it out of the request (ai_auth's
+ *              models=)
  *
  * A hook returning anything but NGX_OK stops the others of its kind.
  * Each hook has a list of only the tables that fill it, so a request pays
@@ -42,7 +45,8 @@ static size_t  ngx_http_ai_hook_offsets[] = {
     offsetof(ngx_http_ai_policy_t, error),
     offsetof(ngx_http_ai_policy_t, stream),
     offsetof(ngx_http_ai_policy_t, end),
-    offsetof(ngx_http_ai_policy_t, log)
+    offsetof(ngx_http_ai_policy_t, log),
+    offsetof(ngx_http_ai_policy_t, plan)
 };
 
 
@@ -277,4 +281,28 @@ ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     for (i = 0; i < n; i++) {
         p[i]->log(r, ctx);
     }
+}
+
+
+/* NGX_OK: m may be called for this request; NGX_DECLINED: not */
+
+ngx_int_t
+ngx_http_ai_policy_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              i, n;
+    ngx_http_ai_policy_t  **p;
+
+    ngx_http_ai_policies(r, NGX_HTTP_AI_HOOK_PLAN, n, p);
+
+    for (i = 0; i < n; i++) {
+        rc = p[i]->plan(r, ctx, m);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
 }
