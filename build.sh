@@ -8,6 +8,9 @@
 #   ./build.sh unit       build and run the C unit tests of the pure parsers
 #   ./build.sh fuzz [S]   run every fuzz target for S seconds (default 60)
 #   ./build.sh bench      the gateway side by side with proxy_pass and Portkey
+#   ./build.sh key NAME [ATTR=VALUE...]
+#                         a new random client key, printed once, and the
+#                         line of it for an ai_keys file (docs/keys.md)
 #   ./build.sh clean      remove build/
 #
 # The module is built against the system nginx (Debian nginx-core +
@@ -221,6 +224,29 @@ run_demo() {
         -e "$prefix/logs/error.log" -g 'daemon off;'
 }
 
+# new_key NAME [ATTR=VALUE...]: a random key (32 bytes from the kernel,
+# base64url) on stderr, once; its ai_keys line, with only its SHA-256, on
+# stdout
+new_key() {
+    local name=${1:-} key hash a
+    if ! [[ "$name" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
+        echo "usage: $0 key NAME [team=T] [models=a/b,c/*] [rpm=N] [tpm=N]" \
+             "[budget=USD[/day|/month]] [expires=RFC3339]" >&2
+        exit 2
+    fi
+    shift
+    for a in "$@"; do
+        case "$a" in
+            team=*|models=*|rpm=*|tpm=*|budget=*|expires=*) ;;
+            *) echo "key: unknown attribute \"$a\"" >&2; exit 2 ;;
+        esac
+    done
+    key="sk-gw-$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+    printf 'key (shown once, give it to the client): %s\n' "$key" >&2
+    printf 'sha256:%s name=%s%s\n' "$hash" "$name" "${*:+ $*}"
+}
+
 cmd=${1:-build}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -231,7 +257,8 @@ case "$cmd" in
     fuzz)  build_module; "$ROOT/fuzz/run.sh" "$@" ;;
     bench) build_module; exec "$ROOT/bench/run.sh" "$@" ;;
     demo)  run_demo ;;
+    key)   new_key "$@" ;;
     clean) rm -rf "$BUILD" ;;
-    *) echo "usage: $0 [build|test|test-asan|unit|fuzz [SECONDS]|bench|demo|clean]" >&2
+    *) echo "usage: $0 [build|test|test-asan|unit|fuzz [SECONDS]|bench|demo|key NAME|clean]" >&2
        exit 2 ;;
 esac

@@ -328,5 +328,18 @@ my ($rc, $text) = $t->nginx_test_config;
 is($rc, 0, 'nginx -t passes');
 like($text, qr/a plain: key is for tests/, 'nginx -t warns of plain: keys');
 
+# --- build.sh key: a key printed once, its line holds only its hash ---------
+
+my $tool = "$FindBin::Bin/../build.sh";
+my $line = `'$tool' key tool team=eng rpm=5 2>'${\$t->prefix}/logs/key.err'`;
+my $shown = $t->read_file('logs/key.err') // '';
+my ($newkey) = $shown =~ /: (sk-gw-[A-Za-z0-9_-]{43})$/m;
+ok($newkey, 'build.sh key: a key shown');
+my $hash = `printf %s '$newkey' | sha256sum`;
+$hash =~ s/\s.*//s;
+is($line, "sha256:$hash name=tool team=eng rpm=5\n",
+   'build.sh key: the line, with its SHA-256');
+unlike($line, qr/\Q$newkey\E/, 'build.sh key: not the key itself in the line');
+
 $t->done_testing_checks;
 done_testing;
