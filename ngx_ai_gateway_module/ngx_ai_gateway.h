@@ -449,6 +449,8 @@ ngx_int_t ngx_http_ai_calls_init(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *m);
+ngx_int_t ngx_http_ai_plan_serves(ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_attempt_settle(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,
