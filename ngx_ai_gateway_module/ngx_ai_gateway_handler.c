@@ -7,9 +7,11 @@
  * converted to an OpenAI one first), the policies' request hook, the plan,
  * the policies' admission (which may decide later and resume through
  * ctx->resume), then the strategy, chosen once (ctx->strategy), which
- * makes the calls and answers.  Also the write events while it runs, the
- * client's connection watched, GET models, and the one log-phase handler
- * that charges what is left and runs the policies' end hooks in order.
+ * makes the calls and answers (embeddings and count_tokens too, each with
+ * its own parse).  Also the write events while it runs, the client's
+ * connection watched, GET models and models/{id}, and the one log-phase
+ * handler that charges what is left and runs the policies' end hooks in
+ * order.
  */
 
 

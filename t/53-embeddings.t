@@ -52,6 +52,12 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF')
             ai_fallback anthropic/claude-x google/gemini-embedding-001;
         }
 
+        location /guard/v1/ {
+            ai_gateway;
+            ai_guard secret regex=TOPSECRET action=deny;
+            ai_guard word regex=Bluebird action=redact;
+        }
+
         location /pool/v1/ {
             ai_gateway;
             ai_pool openai/alpha openai/beta judge=openai/verdict;
@@ -265,6 +271,20 @@ is($r->{headers}{allow}, 'POST', 'GET embeddings: Allow');
 $r = $t->post_json('/pool/v1/embeddings', { model => 'openai/alpha', input => 'x' });
 is($r->{status}, 400, 'ai_pool location: 400');
 is($r->{json}{error}{code}, 'unsupported_endpoint', 'ai_pool location: code');
+
+# --- ai_guard: the input strings are checked --------------------------------------
+
+$before = scalar @{ $t->mock_records('m1') };
+$r = $t->post_json('/guard/v1/embeddings', { model => 'openai/text-embedding-3-small',
+                                             input => ['fine', 'a TOPSECRET plan'] });
+is($r->{status}, 400, 'guard deny: 400');
+is($r->{json}{error}{code}, 'guard_denied', 'guard deny: code');
+is(scalar @{ $t->mock_records('m1') }, $before, 'guard deny: no provider called');
+for my $m ('openai/text-embedding-3-small', 'google/gemini-embedding-001') {
+    $r = $t->post_json('/guard/v1/embeddings', { model => $m, input => 'Bluebird flies' });
+    is($r->{status}, 200, "guard redact $m: 200");
+    unlike(last_record()->{body}, qr/Bluebird/, "guard redact $m: the provider never saw it");
+}
 
 # --- models/{id} ------------------------------------------------------------------
 
