@@ -159,9 +159,9 @@ UNIT_TEST(embed_openai)
 
     ngx_str_set(&body, "{\"object\":\"list\",\"data\":["
                 "{\"object\":\"embedding\",\"index\":0,\"embedding\":[0.5,-1]},"
-                "{\"object\":\"embedding\",\"index\":1,\"embedding\":[2,3e-3]}],"
-                "\"model\":\"te-3\",\"usage\":{\"prompt_tokens\":2,"
-                "\"total_tokens\":2}}");
+                "{\"object\":\"embedding\",\"index\":1,"
+                "\"embedding\":[2,3e-3]}],\"model\":\"te-3\","
+                "\"usage\":{\"prompt_tokens\":2,\"total_tokens\":2}}");
 
     UNIT_EQ_INT(t->embed_response(unit_pool(), &req, body.data, body.len,
                                   &out, &err), NGX_OK);
