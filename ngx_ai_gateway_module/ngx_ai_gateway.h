@@ -461,6 +461,8 @@ ngx_int_t ngx_http_ai_plan_add(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_model_t *m);
 ngx_uint_t ngx_http_ai_plan_has(ngx_http_ai_ctx_t *ctx, ngx_str_t *name);
 void ngx_http_ai_plan_denied(ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
+ngx_int_t ngx_http_ai_plan_serves(ngx_http_ai_ctx_t *ctx,
+    ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_attempt_settle(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a);
 void ngx_http_ai_attempt_abort_others(ngx_http_ai_ctx_t *ctx,

@@ -80,6 +80,12 @@ static ngx_int_t ngx_ai_anthropic_tool_result(ngx_pool_t *pool,
 static ngx_int_t ngx_ai_anthropic_options(ngx_ai_chat_request_t *req,
     cJSON *root);
 static ngx_int_t ngx_ai_anthropic_tools(cJSON *src, cJSON *root);
+static ngx_int_t ngx_ai_anthropic_count_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_anthropic_count_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_anthropic_response(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, u_char *body, size_t len,
     ngx_ai_response_t *out, ngx_ai_error_t *err);
@@ -105,7 +111,11 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
     ngx_ai_anthropic_response,
     ngx_ai_anthropic_error,
     ngx_ai_anthropic_stream_event,
-    NULL
+    NULL,
+    NULL,                                  /* no embeddings endpoint */
+    NULL,
+    ngx_ai_anthropic_count_request,
+    ngx_ai_anthropic_count_response
 };
 
 
@@ -1367,4 +1377,58 @@ ngx_ai_anthropic_stream_delta(ngx_ai_stream_t *st,
     /* thinking_delta, signature_delta, citations_delta */
 
     return NGX_OK;
+}
+
+
+/*
+ * POST /v1/messages/count_tokens: the conversation as a Messages request
+ * with only what the endpoint takes (model, system, messages, tools,
+ * tool_choice); it refuses max_tokens, sampling and stream.
+ */
+
+static ngx_int_t
+ngx_ai_anthropic_count_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    cJSON      *root;
+    ngx_int_t   rc;
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_ai_json_add_ref(root, "model",
+                            (char *) req->upstream_model.data) == NGX_OK
+        && ngx_ai_anthropic_messages(pool, req, root) == NGX_OK
+        && ngx_ai_anthropic_tools(req->json, root) == NGX_OK)
+    {
+        rc = ngx_ai_json_print(pool, root, &out->body);
+    }
+
+    cJSON_Delete(root);
+
+    ngx_str_set(&out->path, "/v1/messages/count_tokens");
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_ai_anthropic_count_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON     *root;
+    uint64_t   tokens;
+
+    root = ngx_ai_json_parse(pool, body, len);
+
+    if (ngx_ai_json_get_uint(root, "input_tokens", &tokens) != NGX_OK) {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
+                                           "no input_tokens");
+    }
+
+    return ngx_ai_count_render(pool, tokens, out);
 }

@@ -24,6 +24,11 @@
 #define NGX_HTTP_AI_MAX_RETRY_AFTER  600
 
 
+static ngx_int_t ngx_http_ai_attempt_request(ngx_http_ai_ctx_t *ctx,
+    ngx_ai_translator_t *t, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *up);
+static ngx_int_t ngx_http_ai_attempt_response(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_set_headers(ngx_http_request_t *sr,
     ngx_http_ai_attempt_t *a, ngx_str_t *key);
 static ngx_int_t ngx_http_ai_push_header(ngx_http_request_t *sr,
@@ -93,6 +98,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ngx_buf_t                    *b;
     ngx_http_request_t           *r, *sr;
     ngx_http_ai_attempt_t        *a, **call;
+    ngx_ai_chat_request_t        *own;
     ngx_http_ai_provider_t       *provider;
     ngx_ai_upstream_request_t     up;
     ngx_http_request_body_t      *rb;
@@ -103,6 +109,24 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     if (ctx->refused) {
         return NGX_DECLINED;
+    }
+
+    /* the call's own view of the request: the translators read the
+     * model from it */
+
+    own = ngx_palloc(r->pool, sizeof(ngx_ai_chat_request_t));
+    if (own == NULL) {
+        return NGX_ERROR;
+    }
+
+    *own = req ? *req : ctx->chat;
+    own->model = target->name;
+    own->upstream_model = target->upstream;
+
+    rc = ngx_http_ai_attempt_request(ctx, provider->translator, own, &up);
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ctx->attempts) {
@@ -150,21 +174,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     a->label = target->label.len ? target->label : target->name;
     a->start = ngx_current_msec;
 
-    /* the call's own view of the request: the translators read the
-     * model from it */
-
-    a->req = ngx_palloc(r->pool, sizeof(ngx_ai_chat_request_t));
-    if (a->req == NULL) {
-        return NGX_ERROR;
-    }
-
-    *a->req = req ? *req : ctx->chat;
-    a->req->model = target->name;
-    a->req->upstream_model = target->upstream;
-
-    if (provider->translator->request(r->pool, a->req, &up) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    a->req = own;
 
     if (ngx_http_ai_provider_key_value(r, provider, &key) != NGX_OK) {
         return NGX_ERROR;
@@ -265,6 +275,52 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
                    &a->model, &uri, up.body.len);
 
     return NGX_OK;
+}
+
+
+/*
+ * The native request of the operation (chat, embeddings, count_tokens).
+ * NGX_DECLINED: this provider cannot take it (its refusal, a 400, goes to
+ * ctx->refused; the plan keeps only providers that have the endpoint).
+ */
+
+static ngx_int_t
+ngx_http_ai_attempt_request(ngx_http_ai_ctx_t *ctx, ngx_ai_translator_t *t,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *up)
+{
+    ngx_int_t        rc;
+    ngx_ai_error_t   err;
+
+    switch (req->op) {
+
+    case NGX_AI_OP_EMBED:
+        rc = t->embed_request ? t->embed_request(ctx->request->pool, req, up,
+                                                 &err)
+                              : NGX_ERROR;
+        break;
+
+    case NGX_AI_OP_COUNT:
+        rc = t->count_request ? t->count_request(ctx->request->pool, req, up,
+                                                 &err)
+                              : NGX_ERROR;
+        break;
+
+    default:
+        return t->request(ctx->request->pool, req, up);
+    }
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ctx->refused = ngx_palloc(ctx->request->pool, sizeof(ngx_ai_error_t));
+    if (ctx->refused == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ctx->refused = err;
+
+    return NGX_DECLINED;
 }
 
 
@@ -888,9 +944,8 @@ ngx_http_ai_attempt_outcome(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
         return NGX_OK;
     }
 
-    rc = a->provider->translator->response(r->pool, a->req,
-                                           a->body.data, a->body.len,
-                                           &a->answer, &err);
+    rc = ngx_http_ai_attempt_response(r, a, &err);
+
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
@@ -912,6 +967,33 @@ ngx_http_ai_attempt_outcome(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
     a->usage = a->answer.usage;
 
     return NGX_OK;
+}
+
+
+/* the answer of the call's operation, translated */
+
+static ngx_int_t
+ngx_http_ai_attempt_response(ngx_http_request_t *r, ngx_http_ai_attempt_t *a,
+    ngx_ai_error_t *err)
+{
+    ngx_ai_translator_t  *t;
+
+    t = a->provider->translator;
+
+    switch (a->req->op) {
+
+    case NGX_AI_OP_EMBED:
+        return t->embed_response(r->pool, a->req, a->body.data, a->body.len,
+                                 &a->answer, err);
+
+    case NGX_AI_OP_COUNT:
+        return t->count_response(r->pool, a->req, a->body.data, a->body.len,
+                                 &a->answer, err);
+
+    default:
+        return t->response(r->pool, a->req, a->body.data, a->body.len,
+                           &a->answer, err);
+    }
 }
 
 
@@ -1049,6 +1131,64 @@ ngx_http_ai_plan_denied(ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err)
                      "model", "model_not_allowed", "This API key may not "
                      "use the model requested (nor any of its "
                      "alternatives).");
+}
+
+
+/*
+ * Embeddings and count_tokens go only to providers whose wire format has
+ * the endpoint: the others leave the plan.  NGX_DECLINED: none is left,
+ * err (400) names the first model's provider type.
+ */
+
+ngx_int_t
+ngx_http_ai_plan_serves(ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err)
+{
+    u_char               *p;
+    ngx_uint_t            i, n;
+    ngx_http_ai_model_t  *plan;
+    ngx_ai_translator_t  *t;
+
+    plan = ctx->plan.elts;
+    t = ctx->plan.nelts ? plan[0].provider->translator : NULL;
+
+    for (i = 0, n = 0; i < ctx->plan.nelts; i++) {
+        if (ngx_ai_translator_serves(plan[i].provider->translator,
+                                     ctx->chat.op))
+        {
+            plan[n++] = plan[i];
+        }
+    }
+
+    if (n == ctx->plan.nelts) {
+        return NGX_OK;
+    }
+
+    ctx->plan.nelts = n;
+
+    if (n) {
+        /* the names' table indexes the plan as it was */
+        ctx->seen_size /= 2;
+        return ngx_http_ai_plan_rehash(ctx);
+    }
+
+    ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                     "model", "unsupported_endpoint", "");
+
+    p = ngx_pnalloc(ctx->request->pool, 160);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    err->message.data = p;
+    err->message.len = ngx_snprintf(p, 160, "%V-type providers have no %s "
+                                    "endpoint; name a model of a provider "
+                                    "that has one",
+                                    t ? &t->name : &ctx->chat.provider,
+                                    ctx->chat.op == NGX_AI_OP_EMBED
+                                    ? "embeddings" : "count_tokens")
+                       - p;
+
+    return NGX_DECLINED;
 }
 
 

@@ -77,6 +77,22 @@ static void ngx_ai_gemini_error(ngx_pool_t *pool, ngx_uint_t status,
 static ngx_int_t ngx_ai_gemini_stream_event(ngx_ai_stream_t *st,
     ngx_ai_sse_event_t *ev);
 static ngx_uint_t ngx_ai_gemini_model_valid(const u_char *name, size_t len);
+static ngx_int_t ngx_ai_gemini_path(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, const char *method, ngx_str_t *path);
+static ngx_int_t ngx_ai_gemini_embed_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_gemini_embed_one(cJSON *requests, const char *model,
+    cJSON *text, cJSON *dims);
+static ngx_int_t ngx_ai_gemini_embed_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_gemini_count_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_gemini_count_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_gemini_stream_parts(ngx_ai_stream_t *st,
     ngx_ai_gemini_stream_t *gs, cJSON *parts);
 
@@ -88,7 +104,11 @@ ngx_ai_translator_t  ngx_ai_gemini_translator = {
     ngx_ai_gemini_response,
     ngx_ai_gemini_error,
     ngx_ai_gemini_stream_event,
-    ngx_ai_gemini_model_valid
+    ngx_ai_gemini_model_valid,
+    ngx_ai_gemini_embed_request,
+    ngx_ai_gemini_embed_response,
+    ngx_ai_gemini_count_request,
+    ngx_ai_gemini_count_response
 };
 
 
@@ -1474,4 +1494,275 @@ ngx_ai_gemini_stream_parts(ngx_ai_stream_t *st, ngx_ai_gemini_stream_t *gs,
     }
 
     return NGX_OK;
+}
+
+
+/* /v1beta/models/MODEL:METHOD */
+
+static ngx_int_t
+ngx_ai_gemini_path(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    const char *method, ngx_str_t *path)
+{
+    ngx_ai_buf_t  b;
+
+    if (ngx_ai_buf_init(&b, pool, req->upstream_model.len + 64) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "/v1beta/models/") != NGX_OK
+        || ngx_ai_buf_append(&b, req->upstream_model.data,
+                             req->upstream_model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(&b, method) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    path->data = b.data;
+    path->len = b.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * embeddings -> :batchEmbedContents, one request per input:
+ * {"model":"models/M","content":{"parts":[{"text":...}]},
+ *  "outputDimensionality":D}.  Token arrays have no Gemini form: 400.
+ */
+
+static ngx_int_t
+ngx_ai_gemini_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    u_char     *model;
+    cJSON      *root, *requests, *input, *item, *dims;
+    ngx_int_t   rc;
+
+    input = ngx_ai_get(req->json, "input");
+    dims = ngx_ai_get(req->json, "dimensions");
+
+    if (!cJSON_IsString(input)
+        && !(cJSON_IsArray(input) && cJSON_IsString(input->child)))
+    {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "input",
+                         "unsupported_input", "A gemini-type provider "
+                         "embeds text only: 'input' must be a string or "
+                         "an array of strings, not tokens.");
+        return NGX_DECLINED;
+    }
+
+    if (ngx_ai_gemini_path(pool, req, ":batchEmbedContents", &out->path)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    model = ngx_pnalloc(pool, sizeof("models/") + req->upstream_model.len);
+    if (model == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(ngx_cpymem(model, "models/", sizeof("models/") - 1),
+                req->upstream_model.data, req->upstream_model.len) = '\0';
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    requests = cJSON_CreateArray();
+    if (ngx_ai_json_add(root, "requests", requests) != NGX_OK) {
+        goto done;
+    }
+
+    if (cJSON_IsString(input)) {
+        if (ngx_ai_gemini_embed_one(requests, (char *) model, input, dims)
+            != NGX_OK)
+        {
+            goto done;
+        }
+
+    } else {
+        cJSON_ArrayForEach(item, input) {
+            if (ngx_ai_gemini_embed_one(requests, (char *) model, item,
+                                        dims)
+                != NGX_OK)
+            {
+                goto done;
+            }
+        }
+    }
+
+    rc = ngx_ai_json_print(pool, root, &out->body);
+
+done:
+
+    cJSON_Delete(root);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_ai_gemini_embed_one(cJSON *requests, const char *model, cJSON *text,
+    cJSON *dims)
+{
+    cJSON  *r, *content, *parts, *part;
+
+    r = cJSON_CreateObject();
+    if (ngx_ai_json_add(requests, NULL, r) != NGX_OK
+        || ngx_ai_json_add_ref(r, "model", model) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    content = cJSON_CreateObject();
+    if (ngx_ai_json_add(r, "content", content) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    parts = cJSON_CreateArray();
+    if (ngx_ai_json_add(content, "parts", parts) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    part = cJSON_CreateObject();
+    if (ngx_ai_json_add(parts, NULL, part) != NGX_OK
+        || ngx_ai_json_add_ref(part, "text", text->valuestring) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cJSON_IsNumber(dims)
+        && ngx_ai_json_add(r, "outputDimensionality",
+                           cJSON_CreateNumber(dims->valuedouble))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"embeddings":[{"values":[...]}, ...]} -> OpenAI's list.  Gemini says
+ * no usage: the answer shows the estimate (a quarter of the input's
+ * bytes) and the ledger charges it, marked as estimated.
+ */
+
+static ngx_int_t
+ngx_ai_gemini_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON         *root, *list, *item;
+    ngx_int_t      rc;
+    ngx_uint_t     i, base64;
+    ngx_ai_jw_t    w;
+    ngx_ai_buf_t   b;
+
+    ngx_memzero(out, sizeof(ngx_ai_response_t));
+
+    root = ngx_ai_json_parse(pool, body, len);
+    list = ngx_ai_get(root, "embeddings");
+
+    if (!cJSON_IsArray(list)
+        || (ngx_uint_t) cJSON_GetArraySize(list) != ngx_ai_embed_inputs(req))
+    {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
+                                           "no embedding for every input");
+    }
+
+    base64 = ngx_ai_embed_base64(req);
+
+    if (ngx_ai_embed_list_open(&w, &b, pool, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, list) {
+        rc = ngx_ai_embed_item(&w, pool, i++, ngx_ai_get(item, "values"),
+                               base64);
+
+        if (rc == NGX_DECLINED
+            || (rc == NGX_OK && cJSON_IsString(ngx_ai_get(item, "values"))))
+        {
+            return ngx_ai_embed_invalid_answer(err, "the provider's answer "
+                                               "holds an embedding that is "
+                                               "not a vector");
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_ai_embed_list_close(&w, req, req->prompt_bytes / 4, out);
+}
+
+
+/*
+ * messages/count_tokens -> :countTokens with the conversation as a
+ * generateContentRequest (system instruction and tools count too)
+ */
+
+static ngx_int_t
+ngx_ai_gemini_count_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    u_char     *model;
+    cJSON      *root, *inner;
+    ngx_int_t   rc;
+
+    if (ngx_ai_gemini_path(pool, req, ":countTokens", &out->path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    model = ngx_pnalloc(pool, sizeof("models/") + req->upstream_model.len);
+    if (model == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(ngx_cpymem(model, "models/", sizeof("models/") - 1),
+                req->upstream_model.data, req->upstream_model.len) = '\0';
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    inner = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(root, "generateContentRequest", inner) == NGX_OK
+        && ngx_ai_json_add_ref(inner, "model", (char *) model) == NGX_OK
+        && ngx_ai_gemini_contents(pool, req, inner) == NGX_OK
+        && ngx_ai_gemini_tools(req->json, inner) == NGX_OK)
+    {
+        rc = ngx_ai_json_print(pool, root, &out->body);
+    }
+
+    cJSON_Delete(root);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_ai_gemini_count_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON     *root;
+    uint64_t   tokens;
+
+    root = ngx_ai_json_parse(pool, body, len);
+
+    if (ngx_ai_json_get_uint(root, "totalTokens", &tokens) != NGX_OK) {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
+                                           "no totalTokens");
+    }
+
+    return ngx_ai_count_render(pool, tokens, out);
 }

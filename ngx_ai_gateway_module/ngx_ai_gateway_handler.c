@@ -7,9 +7,11 @@
  * converted to an OpenAI one first), the policies' request hook, the plan,
  * the policies' admission (which may decide later and resume through
  * ctx->resume), then the strategy, chosen once (ctx->strategy), which
- * makes the calls and answers.  Also the write events while it runs, the
- * client's connection watched, GET models, and the one log-phase handler
- * that charges what is left and runs the policies' end hooks in order.
+ * makes the calls and answers (embeddings and count_tokens too, each with
+ * its own parse).  Also the write events while it runs, the client's
+ * connection watched, GET models and models/{id}, and the one log-phase
+ * handler that charges what is left and runs the policies' end hooks in
+ * order.
  */
 
 
@@ -32,7 +34,13 @@ static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
 static void ngx_http_ai_check_broken(ngx_http_request_t *r);
 static void ngx_http_ai_client_gone(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_err_t err);
+static ngx_int_t ngx_http_ai_parse(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *body, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_models(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_model_entry(ngx_ai_buf_t *b,
+    ngx_http_ai_price_t *price);
+static ngx_int_t ngx_http_ai_model(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_log_handler(ngx_http_request_t *r);
 
@@ -64,8 +72,9 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     if (rt->op == NGX_AI_OP_UNKNOWN) {
         ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
                          NULL, "unknown_url", "Unknown endpoint: this "
-                         "gateway serves chat/completions, messages and "
-                         "models");
+                         "gateway serves chat/completions, embeddings, "
+                         "messages, messages/count_tokens, models and "
+                         "models/{id}");
         goto error;
     }
 
@@ -94,6 +103,10 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (rt->op == NGX_AI_OP_MODEL) {
+        return ngx_http_ai_model(r, ctx);
     }
 
     return ngx_http_ai_models(r, ctx);
@@ -157,16 +170,7 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    /* a Messages request is served as the OpenAI request it converts to */
-
-    rc = ctx->dialect ? ctx->dialect->request(r->pool, body.data, body.len,
-                                              &body, &err)
-                      : NGX_OK;
-
-    if (rc == NGX_OK) {
-        rc = ngx_ai_chat_request_parse(r->pool, body.data, body.len,
-                                       &ctx->chat, &err);
-    }
+    rc = ngx_http_ai_parse(r, ctx, &body, &err);
 
     /* the policies (ai_guard): deny or redact before any provider sees
      * the text */
@@ -209,6 +213,11 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
         rc = ngx_http_ai_fallback_plan(r, ctx, &err);
     }
 
+    if (rc == NGX_OK && ctx->chat.op) {
+        /* embeddings, count_tokens: providers that have the endpoint */
+        rc = ngx_http_ai_plan_serves(ctx, &err);
+    }
+
     ctx->resume = ngx_http_ai_admission_done;
 
     if (rc == NGX_OK) {
@@ -221,6 +230,57 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_ai_admitted(r, ctx, rc, &err);
+}
+
+
+/*
+ * The body as the request it is: a Messages request is served as the
+ * OpenAI request it converts to; count_tokens as one that asks for no
+ * output (no tokens reserved, nothing charged but the request);
+ * embeddings have their own validation and are refused where fusion
+ * would answer (ai_pool).
+ */
+
+static ngx_int_t
+ngx_http_ai_parse(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *body, ngx_ai_error_t *err)
+{
+    ngx_int_t                rc;
+    ngx_http_ai_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (ctx->route->op != NGX_AI_OP_CHAT && alcf->pool) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         NULL, "unsupported_endpoint", "");
+        ngx_str_set(&err->message, "embeddings and count_tokens are not "
+                    "served where ai_pool answers; use a location with "
+                    "ai_fallback or none");
+        return NGX_DECLINED;
+    }
+
+    if (ctx->route->op == NGX_AI_OP_EMBED) {
+        return ngx_ai_embed_request_parse(r->pool, body->data, body->len,
+                                          &ctx->chat, err);
+    }
+
+    rc = ctx->dialect ? ctx->dialect->request(r->pool, body->data, body->len,
+                                              body, err)
+                      : NGX_OK;
+
+    if (rc == NGX_OK) {
+        rc = ngx_ai_chat_request_parse(r->pool, body->data, body->len,
+                                       &ctx->chat, err);
+    }
+
+    if (rc == NGX_OK && ctx->route->op == NGX_AI_OP_COUNT) {
+        ctx->chat.op = NGX_AI_OP_COUNT;
+        ctx->chat.prompt_bytes = 0;
+        ctx->chat.max_tokens = 0;
+        ctx->chat.stream = 0;
+    }
+
+    return rc;
 }
 
 
@@ -536,28 +596,7 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         }
 
         if ((n++ && ngx_ai_buf_append_str(&b, ",") != NGX_OK)
-            || ngx_ai_buf_append_str(&b, "{\"id\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(&b, price[i].model.data,
-                                             price[i].model.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(&b, ",\"object\":\"model\","
-                                     "\"created\":0,\"owned_by\":")
-               != NGX_OK
-            || ngx_ai_buf_append_json_string(&b,
-                                             price[i].provider->name.data,
-                                             price[i].provider->name.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(&b, ",\"pricing\":"
-                                     "{\"input_usd_per_1m\":") != NGX_OK
-            || ngx_ai_buf_append_json_string(&b, price[i].input_text.data,
-                                             price[i].input_text.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(&b, ",\"output_usd_per_1m\":")
-               != NGX_OK
-            || ngx_ai_buf_append_json_string(&b, price[i].output_text.data,
-                                             price[i].output_text.len)
-               != NGX_OK
-            || ngx_ai_buf_append_str(&b, "}}") != NGX_OK)
+            || ngx_http_ai_model_entry(&b, &price[i]) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -571,6 +610,109 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     body.len = b.len;
 
     return ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body);
+}
+
+
+/* one model of the list: its id, owner and prices */
+
+static ngx_int_t
+ngx_http_ai_model_entry(ngx_ai_buf_t *b, ngx_http_ai_price_t *price)
+{
+    if (ngx_ai_buf_append_str(b, "{\"id\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(b, price->model.data,
+                                         price->model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"object\":\"model\","
+                                 "\"created\":0,\"owned_by\":")
+           != NGX_OK
+        || ngx_ai_buf_append_json_string(b, price->provider->name.data,
+                                         price->provider->name.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"pricing\":"
+                                 "{\"input_usd_per_1m\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(b, price->input_text.data,
+                                         price->input_text.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"output_usd_per_1m\":") != NGX_OK
+        || ngx_ai_buf_append_json_string(b, price->output_text.data,
+                                         price->output_text.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, "}}") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * GET {location}models/{id}: the entry of the list with that id, or 404.
+ * The id may hold '/' ("openai/gpt-4o"); a client percent-encodes it and
+ * r->uri has it decoded.
+ */
+
+static ngx_int_t
+ngx_http_ai_model(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_str_t                 id, body;
+    ngx_uint_t                i;
+    ngx_ai_buf_t              b;
+    ngx_ai_error_t            err;
+    ngx_http_ai_price_t      *price;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    if (ngx_ai_route_model_id(r->uri.data, r->uri.len, &id) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    price = amcf->prices.elts;
+
+    for (i = 0; i < amcf->prices.nelts; i++) {
+
+        if (price[i].family || price[i].model.len != id.len
+            || ngx_strncmp(price[i].model.data, id.data, id.len) != 0)
+        {
+            continue;
+        }
+
+        if (ngx_ai_buf_init(&b, r->pool, 256) != NGX_OK
+            || ngx_http_ai_model_entry(&b, &price[i]) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        body.data = b.data;
+        body.len = b.len;
+
+        return ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body);
+    }
+
+    ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
+                     "model", "model_not_found", "");
+
+    /* the id is echoed only when it is a model name */
+
+    if (!ngx_ai_model_name_valid(id.data, id.len)) {
+        ngx_str_set(&id, "requested");
+    }
+
+    if (ngx_ai_buf_init(&b, r->pool, 128) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "The model '") != NGX_OK
+        || ngx_ai_buf_append(&b, id.data, id.len) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "' is not configured here (GET models "
+                                 "lists those that are).")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    err.message.data = b.data;
+    err.message.len = b.len;
+
+    return ngx_http_ai_send_error(r, ctx, &err);
 }
 
 

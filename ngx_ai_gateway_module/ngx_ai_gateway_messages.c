@@ -85,12 +85,30 @@ static ngx_int_t ngx_ai_messages_stream_put(void *st, u_char *p, size_t len,
     ngx_str_t *out);
 static ngx_int_t ngx_ai_messages_event(ngx_ai_messages_stream_t *ms,
     const char *type);
+static ngx_int_t ngx_ai_messages_convert(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_str_t *out, ngx_ai_error_t *err, ngx_uint_t count);
+static ngx_int_t ngx_ai_messages_count_answer(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_ai_usage_t *usage, ngx_str_t *out);
 
 
 ngx_ai_dialect_t  ngx_ai_messages_dialect = {
     ngx_string("messages"),
     ngx_ai_messages_request,
     ngx_ai_messages_response,
+    ngx_ai_messages_error,
+    ngx_ai_messages_stream_create,
+    ngx_ai_messages_stream_set_usage,
+    ngx_ai_messages_stream_put
+};
+
+
+/* messages/count_tokens: the request without max_tokens, the answer
+ * already Anthropic's {"input_tokens":N} */
+
+ngx_ai_dialect_t  ngx_ai_messages_count_dialect = {
+    ngx_string("messages"),
+    ngx_ai_messages_count_request,
+    ngx_ai_messages_count_answer,
     ngx_ai_messages_error,
     ngx_ai_messages_stream_create,
     ngx_ai_messages_stream_set_usage,
@@ -108,6 +126,39 @@ ngx_ai_dialect_t  ngx_ai_messages_dialect = {
 ngx_int_t
 ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
     ngx_str_t *out, ngx_ai_error_t *err)
+{
+    return ngx_ai_messages_convert(pool, body, len, out, err, 0);
+}
+
+
+/*
+ * A count_tokens request: the same conversion, with neither max_tokens
+ * nor stream (the endpoint takes neither), so that the conversation, its
+ * system prompt and its tools are counted as a message would send them.
+ */
+
+ngx_int_t
+ngx_ai_messages_count_request(ngx_pool_t *pool, u_char *body, size_t len,
+    ngx_str_t *out, ngx_ai_error_t *err)
+{
+    return ngx_ai_messages_convert(pool, body, len, out, err, 1);
+}
+
+
+static ngx_int_t
+ngx_ai_messages_count_answer(ngx_pool_t *pool, u_char *body, size_t len,
+    ngx_ai_usage_t *usage, ngx_str_t *out)
+{
+    out->data = body;
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_messages_convert(ngx_pool_t *pool, u_char *body, size_t len,
+    ngx_str_t *out, ngx_ai_error_t *err, ngx_uint_t count)
 {
     int                      n;
     cJSON                   *src, *dst, *item, *msg, *opts;
@@ -181,13 +232,13 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_ERROR;
     }
 
-    item = ngx_ai_get(src, "max_tokens");
+    item = count ? NULL : ngx_ai_get(src, "max_tokens");
 
-    if (item == NULL || cJSON_IsNull(item)) {
+    if (!count && (item == NULL || cJSON_IsNull(item))) {
         return ngx_ai_messages_invalid(&cv, "max_tokens: Field required");
     }
 
-    if (!cJSON_AddItemReferenceToObject(dst, "max_tokens", item)) {
+    if (item && !cJSON_AddItemReferenceToObject(dst, "max_tokens", item)) {
         return NGX_ERROR;
     }
 
@@ -265,7 +316,7 @@ ngx_ai_messages_request(ngx_pool_t *pool, u_char *body, size_t len,
         }
     }
 
-    item = ngx_ai_get(src, "stream");
+    item = count ? NULL : ngx_ai_get(src, "stream");
 
     if (item && !cJSON_IsNull(item)) {
         if (!cJSON_AddItemReferenceToObject(dst, "stream", item)) {

@@ -27,6 +27,12 @@ static void ngx_ai_openai_error(ngx_pool_t *pool, ngx_uint_t status,
 static ngx_int_t ngx_ai_openai_stream_event(ngx_ai_stream_t *st,
     ngx_ai_sse_event_t *ev);
 static void ngx_ai_openai_stream_text(ngx_ai_stream_t *st, cJSON *choice);
+static ngx_int_t ngx_ai_openai_embed_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_openai_embed_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
 
 
 ngx_ai_translator_t  ngx_ai_openai_translator = {
@@ -36,6 +42,10 @@ ngx_ai_translator_t  ngx_ai_openai_translator = {
     ngx_ai_openai_response,
     ngx_ai_openai_error,
     ngx_ai_openai_stream_event,
+    NULL,
+    ngx_ai_openai_embed_request,
+    ngx_ai_openai_embed_response,
+    NULL,                                  /* no count_tokens endpoint */
     NULL
 };
 
@@ -632,4 +642,126 @@ ngx_ai_openai_stream_text(ngx_ai_stream_t *st, cJSON *choice)
         st->text_bytes += n;
         st->text_deltas++;
     }
+}
+
+
+/*
+ * POST /v1/embeddings: the client's request with the provider prefix
+ * stripped from "model" and "models" dropped.  The tree is printed (ai_guard
+ * may have redacted it) and restored for the next attempt.
+ */
+
+static ngx_int_t
+ngx_ai_openai_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    cJSON      *root, *model, *models, *upstream;
+    ngx_int_t   rc;
+
+    root = req->json;
+
+    model = cJSON_DetachItemFromObjectCaseSensitive(root, "model");
+    models = cJSON_DetachItemFromObjectCaseSensitive(root, "models");
+
+    rc = NGX_ERROR;
+
+    upstream = cJSON_CreateStringReference((char *) req->upstream_model.data);
+
+    if (upstream != NULL) {
+        cJSON_AddItemToObject(root, "model", upstream);
+        rc = ngx_ai_json_print(pool, root, &out->body);
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
+    }
+
+    if (model) {
+        cJSON_AddItemToObject(root, "model", model);
+    }
+
+    if (models) {
+        cJSON_AddItemToObject(root, "models", models);
+    }
+
+    ngx_str_set(&out->path, "/v1/embeddings");
+
+    return rc;
+}
+
+
+/*
+ * The provider's embedding list, checked (a vector for every input, each
+ * an array of finite numbers or a base64 string) and written again with
+ * the model the client named and its usage.
+ */
+
+static ngx_int_t
+ngx_ai_openai_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON         *root, *data, *item, *index;
+    uint64_t       tokens;
+    ngx_int_t      rc;
+    ngx_uint_t     i, n, base64;
+    ngx_ai_jw_t    w;
+    ngx_ai_buf_t   b;
+
+    ngx_memzero(out, sizeof(ngx_ai_response_t));
+
+    root = ngx_ai_json_parse(pool, body, len);
+    data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    n = ngx_ai_embed_inputs(req);
+
+    if (!cJSON_IsArray(data) || (ngx_uint_t) cJSON_GetArraySize(data) != n) {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
+                                           "no embedding for every input");
+    }
+
+    base64 = ngx_ai_embed_base64(req);
+
+    if (ngx_ai_embed_list_open(&w, &b, pool, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, data) {
+        index = cJSON_GetObjectItemCaseSensitive(item, "index");
+
+        if (index && !(cJSON_IsNumber(index) && index->valuedouble == i)) {
+            return ngx_ai_embed_invalid_answer(err, "the provider's "
+                                               "embeddings are out of "
+                                               "order");
+        }
+
+        rc = ngx_ai_embed_item(&w, pool, i++,
+                               cJSON_GetObjectItemCaseSensitive(item,
+                                                                "embedding"),
+                               base64);
+        if (rc == NGX_DECLINED) {
+            return ngx_ai_embed_invalid_answer(err, "the provider's answer "
+                                               "holds an embedding that is "
+                                               "not a vector");
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_json_get_uint(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                             "prompt_tokens", &tokens)
+        == NGX_OK)
+    {
+        out->usage.prompt_tokens = tokens;
+        out->usage.known = 1;
+
+    } else {
+        /* the ledger charges the estimate, marked as one */
+        tokens = req->prompt_bytes / 4;
+    }
+
+    if (ngx_ai_embed_list_close(&w, req, tokens, out) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -90,6 +90,8 @@ typedef struct {
     unsigned                    stream:1;
     unsigned                    include_usage:1; /* client asked for it */
     unsigned                    has_tools:1;
+    ngx_uint_t                  op;        /* NGX_AI_OP_EMBED or
+                                              NGX_AI_OP_COUNT; 0: chat */
 } ngx_ai_chat_request_t;
 
 
@@ -187,6 +189,27 @@ typedef struct {
      * "provider/"); NULL: any name ngx_ai_model_name_valid() accepts */
     ngx_uint_t                (*model_valid)(const u_char *name,
                                   size_t len);
+
+    /* the other endpoints (ngx_ai_translator_serves()); NULL: this wire
+     * format has none.  A request: NGX_DECLINED when this provider cannot
+     * take it (err, a 400, says why); an answer: OpenAI's embedding list
+     * or Anthropic's {"input_tokens":N} in out->body */
+    ngx_int_t                 (*embed_request)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req,
+                                  ngx_ai_upstream_request_t *out,
+                                  ngx_ai_error_t *err);
+    ngx_int_t                 (*embed_response)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req, u_char *body,
+                                  size_t len, ngx_ai_response_t *out,
+                                  ngx_ai_error_t *err);
+    ngx_int_t                 (*count_request)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req,
+                                  ngx_ai_upstream_request_t *out,
+                                  ngx_ai_error_t *err);
+    ngx_int_t                 (*count_response)(ngx_pool_t *pool,
+                                  ngx_ai_chat_request_t *req, u_char *body,
+                                  size_t len, ngx_ai_response_t *out,
+                                  ngx_ai_error_t *err);
 } ngx_ai_translator_t;
 
 
@@ -365,6 +388,7 @@ typedef struct {
 
 /* ngx_ai_gateway_messages.c: the Anthropic Messages API inbound */
 extern ngx_ai_dialect_t  ngx_ai_messages_dialect;
+extern ngx_ai_dialect_t  ngx_ai_messages_count_dialect;
 
 
 /* ngx_ai_gateway_route.c: which API a path asks for */
@@ -372,6 +396,9 @@ extern ngx_ai_dialect_t  ngx_ai_messages_dialect;
 #define NGX_AI_OP_UNKNOWN           0
 #define NGX_AI_OP_CHAT              1      /* chat, Messages */
 #define NGX_AI_OP_MODELS            2      /* the model list */
+#define NGX_AI_OP_EMBED             3      /* embeddings */
+#define NGX_AI_OP_COUNT             4      /* messages/count_tokens */
+#define NGX_AI_OP_MODEL             5      /* models/{id} */
 
 #define NGX_AI_ROUTE_POST           1
 #define NGX_AI_ROUTE_GET            2      /* GET and HEAD */
@@ -387,6 +414,7 @@ typedef struct {
 
 ngx_ai_route_t *ngx_ai_route_find(u_char *p, size_t len);
 u_char *ngx_ai_route_segment(u_char *p, size_t len, ngx_str_t *seg);
+ngx_int_t ngx_ai_route_model_id(u_char *p, size_t len, ngx_str_t *id);
 
 
 /* an OpenAI chunk stream being turned into Anthropic events */
@@ -410,6 +438,8 @@ typedef struct {
 
 ngx_int_t ngx_ai_messages_request(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_str_t *out, ngx_ai_error_t *err);
+ngx_int_t ngx_ai_messages_count_request(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_str_t *out, ngx_ai_error_t *err);
 ngx_int_t ngx_ai_messages_response(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_ai_usage_t *usage, ngx_str_t *out);
 ngx_int_t ngx_ai_messages_error(ngx_pool_t *pool, ngx_ai_error_t *err,
@@ -427,6 +457,27 @@ ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
 ngx_int_t ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
     ngx_ai_json_flags_t *flags, ngx_ai_error_t *err);
 ngx_int_t ngx_ai_model_name_valid(const u_char *p, size_t len);
+
+/* ngx_ai_gateway_embed.c: embeddings and token counts, for the
+ * translators */
+#define NGX_AI_MAX_EMBED_INPUTS     2048       /* OpenAI's own bound */
+#define NGX_AI_MAX_EMBED_TOKENS     65536      /* of one token array */
+#define NGX_AI_MAX_EMBED_DIMENSIONS 65536
+
+ngx_int_t ngx_ai_embed_request_parse(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_ai_chat_request_t *req, ngx_ai_error_t *err);
+ngx_uint_t ngx_ai_translator_serves(ngx_ai_translator_t *t, ngx_uint_t op);
+ngx_uint_t ngx_ai_embed_inputs(ngx_ai_chat_request_t *req);
+ngx_uint_t ngx_ai_embed_base64(ngx_ai_chat_request_t *req);
+ngx_int_t ngx_ai_embed_item(ngx_ai_jw_t *w, ngx_pool_t *pool,
+    ngx_uint_t index, cJSON *values, ngx_uint_t base64);
+ngx_int_t ngx_ai_embed_list_open(ngx_ai_jw_t *w, ngx_ai_buf_t *b,
+    ngx_pool_t *pool, size_t size);
+ngx_int_t ngx_ai_embed_list_close(ngx_ai_jw_t *w, ngx_ai_chat_request_t *req,
+    uint64_t prompt_tokens, ngx_ai_response_t *out);
+ngx_int_t ngx_ai_count_render(ngx_pool_t *pool, uint64_t tokens,
+    ngx_ai_response_t *out);
+ngx_int_t ngx_ai_embed_invalid_answer(ngx_ai_error_t *err, const char *msg);
 
 /* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
 ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,

@@ -360,10 +360,10 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_buf_t    *b;
     ngx_chain_t   out;
 
-    if (status == NGX_HTTP_OK && ctx->chat.json) {
+    if (status == NGX_HTTP_OK && ctx->chat.json && ctx->chat.op == 0) {
 
         /* a chat answer: ai_guard's response rules, then the client's
-         * API */
+         * API (embeddings and token counts are sent as they are) */
 
         answer = *body;
         body = &answer;

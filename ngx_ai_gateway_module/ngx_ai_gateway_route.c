@@ -26,13 +26,28 @@ static ngx_ai_route_t  ngx_ai_routes[] = {
     { ngx_string("/chat/completions"), NGX_AI_OP_CHAT, NGX_AI_ROUTE_POST,
       "POST", "chat/completions takes POST", NULL },
 
+    { ngx_string("/messages/count_tokens"), NGX_AI_OP_COUNT,
+      NGX_AI_ROUTE_POST, "POST", "messages/count_tokens takes POST",
+      &ngx_ai_messages_count_dialect },
+
     { ngx_string("/messages"), NGX_AI_OP_CHAT, NGX_AI_ROUTE_POST,
       "POST", "messages takes POST", &ngx_ai_messages_dialect },
+
+    { ngx_string("/embeddings"), NGX_AI_OP_EMBED, NGX_AI_ROUTE_POST,
+      "POST", "embeddings takes POST", NULL },
 
     { ngx_string("/models"), NGX_AI_OP_MODELS, NGX_AI_ROUTE_GET,
       "GET, HEAD", "models takes GET", NULL },
 
     { ngx_null_string, 0, 0, NULL, NULL, NULL }
+};
+
+
+/* models/{id}: the id is the rest of the path, and may hold '/' */
+
+static ngx_ai_route_t  ngx_ai_route_model = {
+    ngx_string("/models/"), NGX_AI_OP_MODEL, NGX_AI_ROUTE_GET,
+    "GET, HEAD", "models takes GET", NULL
 };
 
 
@@ -58,6 +73,10 @@ ngx_ai_route_find(u_char *p, size_t len)
         if (ngx_ai_route_suffix(p, len, &rt->suffix)) {
             return rt;
         }
+    }
+
+    if (ngx_ai_route_model_id(p, len, NULL) == NGX_OK) {
+        return &ngx_ai_route_model;
     }
 
     if (ngx_ai_route_segment(p, len, &ngx_ai_route_unknown_messages.suffix)
@@ -97,4 +116,26 @@ ngx_ai_route_segment(u_char *p, size_t len, ngx_str_t *seg)
     }
 
     return NULL;
+}
+
+
+/* the id of models/{id}, everything after the first "/models/" */
+
+ngx_int_t
+ngx_ai_route_model_id(u_char *p, size_t len, ngx_str_t *id)
+{
+    u_char  *start;
+
+    start = ngx_ai_route_segment(p, len, &ngx_ai_route_model.suffix);
+
+    if (start == NULL || start == p + len) {
+        return NGX_DECLINED;
+    }
+
+    if (id) {
+        id->data = start;
+        id->len = p + len - start;
+    }
+
+    return NGX_OK;
 }

@@ -210,7 +210,7 @@ is($r->{headers}{allow}, 'POST', '405: Allow');
 $r = $t->request('DELETE', '/v1/models');
 error_ok($r, 405, 'DELETE models');
 is($r->{headers}{allow}, 'GET, HEAD', '405: Allow for models');
-error_ok($t->get('/v1/embeddings'), 404, 'unknown endpoint', code => 'unknown_url');
+error_ok($t->get('/v1/images/generations'), 404, 'unknown endpoint', code => 'unknown_url');
 error_ok(post_raw('{"model":"openai/gpt-4o","messages":[{"role":"user","content":"'
                   . ('x' x 100_000) . '"}]}'), 413, 'body over client_max_body_size',
          code => 'request_too_large');

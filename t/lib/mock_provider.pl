@@ -39,6 +39,10 @@
 #   Gemini     POST /v1beta/models/MODEL:generateContent
 #              POST /v1beta/models/MODEL:streamGenerateContent?alt=sse
 #                   (without alt=sse: one JSON array of the chunks)
+#   OpenAI     POST /v1/embeddings         (see EMBEDDINGS AND TOKEN COUNTS)
+#   Gemini     POST /v1beta/models/MODEL:batchEmbedContents
+#   Anthropic  POST /v1/messages/count_tokens
+#   Gemini     POST /v1beta/models/MODEL:countTokens
 #   Requests are validated as the real APIs do for the fields a gateway must
 #   get right (400 in the provider's error format otherwise):
 #     OpenAI    model (string) and messages (non-empty array) required
@@ -83,6 +87,27 @@
 #   OpenAI streams: role delta, one content delta per word, a finish chunk,
 #   then with stream_options.include_usage a usage chunk (choices: []) --
 #   and then every chunk carries "usage": null, as the real API does.
+#
+# EMBEDDINGS AND TOKEN COUNTS
+#   A vector has D values (D = OpenAI "dimensions" / Gemini
+#   "outputDimensionality", default 3); value j of an input of N units is
+#   (N + j) / 1024 -- exact in float32 and in decimal -- where N is the
+#   input's characters (a token array: its tokens).  OpenAI: input a
+#   string, strings, a token array or token arrays (400 otherwise);
+#   encoding_format "base64" sends each vector as little-endian float32 in
+#   base64; usage prompt_tokens = total_tokens = ceil(CHARS / 4) (minimum
+#   1) over every text input plus the tokens of token arrays.  Gemini:
+#   {"requests":[{"model":"models/MODEL","content":{"parts":[{"text"}]}}]}
+#   (each request's model must be the path's, 400 otherwise) ->
+#   {"embeddings":[{"values":[...]}]}, no usage, as the real API.
+#   count_tokens (Anthropic) takes model, messages, system, tools,
+#   tool_choice, thinking; any other member (max_tokens, stream,
+#   temperature ...) is a 400 "Extra inputs are not permitted", as the real
+#   API; answer {"input_tokens": PROMPT} with PROMPT the prompt tokens of
+#   the same messages (above).  countTokens (Gemini) takes "contents" or a
+#   "generateContentRequest" holding them; answer {"totalTokens": PROMPT}.
+#   Behaviours of the model name (status, delay, drop, garbage, empty,
+#   nousage for OpenAI embeddings) apply as for chat.
 #
 # BEHAVIOURS (dash-separated tokens in the model name, e.g. "mock-delay300",
 # "x-status429-retryafter2"; also the request header "x-mock-behave" with
@@ -589,6 +614,9 @@ sub dispatch {
     my ($path, $query) = split /\?/, $req->{target}, 2;
     $query //= '';
     my $m = $req->{method};
+
+    my @more = dispatch_more($c, $req, $path, $m);
+    return @more if @more;
 
     my ($gem_model, $gem_method) =
         $path =~ m{^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$};
@@ -1180,6 +1208,160 @@ sub gemini_stream_array {
     my ($x) = @_;
     my $json = '[' . join(",\r\n", gemini_chunks($x)) . ']';
     return cut_or_plain($x, $json);
+}
+
+# ------------------------------------------------ embeddings, token counts
+
+# (plan, close) for the endpoints beyond chat, or () for the others.
+sub dispatch_more {
+    my ($c, $req, $path, $m) = @_;
+    my ($gem_model, $gem_method) =
+        $path =~ m{^/v1beta/models/([^/:]+):(batchEmbedContents|countTokens)$};
+    my $kind = $path eq '/v1/embeddings'             ? 'openai_embed'
+             : $path eq '/v1/messages/count_tokens'  ? 'anthropic_count'
+             : !defined $gem_method                  ? undef
+             : $gem_method eq 'countTokens'          ? 'gemini_count'
+             :                                         'gemini_embed';
+    return () unless $kind;
+    my $fmt = $kind =~ /^(\w+?)_/ ? $1 : 'openai';
+    return error_plan($c, $req, $fmt, 405, {}, "mock: method $m not allowed")
+        if $m ne 'POST';
+    my $data = eval { $JSON->decode($req->{body}) };
+    my $b = parse_behave($req->{headers}{'x-mock-behave'}, {});
+    return error_plan($c, $req, $fmt, 400, $b,
+                      "mock: request body is not a JSON object")
+        unless ref $data eq 'HASH';
+    my $model = defined $gem_model ? url_unescape($gem_model) : $data->{model};
+    parse_behave($model, $b) if defined $model && !ref $model;
+    return ([[$b->{delay} // 0, undef]], 1) if $b->{drop};
+    if ($b->{status} && $b->{status} >= 400) {
+        return error_plan($c, $req, $fmt, $b->{status}, $b,
+                          canned_answer($model)
+                          // "mock: status $b->{status} requested");
+    }
+    my %x = (c => $c, req => $req, b => $b, model => $model, data => $data);
+    return garbage_plan(\%x) if $b->{garbage};
+    return plain_plan($c, $req, 200, 'application/json', '{}', $b)
+        if $b->{empty};
+    my $out = $kind eq 'openai_embed'    ? openai_embed($data)
+            : $kind eq 'gemini_embed'    ? gemini_embed($data, $model)
+            : $kind eq 'anthropic_count' ? anthropic_count($data)
+            :                              gemini_count($data);
+    return error_plan($c, $req, $fmt, 400, $b, $out) unless ref $out;
+    delete $out->{usage} if $b->{nousage};
+    return plain_plan($c, $req, 200, 'application/json', $JSON->encode($out),
+                      $b);
+}
+
+sub is_json_int {
+    require B;
+    my $f = B::svref_2object(\$_[0])->FLAGS;
+    return ($f & (B::SVp_IOK() | B::SVp_NOK())) && !($f & B::SVp_POK())
+        && $_[0] == int $_[0] && $_[0] >= 0;
+}
+
+sub embed_vector {
+    my ($units, $dims, $base64) = @_;
+    my @v = map { ($units + $_) / 1024 } 0 .. $dims - 1;
+    return \@v unless $base64;
+    require MIME::Base64;
+    return MIME::Base64::encode_base64(pack('f<*', @v), '');
+}
+
+sub embed_dims {
+    my ($d) = @_;
+    return 3 unless defined $d;
+    return $d =~ /^\d+$/ && $d >= 1 && $d <= 4096 ? $d : undef;
+}
+
+sub openai_embed {
+    my ($d) = @_;
+    return "model: a string is required"
+        unless defined $d->{model} && !ref $d->{model};
+    my $in = $d->{input};
+    # a token array is an array of JSON numbers (flags read before any
+    # string use, which would make a number look like a string too)
+    my $tokens_of = sub {
+        my ($a) = @_;
+        return 0 unless ref $a eq 'ARRAY' && @$a;
+        for (@$a) {
+            return 0 if ref || !is_json_int($_);
+        }
+        return 1;
+    };
+    my @inputs = !ref $in                  ? ($in)
+               : $tokens_of->($in)         ? ($in)
+               : ref $in eq 'ARRAY'        ? @$in
+               :                             ();
+    my $bad = "'\$.input' is invalid. Please check the API reference";
+    return $bad unless @inputs;
+    my $b64 = ($d->{encoding_format} // 'float') eq 'base64';
+    my $dims = embed_dims($d->{dimensions})
+        // return "dimensions: an integer from 1 to 4096 is required";
+    my ($chars, $tokens, @data) = (0, 0);
+    for my $i (0 .. $#inputs) {
+        my $x = $inputs[$i];
+        my $n;
+        if ($tokens_of->($x)) {
+            $n = @$x;
+            $tokens += $n;
+        } elsif (defined $x && !ref $x && !is_json_int($x) && length $x) {
+            $n = length $x;
+            $chars += $n;
+        } else {
+            return $bad;
+        }
+        push @data, { object => 'embedding', index => $i,
+                      embedding => embed_vector($n, $dims, $b64) };
+    }
+    my $prompt = $tokens + ($chars ? int(($chars + 3) / 4) : 0);
+    $prompt = 1 if $prompt < 1;
+    return { object => 'list', data => \@data, model => $d->{model},
+             usage => { prompt_tokens => $prompt, total_tokens => $prompt } };
+}
+
+sub gemini_embed {
+    my ($d, $model) = @_;
+    my $reqs = $d->{requests};
+    return "requests: a non-empty array is required"
+        unless ref $reqs eq 'ARRAY' && @$reqs;
+    my @out;
+    for my $r (@$reqs) {
+        return "requests: each request must be an object" unless ref $r eq 'HASH';
+        return "Model names in the requests must match the model in the "
+             . "path (models/$model)"
+            unless ($r->{model} // '') eq "models/$model";
+        my $chars = 0;
+        my $parts = ref $r->{content} eq 'HASH' ? $r->{content}{parts} : undef;
+        return "content.parts: a non-empty array is required"
+            unless ref $parts eq 'ARRAY' && @$parts;
+        text_of($parts, \$chars);
+        my $dims = embed_dims($r->{outputDimensionality})
+            // return "outputDimensionality: an integer is required";
+        push @out, { values => embed_vector($chars, $dims, 0) };
+    }
+    return { embeddings => \@out };
+}
+
+sub anthropic_count {
+    my ($d) = @_;
+    my %ok = map { $_ => 1 } qw(model messages system tools tool_choice
+                                thinking mcp_servers);
+    for my $k (sort keys %$d) {
+        return "$k: Extra inputs are not permitted" unless $ok{$k};
+    }
+    my $conv = anthropic_conversation({ %$d, max_tokens => 1 });
+    return $conv unless ref $conv;
+    return { input_tokens => answer($d->{model}, $conv)->{prompt_tokens} };
+}
+
+sub gemini_count {
+    my ($d) = @_;
+    my $inner = ref $d->{generateContentRequest} eq 'HASH'
+              ? $d->{generateContentRequest} : $d;
+    my $conv = gemini_conversation($inner);
+    return $conv unless ref $conv;
+    return { totalTokens => answer(undef, $conv)->{prompt_tokens} };
 }
 
 main();
