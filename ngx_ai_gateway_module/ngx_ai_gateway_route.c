@@ -29,6 +29,9 @@ static ngx_ai_route_t  ngx_ai_routes[] = {
     { ngx_string("/messages"), NGX_AI_OP_CHAT, NGX_AI_ROUTE_POST,
       "POST", "messages takes POST", &ngx_ai_messages_dialect },
 
+    { ngx_string("/responses"), NGX_AI_OP_CHAT, NGX_AI_ROUTE_POST,
+      "POST", "responses takes POST", &ngx_ai_responses_dialect },
+
     { ngx_string("/models"), NGX_AI_OP_MODELS, NGX_AI_ROUTE_GET,
       "GET, HEAD", "models takes GET", NULL },
 
