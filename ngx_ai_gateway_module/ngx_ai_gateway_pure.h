@@ -390,6 +390,20 @@ typedef struct {
 extern ngx_ai_dialect_t  ngx_ai_messages_dialect;
 extern ngx_ai_dialect_t  ngx_ai_messages_count_dialect;
 
+/* ngx_ai_gateway_responses.c: the OpenAI Responses API inbound */
+extern ngx_ai_dialect_t  ngx_ai_responses_dialect;
+
+ngx_int_t ngx_ai_responses_request(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_str_t *out, ngx_ai_error_t *err);
+
+/* ngx_ai_gateway_responses_out.c: its answers and streams */
+ngx_int_t ngx_ai_responses_response(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_ai_usage_t *usage, ngx_str_t *out);
+void *ngx_ai_responses_stream_create(ngx_pool_t *pool);
+void ngx_ai_responses_stream_usage(void *st, ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_responses_stream_feed(void *st, u_char *p, size_t len,
+    ngx_str_t *out);
+
 
 /* ngx_ai_gateway_route.c: which API a path asks for */
 

@@ -35,6 +35,8 @@ static ngx_ai_route_t  ngx_ai_routes[] = {
 
     { ngx_string("/embeddings"), NGX_AI_OP_EMBED, NGX_AI_ROUTE_POST,
       "POST", "embeddings takes POST", NULL },
+    { ngx_string("/responses"), NGX_AI_OP_CHAT, NGX_AI_ROUTE_POST,
+      "POST", "responses takes POST", &ngx_ai_responses_dialect },
 
     { ngx_string("/models"), NGX_AI_OP_MODELS, NGX_AI_ROUTE_GET,
       "GET, HEAD", "models takes GET", NULL },
