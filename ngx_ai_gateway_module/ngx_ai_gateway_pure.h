@@ -29,6 +29,9 @@
 #define NGX_AI_MAX_MODEL_LEN        256
 #define NGX_AI_MAX_SSE_EVENT        (1024 * 1024)
 #define NGX_AI_MAX_N                128        /* answers per request */
+#define NGX_AI_MAX_STOP             1024       /* stop sequences; the
+                                                  provider's own limit
+                                                  decides below it */
 
 
 /* a growable byte buffer allocated from a pool */
@@ -90,6 +93,7 @@ typedef struct {
     unsigned                    stream:1;
     unsigned                    include_usage:1; /* client asked for it */
     unsigned                    has_tools:1;
+    unsigned                    logprobs:1;      /* "logprobs": true */
 } ngx_ai_chat_request_t;
 
 
@@ -187,6 +191,15 @@ typedef struct {
      * "provider/"); NULL: any name ngx_ai_model_name_valid() accepts */
     ngx_uint_t                (*model_valid)(const u_char *name,
                                   size_t len);
+
+    /* what the wire format cannot carry: NGX_DECLINED, err is the 400;
+     * NULL: it carries everything the validation let through */
+    ngx_int_t                 (*check)(ngx_ai_chat_request_t *req,
+                                  ngx_ai_error_t *err);
+
+    /* 1: it answers "n" > 1 itself; 0: n calls are made, one answer
+     * each (the fallback strategy's choices) */
+    ngx_uint_t                  choices;
 } ngx_ai_translator_t;
 
 
