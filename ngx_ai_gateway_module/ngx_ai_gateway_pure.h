@@ -329,6 +329,8 @@ ngx_int_t ngx_ai_data_url_parse(const u_char *url, size_t len,
 ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
     ngx_str_t *name, ngx_str_t *args);
 ngx_int_t ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data);
+ngx_int_t ngx_ai_chat_completion_merge(ngx_pool_t *pool, ngx_str_t *answers,
+    ngx_uint_t n, ngx_ai_usage_t *usage, ngx_str_t *out);
 
 /* ngx_ai_gateway_judge.c: fusion's prompts, verdicts and votes */
 #define NGX_AI_FUSION_BEST_OF       0

@@ -23,8 +23,10 @@ static const char  *legacy =
     "{\"role\":\"system\",\"content\":\"be brief\"},"
     "{\"role\":\"user\",\"content\":\"weather in Paris?\"},"
     "{\"role\":\"assistant\",\"content\":null,\"function_call\":"
-    "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
-    "{\"role\":\"function\",\"name\":\"get_weather\",\"content\":\"{\\\"t\\\":21}\"}"
+    "{\"name\":\"get_weather\",\"arguments\":"
+    "\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
+    "{\"role\":\"function\",\"name\":\"get_weather\","
+    "\"content\":\"{\\\"t\\\":21}\"}"
     "],\"functions\":[{\"name\":\"get_weather\",\"description\":\"d\","
     "\"parameters\":{\"type\":\"object\"}}],"
     "\"function_call\":{\"name\":\"get_weather\"},"
@@ -381,4 +383,70 @@ UNIT_TEST(compat_reasoning_models)
                                          "stream_options.include_usage")));
         UNIT_CONTAINS(again, "\"max_tokens\":5");
     }
+}
+
+
+UNIT_TEST(compat_merge_choices)
+{
+    cJSON           *j;
+    ngx_str_t        answers[3], out;
+    ngx_ai_usage_t   sum;
+
+    ngx_str_set(&answers[0], "{\"id\":\"a\",\"object\":\"chat.completion\","
+                "\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                "\"assistant\",\"content\":\"one\"},\"finish_reason\":"
+                "\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
+                "\"completion_tokens\":1,\"total_tokens\":2}}");
+    ngx_str_set(&answers[1], "{\"id\":\"b\",\"choices\":[{\"index\":0,"
+                "\"message\":{\"role\":\"assistant\",\"content\":\"two\"},"
+                "\"finish_reason\":\"length\"}]}");
+    ngx_str_set(&answers[2], "{\"id\":\"c\",\"choices\":[{\"message\":"
+                "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]},"
+                "\"finish_reason\":\"tool_calls\"}]}");
+
+    ngx_memzero(&sum, sizeof(ngx_ai_usage_t));
+    sum.prompt_tokens = 30;
+    sum.completion_tokens = 12;
+    sum.cached_tokens = 3;
+    sum.known = 1;
+
+    UNIT_EQ_INT(ngx_ai_chat_completion_merge(unit_pool(), answers, 3, &sum,
+                                             &out), NGX_OK);
+    j = unit_json(&out);
+    if (j == NULL) {
+        return;
+    }
+
+    UNIT_CHECK(strcmp(unit_ai_str(j, "id"), "a") == 0);
+    UNIT_EQ_INT(cJSON_GetArraySize(unit_ai_path(j, "choices")), 3);
+    UNIT_EQ_INT(unit_ai_num(j, "choices.0.index"), 0);
+    UNIT_EQ_INT(unit_ai_num(j, "choices.1.index"), 1);
+    UNIT_EQ_INT(unit_ai_num(j, "choices.2.index"), 2);
+    UNIT_CHECK(strcmp(unit_ai_str(j, "choices.1.message.content"), "two")
+               == 0);
+    UNIT_CHECK(strcmp(unit_ai_str(j, "choices.2.finish_reason"),
+                      "tool_calls") == 0);
+    UNIT_EQ_INT(unit_ai_num(j, "usage.prompt_tokens"), 30);
+    UNIT_EQ_INT(unit_ai_num(j, "usage.completion_tokens"), 12);
+    UNIT_EQ_INT(unit_ai_num(j, "usage.total_tokens"), 42);
+    UNIT_EQ_INT(unit_ai_num(j, "usage.prompt_tokens_details.cached_tokens"),
+                3);
+
+    /* an unknown sum: no usage rather than the first answer's */
+
+    sum.known = 0;
+    UNIT_EQ_INT(ngx_ai_chat_completion_merge(unit_pool(), answers, 2, &sum,
+                                             &out), NGX_OK);
+    j = unit_json(&out);
+    UNIT_CHECK(j && unit_ai_path(j, "usage") == NULL);
+    UNIT_CHECK(j && cJSON_GetArraySize(unit_ai_path(j, "choices")) == 2);
+
+    /* not an answer with a choice */
+
+    ngx_str_set(&answers[1], "{\"choices\":[]}");
+    UNIT_EQ_INT(ngx_ai_chat_completion_merge(unit_pool(), answers, 2, &sum,
+                                             &out), NGX_DECLINED);
+    ngx_str_set(&answers[0], "[1]");
+    UNIT_EQ_INT(ngx_ai_chat_completion_merge(unit_pool(), answers, 2, &sum,
+                                             &out), NGX_DECLINED);
 }
