@@ -19,6 +19,8 @@ static void fuzz_canonical(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 static void fuzz_sort(cJSON *json);
 static void fuzz_turns(ngx_ai_translator_t *tr, cJSON *body);
 static void fuzz_splice_check(ngx_pool_t *pool, ngx_ai_chat_request_t *req);
+static void fuzz_check_refusal(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_translator_t *tr, ngx_uint_t utf8);
 
 
 void
@@ -79,6 +81,30 @@ fuzz_chat_body(ngx_pool_t *pool, const u_char *data, size_t size)
                            utf8);
 
     fuzz_splice_check(pool, &req);
+
+    /* what a wire format cannot carry is a 400 */
+
+    fuzz_check_refusal(pool, &req, &ngx_ai_anthropic_translator, utf8);
+    fuzz_check_refusal(pool, &req, &ngx_ai_gemini_translator, utf8);
+}
+
+
+static void
+fuzz_check_refusal(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_translator_t *tr, ngx_uint_t utf8)
+{
+    ngx_ai_error_t  err;
+
+    ngx_memzero(&err, sizeof(ngx_ai_error_t));
+
+    if (tr->check(req, &err) == NGX_DECLINED) {
+        if (err.status != 400 || err.param == NULL) {
+            fuzz_fail("%s check: a refusal gives %lu without a param",
+                      tr->name.data, (unsigned long) err.status);
+        }
+
+        fuzz_check_error(pool, (char *) tr->name.data, &err, utf8);
+    }
 }
 
 

@@ -10,6 +10,10 @@
 #include "fuzz.h"
 
 
+static void fuzz_merge_check(ngx_pool_t *pool, ngx_ai_translator_t *tr,
+    ngx_ai_response_t *out);
+
+
 #define FUZZ_ROLE  "\"delta\":{\"role\":\"assistant\""
 
 
@@ -560,6 +564,8 @@ fuzz_response_target(ngx_ai_translator_t *tr, const char *model,
             fuzz_fail("impossible");
         }
 
+        fuzz_merge_check(pool, tr, &out);
+
     } else if (rc == NGX_DECLINED) {
         if (err.status != 502) {
             fuzz_fail("%s response: an unusable answer gives %lu, not 502",
@@ -582,4 +588,51 @@ fuzz_response_target(ngx_ai_translator_t *tr, const char *model,
     ngx_destroy_pool(pool);
 
     return 0;
+}
+
+
+/*
+ * n > 1 on a provider without "n": three copies of a translated answer
+ * merge into one chat.completion with choices 0, 1, 2 and the summed
+ * usage.
+ */
+
+static void
+fuzz_merge_check(ngx_pool_t *pool, ngx_ai_translator_t *tr,
+    ngx_ai_response_t *out)
+{
+    cJSON           *j, *choices, *u;
+    ngx_int_t        rc;
+    ngx_str_t        answers[3], merged;
+    ngx_ai_usage_t   sum;
+
+    answers[0] = out->body;
+    answers[1] = out->body;
+    answers[2] = out->body;
+
+    sum = out->usage;
+    sum.prompt_tokens *= 3;
+    sum.completion_tokens *= 3;
+
+    rc = ngx_ai_chat_completion_merge(pool, answers, 3, &sum, &merged);
+
+    if (rc != NGX_OK) {
+        fuzz_fail("%s answer: three copies do not merge (rc %ld)",
+                  tr->name.data, (long) rc);
+    }
+
+    fuzz_check_json((char *) tr->name.data, merged.data, merged.len, 1);
+
+    j = ngx_ai_json_parse(pool, merged.data, merged.len);
+    choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+
+    if (cJSON_GetArraySize(choices) != 3
+        || cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(choices, 2),
+                                            "index")->valuedouble != 2
+        || (out->usage.known != (u != NULL)))
+    {
+        fuzz_fail("%s answer: the merge of three is wrong: \"%.*s\"",
+                  tr->name.data, (int) merged.len, merged.data);
+    }
 }

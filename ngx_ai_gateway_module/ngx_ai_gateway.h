@@ -166,7 +166,8 @@ typedef enum {
 /*
  * One call to one provider: a background subrequest.  Its fields are the
  * attempt layer's, but for its charge, written by the limits' call_done
- * hook: cost, est_cost, estimated, guessed, charged_ok.
+ * hook: cost, est_cost, estimated, guessed, charged_ok; and "choice",
+ * written by the strategy.
  */
 typedef struct {
     ngx_http_ai_ctx_t          *ctx;
@@ -212,10 +213,14 @@ typedef struct {
     unsigned                    guessed:1;   /* answered without valid
                                                 usage: charged the
                                                 estimate */
+    unsigned                    choice:1;    /* one of the n calls whose
+                                                answers are one answer's
+                                                choices (the strategy's) */
 } ngx_http_ai_attempt_t;
 
 
 typedef struct ngx_http_ai_fusion_s  ngx_http_ai_fusion_t;
+typedef struct ngx_http_ai_choices_s  ngx_http_ai_choices_t;
 
 
 /*
@@ -249,6 +254,9 @@ struct ngx_http_ai_ctx_s {
     ngx_http_ai_strategy_t     *strategy;    /* handler */
     ngx_http_ai_fallback_t     *fallback;    /* handler: the ai_fallback */
     ngx_http_ai_fusion_t       *fusion;      /* strategy (fusion) */
+    ngx_http_ai_choices_t      *choices;     /* strategy (fallback): n calls
+                                                for "n" > 1 on a provider
+                                                without "n" */
     void                      (*resume)(ngx_http_request_t *r,
                                   ngx_int_t rc, ngx_ai_error_t *err);
                                              /* handler: an admission

@@ -73,10 +73,17 @@ static ngx_int_t ngx_ai_anthropic_file_block(ngx_pool_t *pool, cJSON *part,
     cJSON **block);
 static cJSON *ngx_ai_anthropic_base64_source(ngx_pool_t *pool,
     ngx_str_t *type, ngx_str_t *data);
+static ngx_int_t ngx_ai_anthropic_check(ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_anthropic_use(ngx_ai_anthropic_conv_t *cv,
+    const char *id, cJSON *name, cJSON *args);
+static char *ngx_ai_anthropic_legacy_id(ngx_pool_t *pool, ngx_uint_t i);
+static ngx_int_t ngx_ai_anthropic_function(ngx_pool_t *pool,
+    ngx_ai_anthropic_conv_t *cv, cJSON *messages, cJSON *msg);
 static ngx_int_t ngx_ai_anthropic_tool_calls(ngx_ai_anthropic_conv_t *cv,
     cJSON *calls);
 static ngx_int_t ngx_ai_anthropic_tool_result(ngx_pool_t *pool,
-    ngx_ai_anthropic_conv_t *cv, cJSON *msg);
+    ngx_ai_anthropic_conv_t *cv, cJSON *msg, cJSON *id);
 static ngx_int_t ngx_ai_anthropic_options(ngx_ai_chat_request_t *req,
     cJSON *root);
 static ngx_int_t ngx_ai_anthropic_tools(cJSON *src, cJSON *root);
@@ -115,7 +122,9 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
     NULL,                                  /* no embeddings endpoint */
     NULL,
     ngx_ai_anthropic_count_request,
-    ngx_ai_anthropic_count_response
+    ngx_ai_anthropic_count_response,
+    ngx_ai_anthropic_check,
+    0
 };
 
 
@@ -123,6 +132,35 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
 
 #define ngx_ai_is(item, s)                                                    \
     (cJSON_IsString(item) && ngx_strcmp((item)->valuestring, s) == 0)
+
+
+/*
+ * What the Messages API cannot carry: token log probabilities, and n > 1
+ * in a stream (n > 1 whole answers are n calls, made by the strategy).
+ */
+
+static ngx_int_t
+ngx_ai_anthropic_check(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    if (req->logprobs) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
+                         "unsupported_parameter", "Unsupported parameter: "
+                         "'logprobs' is not supported by this model's "
+                         "provider (Anthropic).");
+        return NGX_DECLINED;
+    }
+
+    if (req->stream && req->n > 1) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
+                         "unsupported_value", "Unsupported value: 'n' "
+                         "above 1 with 'stream': true is not supported by "
+                         "this model's provider (Anthropic); ask without "
+                         "streaming.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
 
 
 /* request */
@@ -182,7 +220,8 @@ ngx_ai_anthropic_messages(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     cJSON *root)
 {
     char                     *s;
-    cJSON                    *msg, *role, *content;
+    cJSON                    *messages, *msg, *role, *content, *call;
+    ngx_uint_t                i;
     const char               *r;
     ngx_ai_buf_t              sys;
     ngx_ai_anthropic_conv_t   cv;
@@ -198,12 +237,16 @@ ngx_ai_anthropic_messages(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         return NGX_ERROR;
     }
 
-    cJSON_ArrayForEach(msg, ngx_ai_get(req->json, "messages")) {
+    messages = ngx_ai_get(req->json, "messages");
+    i = 0;
+
+    cJSON_ArrayForEach(msg, messages) {
 
         role = ngx_ai_get(msg, "role");
         content = ngx_ai_get(msg, "content");
 
         if (!cJSON_IsString(role)) {
+            i++;
             continue;
         }
 
@@ -215,35 +258,61 @@ ngx_ai_anthropic_messages(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
                 return NGX_ERROR;
             }
 
+            i++;
             continue;
         }
 
         if (ngx_strcmp(r, "assistant") == 0) {
+            call = ngx_ai_get(msg, "function_call");
+
             if (ngx_ai_anthropic_content(pool, &cv, "assistant", content)
                 != NGX_OK
                 || ngx_ai_anthropic_tool_calls(&cv,
                                                ngx_ai_get(msg, "tool_calls"))
-                   != NGX_OK)
+                   != NGX_OK
+                || (cJSON_IsObject(call)
+                    && ngx_ai_anthropic_use(&cv,
+                                            ngx_ai_anthropic_legacy_id(pool,
+                                                                       i),
+                                            ngx_ai_get(call, "name"),
+                                            ngx_ai_get(call, "arguments"))
+                       != NGX_OK))
             {
                 return NGX_ERROR;
             }
 
+            i++;
             continue;
         }
 
         if (ngx_strcmp(r, "tool") == 0) {
-            if (ngx_ai_anthropic_tool_result(pool, &cv, msg) != NGX_OK) {
+            if (ngx_ai_anthropic_tool_result(pool, &cv, msg,
+                                             ngx_ai_get(msg, "tool_call_id"))
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
 
+            i++;
             continue;
         }
 
-        /* user, and the deprecated "function" role as user text */
+        if (ngx_strcmp(r, "function") == 0) {
+            if (ngx_ai_anthropic_function(pool, &cv, messages, msg)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            i++;
+            continue;
+        }
 
         if (ngx_ai_anthropic_content(pool, &cv, "user", content) != NGX_OK) {
             return NGX_ERROR;
         }
+
+        i++;
     }
 
     if (sys.len == 0) {
@@ -590,35 +659,21 @@ ngx_ai_anthropic_base64_source(ngx_pool_t *pool, ngx_str_t *type,
 static ngx_int_t
 ngx_ai_anthropic_tool_calls(ngx_ai_anthropic_conv_t *cv, cJSON *calls)
 {
-    cJSON  *call, *id, *fn, *name, *args, *block;
+    cJSON  *call, *id, *fn;
 
     cJSON_ArrayForEach(call, calls) {
 
         id = ngx_ai_get(call, "id");
         fn = ngx_ai_get(call, "function");
-        name = ngx_ai_get(fn, "name");
-        args = ngx_ai_get(fn, "arguments");
 
-        if (!cJSON_IsString(id) || !cJSON_IsString(name)) {
+        if (!cJSON_IsString(id)) {
             continue;
         }
 
-        block = cJSON_CreateObject();
-
-        if (ngx_ai_json_add_ref(block, "type", "tool_use") != NGX_OK
-            || ngx_ai_json_add_ref(block, "id", id->valuestring) != NGX_OK
-            || ngx_ai_json_add_ref(block, "name", name->valuestring)
-               != NGX_OK
-            || ngx_ai_json_add(block, "input", ngx_ai_json_parse_args(
-                                   cJSON_IsString(args) ? args->valuestring
-                                                        : NULL))
-               != NGX_OK)
+        if (ngx_ai_anthropic_use(cv, id->valuestring, ngx_ai_get(fn, "name"),
+                                 ngx_ai_get(fn, "arguments"))
+            != NGX_OK)
         {
-            cJSON_Delete(block);
-            return NGX_ERROR;
-        }
-
-        if (ngx_ai_anthropic_add(cv, "assistant", block, 0) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -627,17 +682,119 @@ ngx_ai_anthropic_tool_calls(ngx_ai_anthropic_conv_t *cv, cJSON *calls)
 }
 
 
+/* one call -> a tool_use block; a call without a name is left out */
+
+static ngx_int_t
+ngx_ai_anthropic_use(ngx_ai_anthropic_conv_t *cv, const char *id,
+    cJSON *name, cJSON *args)
+{
+    cJSON  *block;
+
+    if (id == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (!cJSON_IsString(name)) {
+        return NGX_OK;
+    }
+
+    block = cJSON_CreateObject();
+
+    if (ngx_ai_json_add_ref(block, "type", "tool_use") != NGX_OK
+        || ngx_ai_json_add_ref(block, "id", id) != NGX_OK
+        || ngx_ai_json_add_ref(block, "name", name->valuestring) != NGX_OK
+        || ngx_ai_json_add(block, "input", ngx_ai_json_parse_args(
+                               cJSON_IsString(args) ? args->valuestring
+                                                    : NULL))
+           != NGX_OK)
+    {
+        cJSON_Delete(block);
+        return NGX_ERROR;
+    }
+
+    return ngx_ai_anthropic_add(cv, "assistant", block, 0);
+}
+
+
+/*
+ * The legacy "function_call" of messages[i] has no id: the tool_use
+ * block gets "call_fn_<i>", and the "function" message that answers it
+ * (the next one, ngx_ai_anthropic_function()) the same.
+ */
+
+static char *
+ngx_ai_anthropic_legacy_id(ngx_pool_t *pool, ngx_uint_t i)
+{
+    ngx_ai_buf_t  b;
+
+    if (ngx_ai_buf_init(&b, pool, 32) != NGX_OK
+        || ngx_ai_buf_append_str(&b, "call_fn_") != NGX_OK
+        || ngx_ai_buf_append_uint(&b, i) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return ngx_ai_buf_cstr(&b);
+}
+
+
+/*
+ * A legacy "function" message -> the tool_result of the latest earlier
+ * assistant "function_call"; with none before it, user text.
+ */
+
+static ngx_int_t
+ngx_ai_anthropic_function(ngx_pool_t *pool, ngx_ai_anthropic_conv_t *cv,
+    cJSON *messages, cJSON *msg)
+{
+    char        *s;
+    cJSON       *m, *id;
+    ngx_int_t    rc;
+    ngx_uint_t   i, found;
+
+    found = 0;
+    i = 0;
+
+    for (m = messages->child; m && m != msg; m = m->next, i++) {
+        if (cJSON_IsObject(ngx_ai_get(m, "function_call"))
+            && ngx_ai_is(ngx_ai_get(m, "role"), "assistant"))
+        {
+            found = i + 1;
+        }
+    }
+
+    if (!found) {
+        return ngx_ai_anthropic_content(pool, cv, "user",
+                                        ngx_ai_get(msg, "content"));
+    }
+
+    s = ngx_ai_anthropic_legacy_id(pool, found - 1);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    id = cJSON_CreateStringReference(s);
+    if (id == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_ai_anthropic_tool_result(pool, cv, msg, id);
+
+    cJSON_Delete(id);
+
+    return rc;
+}
+
+
 /* a "tool" message -> a tool_result block in a user turn */
 
 static ngx_int_t
 ngx_ai_anthropic_tool_result(ngx_pool_t *pool, ngx_ai_anthropic_conv_t *cv,
-    cJSON *msg)
+    cJSON *msg, cJSON *id)
 {
     char          *s;
-    cJSON         *id, *block;
+    cJSON         *block;
     ngx_ai_buf_t   text;
-
-    id = ngx_ai_get(msg, "tool_call_id");
 
     if (!cJSON_IsString(id)) {
         /* without an id it cannot be a tool_result: keep it as text */
@@ -759,16 +916,23 @@ ngx_ai_anthropic_options(ngx_ai_chat_request_t *req, cJSON *root)
 static ngx_int_t
 ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
 {
-    cJSON  *tools, *tool, *type, *fn, *name, *desc, *params, *out, *t;
-    cJSON  *schema, *choice, *tc, *parallel;
+    cJSON       *tools, *tool, *type, *fn, *name, *desc, *params, *out, *t;
+    cJSON       *schema, *choice, *tc, *parallel;
+    ngx_uint_t   legacy;
 
     tools = ngx_ai_get(src, "tools");
+    legacy = (cJSON_GetArraySize(tools) == 0);
+
+    if (legacy) {
+        tools = ngx_ai_get(src, "functions");      /* the legacy form */
+    }
+
     out = NULL;
 
     cJSON_ArrayForEach(tool, tools) {
 
-        type = ngx_ai_get(tool, "type");
-        fn = ngx_ai_get(tool, "function");
+        type = legacy ? NULL : ngx_ai_get(tool, "type");
+        fn = legacy ? tool : ngx_ai_get(tool, "function");
         name = ngx_ai_get(fn, "name");
 
         if (!cJSON_IsString(name) || (type && !ngx_ai_is(type, "function"))) {
@@ -825,7 +989,7 @@ ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
         return NGX_OK;                  /* tool_choice needs tools */
     }
 
-    choice = ngx_ai_get(src, "tool_choice");
+    choice = ngx_ai_get(src, legacy ? "function_call" : "tool_choice");
     parallel = ngx_ai_get(src, "parallel_tool_calls");
 
     tc = cJSON_CreateObject();
@@ -833,7 +997,8 @@ ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
         return NGX_ERROR;
     }
 
-    name = ngx_ai_get(ngx_ai_get(choice, "function"), "name");
+    name = legacy ? ngx_ai_get(choice, "name")
+                  : ngx_ai_get(ngx_ai_get(choice, "function"), "name");
 
     if (ngx_ai_is(choice, "none")) {
         return ngx_ai_json_add_ref(tc, "type", "none");

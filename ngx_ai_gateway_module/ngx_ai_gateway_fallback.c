@@ -7,8 +7,10 @@
  * its end, retry the same model after a backoff, move on to the next,
  * start a hedge in parallel when a call is slow to answer, or give up.
  * Of a streamed answer, the first call with something to say wins: the
- * client hears only it.  The core reaches it through
- * ngx_http_ai_fallback_strategy.
+ * client hears only it.  "n" > 1 on a provider that cannot answer it
+ * (its translator's choices is 0) is n calls at once, whose answers
+ * become one answer's choices (ngx_http_ai_choices_*).  The core reaches
+ * it through ngx_http_ai_fallback_strategy.
  */
 
 
@@ -21,8 +23,27 @@
 #define NGX_HTTP_AI_MAX_RETRY_WAIT  10000
 
 
+/* the n calls of one answer */
+struct ngx_http_ai_choices_s {
+    ngx_http_ai_attempt_t     **calls;
+    ngx_uint_t                  n;
+    ngx_http_ai_attempt_t      *failed;      /* the first that failed */
+    unsigned                    over:1;      /* failed: no answer */
+};
+
+
 static ngx_int_t ngx_http_ai_plan_add_name(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_str_t *name, ngx_uint_t must);
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *name, ngx_uint_t must,
+    ngx_ai_error_t *refusal);
+static ngx_int_t ngx_http_ai_plan_carry(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m, ngx_ai_error_t *refusal);
+static ngx_int_t ngx_http_ai_choices_start(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m,
+    ngx_http_ai_loc_conf_t *alcf);
+static ngx_int_t ngx_http_ai_choices_run(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_choices_answer(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_choices_t *g);
 static void ngx_http_ai_fallback_run(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_fallback_relay(ngx_http_ai_ctx_t *ctx,
@@ -287,8 +308,11 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t                name;
     ngx_int_t                rc;
     ngx_uint_t               i;
+    ngx_ai_error_t           refusal;
     ngx_http_ai_model_t     *m;
     ngx_http_ai_loc_conf_t  *alcf;
+
+    ngx_memzero(&refusal, sizeof(ngx_ai_error_t));
 
     if (ngx_http_ai_calls_init(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -315,9 +339,21 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_DECLINED;
     }
 
+    /*
+     * A model whose wire format cannot carry the request (logprobs on
+     * Anthropic ...): the requested one is a 400, one of the others is
+     * left out of the plan.
+     */
+
     rc = ngx_http_ai_plan_add_name(r, ctx, &ctx->chat.model,
                                    ctx->chat.models == NULL
-                                   && ctx->fallback == NULL);
+                                   && ctx->fallback == NULL, &refusal);
+
+    if (rc == NGX_ABORT) {
+        *err = refusal;
+        return NGX_DECLINED;
+    }
+
     if (rc != NGX_OK && rc != NGX_DECLINED) {
         goto unknown;
     }
@@ -327,7 +363,9 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             name.data = (u_char *) item->valuestring;
             name.len = ngx_strlen(item->valuestring);
 
-            if (ngx_http_ai_plan_add_name(r, ctx, &name, 1) != NGX_OK) {
+            rc = ngx_http_ai_plan_add_name(r, ctx, &name, 1, &refusal);
+
+            if (rc != NGX_OK && rc != NGX_ABORT) {
                 goto unknown;
             }
         }
@@ -336,7 +374,9 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         m = ctx->fallback->models.elts;
 
         for (i = 0; i < ctx->fallback->models.nelts; i++) {
-            if (ngx_http_ai_plan_add(ctx, &m[i]) != NGX_OK) {
+            if (ngx_http_ai_plan_carry(r, ctx, &m[i], &refusal)
+                == NGX_ERROR)
+            {
                 return NGX_ERROR;
             }
         }
@@ -351,6 +391,11 @@ ngx_http_ai_fallback_plan(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_DECLINED;
     }
 
+    if (refusal.status) {
+        *err = refusal;
+        return NGX_DECLINED;
+    }
+
 unknown:
 
     ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
@@ -362,11 +407,14 @@ unknown:
 }
 
 
-/* NGX_OK: added; NGX_DECLINED: not configured (an error when must) */
+/*
+ * NGX_OK: added; NGX_DECLINED: not configured (an error when must);
+ * NGX_ABORT: its wire format cannot carry the request (refusal says why)
+ */
 
 static ngx_int_t
 ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_str_t *name, ngx_uint_t must)
+    ngx_str_t *name, ngx_uint_t must, ngx_ai_error_t *refusal)
 {
     ngx_http_ai_model_t       m;
     ngx_http_ai_main_conf_t  *amcf;
@@ -379,7 +427,60 @@ ngx_http_ai_plan_add_name(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_http_ai_model_label(amcf, m.provider, name, &m.label);
 
-    return ngx_http_ai_plan_add(ctx, &m);
+    return ngx_http_ai_plan_carry(r, ctx, &m, refusal);
+}
+
+
+/*
+ * NGX_OK: in the plan; NGX_ABORT: left out, the first refusal kept: its
+ * wire format cannot carry the request, or "n" is more calls to it than
+ * ai_max_attempts allows.
+ */
+
+static ngx_int_t
+ngx_http_ai_plan_carry(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m, ngx_ai_error_t *refusal)
+{
+    ngx_ai_error_t           err;
+    ngx_ai_translator_t     *tr;
+    ngx_http_ai_loc_conf_t  *alcf;
+
+    tr = m->provider->translator;
+
+    if (tr->check && tr->check(&ctx->chat, &err) == NGX_DECLINED) {
+        if (refusal->status == 0) {
+            *refusal = err;
+        }
+
+        return NGX_ABORT;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    if (ctx->chat.n > alcf->max_attempts && !tr->choices) {
+        if (refusal->status) {
+            return NGX_ABORT;
+        }
+
+        ngx_ai_error_set(refusal, NGX_HTTP_BAD_REQUEST,
+                         "invalid_request_error", "n", "invalid_value", "");
+
+        refusal->message.data = ngx_pnalloc(r->pool, 160);
+        if (refusal->message.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        refusal->message.len = ngx_sprintf(refusal->message.data,
+                                  "Invalid value for 'n': %ui answers from "
+                                  "this provider are %ui calls, and this "
+                                  "route allows %ui (ai_max_attempts).",
+                                  ctx->chat.n, ctx->chat.n,
+                                  alcf->max_attempts)
+                               - refusal->message.data;
+        return NGX_ABORT;
+    }
+
+    return ngx_http_ai_plan_add(ctx, m);
 }
 
 
@@ -392,11 +493,32 @@ static void
 ngx_http_ai_fallback_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     ngx_uint_t               i, active;
-    ngx_http_ai_attempt_t  **calls, *a, *ok, *final;
+    ngx_http_ai_attempt_t  **calls, *a, *ok, *final, *last;
 
     if (ctx->finished) {
         return;
     }
+
+    if (ctx->choices && !ctx->choices->over) {
+        switch (ngx_http_ai_choices_run(r, ctx)) {
+
+        case NGX_OK:        /* answered */
+        case NGX_AGAIN:     /* calls still running */
+            return;
+
+        case NGX_ERROR:
+            ngx_http_ai_finalize(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+
+        default:            /* NGX_DECLINED: one of them failed */
+            break;
+        }
+    }
+
+    /* the call that decides what comes next: of n calls, the one failed */
+
+    last = (ctx->choices && ctx->choices->failed) ? ctx->choices->failed
+                                                  : ctx->attempt;
 
     calls = ctx->calls.elts;
     active = 0;
@@ -416,11 +538,11 @@ ngx_http_ai_fallback_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             return;
         }
 
-        if (a->outcome == NGX_HTTP_AI_OK && ok == NULL) {
+        if (a->outcome == NGX_HTTP_AI_OK && ok == NULL && !a->choice) {
             ok = a;
         }
 
-        if (a == ctx->attempt && a->outcome != NGX_HTTP_AI_OK
+        if (a == last && a->outcome != NGX_HTTP_AI_OK
             && a->outcome != NGX_HTTP_AI_ABORTED
             && !(ngx_http_ai_trigger(a->outcome)
                  & (ctx->fallback ? ctx->fallback->on
@@ -578,6 +700,10 @@ ngx_http_ai_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return ngx_http_ai_attempts_spent(r, ctx, alcf);
     }
 
+    if (ctx->chat.n > 1 && !m->provider->translator->choices) {
+        return ngx_http_ai_choices_start(r, ctx, m, alcf);
+    }
+
     rc = ngx_http_ai_attempt_start(ctx, m, NULL);
 
     if (rc != NGX_OK) {
@@ -607,6 +733,208 @@ ngx_http_ai_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
         ngx_add_timer(&ctx->hedge, fb->hedge);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "n" > 1 to a provider without "n": n calls of one answer each, at once.
+ * Each is a call as any other: the attempt hook counts every one past the
+ * request's first against the limits, ai_max_attempts bounds them all
+ * (the n calls start only when all n may be made), each is charged on
+ * its own.  No hedge, no retry of the same model: when one fails, the
+ * others are stopped and the plan goes on as after that call.
+ * NGX_OK: started; NGX_DECLINED: not all n may be made (ctx->refused).
+ */
+
+static ngx_int_t
+ngx_http_ai_choices_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_model_t *m, ngx_http_ai_loc_conf_t *alcf)
+{
+    ngx_int_t                 rc;
+    ngx_uint_t                i;
+    ngx_http_ai_attempt_t    *a;
+    ngx_http_ai_choices_t    *g;
+    ngx_http_ai_fallback_t   *fb;
+    ngx_ai_chat_request_t    *one;
+
+    if (ctx->attempts + ctx->chat.n > alcf->max_attempts) {
+        return ngx_http_ai_attempts_spent(r, ctx, alcf);
+    }
+
+    g = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_choices_t));
+    one = ngx_palloc(r->pool, sizeof(ngx_ai_chat_request_t));
+
+    if (g == NULL || one == NULL) {
+        return NGX_ERROR;
+    }
+
+    g->calls = ngx_pcalloc(r->pool,
+                           ctx->chat.n * sizeof(ngx_http_ai_attempt_t *));
+    if (g->calls == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* each call asks for one answer, and is estimated so by the limits */
+
+    *one = ctx->chat;
+    one->n = 1;
+
+    ctx->choices = g;
+    ctx->tries++;
+    fb = ctx->fallback;
+
+    for (i = 0; i < ctx->chat.n; i++) {
+        rc = ngx_http_ai_attempt_start(ctx, m, one);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            /* a limit has no room for all n: none of them answers */
+            g->over = 1;
+            ngx_http_ai_attempt_abort_others(ctx, NULL);
+            return NGX_DECLINED;
+        }
+
+        a = ctx->attempt;
+        a->choice = 1;
+        g->calls[g->n++] = a;
+
+        if (fb && fb->timeout) {
+            a->timer.handler = ngx_http_ai_attempt_timeout;
+            a->timer.data = a;
+            a->timer.log = r->connection->log;
+            ngx_add_timer(&a->timer, fb->timeout);
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai gateway: %ui calls to %V for n", g->n, &m->name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_AGAIN: calls still running; NGX_OK: every call answered, the
+ * answer is sent; NGX_DECLINED: one failed, the others are stopped.
+ */
+
+static ngx_int_t
+ngx_http_ai_choices_run(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t              i, running;
+    ngx_http_ai_attempt_t  *a;
+    ngx_http_ai_choices_t  *g;
+
+    g = ctx->choices;
+    running = 0;
+
+    for (i = 0; i < g->n; i++) {
+        a = g->calls[i];
+
+        if (!a->done) {
+            running++;
+            continue;
+        }
+
+        if (ngx_http_ai_attempt_settle(r, ctx, a) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (a->outcome != NGX_HTTP_AI_OK && g->failed == NULL) {
+            g->failed = a;
+        }
+    }
+
+    if (g->failed) {
+        g->over = 1;
+
+        for (i = 0; i < g->n; i++) {
+            a = g->calls[i];
+
+            if (!a->done) {
+                ngx_http_ai_attempt_abort(a, NGX_HTTP_AI_ABORTED);
+                (void) ngx_http_ai_attempt_settle(r, ctx, a);
+            }
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai gateway: %V failed one of %ui calls for n: %V",
+                      &g->failed->model, g->n, &g->failed->reason);
+
+        return NGX_DECLINED;
+    }
+
+    if (running) {
+        return NGX_AGAIN;
+    }
+
+    return ngx_http_ai_choices_answer(r, ctx, g);
+}
+
+
+/* the n answers as one: choices 0..n-1, usage summed */
+
+static ngx_int_t
+ngx_http_ai_choices_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_choices_t *g)
+{
+    ngx_int_t                rc;
+    ngx_str_t               *answers, body;
+    ngx_uint_t               i;
+    ngx_ai_usage_t           usage, *u;
+
+    answers = ngx_palloc(r->pool, g->n * sizeof(ngx_str_t));
+    if (answers == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&usage, sizeof(ngx_ai_usage_t));
+    usage.known = 1;
+
+    for (i = 0; i < g->n; i++) {
+        answers[i] = g->calls[i]->answer.body;
+        u = &g->calls[i]->answer.usage;
+
+        if (!u->known) {
+            usage.known = 0;
+        }
+
+        usage.prompt_tokens += u->prompt_tokens;
+        usage.completion_tokens += u->completion_tokens;
+        usage.cached_tokens += u->cached_tokens;
+        usage.cache_creation_tokens += u->cache_creation_tokens;
+        usage.reasoning_tokens += u->reasoning_tokens;
+    }
+
+    ctx->winner = g->calls[0];
+    ctx->model = g->calls[0]->model;
+
+    if (r->connection->error) {
+        ngx_http_ai_finalize(r, ctx, NGX_ERROR);
+        return NGX_OK;
+    }
+
+    rc = ngx_ai_chat_completion_merge(r->pool, answers, g->n, &usage, &body);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* the answers were judged valid one by one: not expected */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ai gateway: the %ui answers of %V do not merge",
+                      g->n, &ctx->model);
+        return NGX_ERROR;
+    }
+
+    ngx_http_ai_finalize(r, ctx,
+                         ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body));
 
     return NGX_OK;
 }
@@ -719,6 +1047,10 @@ ngx_http_ai_hedge_handler(ngx_event_t *ev)
     }
 
     plan = ctx->plan.elts;
+
+    if (ctx->chat.n > 1 && !plan[ctx->next].provider->translator->choices) {
+        return;         /* n calls are no hedge: the next model waits */
+    }
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "ai gateway: %V silent for %M ms, hedging with %V",

@@ -56,6 +56,10 @@ static ngx_int_t ngx_ai_gemini_file_part(ngx_pool_t *pool, cJSON *part,
 static cJSON *ngx_ai_gemini_inline(ngx_pool_t *pool, ngx_str_t *type,
     const char *data);
 static const char *ngx_ai_gemini_mime(const char *url);
+static ngx_int_t ngx_ai_gemini_check(ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_gemini_function_call(ngx_ai_gemini_conv_t *cv,
+    cJSON *name, cJSON *args);
 static ngx_int_t ngx_ai_gemini_tool_calls(ngx_ai_gemini_conv_t *cv,
     cJSON *calls);
 static ngx_int_t ngx_ai_gemini_tool_result(ngx_pool_t *pool,
@@ -108,8 +112,42 @@ ngx_ai_translator_t  ngx_ai_gemini_translator = {
     ngx_ai_gemini_embed_request,
     ngx_ai_gemini_embed_response,
     ngx_ai_gemini_count_request,
-    ngx_ai_gemini_count_response
+    ngx_ai_gemini_count_response,
+    ngx_ai_gemini_check,
+    0
 };
+
+
+/*
+ * What generateContent is not asked for here: token log probabilities
+ * (Gemini's responseLogprobs answers in its own form, not translated),
+ * and n > 1 in a stream (n > 1 whole answers are n calls, made by the
+ * strategy, rather than candidateCount, which not every Gemini model
+ * takes).
+ */
+
+static ngx_int_t
+ngx_ai_gemini_check(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    if (req->logprobs) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
+                         "unsupported_parameter", "Unsupported parameter: "
+                         "'logprobs' is not supported by this model's "
+                         "provider (Gemini).");
+        return NGX_DECLINED;
+    }
+
+    if (req->stream && req->n > 1) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
+                         "unsupported_value", "Unsupported value: 'n' "
+                         "above 1 with 'stream': true is not supported by "
+                         "this model's provider (Gemini); ask without "
+                         "streaming.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
 
 
 /*
@@ -210,6 +248,7 @@ ngx_ai_gemini_contents(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 {
     char                  *s;
     cJSON                 *messages, *msg, *role, *content, *si, *parts;
+    cJSON                 *call;
     const char            *r;
     ngx_ai_buf_t           sys;
     ngx_ai_gemini_conv_t   cv;
@@ -248,10 +287,18 @@ ngx_ai_gemini_contents(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         }
 
         if (ngx_strcmp(r, "assistant") == 0) {
+            call = ngx_ai_get(msg, "function_call");
+
             if (ngx_ai_gemini_content(pool, &cv, "model", content) != NGX_OK
                 || ngx_ai_gemini_tool_calls(&cv, ngx_ai_get(msg,
                                                             "tool_calls"))
-                   != NGX_OK)
+                   != NGX_OK
+                || (cJSON_IsObject(call)
+                    && ngx_ai_gemini_function_call(&cv,
+                                                   ngx_ai_get(call, "name"),
+                                                   ngx_ai_get(call,
+                                                              "arguments"))
+                       != NGX_OK))
             {
                 return NGX_ERROR;
             }
@@ -608,47 +655,64 @@ ngx_ai_gemini_mime(const char *url)
 static ngx_int_t
 ngx_ai_gemini_tool_calls(ngx_ai_gemini_conv_t *cv, cJSON *calls)
 {
-    cJSON  *call, *fn, *name, *args, *part, *fc;
+    cJSON  *call, *fn;
 
     cJSON_ArrayForEach(call, calls) {
 
         fn = ngx_ai_get(call, "function");
-        name = ngx_ai_get(fn, "name");
-        args = ngx_ai_get(fn, "arguments");
 
-        if (!cJSON_IsString(name)) {
-            continue;
-        }
-
-        part = cJSON_CreateObject();
-        fc = cJSON_CreateObject();
-
-        if (ngx_ai_json_add(part, "functionCall", fc) != NGX_OK
-            || ngx_ai_json_add_ref(fc, "name", name->valuestring) != NGX_OK
-            || ngx_ai_json_add(fc, "args", ngx_ai_json_parse_args(
-                                   cJSON_IsString(args) ? args->valuestring
-                                                        : NULL))
-               != NGX_OK)
+        if (ngx_ai_gemini_function_call(cv, ngx_ai_get(fn, "name"),
+                                        ngx_ai_get(fn, "arguments"))
+            != NGX_OK)
         {
-            cJSON_Delete(part);
             return NGX_ERROR;
         }
+    }
 
-        if (ngx_ai_gemini_add(cv, "model", part) != NGX_OK) {
+    return NGX_OK;
+}
+
+
+/* one call (a tool call, or the legacy "function_call") -> functionCall */
+
+static ngx_int_t
+ngx_ai_gemini_function_call(ngx_ai_gemini_conv_t *cv, cJSON *name,
+    cJSON *args)
+{
+    cJSON  *part, *fc;
+
+    if (!cJSON_IsString(name)) {
+        return NGX_OK;
+    }
+
+    part = cJSON_CreateObject();
+    fc = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(part, "functionCall", fc) != NGX_OK
+        || ngx_ai_json_add_ref(fc, "name", name->valuestring) != NGX_OK
+        || ngx_ai_json_add(fc, "args", ngx_ai_json_parse_args(
+                               cJSON_IsString(args) ? args->valuestring
+                                                    : NULL))
+           != NGX_OK)
+    {
+        cJSON_Delete(part);
+        return NGX_ERROR;
+    }
+
+    if (ngx_ai_gemini_add(cv, "model", part) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* only the first call of a turn carries the signature */
+
+    if (!cv->signed_call) {
+        cv->signed_call = 1;
+
+        if (ngx_ai_json_add_ref(part, "thoughtSignature",
+                                NGX_AI_GEMINI_SIGNATURE)
+            != NGX_OK)
+        {
             return NGX_ERROR;
-        }
-
-        /* only the first call of a turn carries the signature */
-
-        if (!cv->signed_call) {
-            cv->signed_call = 1;
-
-            if (ngx_ai_json_add_ref(part, "thoughtSignature",
-                                    NGX_AI_GEMINI_SIGNATURE)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
         }
     }
 
@@ -881,15 +945,23 @@ static ngx_int_t
 ngx_ai_gemini_tools(cJSON *src, cJSON *root)
 {
     cJSON       *tool, *type, *fn, *name, *desc, *params, *decls, *d, *t;
-    cJSON       *choice, *tc, *fcc, *allowed;
+    cJSON       *choice, *tc, *fcc, *allowed, *tools;
+    ngx_uint_t   legacy;
     const char  *mode;
 
     decls = NULL;
 
-    cJSON_ArrayForEach(tool, ngx_ai_get(src, "tools")) {
+    tools = ngx_ai_get(src, "tools");
+    legacy = (cJSON_GetArraySize(tools) == 0);
 
-        type = ngx_ai_get(tool, "type");
-        fn = ngx_ai_get(tool, "function");
+    if (legacy) {
+        tools = ngx_ai_get(src, "functions");      /* the legacy form */
+    }
+
+    cJSON_ArrayForEach(tool, tools) {
+
+        type = legacy ? NULL : ngx_ai_get(tool, "type");
+        fn = legacy ? tool : ngx_ai_get(tool, "function");
         name = ngx_ai_get(fn, "name");
 
         if (!cJSON_IsString(name) || (type && !ngx_ai_is(type, "function"))) {
@@ -946,13 +1018,14 @@ ngx_ai_gemini_tools(cJSON *src, cJSON *root)
         }
     }
 
-    choice = ngx_ai_get(src, "tool_choice");
+    choice = ngx_ai_get(src, legacy ? "function_call" : "tool_choice");
 
     if (decls == NULL || choice == NULL || cJSON_IsNull(choice)) {
         return NGX_OK;
     }
 
-    name = ngx_ai_get(ngx_ai_get(choice, "function"), "name");
+    name = legacy ? ngx_ai_get(choice, "name")
+                  : ngx_ai_get(ngx_ai_get(choice, "function"), "name");
 
     if (ngx_ai_is(choice, "none")) {
         mode = "NONE";

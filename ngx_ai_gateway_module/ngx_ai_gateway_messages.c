@@ -303,10 +303,11 @@ ngx_ai_messages_convert(ngx_pool_t *pool, u_char *body, size_t len,
                                            "should be a valid list");
         }
 
-        if (cJSON_GetArraySize(item) > 4) {
-            return ngx_ai_messages_invalid(&cv, "stop_sequences: the "
-                                           "gateway takes at most 4 stop "
-                                           "sequences");
+        /* as many as the provider takes: its own limit decides */
+
+        if (cJSON_GetArraySize(item) > NGX_AI_MAX_STOP) {
+            return ngx_ai_messages_invalid(&cv, "stop_sequences: more than "
+                                           "1024 stop sequences");
         }
 
         if (cJSON_GetArraySize(item)

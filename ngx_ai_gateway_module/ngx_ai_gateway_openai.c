@@ -7,12 +7,25 @@
  * "model"; answers come back as they are, after a check that they are real
  * answers and with their usage read.  Streams always ask the provider for
  * usage; the extra usage chunk is dropped when the client did not ask.
+ * OpenAI's reasoning models get "max_completion_tokens" and the
+ * "developer" role for what the client sent as "max_tokens" and "system"
+ * (ngx_ai_openai_reasoning()).
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_ai_gateway_pure.h"
+
+
+/* what a reasoning model's call changed in the client's tree */
+typedef struct {
+    cJSON                      *max_tokens;  /* detached, put back */
+    cJSON                     **roles;       /* "system" -> "developer" */
+    char                      **names;       /* ... their own strings */
+    ngx_uint_t                  nroles;
+    unsigned                    added:1;     /* max_completion_tokens */
+} ngx_ai_openai_renamed_t;
 
 
 static ngx_int_t ngx_ai_openai_request(ngx_pool_t *pool,
@@ -33,6 +46,11 @@ static ngx_int_t ngx_ai_openai_embed_request(ngx_pool_t *pool,
 static ngx_int_t ngx_ai_openai_embed_response(ngx_pool_t *pool,
     ngx_ai_chat_request_t *req, u_char *body, size_t len,
     ngx_ai_response_t *out, ngx_ai_error_t *err);
+static ngx_uint_t ngx_ai_openai_reasoning(ngx_str_t *model);
+static ngx_uint_t ngx_ai_openai_legacy_fields(cJSON *root);
+static ngx_int_t ngx_ai_openai_rename(ngx_pool_t *pool, cJSON *root,
+    ngx_ai_openai_renamed_t *rn);
+static void ngx_ai_openai_restore(cJSON *root, ngx_ai_openai_renamed_t *rn);
 
 
 ngx_ai_translator_t  ngx_ai_openai_translator = {
@@ -46,7 +64,9 @@ ngx_ai_translator_t  ngx_ai_openai_translator = {
     ngx_ai_openai_embed_request,
     ngx_ai_openai_embed_response,
     NULL,                                  /* no count_tokens endpoint */
-    NULL
+    NULL,
+    NULL,
+    1
 };
 
 
@@ -55,16 +75,22 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     ngx_ai_upstream_request_t *out)
 {
     cJSON      *root, *model, *models, *opts, *usage, *upstream_model;
-    cJSON      *null_opts, *stream, *stream_opts;
-    ngx_int_t   rc;
-    ngx_uint_t  added_opts;
+    cJSON                    *null_opts, *stream, *stream_opts;
+    ngx_int_t                 rc;
+    ngx_uint_t                added_opts, rename;
+    ngx_ai_openai_renamed_t   rn;
+
+    rename = ngx_ai_openai_reasoning(&req->upstream_model)
+             && ngx_ai_openai_legacy_fields(req->json);
 
     /* the client's own bytes, edited where needed: no print of the tree */
 
-    rc = ngx_ai_openai_splice(pool, req, out);
+    if (!rename) {
+        rc = ngx_ai_openai_splice(pool, req, out);
 
-    if (rc != NGX_DECLINED) {
-        return rc;
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     /*
@@ -107,6 +133,15 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     cJSON_AddItemToObject(root, "model", upstream_model);
 
+    ngx_memzero(&rn, sizeof(ngx_ai_openai_renamed_t));
+
+    if (rename && ngx_ai_openai_rename(pool, root, &rn) != NGX_OK) {
+        ngx_ai_openai_restore(root, &rn);
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
+        rc = NGX_ERROR;
+        goto restore;
+    }
+
     opts = NULL;
     usage = NULL;
     added_opts = 0;
@@ -135,6 +170,8 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     }
 
     rc = ngx_ai_json_print(pool, root, &out->body);
+
+    ngx_ai_openai_restore(root, &rn);
 
     if (opts) {
         cJSON_DeleteItemFromObjectCaseSensitive(opts, "include_usage");
@@ -177,6 +214,159 @@ restore:
     ngx_str_set(&out->path, "/v1/chat/completions");
 
     return rc;
+}
+
+
+/*
+ * OpenAI's reasoning models refuse "max_tokens" and take "system" only as
+ * "developer"; a client that sends "openai/o3-mini" cannot know it names
+ * one.  The rule: the upstream model's last path segment starts with
+ * "o1", "o3" or "o4" followed by its end or '-', or with "gpt-5"
+ * followed by its end, '-' or '.'.
+ */
+
+static ngx_uint_t
+ngx_ai_openai_reasoning(ngx_str_t *model)
+{
+    u_char  *p, *last, *slash;
+    size_t   len;
+
+    p = model->data;
+    last = p + model->len;
+
+    while ((slash = ngx_strlchr(p, last, '/')) != NULL) {
+        p = slash + 1;
+    }
+
+    len = last - p;
+
+    if (len >= 2 && p[0] == 'o' && (p[1] == '1' || p[1] == '3'
+                                    || p[1] == '4'))
+    {
+        return len == 2 || p[2] == '-';
+    }
+
+    if (len >= 5 && ngx_strncmp(p, "gpt-5", 5) == 0) {
+        return len == 5 || p[5] == '-' || p[5] == '.';
+    }
+
+    return 0;
+}
+
+
+/* the request has "max_tokens" or a "system" message */
+
+static ngx_uint_t
+ngx_ai_openai_legacy_fields(cJSON *root)
+{
+    cJSON  *item, *msg, *role;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
+
+    if (item && !cJSON_IsNull(item)) {
+        return 1;
+    }
+
+    cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(root,
+                                                             "messages"))
+    {
+        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+
+        if (cJSON_IsString(role)
+            && ngx_strcmp(role->valuestring, "system") == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * "max_tokens" becomes "max_completion_tokens" (unless the client gave
+ * that too: it wins, as it does for OpenAI) and every "system" role
+ * "developer", in the client's tree, for one print; undone by
+ * ngx_ai_openai_restore().
+ */
+
+static ngx_int_t
+ngx_ai_openai_rename(ngx_pool_t *pool, cJSON *root,
+    ngx_ai_openai_renamed_t *rn)
+{
+    cJSON       *msg, *role, *messages;
+    ngx_uint_t   n;
+
+    rn->max_tokens = cJSON_DetachItemFromObjectCaseSensitive(root,
+                                                             "max_tokens");
+
+    if (cJSON_IsNumber(rn->max_tokens)
+        && cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens")
+           == NULL)
+    {
+        if (ngx_ai_json_add(root, "max_completion_tokens",
+                            cJSON_CreateNumber(rn->max_tokens->valuedouble))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rn->added = 1;
+    }
+
+    messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    n = cJSON_GetArraySize(messages);
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    rn->roles = ngx_palloc(pool, n * sizeof(cJSON *));
+    rn->names = ngx_palloc(pool, n * sizeof(char *));
+
+    if (rn->roles == NULL || rn->names == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(msg, messages) {
+        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+
+        if (!cJSON_IsString(role)
+            || ngx_strcmp(role->valuestring, "system") != 0)
+        {
+            continue;
+        }
+
+        rn->roles[rn->nroles] = role;
+        rn->names[rn->nroles++] = role->valuestring;
+        role->valuestring = (char *) "developer";
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_ai_openai_restore(cJSON *root, ngx_ai_openai_renamed_t *rn)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < rn->nroles; i++) {
+        rn->roles[i]->valuestring = rn->names[i];
+    }
+
+    rn->nroles = 0;
+
+    if (rn->added) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root,
+                                                "max_completion_tokens");
+        rn->added = 0;
+    }
+
+    if (rn->max_tokens) {
+        cJSON_AddItemToObject(root, "max_tokens", rn->max_tokens);
+        rn->max_tokens = NULL;
+    }
 }
 
 

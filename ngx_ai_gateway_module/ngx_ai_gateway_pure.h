@@ -29,6 +29,9 @@
 #define NGX_AI_MAX_MODEL_LEN        256
 #define NGX_AI_MAX_SSE_EVENT        (1024 * 1024)
 #define NGX_AI_MAX_N                128        /* answers per request */
+#define NGX_AI_MAX_STOP             1024       /* stop sequences; the
+                                                  provider's own limit
+                                                  decides below it */
 
 
 /* a growable byte buffer allocated from a pool */
@@ -92,6 +95,7 @@ typedef struct {
     unsigned                    has_tools:1;
     ngx_uint_t                  op;        /* NGX_AI_OP_EMBED or
                                               NGX_AI_OP_COUNT; 0: chat */
+    unsigned                    logprobs:1;      /* "logprobs": true */
 } ngx_ai_chat_request_t;
 
 
@@ -210,6 +214,14 @@ typedef struct {
                                   ngx_ai_chat_request_t *req, u_char *body,
                                   size_t len, ngx_ai_response_t *out,
                                   ngx_ai_error_t *err);
+    /* what the wire format cannot carry: NGX_DECLINED, err is the 400;
+     * NULL: it carries everything the validation let through */
+    ngx_int_t                 (*check)(ngx_ai_chat_request_t *req,
+                                  ngx_ai_error_t *err);
+
+    /* 1: it answers "n" > 1 itself; 0: n calls are made, one answer
+     * each (the fallback strategy's choices) */
+    ngx_uint_t                  choices;
 } ngx_ai_translator_t;
 
 
@@ -339,6 +351,8 @@ ngx_int_t ngx_ai_data_url_parse(const u_char *url, size_t len,
 ngx_int_t ngx_ai_buf_append_tool_call(ngx_ai_buf_t *b, ngx_str_t *id,
     ngx_str_t *name, ngx_str_t *args);
 ngx_int_t ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data);
+ngx_int_t ngx_ai_chat_completion_merge(ngx_pool_t *pool, ngx_str_t *answers,
+    ngx_uint_t n, ngx_ai_usage_t *usage, ngx_str_t *out);
 
 /* ngx_ai_gateway_judge.c: fusion's prompts, verdicts and votes */
 #define NGX_AI_FUSION_BEST_OF       0

@@ -13,10 +13,20 @@
 #include "ngx_ai_gateway_pure.h"
 
 
-static ngx_int_t ngx_ai_request_messages(cJSON *messages, size_t *bytes,
+static ngx_int_t ngx_ai_request_messages(ngx_pool_t *pool, cJSON *messages,
+    size_t *bytes, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_message(ngx_pool_t *pool, cJSON *msg,
+    ngx_uint_t i, size_t *bytes, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_content(ngx_pool_t *pool, cJSON *content,
+    ngx_uint_t i, size_t *bytes, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_call(ngx_pool_t *pool, cJSON *call,
+    ngx_uint_t i, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_functions(ngx_pool_t *pool, cJSON *root,
+    const char *name, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_choice(cJSON *root, const char *name,
     ngx_ai_error_t *err);
-static ngx_int_t ngx_ai_request_content(cJSON *content, size_t *bytes,
-    ngx_ai_error_t *err);
+static const char *ngx_ai_request_path(ngx_pool_t *pool, const char *list,
+    ngx_uint_t i, const char *field, ngx_int_t j, const char *sub);
 static ngx_int_t ngx_ai_request_model(cJSON *item, const char *param,
     ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_number(cJSON *root, const char *name,
@@ -25,7 +35,8 @@ static ngx_int_t ngx_ai_request_max_tokens(cJSON *root, const char *name,
     ngx_int_t *value, ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_n(cJSON *root, ngx_uint_t *n,
     ngx_ai_error_t *err);
-static ngx_int_t ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_request_stop(ngx_pool_t *pool, cJSON *stop,
+    ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_request_unique(cJSON *obj, const char **names,
     ngx_ai_error_t *err);
 
@@ -43,7 +54,7 @@ static const char  *ngx_ai_request_members[] = {
     "tools", "tool_choice", "parallel_tool_calls", "user", "seed",
     "response_format", "n", "reasoning_effort", "prediction", "metadata",
     "store", "service_tier", "logprobs", "top_logprobs", "modalities",
-    "audio", NULL
+    "audio", "functions", "function_call", NULL
 };
 
 static const char  *ngx_ai_request_stream_options[] = {
@@ -194,7 +205,7 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
         return NGX_DECLINED;
     }
 
-    rc = ngx_ai_request_messages(item, &req->prompt_bytes, err);
+    rc = ngx_ai_request_messages(pool, item, &req->prompt_bytes, err);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -259,25 +270,217 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
 
     item = cJSON_GetObjectItemCaseSensitive(root, "stop");
 
-    if (item && ngx_ai_request_stop(item, err) != NGX_OK) {
+    if (item && ngx_ai_request_stop(pool, item, err) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    /* tools are forwarded as they are; fusion needs to know of them */
+    item = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+
+    if (item && !cJSON_IsNull(item) && !cJSON_IsBool(item)) {
+        ngx_ai_wrong_type(err, "logprobs", "Invalid type for 'logprobs': "
+                          "expected a boolean.");
+        return NGX_DECLINED;
+    }
+
+    req->logprobs = cJSON_IsTrue(item) ? 1 : 0;
+
+    if (ngx_ai_request_number(root, "top_logprobs", 0, 20, err) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * tools (and the legacy "functions") are forwarded or translated;
+     * fusion needs to know of them
+     */
+
+    if (ngx_ai_request_functions(pool, root, "tools", err) != NGX_OK
+        || ngx_ai_request_functions(pool, root, "functions", err) != NGX_OK
+        || ngx_ai_request_choice(root, "function_call", err) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
 
     item = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    req->has_tools = cJSON_GetArraySize(item) > 0;
 
-    if (item && !cJSON_IsNull(item)) {
-        if (!cJSON_IsArray(item)) {
-            ngx_ai_wrong_type(err, "tools", "Invalid type for 'tools': "
-                              "expected an array.");
-            return NGX_DECLINED;
-        }
+    item = cJSON_GetObjectItemCaseSensitive(root, "functions");
 
-        req->has_tools = cJSON_GetArraySize(item) > 0;
+    if (cJSON_GetArraySize(item) > 0) {
+        req->has_tools = 1;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * "tools" [{type: "function", function: {name, description, parameters}}]
+ * or the legacy "functions" [{name, description, parameters}]: each entry
+ * an object with a name, errors naming the entry as OpenAI does
+ * ("tools[0].function.name").
+ */
+
+static ngx_int_t
+ngx_ai_request_functions(ngx_pool_t *pool, cJSON *root, const char *name,
+    ngx_ai_error_t *err)
+{
+    cJSON       *list, *tool, *type, *fn, *fname, *params;
+    ngx_uint_t   i, legacy;
+    const char  *sub;
+
+    list = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (list == NULL || cJSON_IsNull(list)) {
+        return NGX_OK;
+    }
+
+    legacy = (name[0] == 'f');
+
+    if (!cJSON_IsArray(list)) {
+        ngx_ai_wrong_type(err, name, legacy ? "Invalid type for 'functions':"
+                          " expected an array." : "Invalid type for 'tools': "
+                          "expected an array.");
+        return NGX_DECLINED;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(tool, list) {
+
+        if (!cJSON_IsObject(tool)) {
+            ngx_ai_wrong_type(err, ngx_ai_request_path(pool, name, i, NULL,
+                                                       -1, NULL),
+                              "Invalid type: expected an object.");
+            return NGX_DECLINED;
+        }
+
+        fn = tool;
+        sub = "";
+
+        if (!legacy) {
+            type = cJSON_GetObjectItemCaseSensitive(tool, "type");
+
+            if (type && !cJSON_IsString(type)) {
+                ngx_ai_wrong_type(err, ngx_ai_request_path(pool, name, i,
+                                                           ".type", -1, NULL),
+                                  "Invalid type: expected a string.");
+                return NGX_DECLINED;
+            }
+
+            if (type && ngx_strcmp(type->valuestring, "function") != 0) {
+                i++;
+                continue;           /* other tool types go on as they are */
+            }
+
+            fn = cJSON_GetObjectItemCaseSensitive(tool, "function");
+            sub = ".function";
+
+            if (!cJSON_IsObject(fn)) {
+                ngx_ai_missing(err, ngx_ai_request_path(pool, name, i, sub,
+                                                        -1, NULL),
+                               "A function tool needs a 'function' object.");
+                return NGX_DECLINED;
+            }
+        }
+
+        fname = cJSON_GetObjectItemCaseSensitive(fn, "name");
+
+        if (!cJSON_IsString(fname) || fname->valuestring[0] == '\0') {
+            ngx_ai_missing(err, ngx_ai_request_path(pool, name, i, sub, -1,
+                                                    ".name"),
+                           "A function needs a 'name' string.");
+            return NGX_DECLINED;
+        }
+
+        params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+
+        if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params)) {
+            ngx_ai_wrong_type(err, ngx_ai_request_path(pool, name, i, sub, -1,
+                                                       ".parameters"),
+                              "Invalid type: 'parameters' must be a JSON "
+                              "Schema object.");
+            return NGX_DECLINED;
+        }
+
+        i++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the legacy "function_call": "none", "auto" or {"name": ...} */
+
+static ngx_int_t
+ngx_ai_request_choice(cJSON *root, const char *name, ngx_ai_error_t *err)
+{
+    cJSON  *item, *fname;
+
+    item = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return NGX_OK;
+    }
+
+    if (cJSON_IsString(item)) {
+        if (ngx_strcmp(item->valuestring, "none") == 0
+            || ngx_strcmp(item->valuestring, "auto") == 0)
+        {
+            return NGX_OK;
+        }
+
+        ngx_ai_invalid(err, name, "Invalid 'function_call': expected "
+                       "\"none\", \"auto\" or {\"name\": ...}.");
+        return NGX_DECLINED;
+    }
+
+    fname = cJSON_GetObjectItemCaseSensitive(item, "name");
+
+    if (!cJSON_IsObject(item) || !cJSON_IsString(fname)) {
+        ngx_ai_wrong_type(err, name, "Invalid 'function_call': expected "
+                          "\"none\", \"auto\" or {\"name\": ...}.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The name of a field inside a list, as OpenAI's errors give it:
+ * list[i]field, or list[i]field[j]sub; the list's own name when the
+ * pool is out of memory.
+ */
+
+static const char *
+ngx_ai_request_path(ngx_pool_t *pool, const char *list, ngx_uint_t i,
+    const char *field, ngx_int_t j, const char *sub)
+{
+    ngx_ai_buf_t  b;
+
+    if (ngx_ai_buf_init(&b, pool, 64) != NGX_OK
+        || ngx_ai_buf_append_str(&b, list) != NGX_OK
+        || ngx_ai_buf_append(&b, "[", 1) != NGX_OK
+        || ngx_ai_buf_append_uint(&b, i) != NGX_OK
+        || ngx_ai_buf_append(&b, "]", 1) != NGX_OK
+        || (field && ngx_ai_buf_append_str(&b, field) != NGX_OK))
+    {
+        return list;
+    }
+
+    if (j >= 0
+        && (ngx_ai_buf_append(&b, "[", 1) != NGX_OK
+            || ngx_ai_buf_append_uint(&b, (uint64_t) j) != NGX_OK
+            || ngx_ai_buf_append(&b, "]", 1) != NGX_OK))
+    {
+        return list;
+    }
+
+    if (sub && ngx_ai_buf_append_str(&b, sub) != NGX_OK) {
+        return list;
+    }
+
+    return ngx_ai_buf_cstr(&b) ? (const char *) b.data : list;
 }
 
 
@@ -422,10 +625,12 @@ ngx_ai_request_bytes(ngx_pool_t *pool, u_char *body,
 
 
 static ngx_int_t
-ngx_ai_request_messages(cJSON *messages, size_t *bytes, ngx_ai_error_t *err)
+ngx_ai_request_messages(ngx_pool_t *pool, cJSON *messages, size_t *bytes,
+    ngx_ai_error_t *err)
 {
-    cJSON       *msg, *role, *content, *calls;
-    const char  *r;
+    cJSON       *msg;
+    ngx_int_t    rc;
+    ngx_uint_t   i;
 
     if (!cJSON_IsArray(messages)) {
         ngx_ai_wrong_type(err, "messages", "Invalid type for 'messages': "
@@ -439,53 +644,13 @@ ngx_ai_request_messages(cJSON *messages, size_t *bytes, ngx_ai_error_t *err)
         return NGX_DECLINED;
     }
 
+    i = 0;
+
     cJSON_ArrayForEach(msg, messages) {
+        rc = ngx_ai_request_message(pool, msg, i++, bytes, err);
 
-        if (!cJSON_IsObject(msg)) {
-            ngx_ai_wrong_type(err, "messages", "Invalid type for "
-                              "'messages[]': expected an object.");
-            return NGX_DECLINED;
-        }
-
-        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
-
-        if (!cJSON_IsString(role)) {
-            ngx_ai_missing(err, "messages", "Each message needs a 'role' "
-                           "string.");
-            return NGX_DECLINED;
-        }
-
-        r = role->valuestring;
-
-        if (ngx_strcmp(r, "system") != 0
-            && ngx_strcmp(r, "developer") != 0
-            && ngx_strcmp(r, "user") != 0
-            && ngx_strcmp(r, "assistant") != 0
-            && ngx_strcmp(r, "tool") != 0
-            && ngx_strcmp(r, "function") != 0)
-        {
-            ngx_ai_invalid(err, "messages", "Invalid 'messages[].role': "
-                           "expected one of system, developer, user, "
-                           "assistant, tool.");
-            return NGX_DECLINED;
-        }
-
-        content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-
-        if (content == NULL || cJSON_IsNull(content)) {
-            calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
-
-            if (ngx_strcmp(r, "assistant") == 0 && cJSON_IsArray(calls)) {
-                continue;
-            }
-
-            ngx_ai_missing(err, "messages", "Each message needs 'content' "
-                           "(a string or an array of content parts).");
-            return NGX_DECLINED;
-        }
-
-        if (ngx_ai_request_content(content, bytes, err) != NGX_OK) {
-            return NGX_DECLINED;
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -493,10 +658,154 @@ ngx_ai_request_messages(cJSON *messages, size_t *bytes, ngx_ai_error_t *err)
 }
 
 
+/*
+ * One message.  What real providers take, the gateway takes: an assistant
+ * message with "content": null and "tool_calls" or the legacy
+ * "function_call", and the legacy "function" role (its "name" says which
+ * function answered).
+ */
+
 static ngx_int_t
-ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
+ngx_ai_request_message(ngx_pool_t *pool, cJSON *msg, ngx_uint_t i,
+    size_t *bytes, ngx_ai_error_t *err)
+{
+    cJSON       *role, *content, *calls, *call, *name;
+    ngx_uint_t   assistant, function;
+    const char  *r;
+
+    if (!cJSON_IsObject(msg)) {
+        ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i, NULL,
+                                                   -1, NULL),
+                          "Invalid type for 'messages[]': expected an "
+                          "object.");
+        return NGX_DECLINED;
+    }
+
+    role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+
+    if (!cJSON_IsString(role)) {
+        ngx_ai_missing(err, ngx_ai_request_path(pool, "messages", i, ".role",
+                                                -1, NULL),
+                       "Each message needs a 'role' string.");
+        return NGX_DECLINED;
+    }
+
+    r = role->valuestring;
+
+    if (ngx_strcmp(r, "system") != 0
+        && ngx_strcmp(r, "developer") != 0
+        && ngx_strcmp(r, "user") != 0
+        && ngx_strcmp(r, "assistant") != 0
+        && ngx_strcmp(r, "tool") != 0
+        && ngx_strcmp(r, "function") != 0)
+    {
+        ngx_ai_invalid(err, ngx_ai_request_path(pool, "messages", i, ".role",
+                                                -1, NULL),
+                       "Invalid 'messages[].role': expected one of system, "
+                       "developer, user, assistant, tool, function.");
+        return NGX_DECLINED;
+    }
+
+    assistant = (ngx_strcmp(r, "assistant") == 0);
+    function = (ngx_strcmp(r, "function") == 0);
+
+    calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    call = cJSON_GetObjectItemCaseSensitive(msg, "function_call");
+
+    if (calls && !cJSON_IsNull(calls) && !cJSON_IsArray(calls)) {
+        ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i,
+                                                   ".tool_calls", -1, NULL),
+                          "Invalid type for 'tool_calls': expected an "
+                          "array.");
+        return NGX_DECLINED;
+    }
+
+    if (call && !cJSON_IsNull(call)
+        && ngx_ai_request_call(pool, call, i, err) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (function) {
+        name = cJSON_GetObjectItemCaseSensitive(msg, "name");
+
+        if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+            ngx_ai_missing(err, ngx_ai_request_path(pool, "messages", i,
+                                                    ".name", -1, NULL),
+                           "A 'function' message needs the 'name' of the "
+                           "function that answered.");
+            return NGX_DECLINED;
+        }
+    }
+
+    content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+
+    if (content == NULL || cJSON_IsNull(content)) {
+
+        if (function
+            || (assistant && (cJSON_IsArray(calls) || cJSON_IsObject(call))))
+        {
+            return NGX_OK;
+        }
+
+        ngx_ai_missing(err, ngx_ai_request_path(pool, "messages", i,
+                                                ".content", -1, NULL),
+                       "Each message needs 'content' (a string or an array "
+                       "of content parts).");
+        return NGX_DECLINED;
+    }
+
+    return ngx_ai_request_content(pool, content, i, bytes, err);
+}
+
+
+/* an assistant's legacy "function_call": {name, arguments} */
+
+static ngx_int_t
+ngx_ai_request_call(ngx_pool_t *pool, cJSON *call, ngx_uint_t i,
+    ngx_ai_error_t *err)
+{
+    cJSON  *name, *args;
+
+    if (!cJSON_IsObject(call)) {
+        ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i,
+                                                   ".function_call", -1,
+                                                   NULL),
+                          "Invalid type for 'function_call': expected an "
+                          "object with 'name' and 'arguments'.");
+        return NGX_DECLINED;
+    }
+
+    name = cJSON_GetObjectItemCaseSensitive(call, "name");
+    args = cJSON_GetObjectItemCaseSensitive(call, "arguments");
+
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+        ngx_ai_missing(err, ngx_ai_request_path(pool, "messages", i,
+                                                ".function_call.name", -1,
+                                                NULL),
+                       "A 'function_call' needs a 'name' string.");
+        return NGX_DECLINED;
+    }
+
+    if (args && !cJSON_IsString(args)) {
+        ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i,
+                                                   ".function_call.arguments",
+                                                   -1, NULL),
+                          "Invalid type for 'arguments': expected a string "
+                          "(the arguments as JSON text).");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_ai_request_content(ngx_pool_t *pool, cJSON *content, ngx_uint_t i,
+    size_t *bytes, ngx_ai_error_t *err)
 {
     cJSON       *part, *type, *text, *image, *url;
+    ngx_int_t    j;
     const char  *t;
 
     if (cJSON_IsString(content)) {
@@ -505,19 +814,25 @@ ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
     }
 
     if (!cJSON_IsArray(content)) {
-        ngx_ai_wrong_type(err, "messages", "Invalid type for "
-                          "'messages[].content': expected a string or an "
-                          "array of content parts.");
+        ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i,
+                                                   ".content", -1, NULL),
+                          "Invalid type for 'messages[].content': expected "
+                          "a string or an array of content parts.");
         return NGX_DECLINED;
     }
+
+    j = 0;
 
     cJSON_ArrayForEach(part, content) {
 
         type = cJSON_GetObjectItemCaseSensitive(part, "type");
 
         if (!cJSON_IsObject(part) || !cJSON_IsString(type)) {
-            ngx_ai_wrong_type(err, "messages", "Invalid content part: "
-                              "expected an object with a 'type' string.");
+            ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages", i,
+                                                       ".content", j,
+                                                       ".type"),
+                              "Invalid content part: expected an object "
+                              "with a 'type' string.");
             return NGX_DECLINED;
         }
 
@@ -527,12 +842,16 @@ ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
             text = cJSON_GetObjectItemCaseSensitive(part, "text");
 
             if (!cJSON_IsString(text)) {
-                ngx_ai_wrong_type(err, "messages", "Invalid text content "
-                                  "part: 'text' must be a string.");
+                ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages",
+                                                           i, ".content", j,
+                                                           ".text"),
+                                  "Invalid text content part: 'text' must "
+                                  "be a string.");
                 return NGX_DECLINED;
             }
 
             *bytes += ngx_strlen(text->valuestring);
+            j++;
             continue;
         }
 
@@ -542,12 +861,15 @@ ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
                   ? cJSON_GetObjectItemCaseSensitive(image, "url") : image;
 
             if (!cJSON_IsString(url)) {
-                ngx_ai_wrong_type(err, "messages", "Invalid image_url "
-                                  "content part: expected 'image_url.url' "
-                                  "string.");
+                ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "messages",
+                                                           i, ".content", j,
+                                                           ".image_url.url"),
+                                  "Invalid image_url content part: expected "
+                                  "'image_url.url' string.");
                 return NGX_DECLINED;
             }
 
+            j++;
             continue;
         }
 
@@ -555,11 +877,14 @@ ngx_ai_request_content(cJSON *content, size_t *bytes, ngx_ai_error_t *err)
             || ngx_strcmp(t, "file") == 0
             || ngx_strcmp(t, "refusal") == 0)
         {
+            j++;
             continue;
         }
 
-        ngx_ai_invalid(err, "messages", "Invalid content part type: "
-                       "expected text, image_url, input_audio or file.");
+        ngx_ai_invalid(err, ngx_ai_request_path(pool, "messages", i,
+                                                ".content", j, ".type"),
+                       "Invalid content part type: expected text, "
+                       "image_url, input_audio or file.");
         return NGX_DECLINED;
     }
 
@@ -662,27 +987,46 @@ ngx_ai_request_n(cJSON *root, ngx_uint_t *n, ngx_ai_error_t *err)
 }
 
 
+/*
+ * "stop": a string or an array of strings.  How many a provider takes is
+ * its own limit (OpenAI 4, Gemini 5, Anthropic more): the gateway passes
+ * them all on, bounded only by NGX_AI_MAX_STOP.
+ */
+
 static ngx_int_t
-ngx_ai_request_stop(cJSON *stop, ngx_ai_error_t *err)
+ngx_ai_request_stop(ngx_pool_t *pool, cJSON *stop, ngx_ai_error_t *err)
 {
-    cJSON  *s;
+    cJSON       *s;
+    ngx_uint_t   i;
 
     if (cJSON_IsNull(stop) || cJSON_IsString(stop)) {
         return NGX_OK;
     }
 
-    if (!cJSON_IsArray(stop) || cJSON_GetArraySize(stop) > 4) {
+    if (!cJSON_IsArray(stop)) {
         ngx_ai_wrong_type(err, "stop", "Invalid 'stop': expected a string "
-                          "or an array of at most 4 strings.");
+                          "or an array of strings.");
         return NGX_DECLINED;
     }
 
+    if (cJSON_GetArraySize(stop) > NGX_AI_MAX_STOP) {
+        ngx_ai_invalid(err, "stop", "Invalid 'stop': more than 1024 stop "
+                       "sequences.");
+        return NGX_DECLINED;
+    }
+
+    i = 0;
+
     cJSON_ArrayForEach(s, stop) {
         if (!cJSON_IsString(s)) {
-            ngx_ai_wrong_type(err, "stop", "Invalid 'stop': expected a "
-                              "string or an array of at most 4 strings.");
+            ngx_ai_wrong_type(err, ngx_ai_request_path(pool, "stop", i, NULL,
+                                                       -1, NULL),
+                              "Invalid 'stop': expected a string or an "
+                              "array of strings.");
             return NGX_DECLINED;
         }
+
+        i++;
     }
 
     return NGX_OK;

@@ -539,3 +539,73 @@ ngx_ai_sse_data_event(ngx_ai_buf_t *out, ngx_str_t *data)
 
     return NGX_OK;
 }
+
+
+/*
+ * n answers of one choice each (n calls to a provider without "n") -> one
+ * chat.completion: the first answer's id, model and created, choice i of
+ * answer i with its "index" set to i, and usage the sum the caller gives
+ * (when known).  NGX_DECLINED: an answer is not a chat.completion with a
+ * choice.
+ */
+
+ngx_int_t
+ngx_ai_chat_completion_merge(ngx_pool_t *pool, ngx_str_t *answers,
+    ngx_uint_t n, ngx_ai_usage_t *usage, ngx_str_t *out)
+{
+    cJSON       *root, *choices, *other, *choice, *u;
+    ngx_uint_t   i;
+
+    root = ngx_ai_json_parse(pool, answers[0].data, answers[0].len);
+    choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(choices)
+        || cJSON_GetArraySize(choices) < 1)
+    {
+        return NGX_DECLINED;
+    }
+
+    while (cJSON_GetArraySize(choices) > 1) {
+        cJSON_DeleteItemFromArray(choices, 1);
+    }
+
+    for (i = 1; i < n; i++) {
+        other = ngx_ai_json_parse(pool, answers[i].data, answers[i].len);
+        choice = cJSON_DetachItemFromArray(
+                     cJSON_GetObjectItemCaseSensitive(other, "choices"), 0);
+
+        if (!cJSON_IsObject(choice)) {
+            cJSON_Delete(choice);
+            return NGX_DECLINED;
+        }
+
+        cJSON_AddItemToArray(choices, choice);
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(choice, choices) {
+        cJSON_DeleteItemFromObjectCaseSensitive(choice, "index");
+
+        if (cJSON_AddNumberToObject(choice, "index", (double) i++) == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the first answer's usage is not the sum: the sum, or none */
+
+    if (usage) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "usage");
+    }
+
+    if (usage && usage->known) {
+        u = ngx_ai_usage_to_openai(usage);
+        if (u == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_AddItemToObject(root, "usage", u);
+    }
+
+    return ngx_ai_json_print(pool, root, out);
+}

@@ -120,7 +120,7 @@ error_ok($t->post_json($chat, { model => 'openai/gpt-4o', messages => $user,
                                 top_p => 'high' }), 400, 'top_p is a string');
 error_ok($t->post_json($chat, { model => 'openai/gpt-4o', messages => $user,
                                 stop => [1, 2] }), 400, 'stop holds numbers',
-         param => 'stop');
+         param => 'stop[0]');
 error_ok(post_raw('{"model":"openai/gpt-4o","messages":[{"role":"user","content":"x"}],'
                   . '"extra":' . ('[' x 5000) . (']' x 5000) . '}'),
          400, 'nested 5000 deep', message => qr/nested too deeply/);

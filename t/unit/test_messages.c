@@ -364,7 +364,7 @@ UNIT_TEST(messages_request_errors)
                 "\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}");
     UNIT_CONTAINS(m, "system:");
     m = refused("{\"model\":\"p/m\",\"max_tokens\":1,"
-                "\"stop_sequences\":[\"a\",\"b\",\"c\",\"d\",\"e\"],"
+                "\"stop_sequences\":\"a\","
                 "\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}");
     UNIT_CONTAINS(m, "stop_sequences");
     m = refused("{\"model\":\"p/m\",\"max_tokens\":1,"
@@ -1037,4 +1037,24 @@ UNIT_TEST(messages_stream_every_split)
             ngx_destroy_pool(pool);
         }
     }
+}
+
+
+/* any number of stop sequences: the provider's own limit decides */
+
+UNIT_TEST(messages_request_many_stops)
+{
+    cJSON                  *j;
+    ngx_ai_chat_request_t   req;
+
+    j = convert("{\"model\":\"p/m\",\"max_tokens\":1,"
+                "\"stop_sequences\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"],"
+                "\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+                &req);
+    if (j == NULL) {
+        return;
+    }
+
+    UNIT_EQ_INT(cJSON_GetArraySize(unit_ai_path(j, "stop")), 6);
+    UNIT_CHECK(strcmp(unit_ai_str(j, "stop.5"), "f") == 0);
 }
