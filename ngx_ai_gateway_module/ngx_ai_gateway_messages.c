@@ -61,6 +61,7 @@ static char *ngx_ai_messages_data_url(ngx_pool_t *pool, cJSON *source);
 static ngx_int_t ngx_ai_messages_invalid(ngx_ai_messages_conv_t *cv,
     const char *msg);
 static ngx_int_t ngx_ai_messages_id(ngx_ai_buf_t *b, cJSON *id);
+static ngx_int_t ngx_ai_messages_id_text(ngx_ai_buf_t *b, const char *s);
 static const char *ngx_ai_messages_stop(const char *finish);
 static ngx_int_t ngx_ai_messages_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u,
     ngx_uint_t output);
@@ -75,6 +76,13 @@ static ngx_int_t ngx_ai_messages_stream_text(ngx_ai_messages_stream_t *ms,
     const char *text);
 static ngx_int_t ngx_ai_messages_stream_tool(ngx_ai_messages_stream_t *ms,
     cJSON *call);
+static ngx_int_t ngx_ai_messages_stream_head(ngx_ai_messages_stream_t *ms,
+    ngx_ai_buf_t *b);
+static ngx_int_t ngx_ai_messages_stream_release(ngx_ai_messages_stream_t *ms);
+static void ngx_ai_messages_stream_cost(ngx_ai_messages_stream_t *ms,
+    cJSON *usage);
+static ngx_int_t ngx_ai_messages_copy(ngx_pool_t *pool, cJSON *item,
+    ngx_str_t *out);
 static ngx_int_t ngx_ai_messages_stream_close(ngx_ai_messages_stream_t *ms);
 static ngx_int_t ngx_ai_messages_stream_end(ngx_ai_messages_stream_t *ms);
 static ngx_int_t ngx_ai_messages_stream_error(ngx_ai_messages_stream_t *ms,
@@ -1237,10 +1245,14 @@ ngx_ai_messages_response(ngx_pool_t *pool, u_char *body, size_t len,
 static ngx_int_t
 ngx_ai_messages_id(ngx_ai_buf_t *b, cJSON *id)
 {
-    const char  *s;
+    return ngx_ai_messages_id_text(b, cJSON_IsString(id) ? id->valuestring
+                                                         : "");
+}
 
-    s = cJSON_IsString(id) ? id->valuestring : "";
 
+static ngx_int_t
+ngx_ai_messages_id_text(ngx_ai_buf_t *b, const char *s)
+{
     if (ngx_strncmp(s, "chatcmpl-", 9) == 0) {
         s += 9;
     }
@@ -1301,7 +1313,9 @@ ngx_ai_messages_stop(const char *finish)
  * {"input_tokens":...,"cache_creation_input_tokens":...,
  *  "cache_read_input_tokens":...,"output_tokens":...}: Anthropic's
  * input_tokens leaves out the cached tokens that OpenAI's prompt_tokens
- * counts.  Without output, the output tokens are 0.
+ * counts.  Without output (message_start), the output tokens are 0 and
+ * there is no cost: clients add message_start's output tokens to
+ * message_delta's (LangChain) or replace them (Anthropic's SDK).
  */
 
 static ngx_int_t
@@ -1322,13 +1336,21 @@ ngx_ai_messages_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u, ngx_uint_t output)
         || ngx_ai_buf_append_uint(b, u->cached_tokens) != NGX_OK
         || ngx_ai_buf_append_str(b, ",\"output_tokens\":") != NGX_OK
         || ngx_ai_buf_append_uint(b, output ? u->completion_tokens : 0)
-           != NGX_OK
-        || ngx_ai_buf_append(b, "}", 1) != NGX_OK)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    /* the gateway's cost, as OpenRouter's Messages API tells it */
+
+    if (output && u->priced
+        && (ngx_ai_buf_append_str(b, ",\"cost\":") != NGX_OK
+            || ngx_ai_buf_append_usd(b, u->cost) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_ai_buf_append(b, "}", 1);
 }
 
 
@@ -1485,9 +1507,28 @@ ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms, u_char *p,
         }
     }
 
+    /* events wait in ms->held while message_start does (pings do not) */
+
+    ms->hold = ms->out.len;
+
     rc = ngx_ai_sse_feed(&ms->sse, p, p + len, ngx_ai_messages_sse_event, ms);
 
-    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (ms->holding) {
+        if (ngx_ai_buf_append(&ms->held, ms->out.data + ms->hold,
+                              ms->out.len - ms->hold)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ms->out.len = ms->hold;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1534,14 +1575,19 @@ ngx_ai_messages_stream_chunk(ngx_ai_messages_stream_t *ms, cJSON *root)
 {
     cJSON  *choice, *delta, *usage, *text, *call, *finish;
 
-    if (ngx_ai_messages_stream_start(ms, root) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     usage = ngx_ai_get(root, "usage");
 
-    if (cJSON_IsObject(usage) && !ms->usage_fixed) {
-        (void) ngx_ai_usage_from_openai(usage, &ms->usage);
+    if (cJSON_IsObject(usage) && !ms->usage_fixed
+        && ngx_ai_usage_from_openai(usage, &ms->usage) == NGX_OK)
+    {
+        ngx_ai_messages_stream_cost(ms, usage);
+    }
+
+    if (ngx_ai_messages_stream_start(ms, root) != NGX_OK
+        || (ms->holding && ms->usage.known
+            && ngx_ai_messages_stream_release(ms) != NGX_OK))
+    {
+        return NGX_ERROR;
     }
 
     choice = cJSON_GetArrayItem(ngx_ai_get(root, "choices"), 0);
@@ -1575,59 +1621,135 @@ ngx_ai_messages_stream_chunk(ngx_ai_messages_stream_t *ms, cJSON *root)
 }
 
 
-/* message_start, once, before anything else */
+/*
+ * The first chunk: message_start, with the input tokens.  A provider that
+ * tells them first (Anthropic, Gemini) has them in the gateway's usage
+ * already; an OpenAI-type provider tells them in its usage chunk at the
+ * end, so message_start and the events after it wait for that chunk
+ * (ngx_ai_messages_stream_release()): the clients read the input tokens
+ * from message_start only.
+ */
 
 static ngx_int_t
 ngx_ai_messages_stream_start(ngx_ai_messages_stream_t *ms, cJSON *root)
 {
-    cJSON         *model;
-    ngx_ai_buf_t  *b;
-
     if (ms->started) {
         return NGX_OK;
     }
 
     ms->started = 1;
 
-    b = &ms->out;
-
-    if (ngx_ai_messages_event(ms, "message_start") != NGX_OK
-        || ngx_ai_buf_append_str(b, "{\"type\":\"message_start\","
-                                    "\"message\":{\"id\":")
-           != NGX_OK
-        || ngx_ai_messages_id(b, ngx_ai_get(root, "id")) != NGX_OK
-        || ngx_ai_buf_append_str(b, ",\"type\":\"message\",\"role\":"
-                                    "\"assistant\",\"model\":")
+    if (ngx_ai_messages_copy(ms->pool, ngx_ai_get(root, "id"), &ms->id)
+        != NGX_OK
+        || ngx_ai_messages_copy(ms->pool, ngx_ai_get(root, "model"),
+                                &ms->model)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    model = ngx_ai_get(root, "model");
+    if (root && !ms->usage.known) {
+        ms->holding = 1;
 
-    if (cJSON_IsString(model)) {
-        if (ngx_ai_buf_append_json_string(b, (u_char *) model->valuestring,
-                                          ngx_strlen(model->valuestring))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        return ngx_ai_buf_init(&ms->held, ms->pool, 1024);
+    }
 
-    } else if (ngx_ai_buf_append_str(b, "\"\"") != NGX_OK) {
+    return ngx_ai_messages_stream_head(ms, &ms->out);
+}
+
+
+/* the usage is known: message_start, then what waited for it */
+
+static ngx_int_t
+ngx_ai_messages_stream_release(ngx_ai_messages_stream_t *ms)
+{
+    size_t        len;
+    ngx_ai_buf_t  b;
+
+    ms->holding = 0;
+
+    len = ms->out.len - ms->hold;
+
+    if (ngx_ai_buf_init(&b, ms->pool, ms->held.len + len + 512) != NGX_OK
+        || ngx_ai_messages_stream_head(ms, &b) != NGX_OK
+        || ngx_ai_buf_append(&b, ms->held.data, ms->held.len) != NGX_OK
+        || ngx_ai_buf_append(&b, ms->out.data + ms->hold, len) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    /* the input tokens when the provider told them first (Anthropic,
-     * Gemini); OpenAI-type providers tell them at the end only */
+    ms->out.len = ms->hold;
+    ms->held.len = 0;
 
-    if (ngx_ai_buf_append_str(b, ",\"content\":[],\"stop_reason\":null,"
-                                 "\"stop_sequence\":null,\"usage\":")
+    return ngx_ai_buf_append(&ms->out, b.data, b.len);
+}
+
+
+static ngx_int_t
+ngx_ai_messages_stream_head(ngx_ai_messages_stream_t *ms, ngx_ai_buf_t *b)
+{
+    if (ngx_ai_buf_append_str(b, "event: message_start\ndata: "
+                                 "{\"type\":\"message_start\","
+                                 "\"message\":{\"id\":")
         != NGX_OK
-        || ngx_ai_messages_usage(b, &ms->usage, 1) != NGX_OK
+        || ngx_ai_messages_id_text(b, ms->id.len ? (char *) ms->id.data
+                                                 : "")
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"type\":\"message\",\"role\":"
+                                    "\"assistant\",\"model\":")
+           != NGX_OK
+        || ngx_ai_buf_append_json_string(b, ms->model.data, ms->model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, ",\"content\":[],\"stop_reason\":null,"
+                                    "\"stop_sequence\":null,\"usage\":")
+           != NGX_OK
+        || ngx_ai_messages_usage(b, &ms->usage, 0) != NGX_OK
         || ngx_ai_buf_append_str(b, "}}\n\n") != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* the gateway's own "cost" of a usage chunk, in USD */
+
+static void
+ngx_ai_messages_stream_cost(ngx_ai_messages_stream_t *ms, cJSON *usage)
+{
+    cJSON  *cost;
+
+    cost = ngx_ai_get(usage, "cost");
+
+    if (cJSON_IsNumber(cost) && cost->valuedouble >= 0
+        && cost->valuedouble < 1e9)
+    {
+        ms->usage.cost = (uint64_t) (cost->valuedouble * 1e9 + 0.5);
+        ms->usage.priced = 1;
+    }
+}
+
+
+/* a string member kept past its event's tree; anything else: empty */
+
+static ngx_int_t
+ngx_ai_messages_copy(ngx_pool_t *pool, cJSON *item, ngx_str_t *out)
+{
+    ngx_str_null(out);
+
+    if (!cJSON_IsString(item)) {
+        return NGX_OK;
+    }
+
+    out->len = ngx_strlen(item->valuestring);
+    out->data = ngx_pnalloc(pool, out->len + 1);
+
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, item->valuestring, out->len + 1);
 
     return NGX_OK;
 }
@@ -1805,6 +1927,7 @@ ngx_ai_messages_stream_end(ngx_ai_messages_stream_t *ms)
     b = &ms->out;
 
     if (ngx_ai_messages_stream_start(ms, NULL) != NGX_OK
+        || (ms->holding && ngx_ai_messages_stream_release(ms) != NGX_OK)
         || ngx_ai_messages_stream_close(ms) != NGX_OK
         || ngx_ai_messages_event(ms, "message_delta") != NGX_OK
         || ngx_ai_buf_append_str(b, "{\"type\":\"message_delta\",\"delta\":"
@@ -1861,7 +1984,8 @@ ngx_ai_messages_stream_error(ngx_ai_messages_stream_t *ms, cJSON *error)
 
     ms->failed = 1;
 
-    if (ngx_ai_messages_event(ms, "error") != NGX_OK
+    if ((ms->holding && ngx_ai_messages_stream_release(ms) != NGX_OK)
+        || ngx_ai_messages_event(ms, "error") != NGX_OK
         || ngx_ai_buf_append_str(b, "{\"type\":\"error\",\"error\":"
                                     "{\"type\":\"") != NGX_OK
         || ngx_ai_buf_append_str(b, t) != NGX_OK
