@@ -527,7 +527,7 @@ ok($r->{json}{error} && !exists $r->{json}{type}, 'chat/completions: OpenAI erro
 # --- the official Anthropic SDK -----------------------------------------------
 
 SKIP: {
-    skip '@anthropic-ai/sdk not installed (./build.sh test installs it)', 3 * 16 + 2
+    skip '@anthropic-ai/sdk not installed (./build.sh test installs it)', 3 * 19 + 2
         unless $t->has_node_sdk('@anthropic-ai/sdk');
 
     for my $case (['openai', 'openai/gpt-4o'], ['anthropic', 'claude/sonnet-cache'],
@@ -554,6 +554,12 @@ SKIP: {
         is($j->{stream}{event_types}[-1], 'message_stop', "sdk $type stream: message_stop last");
         is($j->{final}{content}, $answer, "sdk $type messages.stream: final message");
         is($j->{final}{usage}{input_tokens}, $in, "sdk $type messages.stream: final usage");
+        is($j->{final}{usage}{output_tokens}, words($answer),
+           "sdk $type messages.stream: final output tokens");
+        is($j->{stream}{start_usage}{input_tokens}, $in,
+           "sdk $type stream: input tokens in message_start");
+        is($j->{stream}{start_usage}{output_tokens}, 0,
+           "sdk $type stream: no output tokens in message_start (added by some clients)");
         my $recs = $t->mock_records('m1');
         is(scalar @$recs, 3, "sdk $type: three provider calls");
         ok(!grep({ join(' ', values %{ $_->{headers} }) =~ /sk-client-sdk-key/ } @$recs),
