@@ -100,15 +100,21 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     cJSON_AddItemToObject(root, "model", upstream_model);
 
-    opts = NULL;
     usage = NULL;
     added_opts = 0;
 
     /* a stream asks for usage whatever the request says (a fusion judge's
      * request has no stream_options of its own) */
 
-    if (req->stream) {
-        opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+
+    if (!req->stream
+        || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts,
+                                                         "include_usage")))
+    {
+        opts = NULL;                    /* as the client wrote it */
+
+    } else {
 
         if (!cJSON_IsObject(opts)) {
             opts = cJSON_CreateObject();
@@ -184,8 +190,8 @@ restore:
  * The request body the client sent, copied member by member with the
  * top-level "model" rewritten (the provider prefix stripped), "models"
  * and OpenRouter's "usage" dropped, "stream" saying what this call does, and
- * "stream_options":{"include_usage":true} added to a stream that did not
- * ask for usage.  NGX_DECLINED: the slow path (print the tree) is needed:
+ * "stream_options":{"include_usage":true} added to a stream that has no
+ * stream_options of its own.  NGX_DECLINED: the slow path (print the tree) is needed:
  * no client bytes (a request the gateway built), a key written with
  * escapes, or stream_options to merge into.
  */
@@ -388,7 +394,7 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
             return NGX_ERROR;
         }
 
-        if (!had_opts && !req->include_usage
+        if (!had_opts
             && ngx_ai_buf_append_str(&b, ",\"stream_options\":"
                                          "{\"include_usage\":true}")
                != NGX_OK)
