@@ -191,9 +191,10 @@ restore:
  * top-level "model" rewritten (the provider prefix stripped), "models"
  * and OpenRouter's "usage" dropped, "stream" saying what this call does, and
  * "stream_options":{"include_usage":true} added to a stream that has no
- * stream_options of its own.  NGX_DECLINED: the slow path (print the tree) is needed:
- * no client bytes (a request the gateway built), a key written with
- * escapes, or stream_options to merge into.
+ * stream_options of its own.  NGX_DECLINED: the slow path (print the
+ * tree) is needed: no client bytes (a request the gateway built), a key
+ * written with escapes, stream_options to merge into, or a stream asked
+ * for usage by OpenRouter's "usage".
  */
 
 static ngx_int_t

@@ -443,6 +443,18 @@ void ngx_ai_messages_stream_usage(ngx_ai_messages_stream_t *ms,
 ngx_int_t ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms,
     u_char *p, size_t len);
 
+/* ngx_ai_gateway_messages_stream.c: the stream converter behind the
+ * dialect's pointers, and what whole answers share with it */
+void *ngx_ai_messages_stream_create(ngx_pool_t *pool);
+void ngx_ai_messages_stream_set_usage(void *st, ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_messages_stream_put(void *st, u_char *p, size_t len,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_messages_id(ngx_ai_buf_t *b, cJSON *id);
+ngx_int_t ngx_ai_messages_id_text(ngx_ai_buf_t *b, const char *s);
+const char *ngx_ai_messages_stop(const char *finish);
+ngx_int_t ngx_ai_messages_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u,
+    ngx_uint_t output);
+
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_ai_chat_request_t *req, ngx_ai_error_t *err);

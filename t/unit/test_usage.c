@@ -235,8 +235,9 @@ UNIT_TEST(openai_stream_usage_chunk_cost)
     st.price.known = 1;
 
     UNIT_EQ_INT(feed(&ngx_ai_openai_translator, &st, "",
-                     "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
-                     "100,\"completion_tokens\":10,\"total_tokens\":110,"
+                     "{\"id\":\"c\",\"choices\":[],\"usage\":"
+                     "{\"prompt_tokens\":100,\"completion_tokens\":10,"
+                     "\"total_tokens\":110,"
                      "\"cost\":99}}"), NGX_OK);
 
     out.data = st.out.data;
