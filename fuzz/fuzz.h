@@ -52,6 +52,7 @@ ngx_ai_chat_request_t *fuzz_chat(ngx_pool_t *pool, const char *model,
     ngx_uint_t stream, ngx_uint_t include_usage);
 
 /* p..p+len is one whole JSON value (object if want_object) */
+void fuzz_check_cost(ngx_pool_t *pool, ngx_str_t *answer, uint64_t nano);
 void fuzz_check_json(const char *what, const u_char *p, size_t len,
     ngx_uint_t want_object);
 

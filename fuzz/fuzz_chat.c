@@ -117,16 +117,24 @@ fuzz_check_refusal(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 static void
 fuzz_splice_check(ngx_pool_t *pool, ngx_ai_chat_request_t *req)
 {
-    cJSON                      *a, *b;
+    cJSON                      *a, *b, *opts;
     ngx_str_t                   ca, cb;
-    ngx_uint_t                  mode;
+    ngx_uint_t                  mode, usage_ok;
     ngx_ai_chat_request_t       fast, slow;
     ngx_ai_upstream_request_t   up_fast, up_slow;
+
+    /* include_usage as the parser can set it: from stream_options, or
+     * without them (a request the gateway built, OpenRouter's "usage") */
+
+    opts = cJSON_GetObjectItemCaseSensitive(req->json, "stream_options");
+    usage_ok = (opts == NULL
+                || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts,
+                                                        "include_usage")));
 
     for (mode = 0; mode < 4; mode++) {
         fast = *req;
         fast.stream = mode & 1;
-        fast.include_usage = (mode >> 1) & 1;
+        fast.include_usage = ((mode >> 1) & 1) && usage_ok;
 
         slow = fast;
         ngx_str_null(&slow.raw);

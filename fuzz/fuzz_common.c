@@ -100,6 +100,31 @@ fuzz_chat(ngx_pool_t *pool, const char *model, ngx_uint_t stream,
 
 
 void
+fuzz_check_cost(ngx_pool_t *pool, ngx_str_t *answer, uint64_t nano)
+{
+    ngx_str_t        text;
+    ngx_ai_usage_t   u;
+
+    ngx_memzero(&u, sizeof(ngx_ai_usage_t));
+    u.known = 1;
+    u.priced = 1;
+    u.cost = nano;
+
+    text = *answer;
+
+    if (ngx_ai_usage_cost_set(pool, &text, &u) != NGX_OK) {
+        fuzz_fail("usage cost: NGX_ERROR");
+    }
+
+    /* a duplicate or escaped "usage" key may leave cJSON's without the
+     * cost: only the text's validity is checked here (t/unit checks the
+     * rest) */
+
+    fuzz_check_json("usage cost", text.data, text.len, 1);
+}
+
+
+void
 fuzz_check_json(const char *what, const u_char *p, size_t len,
     ngx_uint_t want_object)
 {
@@ -542,6 +567,11 @@ fuzz_response_target(ngx_ai_translator_t *tr, const char *model,
     if (rc == NGX_OK) {
         fuzz_check_json((char *) tr->name.data, out.body.data, out.body.len,
                         1);
+
+        /* usage.cost written into the answer's text keeps it JSON, with
+         * the cost where a usage object is */
+
+        fuzz_check_cost(pool, &out.body, size);
 
         if (utf8 && !fuzz_utf8_valid(out.body.data, out.body.len)) {
             fuzz_fail("%s response: UTF-8 in, not UTF-8 out: \"%.*s\"",

@@ -188,6 +188,7 @@ typedef struct {
     ngx_uint_t                  status;      /* provider's HTTP status */
     ngx_ai_buf_t                body;        /* whole answer, not streamed */
     ngx_str_t                   retry_after; /* of a 429, in seconds */
+    ngx_str_t                   retry_after_ms;  /* ... in ms, if sent */
     ngx_ai_sse_parser_t         sse;
     ngx_ai_stream_t             stream;
     ngx_msec_t                  start;
@@ -387,6 +388,8 @@ ngx_uint_t ngx_http_ai_model_split(ngx_http_ai_main_conf_t *amcf,
 ngx_http_ai_model_t *ngx_http_ai_model_parse(ngx_conf_t *cf,
     ngx_str_t *name);
 ngx_http_ai_price_t *ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf,
+    ngx_str_t *model);
+ngx_http_ai_price_t *ngx_http_ai_price_here(ngx_http_request_t *r,
     ngx_str_t *model);
 void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
     ngx_http_ai_provider_t *provider, ngx_str_t *name, ngx_str_t *label);

@@ -518,6 +518,7 @@ ngx_http_ai_attempt_get(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ai_attempt_header_filter(ngx_http_request_t *r)
 {
+    ngx_http_ai_price_t    *price;
     ngx_http_ai_attempt_t  *a;
 
     a = ngx_http_ai_attempt_get(r);
@@ -569,6 +570,16 @@ ngx_http_ai_attempt_header_filter(ngx_http_request_t *r)
         }
 
         a->stream.model = a->model;
+
+        /* the usage chunk's cost, at the price the call is charged at */
+
+        price = ngx_http_ai_price_here(a->ctx->request, &a->model);
+
+        if (price) {
+            a->stream.price.input = price->input;
+            a->stream.price.output = price->output;
+            a->stream.price.known = 1;
+        }
     }
 
     return NGX_OK;
@@ -764,17 +775,24 @@ ngx_http_ai_attempt_scrub(ngx_http_ai_attempt_t *a, ngx_str_t *text)
 
 
 /*
- * A 429's wish: Retry-After in seconds (kept for the client too) or
- * retry-after-ms, as a delay in milliseconds for a retry of this model.
+ * A 429's wish: Retry-After in seconds or retry-after-ms (OpenAI, Azure),
+ * as a delay in milliseconds for a retry of this model and for the
+ * client: Retry-After the longer of the two (retry-after-ms rounded up to
+ * seconds), and retry-after-ms as the provider sent it; both at most 600
+ * seconds.
  */
 
 static void
 ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
 {
-    ngx_int_t         n;
+    u_char           *p;
+    ngx_int_t         n, secs, ms;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+    secs = -1;
+    ms = -1;
 
     part = &r->headers_out.headers.part;
     h = part->elts;
@@ -802,17 +820,8 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             n = ngx_atoi(h[i].value.data, h[i].value.len);
 
             if (n != NGX_ERROR) {
-                a->retry_after = h[i].value;
-
-                if (n > NGX_HTTP_AI_MAX_RETRY_AFTER) {
-                    /* a provider's wish is passed on, within reason */
-                    n = NGX_HTTP_AI_MAX_RETRY_AFTER;
-                    ngx_str_set(&a->retry_after, "600");
-                }
-
-                if (a->retry_delay == 0) {
-                    a->retry_delay = (ngx_msec_t) n * 1000;
-                }
+                /* a provider's wish is passed on, within reason */
+                secs = ngx_min(n, NGX_HTTP_AI_MAX_RETRY_AFTER);
             }
 
         } else if (h[i].key.len == sizeof("retry-after-ms") - 1
@@ -823,11 +832,33 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
             n = ngx_atoi(h[i].value.data, h[i].value.len);
 
             if (n != NGX_ERROR) {
-                a->retry_delay = (ngx_msec_t)
-                                 ngx_min(n, NGX_HTTP_AI_MAX_RETRY_AFTER
-                                            * 1000);
+                ms = ngx_min(n, NGX_HTTP_AI_MAX_RETRY_AFTER * 1000);
             }
         }
+    }
+
+    if (ms >= 0) {
+        a->retry_delay = (ngx_msec_t) ms;
+        secs = ngx_max(secs, (ms + 999) / 1000);
+
+    } else if (secs >= 0) {
+        a->retry_delay = (ngx_msec_t) secs * 1000;
+    }
+
+    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return;
+    }
+
+    if (secs >= 0) {
+        a->retry_after.data = p;
+        a->retry_after.len = ngx_sprintf(p, "%i", secs) - p;
+        p += a->retry_after.len;
+    }
+
+    if (ms >= 0) {
+        a->retry_after_ms.data = p;
+        a->retry_after_ms.len = ngx_sprintf(p, "%i", ms) - p;
     }
 }
 
@@ -1288,6 +1319,16 @@ ngx_http_ai_attempt_totals(ngx_http_ai_ctx_t *ctx, ngx_http_ai_attempt_t *a)
     ctx->usage.cache_creation_tokens += u->cache_creation_tokens;
     ctx->usage.reasoning_tokens += u->reasoning_tokens;
     ctx->usage.known = 1;
+
+    /* usage.cost for the client: the charge, when the model has a price */
+
+    if (ngx_http_ai_price_here(ctx->request, &a->model)) {
+        u->cost = a->cost;
+        u->priced = 1;
+        ctx->usage.priced = 1;
+    }
+
+    ctx->usage.cost = ctx->cost;
 }
 
 

@@ -382,27 +382,13 @@ ngx_http_ai_limits_refuse_unpriced(ngx_http_request_t *r)
 }
 
 
-/* a model's price here: its ai_price, else ai_unpriced default= */
+/* a model's price here (the rule is the core's: the answers' usage.cost
+ * is the same) */
 
 static ngx_http_ai_price_t *
 ngx_http_ai_limits_price(ngx_http_request_t *r, ngx_str_t *model)
 {
-    ngx_http_ai_price_t      *price;
-    ngx_http_ai_loc_conf_t   *alcf;
-    ngx_http_ai_main_conf_t  *amcf;
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
-
-    price = ngx_http_ai_find_price(amcf, model);
-
-    if (price) {
-        return price;
-    }
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
-
-    return (alcf->unpriced == NGX_HTTP_AI_UNPRICED_DEFAULT)
-           ? alcf->unpriced_price : NULL;
+    return ngx_http_ai_price_here(r, model);
 }
 
 

@@ -51,6 +51,8 @@ static ngx_uint_t ngx_ai_openai_legacy_fields(cJSON *root);
 static ngx_int_t ngx_ai_openai_rename(ngx_pool_t *pool, cJSON *root,
     ngx_ai_openai_renamed_t *rn);
 static void ngx_ai_openai_restore(cJSON *root, ngx_ai_openai_renamed_t *rn);
+static ngx_int_t ngx_ai_openai_stream_cost(ngx_ai_stream_t *st, cJSON *root,
+    cJSON *usage);
 
 
 ngx_ai_translator_t  ngx_ai_openai_translator = {
@@ -74,8 +76,9 @@ static ngx_int_t
 ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     ngx_ai_upstream_request_t *out)
 {
-    cJSON      *root, *model, *models, *opts, *usage, *upstream_model;
-    cJSON                    *null_opts, *stream, *stream_opts;
+    cJSON                    *root, *model, *models, *opts, *usage;
+    cJSON                    *upstream_model;
+    cJSON                    *null_opts, *stream, *stream_opts, *usage_opt;
     ngx_int_t                 rc;
     ngx_uint_t                added_opts, rename;
     ngx_ai_openai_renamed_t   rn;
@@ -102,6 +105,7 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     model = cJSON_DetachItemFromObjectCaseSensitive(root, "model");
     models = cJSON_DetachItemFromObjectCaseSensitive(root, "models");
+    usage_opt = cJSON_DetachItemFromObjectCaseSensitive(root, "usage");
 
     /* the call may stream or not whatever the client asked (fusion's
      * members do not): "stream" says what this call does */
@@ -142,16 +146,27 @@ ngx_ai_openai_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         goto restore;
     }
 
-    opts = NULL;
     usage = NULL;
     added_opts = 0;
 
-    if (req->stream && !req->include_usage) {
-        opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    /* a stream asks for usage whatever the request says (a fusion judge's
+     * request has no stream_options of its own) */
+
+    opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+
+    if (!req->stream
+        || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts,
+                                                         "include_usage")))
+    {
+        opts = NULL;                    /* as the client wrote it */
+
+    } else {
 
         if (!cJSON_IsObject(opts)) {
             opts = cJSON_CreateObject();
             if (opts == NULL) {
+                ngx_ai_openai_restore(root, &rn);
+                cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
                 rc = NGX_ERROR;
                 goto restore;
             }
@@ -209,6 +224,10 @@ restore:
 
     if (models) {
         cJSON_AddItemToObject(root, "models", models);
+    }
+
+    if (usage_opt) {
+        cJSON_AddItemToObject(root, "usage", usage_opt);
     }
 
     ngx_str_set(&out->path, "/v1/chat/completions");
@@ -373,11 +392,12 @@ ngx_ai_openai_restore(cJSON *root, ngx_ai_openai_renamed_t *rn)
 /*
  * The request body the client sent, copied member by member with the
  * top-level "model" rewritten (the provider prefix stripped), "models"
- * dropped, "stream" saying what this call does, and
- * "stream_options":{"include_usage":true} added to a stream that did not
- * ask for usage.  NGX_DECLINED: the slow path (print the tree) is needed:
- * no client bytes (a request the gateway built), a key written with
- * escapes, or stream_options to merge into.
+ * and OpenRouter's "usage" dropped, "stream" saying what this call does, and
+ * "stream_options":{"include_usage":true} added to a stream that has no
+ * stream_options of its own.  NGX_DECLINED: the slow path (print the
+ * tree) is needed: no client bytes (a request the gateway built), a key
+ * written with escapes, stream_options to merge into, or a stream asked
+ * for usage by OpenRouter's "usage".
  */
 
 static ngx_int_t
@@ -536,6 +556,17 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
             continue;
         }
 
+        /* OpenRouter's "usage": the gateway's own; a stream's
+         * stream_options are then the tree's to write */
+
+        if (klen == 5 && ngx_strncmp(key, "usage", 5) == 0) {
+            if (req->stream) {
+                return NGX_DECLINED;
+            }
+
+            continue;
+        }
+
         if (klen == 14 && ngx_strncmp(key, "stream_options", 14) == 0) {
             if (!req->stream) {
                 continue;
@@ -567,7 +598,7 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
             return NGX_ERROR;
         }
 
-        if (!had_opts && !req->include_usage
+        if (!had_opts
             && ngx_ai_buf_append_str(&b, ",\"stream_options\":"
                                          "{\"include_usage\":true}")
                != NGX_OK)
@@ -727,6 +758,7 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
     if (cJSON_IsObject(usage)) {
         (void) ngx_ai_usage_from_openai(usage, &st->usage);
+        ngx_ai_usage_price(&st->usage, &st->price);
     }
 
     choice = cJSON_GetArrayItem(choices, 0);
@@ -754,6 +786,14 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 
     } else if (cJSON_IsObject(usage) && !st->req->include_usage) {
         /* the usage chunk the gateway asked for on its own behalf */
+        goto done;
+    }
+
+    /* the usage chunk: its cost at the gateway's price (OpenRouter's
+     * "usage.cost"), a provider's own replaced */
+
+    if (cJSON_IsObject(usage) && st->usage.priced) {
+        rc = ngx_ai_openai_stream_cost(st, root, usage);
         goto done;
     }
 
@@ -790,6 +830,48 @@ ngx_ai_openai_stream_event(ngx_ai_stream_t *st, ngx_ai_sse_event_t *ev)
 done:
 
     ngx_ai_json_scratch_done(st->scratch, root);
+
+    return rc;
+}
+
+
+/* the usage chunk with "cost", printed whole (once a stream) */
+
+static ngx_int_t
+ngx_ai_openai_stream_cost(ngx_ai_stream_t *st, cJSON *root, cJSON *usage)
+{
+    char          *line;
+    cJSON         *cost;
+    ngx_int_t      rc;
+    ngx_str_t      data;
+    ngx_ai_buf_t   b;
+
+    if (ngx_ai_buf_init(&b, st->pool, 32) != NGX_OK
+        || ngx_ai_buf_append_usd(&b, st->usage.cost) != NGX_OK
+        || ngx_ai_buf_append(&b, "", 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cost = cJSON_CreateRaw((char *) b.data);
+    if (cost == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_DeleteItemFromObjectCaseSensitive(usage, "cost");
+    cJSON_AddItemToObject(usage, "cost", cost);
+
+    line = cJSON_PrintUnformatted(root);
+    if (line == NULL) {
+        return NGX_ERROR;
+    }
+
+    data.data = (u_char *) line;
+    data.len = ngx_strlen(line);
+
+    rc = ngx_ai_sse_data_event(&st->out, &data);
+
+    cJSON_free(line);
 
     return rc;
 }

@@ -506,6 +506,31 @@ ngx_http_ai_find_price(ngx_http_ai_main_conf_t *amcf, ngx_str_t *model)
 }
 
 
+/* a model's price in r's location: its ai_price, else ai_unpriced
+ * default=; NULL: none */
+
+ngx_http_ai_price_t *
+ngx_http_ai_price_here(ngx_http_request_t *r, ngx_str_t *model)
+{
+    ngx_http_ai_price_t      *price;
+    ngx_http_ai_loc_conf_t   *alcf;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_module);
+
+    price = ngx_http_ai_find_price(amcf, model);
+
+    if (price) {
+        return price;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
+
+    return (alcf->unpriced == NGX_HTTP_AI_UNPRICED_DEFAULT)
+           ? alcf->unpriced_price : NULL;
+}
+
+
 /*
  * What the ledger and the metrics call a model: its name when the
  * configuration names it (ai_price, ai_fallback, ai_pool), the family

@@ -59,8 +59,18 @@ typedef struct {
     uint64_t                    cached_tokens;
     uint64_t                    cache_creation_tokens;
     uint64_t                    reasoning_tokens;
+    uint64_t                    cost;      /* nano-USD, when priced */
     unsigned                    known:1;
+    unsigned                    priced:1;  /* cost is the gateway's */
 } ngx_ai_usage_t;
+
+
+/* a model's price as the gateway charges it: nano-USD per 1M tokens */
+typedef struct {
+    uint64_t                    input;
+    uint64_t                    output;
+    unsigned                    known:1;
+} ngx_ai_price_t;
 
 
 /* an error for the client, rendered as an OpenAI error object */
@@ -146,6 +156,7 @@ struct ngx_ai_stream_s {
     ngx_ai_chat_request_t      *req;
     ngx_ai_buf_t                out;       /* OpenAI SSE text to send */
     ngx_ai_usage_t              usage;
+    ngx_ai_price_t              price;     /* for the usage chunk's cost */
     ngx_str_t                   id;        /* chatcmpl-... for every chunk */
     ngx_str_t                   model;     /* model named in chunks */
     time_t                      created;
@@ -339,6 +350,11 @@ const char *ngx_ai_error_type_by_status(ngx_uint_t status);
 ngx_int_t ngx_ai_usage_from_openai(cJSON *usage, ngx_ai_usage_t *u);
 cJSON *ngx_ai_usage_to_openai(ngx_ai_usage_t *u);
 ngx_int_t ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u);
+uint64_t ngx_ai_tokens_cost(uint64_t tokens, uint64_t price);
+void ngx_ai_usage_price(ngx_ai_usage_t *u, ngx_ai_price_t *price);
+ngx_int_t ngx_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano);
+ngx_int_t ngx_ai_usage_cost_set(ngx_pool_t *pool, ngx_str_t *json,
+    ngx_ai_usage_t *u);
 ngx_int_t ngx_ai_chat_id(ngx_pool_t *pool, cJSON *id, time_t created,
     ngx_str_t *out);
 ngx_int_t ngx_ai_chat_completion_render(ngx_pool_t *pool,
@@ -452,11 +468,17 @@ typedef struct {
     ngx_ai_sse_parser_t         sse;
     ngx_ai_buf_t                out;       /* Anthropic SSE text to send */
     ngx_ai_usage_t              usage;
+    ngx_str_t                   id;        /* of the first chunk */
+    ngx_str_t                   model;
+    ngx_ai_buf_t                held;      /* events held for the usage */
+    size_t                      hold;      /* ... from here in out */
     const char                 *stop;      /* Anthropic stop_reason */
     ngx_uint_t                  blocks;    /* content blocks closed */
     ngx_int_t                   tool;      /* OpenAI index of the last
                                               tool call started, -1 */
-    unsigned                    started:1; /* message_start sent */
+    unsigned                    started:1; /* the first chunk seen */
+    unsigned                    holding:1; /* message_start waits for the
+                                              input tokens */
     unsigned                    open:1;    /* a content block is open */
     unsigned                    text:1;    /* ... and it is text */
     unsigned                    usage_fixed:1;
@@ -478,6 +500,18 @@ void ngx_ai_messages_stream_usage(ngx_ai_messages_stream_t *ms,
     ngx_ai_usage_t *u);
 ngx_int_t ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms,
     u_char *p, size_t len);
+
+/* ngx_ai_gateway_messages_stream.c: the stream converter behind the
+ * dialect's pointers, and what whole answers share with it */
+void *ngx_ai_messages_stream_create(ngx_pool_t *pool);
+void ngx_ai_messages_stream_set_usage(void *st, ngx_ai_usage_t *u);
+ngx_int_t ngx_ai_messages_stream_put(void *st, u_char *p, size_t len,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_messages_id(ngx_ai_buf_t *b, cJSON *id);
+ngx_int_t ngx_ai_messages_id_text(ngx_ai_buf_t *b, const char *s);
+const char *ngx_ai_messages_stop(const char *finish);
+ngx_int_t ngx_ai_messages_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u,
+    ngx_uint_t output);
 
 /* ngx_ai_gateway_request.c */
 ngx_int_t ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body,

@@ -54,7 +54,7 @@ static const char  *ngx_ai_request_members[] = {
     "tools", "tool_choice", "parallel_tool_calls", "user", "seed",
     "response_format", "n", "reasoning_effort", "prediction", "metadata",
     "store", "service_tier", "logprobs", "top_logprobs", "modalities",
-    "audio", "functions", "function_call", NULL
+    "audio", "functions", "function_call", "usage", NULL
 };
 
 static const char  *ngx_ai_request_stream_options[] = {
@@ -251,6 +251,27 @@ ngx_ai_chat_request_parse(ngx_pool_t *pool, u_char *body, size_t len,
             }
 
             req->include_usage = cJSON_IsTrue(opt) ? 1 : 0;
+        }
+    }
+
+    /* OpenRouter's way: "usage": {"include": true} */
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "usage");
+
+    if (item && !cJSON_IsNull(item)) {
+        opt = cJSON_GetObjectItemCaseSensitive(item, "include");
+
+        if (!cJSON_IsObject(item) || (opt && !cJSON_IsNull(opt)
+                                      && !cJSON_IsBool(opt)))
+        {
+            ngx_ai_wrong_type(err, "usage.include", "Invalid type for "
+                              "'usage': expected an object with a boolean "
+                              "'include'.");
+            return NGX_DECLINED;
+        }
+
+        if (cJSON_IsTrue(opt)) {
+            req->include_usage = 1;
         }
     }
 

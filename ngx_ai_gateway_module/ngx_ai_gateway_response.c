@@ -69,6 +69,7 @@ ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_attempt_t *a)
 {
     ngx_int_t  rc;
+    ngx_str_t  body;
 
     if (r->connection->error) {
         ngx_http_ai_finalize(r, ctx, NGX_ERROR);
@@ -79,7 +80,15 @@ ngx_http_ai_answer(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         rc = ngx_http_ai_finish_stream(r, ctx, a);
 
     } else {
-        rc = ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &a->answer.body);
+        body = a->answer.body;
+
+        /* usage.cost: what the call was charged (OpenRouter's field) */
+
+        rc = ngx_ai_usage_cost_set(r->pool, &body, &a->usage);
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body);
+        }
     }
 
     ngx_http_ai_finalize(r, ctx, rc);
@@ -301,6 +310,17 @@ ngx_http_ai_send_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         h->hash = 1;
         ngx_str_set(&h->key, "Retry-After");
         h->value = ctx->attempt->retry_after;
+
+        if (ctx->attempt->retry_after_ms.len) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "retry-after-ms");
+            h->value = ctx->attempt->retry_after_ms;
+        }
     }
 
     ctx->own_response = 1;

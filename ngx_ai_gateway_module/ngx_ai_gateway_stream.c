@@ -224,6 +224,11 @@ ngx_ai_stream_finish(ngx_ai_stream_t *st, const char *finish)
     st->finish_reason.len = finish ? ngx_strlen(finish) : 0;
     st->done = 1;
 
+    /* the usage's cost at the gateway's price, for the client and the
+     * Messages API's message_delta */
+
+    ngx_ai_usage_price(&st->usage, &st->price);
+
     if (!st->req->include_usage) {
         return NGX_OK;
     }

@@ -22,8 +22,7 @@
 uint64_t
 ngx_http_ai_cost_of(uint64_t tokens, uint64_t price)
 {
-    return tokens * (price / 1000000)
-           + tokens * (price % 1000000) / 1000000;
+    return ngx_ai_tokens_cost(tokens, price);
 }
 
 

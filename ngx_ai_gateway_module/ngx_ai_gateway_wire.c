@@ -261,7 +261,289 @@ ngx_ai_buf_append_usage(ngx_ai_buf_t *b, ngx_ai_usage_t *u)
         }
     }
 
+    if (u->priced) {
+        if (ngx_ai_buf_append_str(b, ",\"cost\":") != NGX_OK
+            || ngx_ai_buf_append_usd(b, u->cost) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     return ngx_ai_buf_append(b, "}", 1);
+}
+
+
+/*
+ * The cost of tokens at a price per 1M tokens, in nano-USD, rounded down
+ * (the ledger's arithmetic: ngx_http_ai_cost_of() is this).
+ */
+
+uint64_t
+ngx_ai_tokens_cost(uint64_t tokens, uint64_t price)
+{
+    return tokens * (price / 1000000)
+           + tokens * (price % 1000000) / 1000000;
+}
+
+
+/* a known usage's cost at a known price; otherwise it has none */
+
+void
+ngx_ai_usage_price(ngx_ai_usage_t *u, ngx_ai_price_t *price)
+{
+    if (!u->known || !price->known) {
+        u->priced = 0;
+        return;
+    }
+
+    u->cost = ngx_ai_tokens_cost(u->prompt_tokens, price->input)
+              + ngx_ai_tokens_cost(u->completion_tokens, price->output);
+    u->priced = 1;
+}
+
+
+/* nano-USD as a JSON number of USD: 0.000123, 2, 0.000000001 */
+
+ngx_int_t
+ngx_ai_buf_append_usd(ngx_ai_buf_t *b, uint64_t nano)
+{
+    u_char      frac[10];
+    uint64_t    f;
+    ngx_uint_t  i, n;
+
+    if (ngx_ai_buf_append_uint(b, nano / 1000000000) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    f = nano % 1000000000;
+
+    if (f == 0) {
+        return NGX_OK;
+    }
+
+    frac[0] = '.';
+
+    for (i = 9; i > 0; i--) {
+        frac[i] = (u_char) ('0' + f % 10);
+        f /= 10;
+    }
+
+    for (n = 10; frac[n - 1] == '0'; n--) { /* void */ }
+
+    return ngx_ai_buf_append(b, frac, n);
+}
+
+
+/*
+ * p is at the first byte of a JSON value: the byte just past it, or last
+ * when it does not end before last.  The text was parsed before (a
+ * provider's answer): this only walks it.
+ */
+
+static u_char *
+ngx_ai_json_value_end(u_char *p, u_char *last)
+{
+    ngx_uint_t  depth;
+
+    depth = 0;
+
+    while (p < last) {
+
+        if (*p == '"') {
+            p = ngx_ai_json_string_close(p + 1, last);
+
+            if (p == last) {
+                return last;
+            }
+
+            p++;
+
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0) {
+                return p;
+            }
+
+            depth--;
+            p++;
+
+        } else if (depth == 0
+                   && (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r'
+                       || *p == '\n'))
+        {
+            return p;
+
+        } else {
+            p++;
+        }
+
+        if (depth == 0 && (p[-1] == '"' || p[-1] == '}' || p[-1] == ']')) {
+            return p;
+        }
+    }
+
+    return last;
+}
+
+
+/*
+ * p is at an object's '{': the first byte of the value of its member key
+ * (a key written without escapes), or NULL; *end is set past the value.
+ */
+
+static u_char *
+ngx_ai_json_member(u_char *p, u_char *last, const char *key, u_char **end)
+{
+    u_char  *k, *v;
+    size_t   len;
+
+    len = ngx_strlen(key);
+    p++;
+
+    for ( ;; ) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                            || *p == '\n' || *p == ','))
+        {
+            p++;
+        }
+
+        if (p == last || *p != '"') {
+            return NULL;                /* '}' or not an object */
+        }
+
+        k = p + 1;
+        p = ngx_ai_json_string_close(k, last);
+
+        if (p == last) {
+            return NULL;
+        }
+
+        v = p++;
+
+        while (p < last && *p != ':') {
+            p++;
+        }
+
+        if (p == last) {
+            return NULL;
+        }
+
+        p++;
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                            || *p == '\n'))
+        {
+            p++;
+        }
+
+        if (p == last) {
+            return NULL;
+        }
+
+        *end = ngx_ai_json_value_end(p, last);
+
+        if ((size_t) (v - k) == len && ngx_strncmp(k, key, len) == 0) {
+            return p;
+        }
+
+        if (*end == last) {
+            return NULL;
+        }
+
+        p = *end;
+    }
+}
+
+
+/*
+ * A chat.completion (or chunk) text with "cost" set in its top-level
+ * "usage" object to the gateway's cost of u: a provider's own cost is
+ * replaced, the rest of the text is left as it is.  Without a price, or
+ * without a usage object, json is unchanged.
+ */
+
+ngx_int_t
+ngx_ai_usage_cost_set(ngx_pool_t *pool, ngx_str_t *json, ngx_ai_usage_t *u)
+{
+    u_char        *p, *last, *usage, *usage_end, *cost, *cost_end, *at;
+    ngx_ai_buf_t   b;
+
+    if (!u->priced || json->len == 0) {
+        return NGX_OK;
+    }
+
+    p = json->data;
+    last = p + json->len;
+
+    while (p < last && *p != '{') {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            return NGX_OK;
+        }
+
+        p++;
+    }
+
+    if (p == last) {
+        return NGX_OK;
+    }
+
+    usage = ngx_ai_json_member(p, last, "usage", &usage_end);
+
+    if (usage == NULL || *usage != '{' || usage_end == last) {
+        return NGX_OK;
+    }
+
+    cost = ngx_ai_json_member(usage, usage_end, "cost", &cost_end);
+
+    if (ngx_ai_buf_init(&b, pool, json->len + 32) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (cost) {
+        at = cost;
+
+    } else {
+        at = usage + 1;
+        cost_end = at;
+    }
+
+    if (ngx_ai_buf_append(&b, json->data, at - json->data) != NGX_OK
+        || (cost == NULL
+            && ngx_ai_buf_append_str(&b, "\"cost\":") != NGX_OK)
+        || ngx_ai_buf_append_usd(&b, u->cost) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (cost == NULL) {
+
+        /* a member follows unless the object was empty */
+
+        for (p = at; p < usage_end && (*p == ' ' || *p == '\t'
+                                       || *p == '\r' || *p == '\n'); p++)
+        {
+            /* void */
+        }
+
+        if (p < usage_end && *p != '}'
+            && ngx_ai_buf_append(&b, ",", 1) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append(&b, cost_end, last - cost_end) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    json->data = b.data;
+    json->len = b.len;
+
+    return NGX_OK;
 }
 
 

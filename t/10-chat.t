@@ -78,8 +78,9 @@ is($r->{json}{choices}[0]{message}{content}, 'Mock answer to: Hello gateway',
 is($r->{json}{choices}[0]{finish_reason}, 'stop', 'chat: finish_reason');
 # the mock's usage rule: ceil(chars / 4) of all message text; words
 is_deeply($r->{json}{usage},
-          { prompt_tokens => 6, completion_tokens => 5, total_tokens => 11 },
-          'chat: usage as the provider reported it');
+          { prompt_tokens => 6, completion_tokens => 5, total_tokens => 11,
+            cost => 6 * 2.5e-6 + 5 * 10e-6 },
+          'chat: usage as the provider reported it, with its cost');
 
 my $rec = $t->mock_records('m1')->[-1];
 is($rec->{path}, '/v1/chat/completions', 'upstream: native path');
@@ -178,8 +179,9 @@ $s = $t->stream('/v1/chat/completions',
 is($s->{events}[-1], '[DONE]', 'stream with usage: [DONE]');
 @chunks = grep { ref } @{ $s->{json_events} };
 is_deeply($chunks[-1]{usage},
-          { prompt_tokens => 2, completion_tokens => 5, total_tokens => 7 },
-          'stream with usage: the usage chunk');
+          { prompt_tokens => 2, completion_tokens => 5, total_tokens => 7,
+            cost => 2 * 2.5e-6 + 5 * 10e-6 },
+          'stream with usage: the usage chunk, with its cost');
 is_deeply($chunks[-1]{choices}, [], 'stream with usage: usage chunk has no choices');
 
 # --- models ----------------------------------------------------------------

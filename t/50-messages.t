@@ -298,9 +298,21 @@ for my $case (['openai', 'openai/gpt-4o-slow50'], ['anthropic', 'claude/sonnet-s
     } else {
         is($delta->{usage}{input_tokens}, $in, "$type stream: input tokens in message_delta");
     }
+    # every provider type: message_start has the input tokens (clients read
+    # them there only) and no output tokens (LangChain adds message_start's
+    # to message_delta's)
+    is($start->{usage}{input_tokens}, $in, "$type stream: input tokens in message_start");
+    is($start->{usage}{output_tokens}, 0, "$type stream: no output tokens in message_start");
     my @times = @{ $s->{event_times} };
-    ok($times[-1] - $times[2] >= 0.05 * 4,
-       "$type stream: events spread in time as the provider sent them");
+    if ($type eq 'openai') {
+        # an OpenAI-type provider tells the input tokens in its last chunk:
+        # message_start waited for it, and the events after it with it
+        ok($times[-1] - $times[0] < 0.05 * 2,
+           'openai stream: message_start waited for the usage chunk');
+    } else {
+        ok($times[-1] - $times[2] >= 0.05 * 4,
+           "$type stream: events spread in time as the provider sent them");
+    }
     my $rec = last_record();
     ok(!grep({ /sk-client-own-key|2099-01-01/ } values %{ $rec->{headers} }),
        "$type stream upstream: no client header");
@@ -515,7 +527,7 @@ ok($r->{json}{error} && !exists $r->{json}{type}, 'chat/completions: OpenAI erro
 # --- the official Anthropic SDK -----------------------------------------------
 
 SKIP: {
-    skip '@anthropic-ai/sdk not installed (./build.sh test installs it)', 3 * 16 + 2
+    skip '@anthropic-ai/sdk not installed (./build.sh test installs it)', 3 * 19 + 2
         unless $t->has_node_sdk('@anthropic-ai/sdk');
 
     for my $case (['openai', 'openai/gpt-4o'], ['anthropic', 'claude/sonnet-cache'],
@@ -542,6 +554,12 @@ SKIP: {
         is($j->{stream}{event_types}[-1], 'message_stop', "sdk $type stream: message_stop last");
         is($j->{final}{content}, $answer, "sdk $type messages.stream: final message");
         is($j->{final}{usage}{input_tokens}, $in, "sdk $type messages.stream: final usage");
+        is($j->{final}{usage}{output_tokens}, words($answer),
+           "sdk $type messages.stream: final output tokens");
+        is($j->{stream}{start_usage}{input_tokens}, $in,
+           "sdk $type stream: input tokens in message_start");
+        is($j->{stream}{start_usage}{output_tokens}, 0,
+           "sdk $type stream: no output tokens in message_start (added by some clients)");
         my $recs = $t->mock_records('m1');
         is(scalar @$recs, 3, "sdk $type: three provider calls");
         ok(!grep({ join(' ', values %{ $_->{headers} }) =~ /sk-client-sdk-key/ } @$recs),

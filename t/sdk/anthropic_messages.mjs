@@ -16,10 +16,11 @@
 //   {"ok":true,
 //    "nonstream": {"id","model","content","stop_reason","usage"},
 //    "stream":    {"model","content","events","event_types","stop_reason",
-//                  "input_tokens","output_tokens"},
+//                  "input_tokens","output_tokens","start_usage"},
 //    "final":     {"id","content","stop_reason","usage"}}
 // ("input_tokens" of "stream": message_start's, replaced by message_delta's
-// when that carries them, as the SDK's accumulator does.)
+// when that carries them, as the SDK's accumulator does; "start_usage":
+// message_start's usage as sent.)
 // On failure: {"ok":false,"step","error","status"} on stdout, the message
 // on stderr, exit 1.  Retries are off.
 
@@ -66,6 +67,7 @@ try {
       s.model = ev.message?.model ?? null;
       s.input_tokens = ev.message?.usage?.input_tokens ?? null;
       s.output_tokens = ev.message?.usage?.output_tokens ?? null;
+      s.start_usage = ev.message?.usage ?? null;
     } else if (ev.type === 'content_block_delta' && ev.delta?.type === 'text_delta') {
       s.content += ev.delta.text;
     } else if (ev.type === 'message_delta') {

@@ -857,7 +857,11 @@ UNIT_TEST(messages_stream_text)
     UNIT_CHECK(strcmp(unit_ai_str(e.start, "model"), "openai/gpt-4o") == 0);
     UNIT_CHECK(strcmp(unit_ai_str(e.start, "role"), "assistant") == 0);
     UNIT_EQ_INT(cJSON_GetArraySize(unit_ai_path(e.start, "content")), 0);
-    UNIT_EQ_INT(unit_ai_num(e.start, "usage.input_tokens"), 0);
+    /* the OpenAI-type usage chunk came at the end: message_start waited
+     * for it and has its input tokens, and no output tokens to add */
+
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.input_tokens"), 7);
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.output_tokens"), 0);
     UNIT_CHECK(strcmp(unit_ai_str(e.blocks[0], "type"), "text") == 0);
     UNIT_CHECK(strcmp(unit_ai_str(e.delta, "delta.stop_reason"), "end_turn")
                == 0);
@@ -1057,4 +1061,151 @@ UNIT_TEST(messages_request_many_stops)
 
     UNIT_EQ_INT(cJSON_GetArraySize(unit_ai_path(j, "stop")), 6);
     UNIT_CHECK(strcmp(unit_ai_str(j, "stop.5"), "f") == 0);
+}
+
+
+/*
+ * Fed one chunk at a time (an OpenAI-type provider): nothing but pings
+ * leaves before the usage chunk; then message_start with the input tokens,
+ * and the held events in order.
+ */
+
+UNIT_TEST(messages_stream_holds_for_input_tokens)
+{
+    size_t                     i, n;
+    ngx_str_t                  out;
+    ngx_ai_buf_t               all;
+    ngx_ai_messages_stream_t   ms;
+    unit_messages_events_t     e;
+
+    static const char  *feeds[] = {
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\"}", "null"),
+        ": keep-alive\n\n",
+        CHUNK("{\"content\":\"Hello\"}", "null"),
+        CHUNK("{}", "\"stop\""),
+        USAGE_CHUNK,
+        "data: [DONE]\n\n",
+        NULL
+    };
+
+    static const char  *want[] = {
+        "ping", "message_start", "content_block_start",
+        "content_block_delta", "content_block_stop", "message_delta",
+        "message_stop", NULL
+    };
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_init(&ms, unit_pool()), NGX_OK);
+    UNIT_EQ_INT(ngx_ai_buf_init(&all, unit_pool(), 1024), NGX_OK);
+
+    for (i = 0; feeds[i]; i++) {
+        ms.out.len = 0;
+        n = strlen(feeds[i]);
+
+        UNIT_EQ_INT(ngx_ai_messages_stream_feed(&ms, (u_char *) feeds[i], n),
+                    NGX_OK);
+
+        if (i == 0 || i == 2 || i == 3) {
+            UNIT_EQ_INT(ms.out.len, 0);
+        }
+
+        if (i == 1) {
+            UNIT_CHECK(ms.out.len > 0
+                       && ngx_strncmp(ms.out.data, "event: ping", 11) == 0);
+        }
+
+        (void) ngx_ai_buf_append(&all, ms.out.data, ms.out.len);
+    }
+
+    out.data = all.data;
+    out.len = all.len;
+    events(&out, &e);
+
+    if (!types_are(&e, want)) {
+        return;
+    }
+
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.input_tokens"), 7);
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.output_tokens"), 0);
+    UNIT_EQ_INT(unit_ai_num(e.delta, "usage.output_tokens"), 3);
+    UNIT_EQ_STR(e.text, "Hello");
+}
+
+
+/*
+ * The usage known before the first chunk (Anthropic, Gemini providers):
+ * no wait; message_start's output tokens plus message_delta's are the
+ * answer's, whether a client adds them (LangChain) or replaces them
+ * (Anthropic's SDK); the gateway's cost goes in message_delta's usage.
+ */
+
+UNIT_TEST(messages_stream_output_tokens_once)
+{
+    ngx_str_t                  out;
+    ngx_ai_usage_t             u;
+    ngx_ai_messages_stream_t   ms;
+    unit_messages_events_t     e;
+
+    ngx_memzero(&u, sizeof(ngx_ai_usage_t));
+    u.prompt_tokens = 12;
+    u.completion_tokens = 5;
+    u.cost = 123000;
+    u.known = 1;
+    u.priced = 1;
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_init(&ms, unit_pool()), NGX_OK);
+    ngx_ai_messages_stream_usage(&ms, &u);
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_feed(&ms, (u_char *)
+                    CHUNK("{\"role\":\"assistant\",\"content\":\"\"}",
+                          "null"),
+                    strlen(CHUNK("{\"role\":\"assistant\",\"content\":"
+                                 "\"\"}", "null"))),
+                NGX_OK);
+    UNIT_CHECK(ms.out.len > 0 && !ms.holding);
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_feed(&ms,
+                    (u_char *) unit_messages_text_stream,
+                    strlen(unit_messages_text_stream)), NGX_OK);
+
+    out.data = ms.out.data;
+    out.len = ms.out.len;
+    events(&out, &e);
+
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.input_tokens"), 12);
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.output_tokens")
+                + unit_ai_num(e.delta, "usage.output_tokens"), 5);
+    UNIT_EQ_INT(unit_ai_num(e.delta, "usage.output_tokens"), 5);
+    UNIT_CHECK(unit_ai_path(e.start, "usage.cost") == NULL);
+    UNIT_CHECK(unit_ai_num(e.delta, "usage.cost") == 0.000123);
+}
+
+
+/* a stream that fails before its usage came: message_start, then the
+ * error, nothing lost */
+
+UNIT_TEST(messages_stream_error_while_holding)
+{
+    ngx_str_t                  out;
+    ngx_ai_messages_stream_t   ms;
+    unit_messages_events_t     e;
+
+    static const char  in[] =
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\"}", "null")
+        CHUNK("{\"content\":\"Hel\"}", "null")
+        "data: {\"error\":{\"message\":\"cut\",\"type\":\"api_error\"}}"
+        "\n\n";
+
+    static const char  *want[] = {
+        "message_start", "content_block_start", "content_block_delta",
+        "error", NULL
+    };
+
+    stream(in, 40, NULL, unit_pool(), &ms);
+
+    out.data = ms.out.data;
+    out.len = ms.out.len;
+    events(&out, &e);
+
+    (void) types_are(&e, want);
+    UNIT_CHECK(ms.failed && !ms.holding);
 }
