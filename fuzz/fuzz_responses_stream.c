@@ -108,7 +108,7 @@ fuzz_responses_run(ngx_pool_t *pool, const u_char *in, size_t len,
     ngx_uint_t       i, utf8, seq, state;
     ngx_ai_usage_t   usage;
 
-    rs = ngx_ai_responses_stream_create(pool);
+    rs = ngx_ai_responses_stream_create(pool, 0, 0);
 
     if (rs == NULL || ngx_ai_buf_init(res, pool, 1024) != NGX_OK) {
         fuzz_fail("no memory");

@@ -138,6 +138,10 @@ typedef struct {
     size_t                      max_response_size;
     ngx_uint_t                  max_models;  /* entries of "models" */
     ngx_uint_t                  max_attempts;    /* calls of a fallback */
+    ngx_flag_t                  exact_input_tokens;  /* a Messages stream
+                                                    waits for them
+                                                    (ai_messages_input_tokens
+                                                    exact) */
     ngx_int_t                   unpriced;    /* NGX_CONF_UNSET: refuse
                                                 where a budget applies */
     ngx_http_ai_price_t        *unpriced_price;  /* ai_unpriced default= */

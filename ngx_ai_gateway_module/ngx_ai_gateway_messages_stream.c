@@ -175,6 +175,7 @@ ngx_ai_messages_stream_init(ngx_ai_messages_stream_t *ms, ngx_pool_t *pool)
 
     ms->pool = pool;
     ms->tool = -1;
+    ms->exact = 1;
 
     if (ngx_ai_sse_init(&ms->sse, pool, 0) != NGX_OK
         || ngx_ai_buf_init(&ms->out, pool, 1024) != NGX_OK)
@@ -246,6 +247,15 @@ ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms, u_char *p,
         }
 
         ms->out.len = ms->hold;
+
+        /* a long answer does not wait whole: it goes on with the
+         * estimate, the exact count comes in message_delta */
+
+        if (ms->held.len > NGX_AI_MESSAGES_MAX_HOLD
+            && ngx_ai_messages_stream_release(ms) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -368,7 +378,7 @@ ngx_ai_messages_stream_start(ngx_ai_messages_stream_t *ms, cJSON *root)
         return NGX_ERROR;
     }
 
-    if (root && !ms->usage.known) {
+    if (root && !ms->usage.known && ms->exact) {
         ms->holding = 1;
 
         return ngx_ai_buf_init(&ms->held, ms->pool, 1024);
@@ -408,6 +418,18 @@ ngx_ai_messages_stream_release(ngx_ai_messages_stream_t *ms)
 static ngx_int_t
 ngx_ai_messages_stream_head(ngx_ai_messages_stream_t *ms, ngx_ai_buf_t *b)
 {
+    ngx_ai_usage_t   estimated, *u;
+
+    /* not known yet: the gateway's estimate, as exact as it can be */
+
+    u = &ms->usage;
+
+    if (!u->known) {
+        ngx_memzero(&estimated, sizeof(ngx_ai_usage_t));
+        estimated.prompt_tokens = ms->estimate;
+        u = &estimated;
+    }
+
     if (ngx_ai_buf_append_str(b, "event: message_start\ndata: "
                                  "{\"type\":\"message_start\","
                                  "\"message\":{\"id\":")
@@ -423,7 +445,7 @@ ngx_ai_messages_stream_head(ngx_ai_messages_stream_t *ms, ngx_ai_buf_t *b)
         || ngx_ai_buf_append_str(b, ",\"content\":[],\"stop_reason\":null,"
                                     "\"stop_sequence\":null,\"usage\":")
            != NGX_OK
-        || ngx_ai_messages_usage(b, &ms->usage, 0) != NGX_OK
+        || ngx_ai_messages_usage(b, u, 0) != NGX_OK
         || ngx_ai_buf_append_str(b, "}}\n\n") != NGX_OK)
     {
         return NGX_ERROR;
@@ -749,7 +771,8 @@ ngx_ai_messages_event(ngx_ai_messages_stream_t *ms, const char *type)
 /* the dialect's stream: ngx_ai_messages_stream_t behind a void pointer */
 
 void *
-ngx_ai_messages_stream_create(ngx_pool_t *pool)
+ngx_ai_messages_stream_create(ngx_pool_t *pool, uint64_t input,
+    ngx_uint_t exact)
 {
     ngx_ai_messages_stream_t  *ms;
 
@@ -757,6 +780,9 @@ ngx_ai_messages_stream_create(ngx_pool_t *pool)
     if (ms == NULL || ngx_ai_messages_stream_init(ms, pool) != NGX_OK) {
         return NULL;
     }
+
+    ms->estimate = input;
+    ms->exact = exact ? 1 : 0;
 
     return ms;
 }

@@ -36,6 +36,13 @@ static ngx_conf_num_bounds_t  ngx_http_ai_max_attempts_bounds = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_ai_input_tokens[] = {
+    { ngx_string("estimate"), 0 },
+    { ngx_string("exact"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_ai_commands[] = {
 
     { ngx_string("ai_provider"),
@@ -100,6 +107,13 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ai_loc_conf_t, max_attempts),
       &ngx_http_ai_max_attempts_bounds },
+
+    { ngx_string("ai_messages_input_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ai_loc_conf_t, exact_input_tokens),
+      &ngx_http_ai_input_tokens },
 
     { ngx_string("ai_unpriced"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -186,6 +200,7 @@ ngx_http_ai_create_loc_conf(ngx_conf_t *cf)
     alcf->max_response_size = NGX_CONF_UNSET_SIZE;
     alcf->max_models = NGX_CONF_UNSET_UINT;
     alcf->max_attempts = NGX_CONF_UNSET_UINT;
+    alcf->exact_input_tokens = NGX_CONF_UNSET;
     alcf->unpriced = NGX_CONF_UNSET;
     alcf->unpriced_price = NGX_CONF_UNSET_PTR;
     alcf->fallback = NGX_CONF_UNSET_PTR;
@@ -210,6 +225,8 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_response_size, 8 * 1024 * 1024);
     ngx_conf_merge_uint_value(conf->max_models, prev->max_models, 8);
     ngx_conf_merge_uint_value(conf->max_attempts, prev->max_attempts, 10);
+    ngx_conf_merge_value(conf->exact_input_tokens, prev->exact_input_tokens,
+                         0);
 
     if (conf->unpriced == NGX_CONF_UNSET) {
         conf->unpriced = prev->unpriced;

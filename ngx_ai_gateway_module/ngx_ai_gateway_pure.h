@@ -407,9 +407,12 @@ typedef struct {
     ngx_int_t                 (*error)(ngx_pool_t *pool, ngx_ai_error_t *err,
                                   ngx_str_t *out);
 
-    /* streams: the converter's state, the exact usage when known, and
+    /* streams: the converter's state (input: the gateway's estimate of
+     * the input tokens; exact: wait for the provider's own count where
+     * the dialect tells it first), the exact usage when known, and
      * OpenAI chunk text in, the dialect's events out */
-    void                     *(*stream_create)(ngx_pool_t *pool);
+    void                     *(*stream_create)(ngx_pool_t *pool,
+                                  uint64_t input, ngx_uint_t exact);
     void                      (*stream_usage)(void *st, ngx_ai_usage_t *u);
     ngx_int_t                 (*stream_feed)(void *st, u_char *p,
                                   size_t len, ngx_str_t *out);
@@ -429,7 +432,8 @@ ngx_int_t ngx_ai_responses_request(ngx_pool_t *pool, u_char *body,
 /* ngx_ai_gateway_responses_out.c: its answers and streams */
 ngx_int_t ngx_ai_responses_response(ngx_pool_t *pool, u_char *body,
     size_t len, ngx_ai_usage_t *usage, ngx_str_t *out);
-void *ngx_ai_responses_stream_create(ngx_pool_t *pool);
+void *ngx_ai_responses_stream_create(ngx_pool_t *pool, uint64_t input,
+    ngx_uint_t exact);
 void ngx_ai_responses_stream_usage(void *st, ngx_ai_usage_t *u);
 ngx_int_t ngx_ai_responses_stream_feed(void *st, u_char *p, size_t len,
     ngx_str_t *out);
@@ -461,6 +465,9 @@ u_char *ngx_ai_route_segment(u_char *p, size_t len, ngx_str_t *seg);
 ngx_int_t ngx_ai_route_model_id(u_char *p, size_t len, ngx_str_t *id);
 
 
+/* the most a Messages stream holds back for its input tokens */
+#define NGX_AI_MESSAGES_MAX_HOLD    (256 * 1024)
+
 /* an OpenAI chunk stream being turned into Anthropic events */
 typedef struct {
     ngx_pool_t                 *pool;
@@ -472,6 +479,7 @@ typedef struct {
     ngx_str_t                   model;
     ngx_ai_buf_t                held;      /* events held for the usage */
     size_t                      hold;      /* ... from here in out */
+    uint64_t                    estimate;  /* input tokens, until known */
     const char                 *stop;      /* Anthropic stop_reason */
     ngx_uint_t                  blocks;    /* content blocks closed */
     ngx_int_t                   tool;      /* OpenAI index of the last
@@ -479,6 +487,8 @@ typedef struct {
     unsigned                    started:1; /* the first chunk seen */
     unsigned                    holding:1; /* message_start waits for the
                                               input tokens */
+    unsigned                    exact:1;   /* ... it may (else it carries
+                                              the estimate) */
     unsigned                    open:1;    /* a content block is open */
     unsigned                    text:1;    /* ... and it is text */
     unsigned                    usage_fixed:1;
@@ -503,7 +513,8 @@ ngx_int_t ngx_ai_messages_stream_feed(ngx_ai_messages_stream_t *ms,
 
 /* ngx_ai_gateway_messages_stream.c: the stream converter behind the
  * dialect's pointers, and what whole answers share with it */
-void *ngx_ai_messages_stream_create(ngx_pool_t *pool);
+void *ngx_ai_messages_stream_create(ngx_pool_t *pool, uint64_t input,
+    ngx_uint_t exact);
 void ngx_ai_messages_stream_set_usage(void *st, ngx_ai_usage_t *u);
 ngx_int_t ngx_ai_messages_stream_put(void *st, u_char *p, size_t len,
     ngx_str_t *out);

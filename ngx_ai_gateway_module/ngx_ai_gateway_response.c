@@ -761,10 +761,18 @@ ngx_http_ai_stream_send(ngx_http_ai_ctx_t *ctx, ngx_str_t *data,
 static ngx_int_t
 ngx_http_ai_dialect_stream(ngx_http_ai_ctx_t *ctx, ngx_str_t *data)
 {
-    ngx_http_ai_attempt_t  *a;
+    ngx_http_ai_attempt_t   *a;
+    ngx_http_ai_loc_conf_t  *alcf;
 
     if (ctx->dialect_stream == NULL) {
-        ctx->dialect_stream = ctx->dialect->stream_create(ctx->request->pool);
+        alcf = ngx_http_get_module_loc_conf(ctx->request,
+                                            ngx_ai_gateway_module);
+
+        /* the estimate is the one admission made: 4 bytes a token */
+
+        ctx->dialect_stream = ctx->dialect->stream_create(ctx->request->pool,
+                                  ngx_max(ctx->chat.prompt_bytes / 4, 1),
+                                  alcf->exact_input_tokens);
         if (ctx->dialect_stream == NULL) {
             return NGX_ERROR;
         }

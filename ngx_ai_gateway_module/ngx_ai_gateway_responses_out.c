@@ -1030,7 +1030,8 @@ ngx_ai_resp_item_ref(ngx_ai_resp_t *rs, ngx_ai_jw_t *w,
 /* the dialect's stream: ngx_ai_resp_t behind a void pointer */
 
 void *
-ngx_ai_responses_stream_create(ngx_pool_t *pool)
+ngx_ai_responses_stream_create(ngx_pool_t *pool, uint64_t input,
+    ngx_uint_t exact)
 {
     ngx_ai_resp_t  *rs;
 

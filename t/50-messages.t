@@ -298,21 +298,19 @@ for my $case (['openai', 'openai/gpt-4o-slow50'], ['anthropic', 'claude/sonnet-s
     } else {
         is($delta->{usage}{input_tokens}, $in, "$type stream: input tokens in message_delta");
     }
-    # every provider type: message_start has the input tokens (clients read
-    # them there only) and no output tokens (LangChain adds message_start's
-    # to message_delta's)
-    is($start->{usage}{input_tokens}, $in, "$type stream: input tokens in message_start");
+    # message_start has the input tokens (LangChain reads them there only;
+    # an OpenAI-type provider tells them last, so there the gateway's
+    # estimate, unless ai_messages_input_tokens exact: t/58-usage.t) and no
+    # output tokens (LangChain adds message_start's to message_delta's)
+    if ($type eq 'openai') {
+        ok($start->{usage}{input_tokens} >= 1, 'openai stream: an estimate in message_start');
+    } else {
+        is($start->{usage}{input_tokens}, $in, "$type stream: input tokens in message_start");
+    }
     is($start->{usage}{output_tokens}, 0, "$type stream: no output tokens in message_start");
     my @times = @{ $s->{event_times} };
-    if ($type eq 'openai') {
-        # an OpenAI-type provider tells the input tokens in its last chunk:
-        # message_start waited for it, and the events after it with it
-        ok($times[-1] - $times[0] < 0.05 * 2,
-           'openai stream: message_start waited for the usage chunk');
-    } else {
-        ok($times[-1] - $times[2] >= 0.05 * 4,
-           "$type stream: events spread in time as the provider sent them");
-    }
+    ok($times[-1] - $times[2] >= 0.05 * 4,
+       "$type stream: events spread in time as the provider sent them");
     my $rec = last_record();
     ok(!grep({ /sk-client-own-key|2099-01-01/ } values %{ $rec->{headers} }),
        "$type stream upstream: no client header");

@@ -48,6 +48,12 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF')
             ai_cost zone=cost;
         }
 
+        location /exact/v1/ {
+            ai_gateway;
+            ai_cost zone=cost;
+            ai_messages_input_tokens exact;
+        }
+
         location /fusion/v1/ {
             ai_gateway;
             ai_cost zone=cost;
@@ -190,23 +196,41 @@ for my $c (@types) {
 
 my @slow = map { [$_->[0], "$_->[1]-slow30"] } @types;
 
-for my $c (@slow) {
-    my ($type, $model) = @$c;
-    my $q = "messages $type";
-    my ($in, $out) = (ptok($q), words("Mock answer to: $q"));
-    my $before = ledger('/v1/', $model);
-    my $s = $t->stream('/v1/messages',
-        { model => $model, max_tokens => 100, stream => \1,
-          messages => [{ role => 'user', content => $q }] });
-    my @ev = map { [$s->{event_names}[$_], $s->{json_events}[$_]] } 0 .. $#{ $s->{events} };
-    my ($start) = map { $_->[1]{message} } grep { ($_->[0] // '') eq 'message_start' } @ev;
-    my ($delta) = map { $_->[1] } grep { ($_->[0] // '') eq 'message_delta' } @ev;
-    is($start->{usage}{input_tokens}, $in, "messages $type stream: input tokens in message_start");
-    is($start->{usage}{output_tokens}, 0, "messages $type stream: no output tokens in message_start");
-    is($delta->{usage}{output_tokens}, $out, "messages $type stream: output tokens in message_delta");
-    my $charged = ledger('/v1/', $model)->{cost_nano_usd} - $before->{cost_nano_usd};
-    ok(abs(($delta->{usage}{cost} // -1) * 1e9 - $charged) < 0.5 && $charged > 0,
-       "messages $type stream: message_delta's cost is the ledger's");
+# By default an OpenAI-type provider's stream goes out as it comes, and
+# message_start carries the gateway's estimate (the provider tells the
+# count last); message_delta has the exact count, which Anthropic's SDK
+# takes.  With ai_messages_input_tokens exact, message_start waits for it.
+
+for my $loc ('/v1/', '/exact/v1/') {
+    my $exact = $loc eq '/exact/v1/';
+    for my $c (@slow) {
+        my ($type, $model) = @$c;
+        my $q = "messages $type";
+        my ($in, $out) = (ptok($q), words("Mock answer to: $q"));
+        my $est = int(length($q) / 4) || 1;
+        my $before = ledger($loc, $model);
+        my $s = $t->stream("${loc}messages",
+            { model => $model, max_tokens => 100, stream => \1,
+              messages => [{ role => 'user', content => $q }] });
+        my @ev = map { [$s->{event_names}[$_], $s->{json_events}[$_]] } 0 .. $#{ $s->{events} };
+        my ($start) = map { $_->[1]{message} } grep { ($_->[0] // '') eq 'message_start' } @ev;
+        my ($delta) = map { $_->[1] } grep { ($_->[0] // '') eq 'message_delta' } @ev;
+        my $what = "$loc messages $type stream";
+        if ($type eq 'openai' && !$exact) {
+            is($start->{usage}{input_tokens}, $est, "$what: the estimate in message_start");
+            my @times = @{ $s->{event_times} };
+            ok($times[-1] - $times[0] >= 0.03 * 3,
+               "$what: events go out as the provider sends them");
+        } else {
+            is($start->{usage}{input_tokens}, $in, "$what: input tokens in message_start");
+        }
+        is($start->{usage}{output_tokens}, 0, "$what: no output tokens in message_start");
+        is($delta->{usage}{input_tokens}, $in, "$what: input tokens in message_delta");
+        is($delta->{usage}{output_tokens}, $out, "$what: output tokens in message_delta");
+        my $charged = ledger($loc, $model)->{cost_nano_usd} - $before->{cost_nano_usd};
+        ok(abs(($delta->{usage}{cost} // -1) * 1e9 - $charged) < 0.5 && $charged > 0,
+           "$what: message_delta's cost is the ledger's");
+    }
 }
 
 # --- errors: Anthropic's on Anthropic routes, OpenAI's on OpenAI routes -------
@@ -261,7 +285,8 @@ SKIP: {
     for my $c (@slow) {
         my ($type, $model) = @$c;
         my $q = "langchain $type";
-        my $n = $t->node_sdk('langchain_anthropic.mjs', $t->base_url, $model, $q);
+        my $n = $t->node_sdk('langchain_anthropic.mjs', $t->base_url . '/exact',
+                             $model, $q);
         is($n->{exit}, 0, "langchain $type: exit 0") or diag($n->{stderr});
         is($n->{json}{content}, "Mock answer to: $q", "langchain $type: content");
         is($n->{json}{usage}{input_tokens}, ptok($q), "langchain $type: input tokens");

@@ -1209,3 +1209,59 @@ UNIT_TEST(messages_stream_error_while_holding)
     (void) types_are(&e, want);
     UNIT_CHECK(ms.failed && !ms.holding);
 }
+
+
+/*
+ * Not exact (the default): message_start goes out with the first chunk
+ * and the estimate; exact but a long answer: the hold ends at its bound.
+ */
+
+UNIT_TEST(messages_stream_estimate_and_hold_bound)
+{
+    size_t                     i;
+    ngx_str_t                  out;
+    ngx_ai_messages_stream_t  *ms;
+    unit_messages_events_t     e;
+    static const char          first[] =
+        CHUNK("{\"role\":\"assistant\",\"content\":\"Hi\"}", "null");
+    static const char          word[] = CHUNK("{\"content\":\"word \"}", "null");
+
+    ms = ngx_ai_messages_stream_create(unit_pool(), 9, 0);
+    UNIT_CHECK(ms != NULL);
+    if (ms == NULL) {
+        return;
+    }
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_feed(ms, (u_char *) first,
+                                            sizeof(first) - 1),
+                NGX_OK);
+    out.data = ms->out.data;
+    out.len = ms->out.len;
+    events(&out, &e);
+    UNIT_CHECK(e.start != NULL);
+    UNIT_EQ_INT(unit_ai_num(e.start, "usage.input_tokens"), 9);
+
+    ms = ngx_ai_messages_stream_create(unit_pool(), 9, 1);
+    UNIT_CHECK(ms != NULL);
+    if (ms == NULL) {
+        return;
+    }
+
+    UNIT_EQ_INT(ngx_ai_messages_stream_feed(ms, (u_char *) first,
+                                            sizeof(first) - 1),
+                NGX_OK);
+    UNIT_EQ_INT(ms->out.len, 0);
+
+    for (i = 0; ms->holding && i < 100000; i++) {
+        ms->out.len = 0;
+        UNIT_EQ_INT(ngx_ai_messages_stream_feed(ms, (u_char *) word,
+                                                sizeof(word) - 1),
+                    NGX_OK);
+    }
+
+    UNIT_CHECK(!ms->holding);
+    UNIT_CHECK(ms->held.len == 0);
+    UNIT_CHECK(i > 1000 && i < 100000);      /* it held, then let go */
+    UNIT_CHECK(ms->out.len > NGX_AI_MESSAGES_MAX_HOLD
+               && ngx_strncmp(ms->out.data, "event: message_start", 20) == 0);
+}

@@ -460,7 +460,7 @@ feed(const char *text, ngx_ai_usage_t *u, ngx_str_t *whole)
 
     len = strlen(text);
 
-    st = ngx_ai_responses_stream_create(unit_pool());
+    st = ngx_ai_responses_stream_create(unit_pool(), 0, 0);
     UNIT_CHECK(st != NULL);
 
     if (u) {
@@ -478,7 +478,7 @@ feed(const char *text, ngx_ai_usage_t *u, ngx_str_t *whole)
     UNIT_CHECK(ngx_ai_buf_init(&b, unit_pool(), out.len + 1) == NGX_OK);
     append_events(&b, &out);
 
-    st = ngx_ai_responses_stream_create(unit_pool());
+    st = ngx_ai_responses_stream_create(unit_pool(), 0, 0);
 
     if (u) {
         ngx_ai_responses_stream_usage(st, u);
