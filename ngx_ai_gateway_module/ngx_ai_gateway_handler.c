@@ -71,10 +71,12 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 
     if (rt->op == NGX_AI_OP_UNKNOWN) {
         ngx_ai_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
-                         NULL, "unknown_url", "Unknown endpoint: this "
-                         "gateway serves chat/completions, embeddings, "
-                         "messages, messages/count_tokens, models and "
-                         "models/{id}");
+                         NULL, "unknown_url", rt->not_allowed
+                         ? rt->not_allowed
+                         : "Unknown endpoint: this gateway serves "
+                           "chat/completions, responses, embeddings, "
+                           "messages, messages/count_tokens, models and "
+                           "models/{id}");
         goto error;
     }
 

@@ -456,7 +456,9 @@ typedef struct {
     ngx_uint_t                  op;        /* NGX_AI_OP_* */
     ngx_uint_t                  methods;   /* NGX_AI_ROUTE_*, 0: none */
     const char                 *allow;     /* the 405's Allow header */
-    const char                 *not_allowed;   /* and its message */
+    const char                 *not_allowed;   /* and its message (of
+                                                  the 404 for an unknown
+                                                  op) */
     ngx_ai_dialect_t           *dialect;   /* NULL: OpenAI's own */
 } ngx_ai_route_t;
 

@@ -61,6 +61,16 @@ static ngx_ai_route_t  ngx_ai_route_unknown_messages = {
 };
 
 
+/* responses/{id} and what hangs off it look up stored responses */
+
+static ngx_ai_route_t  ngx_ai_route_stored_response = {
+    ngx_string("/responses/"), NGX_AI_OP_UNKNOWN, 0, NULL,
+    "The gateway stores no responses: retrieving, cancelling, deleting a "
+    "response or listing its input items is not served; send the whole "
+    "input with each request", NULL
+};
+
+
 static ngx_ai_route_t  ngx_ai_route_unknown = {
     ngx_null_string, NGX_AI_OP_UNKNOWN, 0, NULL, NULL, NULL
 };
@@ -85,6 +95,12 @@ ngx_ai_route_find(u_char *p, size_t len)
         != NULL)
     {
         return &ngx_ai_route_unknown_messages;
+    }
+
+    if (ngx_ai_route_segment(p, len, &ngx_ai_route_stored_response.suffix)
+        != NULL)
+    {
+        return &ngx_ai_route_stored_response;
     }
 
     return &ngx_ai_route_unknown;

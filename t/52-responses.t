@@ -507,6 +507,14 @@ $r = $t->get($url);
 error_ok($r, 405, undef, 'GET', qr/responses takes POST/);
 is($r->{headers}{allow}, 'POST', 'GET: Allow: POST');
 
+# nothing is stored: responses/{id} and what hangs off it say so
+for my $case (['GET', "$url/resp_0123"], ['POST', "$url/resp_0123/cancel"],
+              ['GET', "$url/resp_0123/input_items"], ['DELETE', "$url/resp_0123"]) {
+    my ($m, $path) = @$case;
+    error_ok($t->request($m, $path), 404, undef, "$m $path",
+             qr/stores no responses/);
+}
+
 # provider errors as OpenAI error objects, with the provider's status
 for my $case (['openai/x-status429-retryafter3', 429], ['claude/x-status529', 503],
               ['google/x-status403', 403]) {

@@ -115,7 +115,9 @@ is_deeply([map { [$_->{object}, $_->{index}] } @{ $j->{data} }],
 is_deeply($j->{data}[0]{embedding}, vec_of(5, 4), 'openai: vector 0 (dimensions 4)');
 is_deeply($j->{data}[1]{embedding}, vec_of(15, 4), 'openai: vector 1');
 my $in = ptok('hello', 'embedding world');
+my $cost = delete $j->{usage}{cost};
 is_deeply($j->{usage}, { prompt_tokens => $in, total_tokens => $in }, 'openai: usage');
+ok(abs($cost - $in * 0.02 / 1e6) < 1e-12, "openai: usage.cost, the input at 0.02/1M ($cost)");
 
 my $rec = last_record();
 is($rec->{path}, '/v1/embeddings', 'upstream: /v1/embeddings');

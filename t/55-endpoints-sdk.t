@@ -76,9 +76,11 @@ for my $model ('openai/text-embedding-3-small', 'google/gemini-embedding-001') {
     if ($model =~ /^openai/) {
         is($first->{body_json}{encoding_format}, 'base64',
            'openai sdk: asked the provider for base64, as the client did');
-        is_deeply($j->{default}{usage}, { prompt_tokens => ptok('hello', 'embedding world'),
-                                          total_tokens => ptok('hello', 'embedding world') },
+        my $in = ptok('hello', 'embedding world');
+        my $cost = delete $j->{default}{usage}{cost};
+        is_deeply($j->{default}{usage}, { prompt_tokens => $in, total_tokens => $in },
                   'openai sdk: usage');
+        ok(abs(($cost // -1) - $in * 0.02 / 1e6) < 1e-12, 'openai sdk: usage.cost');
     } else {
         like($first->{path}, qr/:batchEmbedContents$/, 'openai sdk: gemini batchEmbedContents');
     }
