@@ -108,6 +108,7 @@ static ngx_int_t ngx_http_ai_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ai_auth_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ai_auth_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ai_auth_names(ngx_conf_t *cf);
 static void *ngx_http_ai_auth_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_ai_auth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ai_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -473,6 +474,12 @@ ngx_http_ai_keys_table(ngx_conf_t *cf, ngx_http_ai_keys_t *keys,
         if (e[i].models) {
             k->models = e[i].models->elts;
             k->nmodels = e[i].models->nelts;
+        }
+
+        if (ngx_http_ai_sha256(k->name.data, k->name.len, k->limits.digest)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
 
         k->limits.rpm = (ngx_uint_t) e[i].rpm;
@@ -1033,7 +1040,52 @@ ngx_http_ai_auth_init(ngx_conf_t *cf)
 
     *h = ngx_http_ai_auth_handler;
 
+    if (ngx_http_ai_auth_names(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_ai_policy_add(cf, &ngx_http_ai_auth_policy);
+}
+
+
+/*
+ * The names of the keys of every store (and their teams' accounts), for
+ * the status to show by the digests the limits count them under: read by
+ * this configuration, so that a reload's cycle has its own, and every
+ * worker is forked with them.
+ */
+
+static ngx_int_t
+ngx_http_ai_auth_names(ngx_conf_t *cf)
+{
+    ngx_uint_t                       i, j;
+    ngx_http_ai_keys_t             **keys;
+    ngx_http_ai_keyrec_t            *k;
+    ngx_http_ai_auth_main_conf_t    *amcf;
+    ngx_http_ai_limits_main_conf_t  *lmcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_ai_gateway_auth_module);
+    lmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_ai_gateway_limits_module);
+
+    keys = amcf->stores.elts;
+
+    for (i = 0; i < amcf->stores.nelts; i++) {
+        k = keys[i]->tab->recs;
+
+        for (j = 0; j < keys[i]->tab->n; j++) {
+            if (ngx_http_ai_key_names_add(cf->pool, &lmcf->key_names,
+                                          &k[j].name, &k[j].team)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    ngx_http_ai_key_names_sort(lmcf->key_names);
+
+    return NGX_OK;
 }
 
 

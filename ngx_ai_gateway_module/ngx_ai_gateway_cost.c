@@ -1270,7 +1270,10 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
 
     an = NULL;
 
-    if (lctx->account && lctx->account_zone == zone) {
+    /* the account held for the budget is the key's, not its team's: the
+     * team's is found by its own id */
+
+    if (lctx->account && lctx->account_zone == zone && cc != lctx->team) {
         an = lctx->account;
 
     } else if (account) {

@@ -3,7 +3,9 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * The cost zones in ai_status: the totals, the ledger and spend arrays
- * (filtered and paged through the status filter) and the zones' items.
+ * (filtered and paged through the status filter), with the key's name
+ * and team where the key is an ai_auth key's (or a team's account), and
+ * the zones' items.
  */
 
 
@@ -126,6 +128,8 @@ ngx_http_ai_cost_entries_json(ngx_http_ai_limits_main_conf_t *lmcf,
                 ngx_http_ai_digest_hex(hex, digest,
                                        NGX_HTTP_AI_KEY_PREFIX / 2);
                 ngx_ai_jw_string(w, hex, NGX_HTTP_AI_KEY_PREFIX);
+                ngx_http_ai_key_name_json(w, lmcf->key_names, digest,
+                                          NGX_HTTP_AI_DIGEST_LEN);
 
             } else {
                 ngx_ai_jw_null(w);

@@ -5,7 +5,8 @@
  * The key of a limit or a ledger (key= of ai_rate and ai_cost) for one
  * request: its value, evaluated once and kept only as a SHA-256 digest,
  * what an empty key gets (empty=), and the refusal of a new key that a
- * full zone has no room for.
+ * full zone has no room for; the names in clear of the digests that are
+ * an ai_auth key's name or a team's account.
  */
 
 
@@ -14,6 +15,11 @@
 #include <ngx_http.h>
 #include <openssl/evp.h>
 #include "ngx_ai_gateway_limits.h"
+
+
+static ngx_int_t ngx_http_ai_key_names_push(ngx_array_t *names,
+    u_char *value, size_t len, ngx_str_t *name, ngx_str_t *team);
+static int ngx_http_ai_key_name_cmp(const void *a, const void *b);
 
 
 /* a key's value and its SHA-256 digest, computed once per request */
@@ -200,4 +206,225 @@ void
 ngx_http_ai_digest_hex(u_char *dst, u_char *digest, size_t n)
 {
     (void) ngx_hex_dump(dst, digest, n);
+}
+
+
+/*
+ * The names of the digests limits count an ai_auth key under (by
+ * ngx_http_ai_limits_principal_conf(): the digest of the key's name, and
+ * of "team:" and its team for the team's account), added by the auth
+ * module at configuration time for every key of its stores; a reload
+ * builds the table of the new cycle anew.  The status writers look a
+ * digest up: a binary search in the sorted table.
+ */
+
+ngx_int_t
+ngx_http_ai_key_names_add(ngx_pool_t *pool, ngx_array_t **names,
+    ngx_str_t *name, ngx_str_t *team)
+{
+    u_char     *p;
+    ngx_str_t   none;
+
+    if (*names == NULL) {
+        *names = ngx_array_create(pool, 16, sizeof(ngx_http_ai_key_name_t));
+        if (*names == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_ai_key_names_push(*names, name->data, name->len, name, team)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (team->len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, sizeof("team:") - 1 + team->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, "team:", sizeof("team:") - 1);
+    ngx_memcpy(p + sizeof("team:") - 1, team->data, team->len);
+
+    ngx_str_null(&none);
+
+    return ngx_http_ai_key_names_push(*names, p,
+                                      sizeof("team:") - 1 + team->len,
+                                      &none, team);
+}
+
+
+static ngx_int_t
+ngx_http_ai_key_names_push(ngx_array_t *names, u_char *value, size_t len,
+    ngx_str_t *name, ngx_str_t *team)
+{
+    ngx_http_ai_key_name_t  *e;
+
+    e = ngx_array_push(names);
+    if (e == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ai_sha256(value, len, e->digest) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    e->name = *name;
+    e->team = *team;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sorted by digest, one entry per digest (the lines of a rotation share a
+ * name); a name whose stores give it different teams keeps none.
+ */
+
+void
+ngx_http_ai_key_names_sort(ngx_array_t *names)
+{
+    ngx_uint_t               i, n;
+    ngx_http_ai_key_name_t  *e;
+
+    if (names == NULL || names->nelts == 0) {
+        return;
+    }
+
+    e = names->elts;
+
+    ngx_qsort(e, names->nelts, sizeof(ngx_http_ai_key_name_t),
+              ngx_http_ai_key_name_cmp);
+
+    for (n = 0, i = 1; i < names->nelts; i++) {
+        if (ngx_memcmp(e[i].digest, e[n].digest, NGX_HTTP_AI_DIGEST_LEN)
+            != 0)
+        {
+            e[++n] = e[i];
+            continue;
+        }
+
+        if (e[i].team.len != e[n].team.len
+            || ngx_memcmp(e[i].team.data, e[n].team.data, e[n].team.len)
+               != 0)
+        {
+            e[n].team.len = 0;
+            e[n].team.data = (u_char *) "";
+        }
+    }
+
+    names->nelts = n + 1;
+}
+
+
+static int
+ngx_http_ai_key_name_cmp(const void *a, const void *b)
+{
+    return ngx_memcmp(((ngx_http_ai_key_name_t *) a)->digest,
+                      ((ngx_http_ai_key_name_t *) b)->digest,
+                      NGX_HTTP_AI_DIGEST_LEN);
+}
+
+
+/*
+ * The entry of a digest, or of the first len bytes of one (the metrics
+ * zone keeps 4); NULL if none, or if a prefix is not one entry's alone
+ */
+
+ngx_http_ai_key_name_t *
+ngx_http_ai_key_name_find(ngx_array_t *names, u_char *digest, size_t len)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               lo, hi, mid;
+    ngx_http_ai_key_name_t  *e;
+
+    if (names == NULL || len == 0 || len > NGX_HTTP_AI_DIGEST_LEN) {
+        return NULL;
+    }
+
+    e = names->elts;
+    lo = 0;
+    hi = names->nelts;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        rc = ngx_memcmp(digest, e[mid].digest, len);
+
+        if (rc < 0) {
+            hi = mid;
+
+        } else if (rc > 0) {
+            lo = mid + 1;
+
+        } else {
+            if ((mid > 0 && ngx_memcmp(digest, e[mid - 1].digest, len) == 0)
+                || (mid + 1 < names->nelts
+                    && ngx_memcmp(digest, e[mid + 1].digest, len) == 0))
+            {
+                return NULL;
+            }
+
+            return &e[mid];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* "key_name" and "team" of an entry of the status, where known */
+
+void
+ngx_http_ai_key_name_json(ngx_ai_jw_t *w, ngx_array_t *names,
+    u_char *digest, size_t len)
+{
+    ngx_http_ai_key_name_t  *e;
+
+    e = ngx_http_ai_key_name_find(names, digest, len);
+
+    if (e == NULL) {
+        return;
+    }
+
+    if (e->name.len) {
+        ngx_ai_jw_key_string(w, "key_name", e->name.data, e->name.len);
+    }
+
+    if (e->team.len) {
+        ngx_ai_jw_key_string(w, "team", e->team.data, e->team.len);
+    }
+}
+
+
+/* the same, for the hex digits of a digest's first bytes */
+
+void
+ngx_http_ai_key_name_json_hex(ngx_ai_jw_t *w, ngx_array_t *names,
+    u_char *hex, size_t len)
+{
+    size_t     i;
+    ngx_int_t  n;
+    u_char     digest[NGX_HTTP_AI_DIGEST_LEN];
+
+    if (names == NULL || len == 0 || len % 2
+        || len > 2 * NGX_HTTP_AI_DIGEST_LEN)
+    {
+        return;
+    }
+
+    for (i = 0; i < len / 2; i++) {
+        n = ngx_hextoi(hex + 2 * i, 2);
+
+        if (n == NGX_ERROR) {
+            return;
+        }
+
+        digest[i] = (u_char) n;
+    }
+
+    ngx_http_ai_key_name_json(w, names, digest, len / 2);
 }

@@ -274,6 +274,9 @@ typedef struct {
                                                      *, lines with budget= */
     ngx_array_t                    *syncs;        /* ngx_http_ai_sync_t *,
                                                      the Redis servers */
+    ngx_array_t                    *key_names;    /* ngx_http_ai_key_name_t
+                                                     by digest; NULL: none
+                                                     (ngx_ai_gateway_key.c) */
 } ngx_http_ai_limits_main_conf_t;
 
 
@@ -293,6 +296,10 @@ typedef struct {
  */
 typedef struct {
     ngx_str_t                       name;
+    u_char                          digest[NGX_HTTP_AI_DIGEST_LEN];
+                                                  /* of name: the key the
+                                                     limits count it
+                                                     under */
     ngx_str_t                       team;         /* empty: none */
     ngx_uint_t                      rpm;          /* 0: the line's */
     ngx_uint_t                      tpm;
@@ -303,6 +310,21 @@ typedef struct {
     unsigned                        has_budget:1;
     unsigned                        has_team_budget:1;
 } ngx_http_ai_principal_t;
+
+
+/*
+ * The name in clear of a digest that limits count under: an ai_auth key's
+ * name (the digest of the name, as ai_rate and ai_cost lines without key=
+ * hash it) with the key's team, or a team's account (the digest of
+ * "team:" and the team), name empty.  Filled at configuration time from
+ * the key stores, so that the status shows names; never a key.
+ */
+typedef struct {
+    u_char                          digest[NGX_HTTP_AI_DIGEST_LEN];
+    ngx_str_t                       name;         /* empty: a team */
+    ngx_str_t                       team;         /* empty: none, or the
+                                                     stores disagree */
+} ngx_http_ai_key_name_t;
 
 
 /* a key evaluated for one request: its digest */
@@ -382,6 +404,15 @@ ngx_int_t ngx_http_ai_limits_empty_arg(ngx_conf_t *cf, ngx_str_t *value,
 void ngx_http_ai_limits_key_missing(ngx_http_ai_limits_ctx_t *lctx,
     ngx_ai_error_t *err);
 ngx_int_t ngx_http_ai_sha256(u_char *data, size_t len, u_char *digest);
+ngx_int_t ngx_http_ai_key_names_add(ngx_pool_t *pool, ngx_array_t **names,
+    ngx_str_t *name, ngx_str_t *team);
+void ngx_http_ai_key_names_sort(ngx_array_t *names);
+ngx_http_ai_key_name_t *ngx_http_ai_key_name_find(ngx_array_t *names,
+    u_char *digest, size_t len);
+void ngx_http_ai_key_name_json(ngx_ai_jw_t *w, ngx_array_t *names,
+    u_char *digest, size_t len);
+void ngx_http_ai_key_name_json_hex(ngx_ai_jw_t *w, ngx_array_t *names,
+    u_char *hex, size_t len);
 
 /* ngx_ai_gateway_status.c: ai_status ?zone= ?key= ?route= ?model=
  * ?limit= ?offset= for the ledger, spend and rate arrays */

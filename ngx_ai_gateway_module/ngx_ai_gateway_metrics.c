@@ -306,7 +306,8 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     /*
      * the key: of ai_cost key=, else of the first ai_rate with key=; its
      * digest as the limits computed it, or now for a request that did not
-     * reach them (a bad request)
+     * reach them (a bad request); else the name of the ai_auth key, by
+     * the digest the limits count it under (computed with the key store)
      */
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
@@ -330,6 +331,11 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             ngx_http_ai_digest_hex(hex, k->digest, NGX_HTTP_AI_KEY_PREFIX / 2);
             ngx_http_ai_metrics_label(&m->key, hex, NGX_HTTP_AI_KEY_PREFIX);
         }
+
+    } else if (lctx && lctx->principal) {
+        ngx_http_ai_digest_hex(hex, lctx->principal->digest,
+                               NGX_HTTP_AI_KEY_PREFIX / 2);
+        ngx_http_ai_metrics_label(&m->key, hex, NGX_HTTP_AI_KEY_PREFIX);
     }
 
     /* the calls, as charged (and the latest, should it not be listed) */

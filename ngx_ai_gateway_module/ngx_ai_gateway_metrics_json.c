@@ -26,7 +26,7 @@ typedef struct {
 
 
 static void ngx_http_ai_metrics_labels_json(ngx_ai_jw_t *w,
-    ngx_http_ai_metrics_node_t *mn);
+    ngx_http_ai_metrics_node_t *mn, ngx_array_t *names);
 static void ngx_http_ai_metrics_opt_string(ngx_ai_jw_t *w, u_char *p,
     size_t len);
 static void ngx_http_ai_metrics_hist_json(ngx_ai_jw_t *w,
@@ -130,6 +130,7 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
     ngx_http_ai_metrics_node_t       *mn;
     ngx_http_ai_metrics_zone_t       *mz;
     ngx_http_ai_metrics_totals_t     *tt;
+    ngx_http_ai_limits_main_conf_t   *lmcf;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
 
     static const char  *lists[] = {
@@ -146,6 +147,7 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 
     mz = mmcf->zone->data;
     sh = mz->sh;
+    lmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_limits_module);
 
     ngx_ai_jw_object(w);
     ngx_ai_jw_key_string(w, "zone", mmcf->zone->shm.name.data,
@@ -209,7 +211,7 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
             }
 
             ngx_ai_jw_object(w);
-            ngx_http_ai_metrics_labels_json(w, mn);
+            ngx_http_ai_metrics_labels_json(w, mn, lmcf->key_names);
 
             switch (type) {
 
@@ -267,11 +269,14 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 }
 
 
-/* "route", "provider", "model", "status" ... of an entry */
+/*
+ * "route", "provider", "model", "status" ... of an entry; a key's, its
+ * name and team where it is an ai_auth key's
+ */
 
 static void
 ngx_http_ai_metrics_labels_json(ngx_ai_jw_t *w,
-    ngx_http_ai_metrics_node_t *mn)
+    ngx_http_ai_metrics_node_t *mn, ngx_array_t *names)
 {
     u_char     *model, *extra, *slash;
     ngx_uint_t  type;
@@ -285,6 +290,11 @@ ngx_http_ai_metrics_labels_json(ngx_ai_jw_t *w,
                          : type == NGX_HTTP_AI_METRICS_MODEL ? "model"
                          : "route");
         ngx_ai_jw_string(w, mn->data, mn->route_len);
+
+        if (type == NGX_HTTP_AI_METRICS_KEY) {
+            ngx_http_ai_key_name_json_hex(w, names, mn->data, mn->route_len);
+        }
+
         return;
     }
 
@@ -377,6 +387,7 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_http_ai_metrics_zone_t       *mz;
     ngx_http_ai_metrics_point_t      *pts;
     ngx_http_ai_metrics_minute_t     *mins;
+    ngx_http_ai_limits_main_conf_t   *lmcf;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
 
     static const char  *lists[] = { "keys", "models", "routes" };
@@ -391,6 +402,7 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_jw_t *w,
 
     mz = mmcf->zone->data;
     sh = mz->sh;
+    lmcf = ngx_http_get_module_main_conf(r, ngx_ai_gateway_limits_module);
 
     n = ngx_max(1, ngx_min(minutes, NGX_HTTP_AI_METRICS_MINUTES));
     now = (uint32_t) (ngx_time() / 60);
@@ -506,6 +518,11 @@ ngx_http_ai_metrics_series_json(ngx_http_request_t *r, ngx_ai_jw_t *w,
             ngx_ai_jw_object(w);
             ngx_ai_jw_key_string(w, labels[type - NGX_HTTP_AI_METRICS_KEY],
                                  mn->data, mn->route_len);
+
+            if (type == NGX_HTTP_AI_METRICS_KEY) {
+                ngx_http_ai_key_name_json_hex(w, lmcf->key_names, mn->data,
+                                              mn->route_len);
+            }
             ngx_http_ai_metrics_columns(w, ngx_http_ai_metrics_point_columns,
                                         &pts[j * n], sizeof(*pts), n);
             ngx_ai_jw_end(w);

@@ -8,7 +8,9 @@
  * integers; the breakers, rate buckets, guards and budget accounts from
  * the status JSON the other modules write (so they are the same numbers
  * as ?format=json).  Label values are escaped (\\, \", \n) and made valid
- * UTF-8; no label holds a key, only the 8 hex digits of its digest.
+ * UTF-8; no label holds a key, only the 8 hex digits of its digest
+ * ("key"), and, for an ai_auth key's name or a team's account, the name
+ * and team in clear ("key_name", "team").
  */
 
 
@@ -45,6 +47,7 @@ static ngx_int_t ngx_http_ai_prom_label(ngx_ai_buf_t *b, const char *name,
     u_char *p, size_t len);
 static ngx_int_t ngx_http_ai_prom_label_json(ngx_ai_buf_t *b,
     const char *name, cJSON *obj, const char *field);
+static ngx_int_t ngx_http_ai_prom_key_names(ngx_ai_buf_t *b, cJSON *obj);
 static ngx_int_t ngx_http_ai_prom_escape(ngx_ai_buf_t *b, u_char *p,
     size_t len);
 static ngx_int_t ngx_http_ai_prom_value(ngx_ai_buf_t *b, uint64_t n);
@@ -613,6 +616,7 @@ ngx_http_ai_prom_json(ngx_http_request_t *r, ngx_str_t *json,
                     || ngx_http_ai_prom_str(b, ",") != NGX_OK
                     || ngx_http_ai_prom_label_json(b, "key", item, "key")
                        != NGX_OK
+                    || ngx_http_ai_prom_key_names(b, item) != NGX_OK
                     || ngx_http_ai_prom_str(b, ",type=\"") != NGX_OK
                     || ngx_ai_buf_append_str(b, rate[k][2]) != NGX_OK
                     || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
@@ -682,6 +686,7 @@ ngx_http_ai_prom_json(ngx_http_request_t *r, ngx_str_t *json,
                 || ngx_http_ai_prom_str(b, ",") != NGX_OK
                 || ngx_http_ai_prom_label_json(b, "key", item, "key")
                    != NGX_OK
+                || ngx_http_ai_prom_key_names(b, item) != NGX_OK
                 || ngx_http_ai_prom_str(b, ",") != NGX_OK
                 || ngx_http_ai_prom_label_json(b, "route", item, "route")
                    != NGX_OK
@@ -735,6 +740,36 @@ ngx_http_ai_prom_label_json(ngx_ai_buf_t *b, const char *name, cJSON *obj,
 
     return ngx_http_ai_prom_label(b, name, (u_char *) s->valuestring,
                                   ngx_strlen(s->valuestring));
+}
+
+
+/* ,key_name="..." and ,team="..." of an entry that has them */
+
+static ngx_int_t
+ngx_http_ai_prom_key_names(ngx_ai_buf_t *b, cJSON *obj)
+{
+    ngx_uint_t   i;
+    cJSON       *s;
+
+    static const char  *fields[] = { "key_name", "team" };
+
+    for (i = 0; i < 2; i++) {
+        s = cJSON_GetObjectItemCaseSensitive(obj, fields[i]);
+
+        if (!cJSON_IsString(s)) {
+            continue;
+        }
+
+        if (ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label(b, fields[i], (u_char *) s->valuestring,
+                                      ngx_strlen(s->valuestring))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

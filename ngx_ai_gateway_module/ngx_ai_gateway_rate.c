@@ -1572,6 +1572,8 @@ ngx_http_ai_rate_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w,
                 ngx_http_ai_digest_hex(hex, node->data + 5,
                                        NGX_HTTP_AI_KEY_PREFIX / 2);
                 ngx_ai_jw_string(w, hex, NGX_HTTP_AI_KEY_PREFIX);
+                ngx_http_ai_key_name_json(w, lmcf->key_names, node->data + 5,
+                                          NGX_HTTP_AI_DIGEST_LEN);
 
             } else {
                 ngx_ai_jw_null(w);

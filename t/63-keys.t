@@ -141,7 +141,7 @@ is(err_code($r), 'invalid_api_key', 'no key: invalid_api_key');
 $r = chat('sk-nobody-0123456789abcdef');
 is($r->{status}, 401, 'unknown key: 401');
 is(err_code($r), 'invalid_api_key', 'unknown key: invalid_api_key');
-unlike($r->{body}, qr/sk-nobody/, 'unknown key: not echoed');
+unlike($r->{content}, qr/sk-nobody/, 'unknown key: not echoed');
 
 $r = chat($keys{old});
 is($r->{status}, 401, 'expired key: 401');
@@ -270,8 +270,8 @@ for my $k (sort keys %keys) {
                      } split /\n/, $errlog;
     is(scalar @lines, 0, "key of $k in no debug log line but nginx's own")
         or diag join "\n", @lines[0 .. ($#lines < 3 ? $#lines : 3)];
-    unlike($status->{body}, qr/\Q$keys{$k}\E/, "key of $k not in the status");
-    unlike($prom->{body}, qr/\Q$keys{$k}\E/, "key of $k not in the metrics");
+    unlike($status->{content}, qr/\Q$keys{$k}\E/, "key of $k not in the status");
+    unlike($prom->{content}, qr/\Q$keys{$k}\E/, "key of $k not in the metrics");
 }
 
 # --- reload under load: bob revoked, a new key of alice added ------------------
