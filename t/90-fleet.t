@@ -281,6 +281,24 @@ sub wait_sync {
 
 sub admitted { scalar grep { $_ == 200 } @_ }
 
+# what one host did, the other sees: every delta pushed, then two sync
+# batches of each host after that (a batch pulls what the other pushed);
+# at least the 0.35 s of three sync intervals, longer on a loaded machine
+sub settle {
+    my $t0 = time;
+    my $batches = sub {
+        my $st = $_[0]->get('/status')->{json};
+        my $n = 0;
+        $n += $_->{batches} for @{ ($st && $st->{sync}) || [] };
+        return $n;
+    };
+    wait_sync(state => 'ok', synced => 1, timeout => 5);
+    my %b = (A => $batches->($A), B => $batches->($B));
+    wait_for(sub { $batches->($A) >= $b{A} + 2 * 4 && $batches->($B) >= $b{B} + 2 * 4 }, 5);
+    my $left = 0.35 - (time - $t0);
+    sleep $left if $left > 0;
+}
+
 sub wait_for {
     my ($cond, $timeout) = @_;
     my $deadline = time + ($timeout // 5);
@@ -302,12 +320,12 @@ ok($s->{strict} && $s->{interval_ms} == 100 && $s->{timeout_ms} == 500,
 
 my $k = 'sk-seq';
 is(chat($B, 'rpm', $k)->{status}, 200, 'rpm: host B serves the key once');
-sleep 0.35;                                  # B's next sync pushes it
+settle();                                    # B's next sync pushes it
 my @a = map { chat($A, 'rpm', $k)->{status} } 1 .. 25;
 my $t0 = time;
 is(admitted(@a), 19, 'rpm=20 across hosts: host A admits the 19 left after B\'s one')
     or diag "@a";
-sleep 0.35;                                  # a sync of each host
+settle();                                    # a sync of each host
 my @b = map { chat($B, 'rpm', $k)->{status} } 1 .. 10;
 my $refill = int((time - $t0) * 20 / 60) + 1;
 cmp_ok(admitted(@b), '<=', $refill,
@@ -397,10 +415,10 @@ is($s->{strict_local}, 0, 'status: none decided locally while Redis answers');
 # a call: 1 input token at 2.50 and 4 output at 10.00 per 1M = 42500 nano-USD
 
 is(chat($B, 'budget', 'sk-money')->{status}, 200, 'budget: host B spends first');
-sleep 0.35;
+settle();
 my @st = map { chat($A, 'budget', 'sk-money')->{status} } 1 .. 3;
 is_deeply(\@st, [200, 200, 402], 'budget: host A counts what B spent (3 x 42500 > 100000)');
-sleep 0.35;
+settle();
 $r = chat($B, 'budget', 'sk-money');
 is($r->{status}, 402, 'budget: host B refuses what A spent, once synced');
 is($r->{json}{error}{code}, 'budget_exceeded', 'budget: budget_exceeded');
