@@ -452,3 +452,45 @@ ngx_ai_json_parse_args(const char *s)
 
     return cJSON_CreateObject();
 }
+
+
+/*
+ * The first of names (at most 32) that is a member of obj twice, or NULL.
+ * cJSON finds the first of duplicate names, most parsers keep the last:
+ * what the gateway reads and what a client or a provider reads would
+ * differ.
+ */
+
+const char *
+ngx_ai_json_unique(cJSON *obj, const char **names)
+{
+    cJSON       *item;
+    uint32_t     seen;
+    ngx_uint_t   i;
+
+    seen = 0;
+
+    cJSON_ArrayForEach(item, obj) {
+
+        if (item->string == NULL) {
+            continue;
+        }
+
+        for (i = 0; names[i] && i < 32; i++) {
+            if (item->string[0] != names[i][0]
+                || ngx_strcmp(item->string, names[i]) != 0)
+            {
+                continue;
+            }
+
+            if (seen & (1u << i)) {
+                return names[i];
+            }
+
+            seen |= 1u << i;
+            break;
+        }
+    }
+
+    return NULL;
+}

@@ -619,6 +619,27 @@ ngx_ai_openai_splice(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 }
 
 
+/* the members of an answer the gateway reads or the client relies on */
+
+static const char  *ngx_ai_openai_answer_members[] = {
+    "id", "object", "created", "model", "choices", "usage",
+    "system_fingerprint", "service_tier", NULL
+};
+
+static const char  *ngx_ai_openai_choice_members[] = {
+    "index", "message", "finish_reason", "logprobs", NULL
+};
+
+static const char  *ngx_ai_openai_message_members[] = {
+    "role", "content", "refusal", "tool_calls", "function_call", NULL
+};
+
+static const char  *ngx_ai_openai_usage_members[] = {
+    "prompt_tokens", "completion_tokens", "total_tokens",
+    "prompt_tokens_details", "completion_tokens_details", "cost", NULL
+};
+
+
 static ngx_int_t
 ngx_ai_openai_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
@@ -636,8 +657,26 @@ ngx_ai_openai_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         return NGX_DECLINED;
     }
 
+    /* the answer goes to the client as it came: what the gateway reads
+     * in it (the ledger's usage) must be what the client reads */
+
     choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
     choice = cJSON_GetArrayItem(choices, 0);
+    message = cJSON_GetObjectItemCaseSensitive(choice, "message");
+
+    if (ngx_ai_json_unique(root, ngx_ai_openai_answer_members) != NULL
+        || ngx_ai_json_unique(choice, ngx_ai_openai_choice_members) != NULL
+        || ngx_ai_json_unique(message, ngx_ai_openai_message_members)
+           != NULL
+        || ngx_ai_json_unique(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                              ngx_ai_openai_usage_members)
+           != NULL)
+    {
+        ngx_ai_error_set(err, 502, "upstream_error", NULL,
+                         "invalid_response",
+                         "the provider's answer names a member twice");
+        return NGX_DECLINED;
+    }
 
     if (!cJSON_IsArray(choices) || !cJSON_IsObject(choice)) {
         ngx_ai_error_set(err, 502, "upstream_error", NULL,
@@ -646,7 +685,6 @@ ngx_ai_openai_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         return NGX_DECLINED;
     }
 
-    message = cJSON_GetObjectItemCaseSensitive(choice, "message");
     content = cJSON_GetObjectItemCaseSensitive(message, "content");
 
     if (cJSON_IsString(content)) {

@@ -340,6 +340,7 @@ ngx_int_t ngx_ai_json_turn(cJSON *list, const char *key, const char *role,
     const char **cur_role, cJSON **items);
 ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
 cJSON *ngx_ai_json_parse_args(const char *s);
+const char *ngx_ai_json_unique(cJSON *obj, const char **names);
 
 /* ngx_ai_gateway_wire.c: OpenAI's wire format for the translators */
 void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,

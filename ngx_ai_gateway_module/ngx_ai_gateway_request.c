@@ -1054,41 +1054,22 @@ ngx_ai_request_stop(ngx_pool_t *pool, cJSON *stop, ngx_ai_error_t *err)
 }
 
 
-/* NGX_DECLINED when one of names (at most 32) is a member of obj twice */
+/* NGX_DECLINED when one of names is a member of obj twice */
 
 static ngx_int_t
 ngx_ai_request_unique(cJSON *obj, const char **names, ngx_ai_error_t *err)
 {
-    cJSON       *item;
-    uint32_t     seen;
-    ngx_uint_t   i;
+    const char  *dup;
 
-    seen = 0;
+    dup = ngx_ai_json_unique(obj, names);
 
-    cJSON_ArrayForEach(item, obj) {
-
-        if (item->string == NULL) {
-            continue;
-        }
-
-        for (i = 0; names[i]; i++) {
-            if (item->string[0] != names[i][0]
-                || ngx_strcmp(item->string, names[i]) != 0)
-            {
-                continue;
-            }
-
-            if (seen & (1u << i)) {
-                ngx_ai_error_set(err, 400, "invalid_request_error", names[i],
-                                 "duplicate_parameter", "Invalid request: "
-                                 "a parameter is given more than once.");
-                return NGX_DECLINED;
-            }
-
-            seen |= 1u << i;
-            break;
-        }
+    if (dup == NULL) {
+        return NGX_OK;
     }
 
-    return NGX_OK;
+    ngx_ai_error_set(err, 400, "invalid_request_error", dup,
+                     "duplicate_parameter", "Invalid request: a parameter "
+                     "is given more than once.");
+
+    return NGX_DECLINED;
 }

@@ -336,6 +336,21 @@ UNIT_TEST(openai_response_trailing_bytes)
     UNIT_EQ_INT(ngx_ai_openai_translator.response(unit_pool(), &req,
                     body.data, body.len, &out, &err), NGX_OK);
     UNIT_EQ_STR(out.content, "a");
+
+    /* a member twice: the client's parser would read another usage or
+     * answer than the gateway's */
+
+    ngx_str_set(&body, "{\"choices\":[{\"message\":{\"content\":\"a\"}}],"
+                       "\"usage\":{\"prompt_tokens\":1},"
+                       "\"usage\":{\"prompt_tokens\":900}}");
+    UNIT_EQ_INT(ngx_ai_openai_translator.response(unit_pool(), &req,
+                    body.data, body.len, &out, &err), NGX_DECLINED);
+    UNIT_EQ_INT(err.status, 502);
+
+    ngx_str_set(&body, "{\"choices\":[{\"message\":{\"content\":\"a\","
+                       "\"content\":\"b\"}}]}");
+    UNIT_EQ_INT(ngx_ai_openai_translator.response(unit_pool(), &req,
+                    body.data, body.len, &out, &err), NGX_DECLINED);
 }
 
 
