@@ -115,8 +115,14 @@ static ngx_int_t ngx_ai_scrub_add(ngx_ai_scrub_t *sc, size_t start,
     size_t end);
 static ngx_int_t ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text,
     size_t len);
+static size_t ngx_ai_scrub_escape(const u_char *t, size_t len, size_t i,
+    ngx_uint_t *c);
 static ngx_int_t ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text,
     ngx_uint_t *hits);
+static ngx_uint_t ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp,
+    ngx_uint_t nspans);
+static void ngx_ai_scrub_escapes(const u_char *t, size_t len,
+    ngx_ai_scrub_span_t *sp, ngx_uint_t nspans);
 static size_t ngx_ai_scrub_char(const u_char *t, size_t i);
 static int ngx_libc_cdecl ngx_ai_scrub_cmp(const void *a, const void *b);
 
@@ -704,7 +710,7 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
     u_char               *view, *o;
     size_t                i, n, j, e, vlen;
     uint32_t             *at;
-    ngx_uint_t            c, lo, k, first, last;
+    ngx_uint_t            c, k, first, last;
     ngx_ai_scrub_span_t  *sp;
 
     if (len >= 0xffffffff) {
@@ -721,64 +727,7 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
     o = view;
 
     for (i = 0; i < len; i += n) {
-        n = 1;
-        c = text[i];
-
-        if (c == '\\' && i + 1 < len) {
-            n = 2;
-
-            switch (text[i + 1]) {
-            case '"': case '\\': case '/':
-                c = text[i + 1];
-                break;
-            case 'b':
-                c = '\b';
-                break;
-            case 'f':
-                c = '\f';
-                break;
-            case 'n':
-                c = '\n';
-                break;
-            case 'r':
-                c = '\r';
-                break;
-            case 't':
-                c = '\t';
-                break;
-
-            case 'u':
-                if (i + 6 > len
-                    || ngx_ai_json_hex4(text + i + 2, &c) != NGX_OK
-                    || (c >= 0xdc00 && c <= 0xdfff))
-                {
-                    n = 1;
-                    break;
-                }
-
-                n = 6;
-
-                if (c >= 0xd800 && c <= 0xdbff) {
-                    if (i + 12 > len || text[i + 6] != '\\'
-                        || text[i + 7] != 'u'
-                        || ngx_ai_json_hex4(text + i + 8, &lo) != NGX_OK
-                        || lo < 0xdc00 || lo > 0xdfff)
-                    {
-                        n = 1;
-                        break;
-                    }
-
-                    c = 0x10000 + (((c & 0x3ff) << 10) | (lo & 0x3ff));
-                    n = 12;
-                }
-
-                break;
-
-            default:
-                n = 1;
-                break;
-            }
-        }
+        n = ngx_ai_scrub_escape(text, len, i, &c);
 
         if (n == 1) {
             at[o - view] = i;
@@ -842,6 +791,81 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
 }
 
 
+/*
+ * The length of the JSON escape at t[i] (2, 6, or 12 for a surrogate
+ * pair), its code point in *c; 1 if t[i] starts none (a byte, or a
+ * backslash JSON would refuse).  A run of backslashes pairs up from its
+ * first: the view and the edges of the places cut the text alike.
+ */
+
+static size_t
+ngx_ai_scrub_escape(const u_char *t, size_t len, size_t i, ngx_uint_t *c)
+{
+    ngx_uint_t  lo;
+
+    *c = t[i];
+
+    if (t[i] != '\\' || i + 1 >= len) {
+        return 1;
+    }
+
+    switch (t[i + 1]) {
+
+    case '"': case '\\': case '/':
+        *c = t[i + 1];
+        return 2;
+
+    case 'b':
+        *c = '\b';
+        return 2;
+
+    case 'f':
+        *c = '\f';
+        return 2;
+
+    case 'n':
+        *c = '\n';
+        return 2;
+
+    case 'r':
+        *c = '\r';
+        return 2;
+
+    case 't':
+        *c = '\t';
+        return 2;
+
+    case 'u':
+        break;
+
+    default:
+        return 1;
+    }
+
+    if (i + 6 > len || ngx_ai_json_hex4(t + i + 2, c) != NGX_OK
+        || (*c >= 0xdc00 && *c <= 0xdfff))
+    {
+        *c = '\\';
+        return 1;
+    }
+
+    if (*c < 0xd800 || *c > 0xdbff) {
+        return 6;
+    }
+
+    if (i + 12 > len || t[i + 6] != '\\' || t[i + 7] != 'u'
+        || ngx_ai_json_hex4(t + i + 8, &lo) != NGX_OK
+        || lo < 0xdc00 || lo > 0xdfff)
+    {
+        *c = '\\';
+        return 1;
+    }
+
+    *c = 0x10000 + (((*c & 0x3ff) << 10) | (lo & 0x3ff));
+
+    return 12;
+}
+
 
 /*
  * The places sorted and joined, their edges moved out to whole UTF-8
@@ -852,7 +876,7 @@ static ngx_int_t
 ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
 {
     u_char               *out, *o;
-    size_t                i, n, bs, cut, start, end, pos;
+    size_t                i, cut, start, end, pos;
     ngx_uint_t            k, nspans;
     const u_char         *t;
     ngx_ai_scrub_span_t  *sp;
@@ -862,10 +886,8 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
     nspans = sc->spans.nelts;
 
     for (k = 0; k < nspans; k++) {
-        start = sp[k].start;
+        start = ngx_ai_scrub_char(t, sp[k].start);
         end = sp[k].end;
-
-        start = ngx_ai_scrub_char(t, start);
 
         if (end < text->len) {
             i = ngx_ai_scrub_char(t, end);
@@ -875,36 +897,25 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
             }
         }
 
-        /* a backslash that escapes the first byte goes with it */
-
-        for (bs = 0; bs < start && t[start - bs - 1] == '\\'; bs++) {
-            /* void */
-        }
-
-        if (bs % 2) {
-            start--;
-        }
-
         sp[k].start = start;
         sp[k].end = end;
     }
 
     ngx_qsort(sp, nspans, sizeof(ngx_ai_scrub_span_t), ngx_ai_scrub_cmp);
 
-    /* join overlapping and touching places */
+    nspans = ngx_ai_scrub_join(sp, nspans);
 
-    n = 0;
+    /*
+     * an edge inside an escape moves out to it: half an escape left
+     * beside the mark would make the text beyond it decode otherwise
+     * ("\\" cut after its first byte leaves a "\" that escapes what
+     * follows, and may make a secret whole)
+     */
 
-    for (k = 1; k < nspans; k++) {
-        if (sp[k].start <= sp[n].end) {
-            sp[n].end = ngx_max(sp[n].end, sp[k].end);
-            continue;
-        }
-
-        sp[++n] = sp[k];
+    if (memchr(t, '\\', text->len) != NULL) {
+        ngx_ai_scrub_escapes(t, text->len, sp, nspans);
+        nspans = ngx_ai_scrub_join(sp, nspans);
     }
-
-    nspans = n + 1;
 
     cut = 0;
 
@@ -934,6 +945,70 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
     *hits = nspans;
 
     return NGX_OK;
+}
+
+
+/* sorted places: overlapping and touching ones joined; how many are left */
+
+static ngx_uint_t
+ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp, ngx_uint_t nspans)
+{
+    ngx_uint_t  k, n;
+
+    n = 0;
+
+    for (k = 1; k < nspans; k++) {
+        if (sp[k].start <= sp[n].end) {
+            sp[n].end = ngx_max(sp[n].end, sp[k].end);
+            continue;
+        }
+
+        sp[++n] = sp[k];
+    }
+
+    return n + 1;
+}
+
+
+/*
+ * Sorted, joined places' edges moved out to whole escapes: the text's
+ * escapes walked once from its start, as the view reads them
+ */
+
+static void
+ngx_ai_scrub_escapes(const u_char *t, size_t len, ngx_ai_scrub_span_t *sp,
+    ngx_uint_t nspans)
+{
+    size_t      i, n;
+    ngx_uint_t  k, c;
+
+    i = 0;
+    n = ngx_ai_scrub_escape(t, len, 0, &c);
+
+    for (k = 0; k < nspans; k++) {
+
+        /* the escape (or byte) i..i+n that holds the first byte */
+
+        while (i + n <= sp[k].start) {
+            i += n;
+            n = ngx_ai_scrub_escape(t, len, i, &c);
+        }
+
+        if (i < sp[k].start) {
+            sp[k].start = i;
+        }
+
+        /* the one that holds the last byte */
+
+        while (i + n < sp[k].end) {
+            i += n;
+            n = ngx_ai_scrub_escape(t, len, i, &c);
+        }
+
+        if (i + n > sp[k].end) {
+            sp[k].end = i + n;
+        }
+    }
 }
 
 
