@@ -123,7 +123,7 @@ static ngx_uint_t ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp,
     ngx_uint_t nspans);
 static void ngx_ai_scrub_escapes(const u_char *t, size_t len,
     ngx_ai_scrub_span_t *sp, ngx_uint_t nspans);
-static size_t ngx_ai_scrub_char(const u_char *t, size_t i);
+static size_t ngx_ai_scrub_char(const u_char *t, size_t len, size_t i);
 static int ngx_libc_cdecl ngx_ai_scrub_cmp(const void *a, const void *b);
 
 
@@ -886,14 +886,14 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
     nspans = sc->spans.nelts;
 
     for (k = 0; k < nspans; k++) {
-        start = ngx_ai_scrub_char(t, sp[k].start);
+        start = ngx_ai_scrub_char(t, text->len, sp[k].start);
         end = sp[k].end;
 
         if (end < text->len) {
-            i = ngx_ai_scrub_char(t, end);
+            i = ngx_ai_scrub_char(t, text->len, end);
 
             if (i < end) {
-                end = ngx_min(i + ngx_ai_scrub_char_len(t[i]), text->len);
+                end = i + ngx_ai_scrub_char_len(t[i]);
             }
         }
 
@@ -1014,24 +1014,38 @@ ngx_ai_scrub_escapes(const u_char *t, size_t len, ngx_ai_scrub_span_t *sp,
 
 /*
  * The first byte of the UTF-8 character that holds t[i]: a lead byte up
- * to 3 bytes before it, whose character reaches i; else i itself (ASCII,
- * or not UTF-8)
+ * to 3 bytes before it, followed by as many continuation bytes as it
+ * calls for (all in the text), that reach i; else i itself (ASCII, or not
+ * UTF-8: a stray continuation byte, or one after 0xf8..0xff, is a
+ * character of its own, and the edge moves over nothing else)
  */
 
 static size_t
-ngx_ai_scrub_char(const u_char *t, size_t i)
+ngx_ai_scrub_char(const u_char *t, size_t len, size_t i)
 {
-    size_t  j;
+    size_t  j, k, n;
 
     for (j = i; j > 0 && i - j < 3 && (t[j] & 0xc0) == 0x80; j--) {
         /* void */
     }
 
-    if (j < i && t[j] >= 0xc0 && j + ngx_ai_scrub_char_len(t[j]) > i) {
-        return j;
+    if (j == i || t[j] < 0xc0 || t[j] >= 0xf8) {
+        return i;
     }
 
-    return i;
+    n = ngx_ai_scrub_char_len(t[j]);
+
+    if (j + n <= i || j + n > len) {
+        return i;
+    }
+
+    for (k = j + 1; k < j + n; k++) {
+        if ((t[k] & 0xc0) != 0x80) {
+            return i;
+        }
+    }
+
+    return j;
 }
 
 

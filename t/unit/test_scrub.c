@@ -371,3 +371,37 @@ UNIT_TEST(scrub_part_inside_an_escape)
     UNIT_EQ_STR(t, "{\"m\":\"[REDACTED]!\"}");
 }
 
+
+/* found by fuzz/fuzz_scrub: a part that ended before a stray continuation
+ * byte, after 0xff (no lead byte), moved its end 3 bytes on, over the
+ * key's closing quote (fuzz/regressions/fuzz_scrub/
+ * bad-lead-before-continuation): an edge moves over continuation bytes
+ * only, to a lead byte whose character is whole */
+
+UNIT_TEST(scrub_no_character_without_a_lead)
+{
+    ngx_str_t   t, s;
+    ngx_uint_t  hits;
+
+    ngx_str_set(&s, "SECRETSECRET\xff");
+    ngx_str_set(&t, "{\"SECRETSECRET\xff\x9a\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\x9a\":1}");
+
+    /* a lead byte of 4 with 1 continuation byte after it: no character */
+
+    ngx_str_set(&s, "SECRETSECRET\xf0");
+    ngx_str_set(&t, "{\"SECRETSECRET\xf0\x9a\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\x9a\":1}");
+
+    /* a whole one still goes with the part */
+
+    ngx_str_set(&s, "SECRETSECRET\xf0\x9f");
+    ngx_str_set(&t, "{\"SECRETSECRET\xf0\x9f\x98\x80\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\":1}");
+}
