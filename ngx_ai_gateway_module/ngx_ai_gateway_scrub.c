@@ -123,6 +123,8 @@ static ngx_uint_t ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp,
     ngx_uint_t nspans);
 static void ngx_ai_scrub_escapes(const u_char *t, size_t len,
     ngx_ai_scrub_span_t *sp, ngx_uint_t nspans);
+static size_t ngx_ai_scrub_token(const u_char *t, size_t len, size_t *i,
+    size_t x);
 static size_t ngx_ai_scrub_char(const u_char *t, size_t len, size_t i);
 static int ngx_libc_cdecl ngx_ai_scrub_cmp(const void *a, const void *b);
 
@@ -972,7 +974,8 @@ ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp, ngx_uint_t nspans)
 
 /*
  * Sorted, joined places' edges moved out to whole escapes: the text's
- * escapes walked once from its start, as the view reads them
+ * escapes read once from its start, as the view reads them, from one
+ * backslash to the next
  */
 
 static void
@@ -980,34 +983,57 @@ ngx_ai_scrub_escapes(const u_char *t, size_t len, ngx_ai_scrub_span_t *sp,
     ngx_uint_t nspans)
 {
     size_t      i, n;
-    ngx_uint_t  k, c;
+    ngx_uint_t  k;
 
     i = 0;
-    n = ngx_ai_scrub_escape(t, len, 0, &c);
 
     for (k = 0; k < nspans; k++) {
-
-        /* the escape (or byte) i..i+n that holds the first byte */
-
-        while (i + n <= sp[k].start) {
-            i += n;
-            n = ngx_ai_scrub_escape(t, len, i, &c);
-        }
+        n = ngx_ai_scrub_token(t, len, &i, sp[k].start);
 
         if (i < sp[k].start) {
             sp[k].start = i;
         }
 
-        /* the one that holds the last byte */
-
-        while (i + n < sp[k].end) {
-            i += n;
-            n = ngx_ai_scrub_escape(t, len, i, &c);
-        }
+        n = ngx_ai_scrub_token(t, len, &i, sp[k].end - 1);
 
         if (i + n > sp[k].end) {
             sp[k].end = i + n;
         }
+    }
+}
+
+
+/*
+ * The escape (or byte) that holds t[x], read on from *i (at a token, not
+ * after x): *i set to its start, its length returned
+ */
+
+static size_t
+ngx_ai_scrub_token(const u_char *t, size_t len, size_t *i, size_t x)
+{
+    size_t         n;
+    ngx_uint_t     c;
+    const u_char  *b;
+
+    for ( ;; ) {
+        if (t[*i] != '\\') {
+            b = memchr(t + *i, '\\', x + 1 - *i);
+
+            if (b == NULL) {
+                *i = x;
+                return 1;
+            }
+
+            *i = b - t;
+        }
+
+        n = ngx_ai_scrub_escape(t, len, *i, &c);
+
+        if (*i + n > x) {
+            return n;
+        }
+
+        *i += n;
     }
 }
 
