@@ -115,9 +115,17 @@ static ngx_int_t ngx_ai_scrub_add(ngx_ai_scrub_t *sc, size_t start,
     size_t end);
 static ngx_int_t ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text,
     size_t len);
+static size_t ngx_ai_scrub_escape(const u_char *t, size_t len, size_t i,
+    ngx_uint_t *c);
 static ngx_int_t ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text,
     ngx_uint_t *hits);
-static size_t ngx_ai_scrub_char(const u_char *t, size_t i);
+static ngx_uint_t ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp,
+    ngx_uint_t nspans);
+static void ngx_ai_scrub_escapes(const u_char *t, size_t len,
+    ngx_ai_scrub_span_t *sp, ngx_uint_t nspans);
+static size_t ngx_ai_scrub_token(const u_char *t, size_t len, size_t *i,
+    size_t x);
+static size_t ngx_ai_scrub_char(const u_char *t, size_t len, size_t i);
 static int ngx_libc_cdecl ngx_ai_scrub_cmp(const void *a, const void *b);
 
 
@@ -704,7 +712,7 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
     u_char               *view, *o;
     size_t                i, n, j, e, vlen;
     uint32_t             *at;
-    ngx_uint_t            c, lo, k, first, last;
+    ngx_uint_t            c, k, first, last;
     ngx_ai_scrub_span_t  *sp;
 
     if (len >= 0xffffffff) {
@@ -721,64 +729,7 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
     o = view;
 
     for (i = 0; i < len; i += n) {
-        n = 1;
-        c = text[i];
-
-        if (c == '\\' && i + 1 < len) {
-            n = 2;
-
-            switch (text[i + 1]) {
-            case '"': case '\\': case '/':
-                c = text[i + 1];
-                break;
-            case 'b':
-                c = '\b';
-                break;
-            case 'f':
-                c = '\f';
-                break;
-            case 'n':
-                c = '\n';
-                break;
-            case 'r':
-                c = '\r';
-                break;
-            case 't':
-                c = '\t';
-                break;
-
-            case 'u':
-                if (i + 6 > len
-                    || ngx_ai_json_hex4(text + i + 2, &c) != NGX_OK
-                    || (c >= 0xdc00 && c <= 0xdfff))
-                {
-                    n = 1;
-                    break;
-                }
-
-                n = 6;
-
-                if (c >= 0xd800 && c <= 0xdbff) {
-                    if (i + 12 > len || text[i + 6] != '\\'
-                        || text[i + 7] != 'u'
-                        || ngx_ai_json_hex4(text + i + 8, &lo) != NGX_OK
-                        || lo < 0xdc00 || lo > 0xdfff)
-                    {
-                        n = 1;
-                        break;
-                    }
-
-                    c = 0x10000 + (((c & 0x3ff) << 10) | (lo & 0x3ff));
-                    n = 12;
-                }
-
-                break;
-
-            default:
-                n = 1;
-                break;
-            }
-        }
+        n = ngx_ai_scrub_escape(text, len, i, &c);
 
         if (n == 1) {
             at[o - view] = i;
@@ -842,6 +793,81 @@ ngx_ai_scrub_view(ngx_ai_scrub_t *sc, const u_char *text, size_t len)
 }
 
 
+/*
+ * The length of the JSON escape at t[i] (2, 6, or 12 for a surrogate
+ * pair), its code point in *c; 1 if t[i] starts none (a byte, or a
+ * backslash JSON would refuse).  A run of backslashes pairs up from its
+ * first: the view and the edges of the places cut the text alike.
+ */
+
+static size_t
+ngx_ai_scrub_escape(const u_char *t, size_t len, size_t i, ngx_uint_t *c)
+{
+    ngx_uint_t  lo;
+
+    *c = t[i];
+
+    if (t[i] != '\\' || i + 1 >= len) {
+        return 1;
+    }
+
+    switch (t[i + 1]) {
+
+    case '"': case '\\': case '/':
+        *c = t[i + 1];
+        return 2;
+
+    case 'b':
+        *c = '\b';
+        return 2;
+
+    case 'f':
+        *c = '\f';
+        return 2;
+
+    case 'n':
+        *c = '\n';
+        return 2;
+
+    case 'r':
+        *c = '\r';
+        return 2;
+
+    case 't':
+        *c = '\t';
+        return 2;
+
+    case 'u':
+        break;
+
+    default:
+        return 1;
+    }
+
+    if (i + 6 > len || ngx_ai_json_hex4(t + i + 2, c) != NGX_OK
+        || (*c >= 0xdc00 && *c <= 0xdfff))
+    {
+        *c = '\\';
+        return 1;
+    }
+
+    if (*c < 0xd800 || *c > 0xdbff) {
+        return 6;
+    }
+
+    if (i + 12 > len || t[i + 6] != '\\' || t[i + 7] != 'u'
+        || ngx_ai_json_hex4(t + i + 8, &lo) != NGX_OK
+        || lo < 0xdc00 || lo > 0xdfff)
+    {
+        *c = '\\';
+        return 1;
+    }
+
+    *c = 0x10000 + (((*c & 0x3ff) << 10) | (lo & 0x3ff));
+
+    return 12;
+}
+
 
 /*
  * The places sorted and joined, their edges moved out to whole UTF-8
@@ -852,7 +878,7 @@ static ngx_int_t
 ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
 {
     u_char               *out, *o;
-    size_t                i, n, bs, cut, start, end, pos;
+    size_t                i, cut, start, end, pos;
     ngx_uint_t            k, nspans;
     const u_char         *t;
     ngx_ai_scrub_span_t  *sp;
@@ -862,27 +888,15 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
     nspans = sc->spans.nelts;
 
     for (k = 0; k < nspans; k++) {
-        start = sp[k].start;
+        start = ngx_ai_scrub_char(t, text->len, sp[k].start);
         end = sp[k].end;
 
-        start = ngx_ai_scrub_char(t, start);
-
         if (end < text->len) {
-            i = ngx_ai_scrub_char(t, end);
+            i = ngx_ai_scrub_char(t, text->len, end);
 
             if (i < end) {
-                end = ngx_min(i + ngx_ai_scrub_char_len(t[i]), text->len);
+                end = i + ngx_ai_scrub_char_len(t[i]);
             }
-        }
-
-        /* a backslash that escapes the first byte goes with it */
-
-        for (bs = 0; bs < start && t[start - bs - 1] == '\\'; bs++) {
-            /* void */
-        }
-
-        if (bs % 2) {
-            start--;
         }
 
         sp[k].start = start;
@@ -891,20 +905,19 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
 
     ngx_qsort(sp, nspans, sizeof(ngx_ai_scrub_span_t), ngx_ai_scrub_cmp);
 
-    /* join overlapping and touching places */
+    nspans = ngx_ai_scrub_join(sp, nspans);
 
-    n = 0;
+    /*
+     * an edge inside an escape moves out to it: half an escape left
+     * beside the mark would make the text beyond it decode otherwise
+     * ("\\" cut after its first byte leaves a "\" that escapes what
+     * follows, and may make a secret whole)
+     */
 
-    for (k = 1; k < nspans; k++) {
-        if (sp[k].start <= sp[n].end) {
-            sp[n].end = ngx_max(sp[n].end, sp[k].end);
-            continue;
-        }
-
-        sp[++n] = sp[k];
+    if (memchr(t, '\\', text->len) != NULL) {
+        ngx_ai_scrub_escapes(t, text->len, sp, nspans);
+        nspans = ngx_ai_scrub_join(sp, nspans);
     }
-
-    nspans = n + 1;
 
     cut = 0;
 
@@ -937,26 +950,128 @@ ngx_ai_scrub_write(ngx_ai_scrub_t *sc, ngx_str_t *text, ngx_uint_t *hits)
 }
 
 
+/* sorted places: overlapping and touching ones joined; how many are left */
+
+static ngx_uint_t
+ngx_ai_scrub_join(ngx_ai_scrub_span_t *sp, ngx_uint_t nspans)
+{
+    ngx_uint_t  k, n;
+
+    n = 0;
+
+    for (k = 1; k < nspans; k++) {
+        if (sp[k].start <= sp[n].end) {
+            sp[n].end = ngx_max(sp[n].end, sp[k].end);
+            continue;
+        }
+
+        sp[++n] = sp[k];
+    }
+
+    return n + 1;
+}
+
+
 /*
- * The first byte of the UTF-8 character that holds t[i]: a lead byte up
- * to 3 bytes before it, whose character reaches i; else i itself (ASCII,
- * or not UTF-8)
+ * Sorted, joined places' edges moved out to whole escapes: the text's
+ * escapes read once from its start, as the view reads them, from one
+ * backslash to the next
+ */
+
+static void
+ngx_ai_scrub_escapes(const u_char *t, size_t len, ngx_ai_scrub_span_t *sp,
+    ngx_uint_t nspans)
+{
+    size_t      i, n;
+    ngx_uint_t  k;
+
+    i = 0;
+
+    for (k = 0; k < nspans; k++) {
+        n = ngx_ai_scrub_token(t, len, &i, sp[k].start);
+
+        if (i < sp[k].start) {
+            sp[k].start = i;
+        }
+
+        n = ngx_ai_scrub_token(t, len, &i, sp[k].end - 1);
+
+        if (i + n > sp[k].end) {
+            sp[k].end = i + n;
+        }
+    }
+}
+
+
+/*
+ * The escape (or byte) that holds t[x], read on from *i (at a token, not
+ * after x): *i set to its start, its length returned
  */
 
 static size_t
-ngx_ai_scrub_char(const u_char *t, size_t i)
+ngx_ai_scrub_token(const u_char *t, size_t len, size_t *i, size_t x)
 {
-    size_t  j;
+    size_t         n;
+    ngx_uint_t     c;
+    const u_char  *b;
+
+    for ( ;; ) {
+        if (t[*i] != '\\') {
+            b = memchr(t + *i, '\\', x + 1 - *i);
+
+            if (b == NULL) {
+                *i = x;
+                return 1;
+            }
+
+            *i = b - t;
+        }
+
+        n = ngx_ai_scrub_escape(t, len, *i, &c);
+
+        if (*i + n > x) {
+            return n;
+        }
+
+        *i += n;
+    }
+}
+
+
+/*
+ * The first byte of the UTF-8 character that holds t[i]: a lead byte up
+ * to 3 bytes before it, followed by as many continuation bytes as it
+ * calls for (all in the text), that reach i; else i itself (ASCII, or not
+ * UTF-8: a stray continuation byte, or one after 0xf8..0xff, is a
+ * character of its own, and the edge moves over nothing else)
+ */
+
+static size_t
+ngx_ai_scrub_char(const u_char *t, size_t len, size_t i)
+{
+    size_t  j, k, n;
 
     for (j = i; j > 0 && i - j < 3 && (t[j] & 0xc0) == 0x80; j--) {
         /* void */
     }
 
-    if (j < i && t[j] >= 0xc0 && j + ngx_ai_scrub_char_len(t[j]) > i) {
-        return j;
+    if (j == i || t[j] < 0xc0 || t[j] >= 0xf8) {
+        return i;
     }
 
-    return i;
+    n = ngx_ai_scrub_char_len(t[j]);
+
+    if (j + n <= i || j + n > len) {
+        return i;
+    }
+
+    for (k = j + 1; k < j + n; k++) {
+        if ((t[k] & 0xc0) != 0x80) {
+            return i;
+        }
+    }
+
+    return j;
 }
 
 

@@ -310,3 +310,98 @@ UNIT_TEST(scrub_stray_continuation_keeps_the_quote)
     UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
     UNIT_EQ_STR(t, "{\"[REDACTED]age\":1}");
 }
+
+
+/* found by fuzz/fuzz_scrub: a part that ended in the first byte of a "\\"
+ * left the second one before "u0003", which then escaped it and made the
+ * next secret whole, \u-escaped, in the text a client gets
+ * (fuzz/regressions/fuzz_scrub/half-escape-after-part) */
+
+UNIT_TEST(scrub_half_escape_after_part)
+{
+    ngx_str_t   t, s[2];
+    ngx_uint_t  hits;
+
+    ngx_str_set(&s[0], "nnnnnn\\\\\\\\8\\");
+    ngx_str_set(&s[1], "\x03\x17" "3j-NTHd_ap");
+    ngx_str_set(&t, "\\\\\\nnnnnn\\\\\\\\8\\\\u0003\x17" "\\u0033j\\u002DN"
+                    "\\u0054H\\u0064_\\u0061p");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), s, 2, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "\\\\[REDACTED]u0003\x17" "\\u0033j\\u002DN\\u0054H"
+                   "\\u0064_\\u0061p");
+    UNIT_EQ_INT(hits, 1);
+
+    /* a second pass: the \u escapes left hold 11 bytes of it, not 12 */
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), s, 2, &t, &hits), NGX_OK);
+    UNIT_EQ_INT(hits, 0);
+
+    /* the same in JSON: the "\\" a part ends inside goes with it */
+
+    ngx_str_set(&s[0], "SECRETSECRET\\");
+    ngx_str_set(&t, "{\"m\":\"SECRETSECRET\\\\\"}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"m\":\"[REDACTED]\"}");
+}
+
+
+/* a raw part that begins inside a \u escape takes the whole escape: no
+ * "\u00" left before the mark (the JSON stays JSON) */
+
+UNIT_TEST(scrub_part_inside_an_escape)
+{
+    ngx_str_t   t, s;
+    ngx_uint_t  hits;
+
+    ngx_str_set(&s, "41SECRETSECRET");
+    ngx_str_set(&t, "{\"m\":\"a\\u0041SECRETSECRET\"}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"m\":\"a[REDACTED]\"}");
+    UNIT_EQ_INT(hits, 1);
+
+    /* between the two halves of a surrogate pair */
+
+    ngx_str_set(&s, "DE00SECRETSECRET");
+    ngx_str_set(&t, "{\"m\":\"\\uD83D\\uDE00SECRETSECRET!\"}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"m\":\"[REDACTED]!\"}");
+}
+
+
+/* found by fuzz/fuzz_scrub: a part that ended before a stray continuation
+ * byte, after 0xff (no lead byte), moved its end 3 bytes on, over the
+ * key's closing quote (fuzz/regressions/fuzz_scrub/
+ * bad-lead-before-continuation): an edge moves over continuation bytes
+ * only, to a lead byte whose character is whole */
+
+UNIT_TEST(scrub_no_character_without_a_lead)
+{
+    ngx_str_t   t, s;
+    ngx_uint_t  hits;
+
+    ngx_str_set(&s, "SECRETSECRET\xff");
+    ngx_str_set(&t, "{\"SECRETSECRET\xff\x9a\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\x9a\":1}");
+
+    /* a lead byte of 4 with 1 continuation byte after it: no character */
+
+    ngx_str_set(&s, "SECRETSECRET\xf0");
+    ngx_str_set(&t, "{\"SECRETSECRET\xf0\x9a\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\x9a\":1}");
+
+    /* a whole one still goes with the part */
+
+    ngx_str_set(&s, "SECRETSECRET\xf0\x9f");
+    ngx_str_set(&t, "{\"SECRETSECRET\xf0\x9f\x98\x80\":1}");
+
+    UNIT_EQ_INT(ngx_ai_scrub(unit_pool(), &s, 1, &t, &hits), NGX_OK);
+    UNIT_EQ_STR(t, "{\"[REDACTED]\":1}");
+}
