@@ -38,6 +38,8 @@ static ngx_int_t ngx_http_ai_parse(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *body, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_models(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+static ngx_uint_t ngx_http_ai_model_listed(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_price_t *price);
 static ngx_int_t ngx_http_ai_model_entry(ngx_ai_buf_t *b,
     ngx_http_ai_price_t *price);
 static ngx_int_t ngx_http_ai_model(ngx_http_request_t *r,
@@ -592,8 +594,10 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     for (i = 0, n = 0; i < amcf->prices.nelts; i++) {
 
-        if (price[i].family) {
-            /* a price for many names, not a model */
+        if (price[i].family || !ngx_http_ai_model_listed(r, ctx, &price[i]))
+        {
+            /* a price for many names, not a model; or a model the
+             * client's key may not use */
             continue;
         }
 
@@ -612,6 +616,23 @@ ngx_http_ai_models(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     body.len = b.len;
 
     return ngx_http_ai_send_json(r, ctx, NGX_HTTP_OK, &body);
+}
+
+
+/* a model is listed when the policies would let the request call it
+ * (ai_auth: the key's models=) */
+
+static ngx_uint_t
+ngx_http_ai_model_listed(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_price_t *price)
+{
+    ngx_http_ai_model_t  m;
+
+    ngx_memzero(&m, sizeof(ngx_http_ai_model_t));
+    m.name = price->model;
+    m.provider = price->provider;
+
+    return ngx_http_ai_policy_plan(r, ctx, &m) == NGX_OK;
 }
 
 
@@ -675,7 +696,8 @@ ngx_http_ai_model(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     for (i = 0; i < amcf->prices.nelts; i++) {
 
         if (price[i].family || price[i].model.len != id.len
-            || ngx_strncmp(price[i].model.data, id.data, id.len) != 0)
+            || ngx_strncmp(price[i].model.data, id.data, id.len) != 0
+            || !ngx_http_ai_model_listed(r, ctx, &price[i]))
         {
             continue;
         }

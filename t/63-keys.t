@@ -185,7 +185,7 @@ is($leak, 0, 'no client key in what providers were sent');
 $r = chat(undef, path => '/open');
 is($r->{status}, 200, 'ai_auth off: no key needed');
 
-# --- models=: chat, messages, fallback, fusion --------------------------------
+# --- models=: chat, messages, responses, fallback, fusion --------------------------------
 
 $r = chat($keys{bob}, model => 'openai/gpt-4o');
 is($r->{status}, 403, 'model outside models=: 403');
@@ -194,6 +194,33 @@ is(err_code($r), 'model_not_allowed', 'model_not_allowed');
 $r = messages($keys{bob}, 'openai/gpt-4o');
 is($r->{status}, 403, 'messages, model outside models=: 403');
 is($r->{json}{type}, 'error', 'messages 403: an Anthropic error');
+
+# the model list shows what the key may use
+$r = $t->get('/v1/models', headers => { Authorization => "Bearer $keys{bob}" });
+is_deeply([sort map { $_->{id} } @{ $r->{json}{data} || [] }],
+          ['anthropic/claude', 'openai/gpt-4o-mini'], 'models: only what models= allows');
+$r = $t->get('/v1/models', headers => { Authorization => "Bearer $keys{carol}" });
+is(scalar @{ $r->{json}{data} || [] }, 3, 'models: a key without models= sees all');
+$r = $t->get('/v1/models/openai/gpt-4o', headers => { Authorization => "Bearer $keys{bob}" });
+is($r->{status}, 404, 'models/{id}: a model outside models= is not found');
+$r = $t->get('/v1/models/openai/gpt-4o-mini', headers => { Authorization => "Bearer $keys{bob}" });
+is($r->{json}{id}, 'openai/gpt-4o-mini', 'models/{id}: an allowed model');
+
+# the Responses API and embeddings go through the same plan
+for my $case (['/v1/responses', { input => 'Hi' }, 'responses'],
+              ['/v1/embeddings', { input => 'Hi' }, 'embeddings']) {
+    my ($path, $body, $what) = @$case;
+    $r = $t->post_json($path, { %$body, model => 'openai/gpt-4o' },
+                       headers => { Authorization => "Bearer $keys{bob}" });
+    is($r->{status}, 403, "$what, model outside models=: 403");
+    is(err_code($r), 'model_not_allowed', "$what: model_not_allowed");
+}
+$r = $t->post_json('/v1/responses', { model => 'openai/gpt-4o-mini', input => 'Hi' },
+                   headers => { Authorization => "Bearer $keys{bob}" });
+is($r->{status}, 200, 'responses, an allowed model: 200');
+is($r->{json}{object}, 'response', 'responses: a response object');
+$r = $t->post_json('/v1/responses', { model => 'openai/gpt-4o', input => 'Hi' });
+is($r->{status}, 401, 'responses without a key: 401');
 
 $r = chat($keys{bob}, models => ['openai/gpt-4o', 'openai/gpt-4o-mini']);
 is($r->{status}, 200, 'models list: the allowed one is used');
