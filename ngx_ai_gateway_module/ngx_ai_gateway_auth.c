@@ -570,7 +570,11 @@ ngx_http_ai_keys_copy(ngx_http_ai_keytab_t *src, u_char *dst)
         k->name.data = p;
         p = ngx_cpymem(p, s->name.data, s->name.len);
         k->team.data = p;
-        p = ngx_cpymem(p, s->team.data, s->team.len);
+
+        if (s->team.len) {              /* no team: data is NULL */
+            p = ngx_cpymem(p, s->team.data, s->team.len);
+        }
+
         p = ngx_align_ptr(p, sizeof(void *));
     }
 

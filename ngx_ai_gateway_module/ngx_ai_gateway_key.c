@@ -309,8 +309,10 @@ ngx_http_ai_key_names_sort(ngx_array_t *names)
         }
 
         if (e[i].team.len != e[n].team.len
-            || ngx_memcmp(e[i].team.data, e[n].team.data, e[n].team.len)
-               != 0)
+            || (e[n].team.len
+                && ngx_memcmp(e[i].team.data, e[n].team.data,
+                              e[n].team.len)
+                   != 0))
         {
             e[n].team.len = 0;
             e[n].team.data = (u_char *) "";

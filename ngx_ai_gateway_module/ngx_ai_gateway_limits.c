@@ -1187,7 +1187,11 @@ ngx_http_ai_limits_const_key(ngx_pool_t *pool, ngx_str_t *prefix,
     }
 
     cv->value.data = p;
-    p = ngx_cpymem(p, prefix->data, prefix->len);
+
+    if (prefix->len) {                  /* none: data is NULL */
+        p = ngx_cpymem(p, prefix->data, prefix->len);
+    }
+
     p = ngx_cpymem(p, name->data, name->len);
     cv->value.len = p - cv->value.data;
 
