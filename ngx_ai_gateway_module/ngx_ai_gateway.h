@@ -33,7 +33,16 @@ typedef struct {
                                                 label of models the
                                                 configuration does not
                                                 name: NAME, "/", "*" */
+    ngx_uint_t                  cloud;       /* NGX_HTTP_AI_CLOUD_* */
+    ngx_str_t                   api_version; /* azure: api-version, "v1" */
+    ngx_array_t                *deployments; /* azure: ngx_keyval_t,
+                                                model -> deployment */
+    unsigned                    bearer:1;    /* azure: the key is an Entra
+                                                token (token=) */
 } ngx_http_ai_provider_t;
+
+#define NGX_HTTP_AI_CLOUD_NONE      0
+#define NGX_HTTP_AI_CLOUD_AZURE     1
 
 
 typedef struct {
@@ -400,6 +409,11 @@ void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
 ngx_int_t ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,
     ngx_http_ai_provider_t *p, ngx_str_t *key);
+ngx_int_t ngx_http_ai_provider_prepare(ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req);
+ngx_int_t ngx_http_ai_provider_path(ngx_pool_t *pool,
+    ngx_http_ai_provider_t *p, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *up, ngx_ai_error_t *err);
 
 /* ngx_ai_gateway_shm.c */
 ngx_int_t ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg,

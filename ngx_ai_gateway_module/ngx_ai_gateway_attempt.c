@@ -123,10 +123,30 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     own->model = target->name;
     own->upstream_model = target->upstream;
 
+    if (ngx_http_ai_provider_prepare(provider, own) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     rc = ngx_http_ai_attempt_request(ctx, provider->translator, own, &up);
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    rc = ngx_http_ai_provider_path(r->pool, provider, own, &up, &refusal);
+
+    if (rc == NGX_DECLINED) {
+        ctx->refused = ngx_palloc(r->pool, sizeof(ngx_ai_error_t));
+        if (ctx->refused == NULL) {
+            return NGX_ERROR;
+        }
+
+        *ctx->refused = refusal;
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ctx->attempts) {
@@ -373,6 +393,11 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
 
     if (key->len == 0) {
         return NGX_OK;
+    }
+
+    if (a->provider->cloud == NGX_HTTP_AI_CLOUD_AZURE && !a->provider->bearer)
+    {
+        return ngx_http_ai_push_header(sr, "api-key", key);
     }
 
     switch (a->provider->translator->type) {

@@ -555,6 +555,13 @@ ngx_int_t ngx_ai_count_render(ngx_pool_t *pool, uint64_t tokens,
     ngx_ai_response_t *out);
 ngx_int_t ngx_ai_embed_invalid_answer(ngx_ai_error_t *err, const char *msg);
 
+/* ngx_ai_gateway_cloud.c: Azure OpenAI's paths and deployments */
+ngx_int_t ngx_ai_azure_path(ngx_pool_t *pool, ngx_str_t *path,
+    ngx_str_t *deployment, ngx_str_t *api_version, ngx_str_t *out);
+ngx_uint_t ngx_ai_azure_v1(ngx_str_t *api_version);
+void ngx_ai_azure_deployment(ngx_keyval_t *map, ngx_uint_t n,
+    ngx_str_t *model, ngx_str_t *out);
+
 /* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
 ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,
     ngx_str_t *text, ngx_uint_t *hits);
