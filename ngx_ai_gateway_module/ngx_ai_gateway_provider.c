@@ -29,6 +29,9 @@ static char *ngx_http_ai_provider_azure(ngx_conf_t *cf,
 static char *ngx_http_ai_provider_deployments(ngx_conf_t *cf,
     ngx_http_ai_provider_t *p, ngx_str_t *value);
 static ngx_uint_t ngx_http_ai_cloud_name(ngx_str_t *s, ngx_uint_t colon);
+static ngx_int_t ngx_http_ai_provider_vertex(ngx_pool_t *pool,
+    ngx_http_ai_provider_t *p, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *up, ngx_ai_error_t *err);
 
 
 static ngx_http_ai_type_t  ngx_http_ai_types[] = {
@@ -37,6 +40,8 @@ static ngx_http_ai_type_t  ngx_http_ai_types[] = {
     { ngx_string("gemini"), &ngx_ai_gemini_translator, 0 },
     { ngx_string("azure"), &ngx_ai_openai_translator,
       NGX_HTTP_AI_CLOUD_AZURE },
+    { ngx_string("vertex"), &ngx_ai_gemini_translator,
+      NGX_HTTP_AI_CLOUD_VERTEX },
     { ngx_null_string, NULL, 0 }
 };
 
@@ -52,6 +57,7 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_ai_main_conf_t *amcf = conf;
 
+    char                    *rv;
     u_char                  *c;
     ngx_str_t               *value, s;
     ngx_uint_t               i, j;
@@ -110,7 +116,8 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             if (t[j].translator == NULL) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid provider type \"%V\": expected "
-                                   "openai, anthropic, gemini or azure", &s);
+                                   "openai, anthropic, gemini, azure or vertex",
+                                   &s);
                 return NGX_CONF_ERROR;
             }
 
@@ -169,11 +176,42 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        rv = ngx_http_ai_vertex_option(cf, p, &value[i]);
+
+        if (rv != (char *) NGX_DECLINED) {
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": ai_provider takes "
-                           "type=, pass=, key=, and for type=azure "
-                           "api_version=, deployments= and token=",
-                           &value[i]);
+                           "type=, pass=, key=, for type=azure "
+                           "api_version=, deployments= and token=, for "
+                           "type=vertex project=, region=, publisher=, "
+                           "credentials= and token_pass=", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->cloud == NGX_HTTP_AI_CLOUD_VERTEX) {
+        if (ngx_http_ai_vertex_check(cf, p) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (p->key.len || p->key_value) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_provider \"%V\": type=vertex takes "
+                               "credentials=, not key=", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (p->vertex) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": project=, region=, "
+                           "publisher=, credentials= and token_pass= are "
+                           "for type=vertex", &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -453,6 +491,10 @@ ngx_http_ai_provider_path(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
     ngx_str_t  d, path;
     ngx_int_t  rc;
 
+    if (p->cloud == NGX_HTTP_AI_CLOUD_VERTEX) {
+        return ngx_http_ai_provider_vertex(pool, p, req, up, err);
+    }
+
     if (p->cloud != NGX_HTTP_AI_CLOUD_AZURE) {
         return NGX_OK;
     }
@@ -477,6 +519,56 @@ ngx_http_ai_provider_path(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
     }
 
     up->path = path;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Vertex AI: the publisher's path for the model; Anthropic's body without
+ * its model and with Vertex's anthropic_version.  Vertex has no Gemini
+ * embeddings of this form and no Anthropic count_tokens: a 400.
+ */
+
+static ngx_int_t
+ngx_http_ai_provider_vertex(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *up,
+    ngx_ai_error_t *err)
+{
+    ngx_int_t              rc;
+    ngx_str_t              path, body;
+    ngx_http_ai_vertex_t  *v;
+
+    v = p->vertex;
+
+    rc = ngx_ai_vertex_path(pool, &up->path, &v->project, &v->region,
+                            v->anthropic, &req->upstream_model, req->stream,
+                            &path);
+
+    if (rc == NGX_DECLINED) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "model", "unsupported_on_vertex",
+                         "Vertex AI takes no such call for this model (no "
+                         "embeddings or token counts here, or a model id "
+                         "that is not one)");
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up->path = path;
+
+    if (!v->anthropic) {
+        return NGX_OK;
+    }
+
+    if (ngx_ai_vertex_anthropic_body(pool, &up->body, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up->body = body;
 
     return NGX_OK;
 }
