@@ -34,6 +34,8 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF')
                 token=file:%%PREFIX%%/entra.token;
     ai_provider azold type=azure pass=/_ai/az api_version=2024-10-21
                 token=eyJexpired-token;
+    ai_provider azvar type=azure pass=/_ai/az api_version=2024-10-21
+                token=$http_x_test_entra;
     ai_provider azbad type=azure pass=/_ai/az api_version=2024-10-21
                 key=wrong-key-1234567;
     ai_provider azver type=azure pass=/_ai/az api_version=2024.10.21
@@ -189,6 +191,24 @@ is($rec->{headers}{authorization}, 'Bearer eyJentra-token-from-file',
 is($rec->{path},
    '/openai/deployments/gpt-4o/chat/completions?api-version=2025-01-01-preview',
    'token file: its api-version');
+
+# a token from a variable, per request (here a header, for the test)
+$r = $t->post_json($chat, { model => 'azvar/gpt-4o', messages => $msgs },
+                   headers => { 'X-Test-Entra' => 'eyJper-request-token' });
+is($r->{status}, 200, 'token variable: 200');
+is(last_record()->{headers}{authorization}, 'Bearer eyJper-request-token',
+   'token variable: its value as the Bearer');
+$r = $t->post_json($chat, { model => 'azvar/x-status401-echoheaders', messages => $msgs },
+                   headers => { 'X-Test-Entra' => 'eyJper-request-token' });
+unlike($r->{content}, qr/per-request-token/, 'token variable: scrubbed when echoed');
+
+# the Messages API inbound, to Azure
+$r = $t->post_json('/v1/messages', { model => 'az/gpt-4o', max_tokens => 50,
+                                     messages => $msgs });
+is($r->{status}, 200, 'messages API: 200') or diag($r->{content});
+is($r->{json}{content}[0]{text}, 'Mock answer to: Hello gateway', 'messages API: the text');
+is(last_record()->{path}, "/openai/deployments/prod-4o/chat/completions?$V",
+   'messages API: the deployment path');
 
 # --- Azure's refusals ---------------------------------------------------------------
 

@@ -223,6 +223,21 @@ is((model_calls())[-1]{path}, "$A/claude-sonnet-4\@20250514:streamRawPredict",
    'anthropic stream: :streamRawPredict');
 is(scalar token_calls(), 3, 'still one token for the account');
 
+# the Messages API inbound, to Claude on Vertex
+$r = $t->post_json('/v1/messages', { model => 'va/claude-sonnet-4@20250514',
+                                     max_tokens => 50, messages => $msgs });
+is($r->{status}, 200, 'messages API: 200') or diag($r->{content});
+is($r->{json}{type}, 'message', 'messages API: a message');
+is($r->{json}{content}[0]{text}, 'Mock answer to: Hello gateway', 'messages API: the text');
+is((model_calls())[-1]{path}, "$A/claude-sonnet-4\@20250514:rawPredict",
+   'messages API: :rawPredict');
+
+# a provider echoing the request's headers: the token never reaches the client
+$r = $t->post_json($chat, { model => 'v/x-status401-echoheaders', messages => $msgs });
+is($r->{status}, 401, 'echoed token: 401');
+like($r->{content}, qr/authorization/i, 'echoed token: the headers were echoed');
+unlike($r->{content}, qr/\Q$tok\E|ya29\.mock/, 'echoed token: scrubbed');
+
 # embeddings: not on Vertex in this form
 $r = $t->post_json('/v1/embeddings', { model => 'v/text-embedding-004', input => 'x' });
 is($r->{status}, 400, 'embeddings on Vertex: 400');
