@@ -388,6 +388,11 @@ ngx_ai_service_account_parse(ngx_pool_t *pool, u_char *p, size_t len,
         }
 
         ngx_memcpy(field[i]->data, v->valuestring, field[i]->len + 1);
+
+        if (i == 1) {
+            /* one copy of the key only: the caller wipes it after use */
+            ngx_memzero(v->valuestring, field[i]->len);
+        }
     }
 
     return NGX_OK;
