@@ -23,6 +23,9 @@
 #define NGX_HTTP_AI_MAX_ATTEMPTS    100     /* ai_max_attempts at most */
 
 
+typedef struct ngx_http_ai_vertex_s  ngx_http_ai_vertex_t;
+
+
 typedef struct {
     ngx_str_t                   name;
     ngx_ai_translator_t        *translator;
@@ -33,7 +36,32 @@ typedef struct {
                                                 label of models the
                                                 configuration does not
                                                 name: NAME, "/", "*" */
+    ngx_uint_t                  cloud;       /* NGX_HTTP_AI_CLOUD_* */
+    ngx_str_t                   api_version; /* azure: api-version, "v1" */
+    ngx_array_t                *deployments; /* azure: ngx_keyval_t,
+                                                model -> deployment */
+    unsigned                    bearer:1;    /* azure: the key is an Entra
+                                                token (token=) */
+    ngx_http_ai_vertex_t       *vertex;      /* type=vertex */
 } ngx_http_ai_provider_t;
+
+#define NGX_HTTP_AI_CLOUD_NONE      0
+#define NGX_HTTP_AI_CLOUD_AZURE     1
+#define NGX_HTTP_AI_CLOUD_VERTEX    2
+
+
+/* type=vertex: where and as whom (ngx_ai_gateway_vertex.c) */
+struct ngx_http_ai_vertex_s {
+    ngx_str_t                   project;
+    ngx_str_t                   region;
+    ngx_str_t                   token_pass;  /* internal location of the
+                                                token endpoint */
+    ngx_ai_service_account_t    sa;          /* its private_key dropped */
+    void                       *pkey;        /* EVP_PKEY */
+    ngx_str_t                   id;          /* its token's slot */
+    ngx_shm_zone_t             *zone;        /* the tokens, all workers' */
+    ngx_uint_t                  anthropic;   /* publisher=anthropic */
+};
 
 
 typedef struct {
@@ -186,6 +214,11 @@ typedef struct {
     ngx_str_t                   key;         /* the key sent, from key=$var
                                                 (else in amcf->secrets) */
     ngx_event_t                 timer;       /* the attempt's timeout */
+    ngx_event_t                 token_wait;  /* vertex: another call buys
+                                                the token */
+    ngx_str_t                   uri;         /* the call's subrequest */
+    ngx_str_t                   args;
+    ngx_str_t                   up_body;
     ngx_msec_t                  retry_delay; /* a 429's wish, in ms */
     ngx_ai_response_t           answer;      /* translated, not streamed */
     ngx_int_t                   rc;          /* subrequest result */
@@ -218,6 +251,8 @@ typedef struct {
     unsigned                    guessed:1;   /* answered without valid
                                                 usage: charged the
                                                 estimate */
+    unsigned                    token:1;     /* vertex: sr buys the access
+                                                token */
     unsigned                    choice:1;    /* one of the n calls whose
                                                 answers are one answer's
                                                 choices (the strategy's) */
@@ -400,6 +435,23 @@ void ngx_http_ai_model_label(ngx_http_ai_main_conf_t *amcf,
 ngx_int_t ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_ai_provider_key_value(ngx_http_request_t *r,
     ngx_http_ai_provider_t *p, ngx_str_t *key);
+ngx_int_t ngx_http_ai_provider_prepare(ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req);
+ngx_int_t ngx_http_ai_provider_path(ngx_pool_t *pool,
+    ngx_http_ai_provider_t *p, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *up, ngx_ai_error_t *err);
+
+/* ngx_ai_gateway_vertex.c: Vertex AI's service account and tokens */
+char *ngx_http_ai_vertex_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *value);
+char *ngx_http_ai_vertex_check(ngx_conf_t *cf, ngx_http_ai_provider_t *p);
+ngx_int_t ngx_http_ai_vertex_token(ngx_http_ai_provider_t *p,
+    ngx_pool_t *pool, ngx_str_t *token);
+ngx_int_t ngx_http_ai_vertex_grant(ngx_http_ai_provider_t *p,
+    ngx_pool_t *pool, ngx_log_t *log, ngx_str_t *body);
+ngx_int_t ngx_http_ai_vertex_token_set(ngx_http_ai_provider_t *p,
+    ngx_uint_t status, u_char *body, size_t len, ngx_pool_t *pool,
+    ngx_str_t *token, const char **why);
 
 /* ngx_ai_gateway_shm.c */
 ngx_int_t ngx_http_ai_zone_arg(ngx_conf_t *cf, ngx_str_t *arg,

@@ -33,6 +33,15 @@ static ngx_int_t ngx_http_ai_set_headers(ngx_http_request_t *sr,
     ngx_http_ai_attempt_t *a, ngx_str_t *key);
 static ngx_int_t ngx_http_ai_push_header(ngx_http_request_t *sr,
     const char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_ai_attempt_call(ngx_http_ai_attempt_t *a,
+    ngx_str_t *key);
+static ngx_int_t ngx_http_ai_token_start(ngx_http_ai_attempt_t *a,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_ai_token_done(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc);
+static void ngx_http_ai_token_wait(ngx_event_t *ev);
+static void ngx_http_ai_token_fail(ngx_http_ai_attempt_t *a,
+    const char *why);
 static ngx_int_t ngx_http_ai_attempt_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_ai_find_retry_after(ngx_http_request_t *r,
@@ -95,14 +104,11 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ngx_int_t                     rc;
     ngx_str_t                     uri, args, key;
     ngx_ai_error_t                refusal;
-    ngx_buf_t                    *b;
-    ngx_http_request_t           *r, *sr;
+    ngx_http_request_t           *r;
     ngx_http_ai_attempt_t        *a, **call;
     ngx_ai_chat_request_t        *own;
     ngx_http_ai_provider_t       *provider;
     ngx_ai_upstream_request_t     up;
-    ngx_http_request_body_t      *rb;
-    ngx_http_post_subrequest_t   *ps;
 
     r = ctx->request;
     provider = target->provider;
@@ -123,10 +129,30 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     own->model = target->name;
     own->upstream_model = target->upstream;
 
+    if (ngx_http_ai_provider_prepare(provider, own) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     rc = ngx_http_ai_attempt_request(ctx, provider->translator, own, &up);
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    rc = ngx_http_ai_provider_path(r->pool, provider, own, &up, &refusal);
+
+    if (rc == NGX_DECLINED) {
+        ctx->refused = ngx_palloc(r->pool, sizeof(ngx_ai_error_t));
+        if (ctx->refused == NULL) {
+            return NGX_ERROR;
+        }
+
+        *ctx->refused = refusal;
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ctx->attempts) {
@@ -184,6 +210,22 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
         a->key = key;
     }
 
+    /* Vertex: the shared access token, or one bought first */
+
+    rc = NGX_OK;
+
+    if (provider->cloud == NGX_HTTP_AI_CLOUD_VERTEX) {
+        rc = ngx_http_ai_vertex_token(provider, r->pool, &key);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            a->key = key;
+        }
+    }
+
     /* pass= prefix + native path; the native path may carry arguments */
 
     q = ngx_strlchr(up.path.data, up.path.data + up.path.len, '?');
@@ -206,6 +248,33 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
         ngx_str_null(&args);
     }
 
+    a->uri = uri;
+    a->args = args;
+    a->up_body = up.body;
+
+    ctx->attempt = a;
+    ctx->attempts++;
+
+    if (rc != NGX_OK) {
+        return ngx_http_ai_token_start(a, rc);
+    }
+
+    return ngx_http_ai_attempt_call(a, &key);
+}
+
+
+/* the call's subrequest to its pass= location, with its body and headers */
+
+static ngx_int_t
+ngx_http_ai_attempt_call(ngx_http_ai_attempt_t *a, ngx_str_t *key)
+{
+    ngx_buf_t                    *b;
+    ngx_http_request_t           *r, *sr;
+    ngx_http_request_body_t      *rb;
+    ngx_http_post_subrequest_t   *ps;
+
+    r = a->ctx->request;
+
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
         return NGX_ERROR;
@@ -214,7 +283,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     ps->handler = ngx_http_ai_attempt_done;
     ps->data = a;
 
-    if (ngx_http_subrequest(r, &uri, &args, &sr, ps,
+    if (ngx_http_subrequest(r, &a->uri, &a->args, &sr, ps,
                             NGX_HTTP_SUBREQUEST_BACKGROUND)
         != NGX_OK)
     {
@@ -222,8 +291,6 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     }
 
     a->sr = sr;
-    ctx->attempt = a;
-    ctx->attempts++;
 
     ngx_http_set_ctx(sr, a, ngx_ai_gateway_attempt_module);
 
@@ -242,8 +309,8 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
         return NGX_ERROR;
     }
 
-    b->pos = up.body.data;
-    b->last = up.body.data + up.body.len;
+    b->pos = a->up_body.data;
+    b->last = a->up_body.data + a->up_body.len;
     b->start = b->pos;
     b->end = b->last;
     b->memory = 1;
@@ -260,19 +327,19 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     rb->buf = b;
 
     sr->request_body = rb;
-    sr->headers_in.content_length_n = up.body.len;
+    sr->headers_in.content_length_n = a->up_body.len;
     sr->headers_in.chunked = 0;
 
     /* bodies come to the filters in memory, never as file buffers */
     sr->filter_need_in_memory = 1;
 
-    if (ngx_http_ai_set_headers(sr, a, &key) != NGX_OK) {
+    if (ngx_http_ai_set_headers(sr, a, key) != NGX_OK) {
         return NGX_ERROR;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ai gateway: calling %V at \"%V\", %uz body bytes",
-                   &a->model, &uri, up.body.len);
+                   &a->model, &a->uri, a->up_body.len);
 
     return NGX_OK;
 }
@@ -321,6 +388,249 @@ ngx_http_ai_attempt_request(ngx_http_ai_ctx_t *ctx, ngx_ai_translator_t *t,
     *ctx->refused = err;
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Vertex AI: the access token first.  NGX_AGAIN: this call buys it, a
+ * subrequest to the provider's token_pass= location with the signed JWT
+ * (its answer comes through this module's filters into a->body, like any
+ * whole answer), then the call proper (ngx_http_ai_token_done());
+ * NGX_BUSY: another call, maybe of another worker, is buying it: looked
+ * for again every 20 ms.  The call's timeout covers both.
+ */
+
+static ngx_int_t
+ngx_http_ai_token_start(ngx_http_ai_attempt_t *a, ngx_int_t rc)
+{
+    ngx_str_t                     body, v;
+    ngx_buf_t                    *b;
+    const char                   *why;
+    ngx_http_request_t           *r, *sr;
+    ngx_http_ai_vertex_t         *vx;
+    ngx_http_request_body_t      *rb;
+    ngx_http_post_subrequest_t   *ps;
+
+    r = a->ctx->request;
+    vx = a->provider->vertex;
+
+    if (rc == NGX_BUSY) {
+        a->token_wait.handler = ngx_http_ai_token_wait;
+        a->token_wait.data = a;
+        a->token_wait.log = r->connection->log;
+        ngx_add_timer(&a->token_wait, 20);
+        return NGX_OK;
+    }
+
+    if (ngx_http_ai_vertex_grant(a->provider, r->pool, r->connection->log,
+                                 &body)
+        != NGX_OK)
+    {
+        (void) ngx_http_ai_vertex_token_set(a->provider, 0, NULL, 0,
+                                            r->pool, &v, &why);
+        return NGX_ERROR;
+    }
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_http_ai_token_done;
+    ps->data = a;
+
+    if (ngx_http_subrequest(r, &vx->token_pass, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_BACKGROUND)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    a->sr = sr;
+    a->token = 1;
+
+    ngx_http_set_ctx(sr, a, ngx_ai_gateway_attempt_module);
+
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = ngx_http_ai_post;
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    b = ngx_calloc_buf(r->pool);
+
+    if (rb == NULL || b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->start = b->pos;
+    b->end = b->last;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    rb->bufs = ngx_alloc_chain_link(r->pool);
+    if (rb->bufs == NULL) {
+        return NGX_ERROR;
+    }
+
+    rb->bufs->buf = b;
+    rb->bufs->next = NULL;
+    rb->buf = b;
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = body.len;
+    sr->headers_in.chunked = 0;
+    sr->filter_need_in_memory = 1;
+
+    if (ngx_list_init(&sr->headers_in.headers, sr->pool, 2,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.authorization = NULL;
+    sr->headers_in.content_type = NULL;
+    sr->headers_in.content_length = NULL;
+
+    ngx_str_set(&v, "application/x-www-form-urlencoded");
+
+    if (ngx_http_ai_push_header(sr, "Content-Type", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&v, "application/json");
+
+    if (ngx_http_ai_push_header(sr, "Accept", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai gateway: %V: buying an access token", &a->model);
+
+    return NGX_OK;
+}
+
+
+/* the token endpoint answered: the token kept for all, the call made */
+
+static ngx_int_t
+ngx_http_ai_token_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_http_ai_attempt_t *a = data;
+
+    ngx_int_t            trc;
+    ngx_str_t            token;
+    ngx_uint_t           status;
+    const char          *why;
+    ngx_http_request_t  *r;
+
+    r = a->ctx->request;
+
+    if (a->token) {
+        a->token = 0;
+        status = (a->header && a->complete) ? a->status : 0;
+
+        trc = ngx_http_ai_vertex_token_set(a->provider, status,
+                                           a->body.data, a->body.len,
+                                           r->pool, &token, &why);
+
+        /* the call proper starts afresh */
+
+        a->header = 0;
+        a->complete = 0;
+        a->status = 0;
+        a->too_big = 0;
+        a->body.len = 0;
+        ngx_str_null(&a->retry_after);
+        ngx_str_null(&a->retry_after_ms);
+
+        if (a->done) {
+            /* timed out meanwhile: the token is kept all the same */
+
+        } else if (trc == NGX_OK) {
+            a->key = token;
+
+            if (ngx_http_ai_attempt_call(a, &token) != NGX_OK) {
+                ngx_http_ai_token_fail(a, "the call could not be made");
+            }
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "ai gateway: %V: %s (HTTP %ui)", &a->model,
+                          trc == NGX_DECLINED ? why : "no token",
+                          status);
+            ngx_http_ai_token_fail(a, "no Vertex AI access token: the "
+                                      "token endpoint refused the "
+                                      "service account or did not "
+                                      "answer");
+        }
+    }
+
+    if (sr->connection->error
+        || rc == NGX_HTTP_REQUEST_TIME_OUT
+        || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST)
+    {
+        return rc;
+    }
+
+    return (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) ? NGX_OK
+                                                                : rc;
+}
+
+
+static void
+ngx_http_ai_token_wait(ngx_event_t *ev)
+{
+    ngx_http_ai_attempt_t *a = ev->data;
+
+    ngx_int_t            rc;
+    ngx_str_t            token;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = a->ctx->request;
+    c = r->connection;
+
+    if (a->done) {
+        return;
+    }
+
+    rc = ngx_http_ai_vertex_token(a->provider, r->pool, &token);
+
+    if (rc == NGX_OK) {
+        a->key = token;
+        rc = ngx_http_ai_attempt_call(a, &token);
+
+    } else if (rc != NGX_ERROR) {
+        rc = ngx_http_ai_token_start(a, rc);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_ai_token_fail(a, "the call could not be made");
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the call ends before it was made: the strategy hears of it */
+
+static void
+ngx_http_ai_token_fail(ngx_http_ai_attempt_t *a, const char *why)
+{
+    a->done = 1;
+    a->end = ngx_current_msec;
+    a->outcome = NGX_HTTP_AI_ERROR;
+    a->reason.data = (u_char *) why;
+    a->reason.len = ngx_strlen(why);
+
+    if (a->timer.timer_set) {
+        ngx_del_timer(&a->timer);
+    }
+
+    (void) ngx_http_post_request(a->ctx->request, NULL);
 }
 
 
@@ -375,7 +685,14 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
         return NGX_OK;
     }
 
-    switch (a->provider->translator->type) {
+    if (a->provider->cloud == NGX_HTTP_AI_CLOUD_AZURE && !a->provider->bearer)
+    {
+        return ngx_http_ai_push_header(sr, "api-key", key);
+    }
+
+    switch (a->provider->cloud == NGX_HTTP_AI_CLOUD_VERTEX
+            ? NGX_AI_PROVIDER_OPENAI : a->provider->translator->type)
+    {
 
     case NGX_AI_PROVIDER_ANTHROPIC:
         ngx_str_set(&v, "2023-06-01");
@@ -505,7 +822,8 @@ ngx_http_ai_attempt_get(ngx_http_request_t *r)
     a = ngx_http_get_module_ctx(r, ngx_ai_gateway_attempt_module);
 
     if (a == NULL && r->post_subrequest
-        && r->post_subrequest->handler == ngx_http_ai_attempt_done)
+        && (r->post_subrequest->handler == ngx_http_ai_attempt_done
+            || r->post_subrequest->handler == ngx_http_ai_token_done))
     {
         a = r->post_subrequest->data;
         ngx_http_set_ctx(r, a, ngx_ai_gateway_attempt_module);
@@ -541,6 +859,12 @@ ngx_http_ai_attempt_header_filter(ngx_http_request_t *r)
     }
 
     a->header = 1;
+
+    if (a->token) {
+        /* the token endpoint's answer: whole, into a->body */
+        r->upstream->buffering = 0;
+        return ngx_ai_buf_init(&a->body, r->pool, 2048);
+    }
 
     if (a->status == NGX_HTTP_TOO_MANY_REQUESTS) {
         ngx_http_ai_find_retry_after(r, a);
@@ -715,7 +1039,16 @@ ngx_http_ai_attempt_abort(ngx_http_ai_attempt_t *a,
         ngx_del_timer(&a->timer);
     }
 
+    if (a->token_wait.timer_set) {
+        ngx_del_timer(&a->token_wait);
+    }
+
     sr = a->sr;
+
+    if (sr == NULL) {
+        /* waiting for another call's token: nothing to stop */
+        return;
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "ai gateway: aborting %V: %V", &a->model, &a->reason);
@@ -1416,6 +1749,10 @@ ngx_http_ai_calls_cleanup(void *data)
     for (i = 0; i < ctx->calls.nelts; i++) {
         if (calls[i]->timer.timer_set) {
             ngx_del_timer(&calls[i]->timer);
+        }
+
+        if (calls[i]->token_wait.timer_set) {
+            ngx_del_timer(&calls[i]->token_wait);
         }
     }
 

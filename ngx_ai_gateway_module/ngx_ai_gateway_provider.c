@@ -17,23 +17,39 @@
 typedef struct {
     ngx_str_t                   name;
     ngx_ai_translator_t        *translator;
+    ngx_uint_t                  cloud;
 } ngx_http_ai_type_t;
 
 
 static char *ngx_http_ai_provider_key(ngx_conf_t *cf,
     ngx_http_ai_provider_t *p, ngx_str_t *value);
 static ngx_int_t ngx_http_ai_key_valid(ngx_str_t *key);
+static char *ngx_http_ai_provider_azure(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p, ngx_str_t *value);
+static char *ngx_http_ai_provider_deployments(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p, ngx_str_t *value);
+static ngx_uint_t ngx_http_ai_cloud_name(ngx_str_t *s, ngx_uint_t colon);
+static ngx_int_t ngx_http_ai_provider_vertex(ngx_pool_t *pool,
+    ngx_http_ai_provider_t *p, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *up, ngx_ai_error_t *err);
 
 
 static ngx_http_ai_type_t  ngx_http_ai_types[] = {
-    { ngx_string("openai"), &ngx_ai_openai_translator },
-    { ngx_string("anthropic"), &ngx_ai_anthropic_translator },
-    { ngx_string("gemini"), &ngx_ai_gemini_translator },
-    { ngx_null_string, NULL }
+    { ngx_string("openai"), &ngx_ai_openai_translator, 0 },
+    { ngx_string("anthropic"), &ngx_ai_anthropic_translator, 0 },
+    { ngx_string("gemini"), &ngx_ai_gemini_translator, 0 },
+    { ngx_string("azure"), &ngx_ai_openai_translator,
+      NGX_HTTP_AI_CLOUD_AZURE },
+    { ngx_string("vertex"), &ngx_ai_gemini_translator,
+      NGX_HTTP_AI_CLOUD_VERTEX },
+    { ngx_null_string, NULL, 0 }
 };
 
 
-/* ai_provider NAME type=openai|anthropic|gemini pass=URI [key=...] */
+/*
+ * ai_provider NAME type=openai|anthropic|gemini|azure pass=URI [key=...]
+ *     azure: api_version=V [deployments=MODEL:DEPLOYMENT,...] [token=...]
+ */
 
 char *
 ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -41,6 +57,7 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_ai_main_conf_t *amcf = conf;
 
+    char                    *rv;
     u_char                  *c;
     ngx_str_t               *value, s;
     ngx_uint_t               i, j;
@@ -99,11 +116,13 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             if (t[j].translator == NULL) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid provider type \"%V\": expected "
-                                   "openai, anthropic or gemini", &s);
+                                   "openai, anthropic, gemini, azure or vertex",
+                                   &s);
                 return NGX_CONF_ERROR;
             }
 
             p->translator = t[j].translator;
+            p->cloud = t[j].cloud;
             continue;
         }
 
@@ -124,9 +143,19 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
-            s.data = value[i].data + 4;
-            s.len = value[i].len - 4;
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0
+            || ngx_strncmp(value[i].data, "token=", 6) == 0)
+        {
+            if (p->key.len || p->key_value) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ai_provider \"%V\" takes one key= "
+                                   "or token=", &p->name);
+                return NGX_CONF_ERROR;
+            }
+
+            p->bearer = (value[i].data[0] == 't');
+            s.data = value[i].data + (p->bearer ? 6 : 4);
+            s.len = value[i].len - (p->bearer ? 6 : 4);
 
             if (ngx_http_ai_provider_key(cf, p, &s) != NGX_CONF_OK) {
                 return NGX_CONF_ERROR;
@@ -135,9 +164,71 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "api_version=", 12) == 0
+            || ngx_strncmp(value[i].data, "deployments=", 12) == 0)
+        {
+            if (ngx_http_ai_provider_azure(cf, p, &value[i])
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        rv = ngx_http_ai_vertex_option(cf, p, &value[i]);
+
+        if (rv != (char *) NGX_DECLINED) {
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": ai_provider takes "
-                           "type=, pass= and key=", &value[i]);
+                           "type=, pass=, key=, for type=azure "
+                           "api_version=, deployments= and token=, for "
+                           "type=vertex project=, region=, publisher=, "
+                           "credentials= and token_pass=", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->cloud == NGX_HTTP_AI_CLOUD_VERTEX) {
+        if (ngx_http_ai_vertex_check(cf, p) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (p->key.len || p->key_value) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_provider \"%V\": type=vertex takes "
+                               "credentials=, not key=", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (p->vertex) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": project=, region=, "
+                           "publisher=, credentials= and token_pass= are "
+                           "for type=vertex", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->cloud == NGX_HTTP_AI_CLOUD_AZURE && p->api_version.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": type=azure needs "
+                           "api_version= (e.g. 2024-10-21, or v1)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->cloud != NGX_HTTP_AI_CLOUD_AZURE
+        && (p->bearer || p->api_version.len || p->deployments))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": api_version=, deployments= "
+                           "and token= are for type=azure", &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -223,6 +314,263 @@ ngx_http_ai_provider_key(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* api_version=V, deployments=MODEL:DEPLOYMENT,... (type=azure) */
+
+static char *
+ngx_http_ai_provider_azure(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *value)
+{
+    ngx_str_t  s;
+
+    s.data = value->data + 12;
+    s.len = value->len - 12;
+
+    if (value->data[0] == 'd') {
+        return ngx_http_ai_provider_deployments(cf, p, &s);
+    }
+
+    if (s.len == 0 || s.len > 64 || !ngx_http_ai_cloud_name(&s, 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": api_version= takes a version "
+                           "like 2024-10-21 or v1", value);
+        return NGX_CONF_ERROR;
+    }
+
+    p->api_version = s;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ai_provider_deployments(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *value)
+{
+    u_char        *c, *end, *comma, *colon;
+    ngx_str_t      item;
+    ngx_keyval_t  *kv;
+
+    if (p->deployments == NULL) {
+        p->deployments = ngx_array_create(cf->pool, 4, sizeof(ngx_keyval_t));
+        if (p->deployments == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    end = value->data + value->len;
+
+    for (c = value->data; c <= end; c = comma + 1) {
+        comma = ngx_strlchr(c, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        item.data = c;
+        item.len = comma - c;
+
+        /* the last colon: a model name may hold one, a deployment not */
+
+        for (colon = comma; colon > c && colon[-1] != ':'; colon--) {
+            /* void */
+        }
+
+        if (colon <= c + 1 || colon == comma) {
+            goto invalid;
+        }
+
+        kv = ngx_array_push(p->deployments);
+        if (kv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        kv->key.data = c;
+        kv->key.len = colon - 1 - c;
+        kv->value.data = colon;
+        kv->value.len = comma - colon;
+
+        if (kv->value.len > 64 || !ngx_http_ai_cloud_name(&kv->value, 0)
+            || !ngx_http_ai_cloud_name(&kv->key, 1))
+        {
+            goto invalid;
+        }
+
+        /* the translator needs a NUL after an upstream model (v1 form) */
+
+        kv->value.data = ngx_pnalloc(cf->pool, kv->value.len + 1);
+        if (kv->value.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *ngx_cpymem(kv->value.data, colon, kv->value.len) = '\0';
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid deployments= entry \"%V\": use "
+                       "MODEL:DEPLOYMENT (a deployment: letters, digits, "
+                       "\"-\", \"_\" and \".\", at most 64)", &item);
+    return NGX_CONF_ERROR;
+}
+
+
+/* letters, digits, "-", "_", "." (and, for a model, ":", "/", "*") */
+
+static ngx_uint_t
+ngx_http_ai_cloud_name(ngx_str_t *s, ngx_uint_t model)
+{
+    size_t  i;
+    u_char  c;
+
+    if (s->len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')
+        {
+            continue;
+        }
+
+        if (model && (c == ':' || c == '/' || c == '*')) {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Before the translator: on Azure's v1 API the body's model is the
+ * deployment.
+ */
+
+ngx_int_t
+ngx_http_ai_provider_prepare(ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req)
+{
+    ngx_str_t  d;
+
+    if (p->cloud != NGX_HTTP_AI_CLOUD_AZURE
+        || !ngx_ai_azure_v1(&p->api_version))
+    {
+        return NGX_OK;
+    }
+
+    ngx_ai_azure_deployment(p->deployments ? p->deployments->elts : NULL,
+                            p->deployments ? p->deployments->nelts : 0,
+                            &req->upstream_model, &d);
+
+    req->upstream_model = d;
+
+    return NGX_OK;
+}
+
+
+/*
+ * After the translator: the cloud's path for the translator's one.
+ * NGX_DECLINED: the model cannot go there (err, a 400, says why).
+ */
+
+ngx_int_t
+ngx_http_ai_provider_path(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *up,
+    ngx_ai_error_t *err)
+{
+    ngx_str_t  d, path;
+    ngx_int_t  rc;
+
+    if (p->cloud == NGX_HTTP_AI_CLOUD_VERTEX) {
+        return ngx_http_ai_provider_vertex(pool, p, req, up, err);
+    }
+
+    if (p->cloud != NGX_HTTP_AI_CLOUD_AZURE) {
+        return NGX_OK;
+    }
+
+    ngx_ai_azure_deployment(p->deployments ? p->deployments->elts : NULL,
+                            p->deployments ? p->deployments->nelts : 0,
+                            &req->upstream_model, &d);
+
+    rc = ngx_ai_azure_path(pool, &up->path, &d, &p->api_version, &path);
+
+    if (rc == NGX_DECLINED) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "model", "invalid_model",
+                         "the model names no valid Azure deployment "
+                         "(letters, digits, \"-\", \"_\", \".\"): "
+                         "map it with deployments=");
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up->path = path;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Vertex AI: the publisher's path for the model; Anthropic's body without
+ * its model and with Vertex's anthropic_version.  Vertex has no Gemini
+ * embeddings of this form and no Anthropic count_tokens: a 400.
+ */
+
+static ngx_int_t
+ngx_http_ai_provider_vertex(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *up,
+    ngx_ai_error_t *err)
+{
+    ngx_int_t              rc;
+    ngx_str_t              path, body;
+    ngx_http_ai_vertex_t  *v;
+
+    v = p->vertex;
+
+    rc = ngx_ai_vertex_path(pool, &up->path, &v->project, &v->region,
+                            v->anthropic, &req->upstream_model, req->stream,
+                            &path);
+
+    if (rc == NGX_DECLINED) {
+        ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                         "model", "unsupported_on_vertex",
+                         "Vertex AI takes no such call for this model (no "
+                         "embeddings or token counts here, or a model id "
+                         "that is not one)");
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up->path = path;
+
+    if (!v->anthropic) {
+        return NGX_OK;
+    }
+
+    if (ngx_ai_vertex_anthropic_body(pool, &up->body, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up->body = body;
+
+    return NGX_OK;
 }
 
 

@@ -555,6 +555,45 @@ ngx_int_t ngx_ai_count_render(ngx_pool_t *pool, uint64_t tokens,
     ngx_ai_response_t *out);
 ngx_int_t ngx_ai_embed_invalid_answer(ngx_ai_error_t *err, const char *msg);
 
+/* ngx_ai_gateway_cloud.c: Azure OpenAI's paths and deployments */
+ngx_int_t ngx_ai_azure_path(ngx_pool_t *pool, ngx_str_t *path,
+    ngx_str_t *deployment, ngx_str_t *api_version, ngx_str_t *out);
+ngx_uint_t ngx_ai_azure_v1(ngx_str_t *api_version);
+void ngx_ai_azure_deployment(ngx_keyval_t *map, ngx_uint_t n,
+    ngx_str_t *model, ngx_str_t *out);
+
+/* ngx_ai_gateway_cloud.c: Google Vertex AI's paths, bodies and tokens */
+#define NGX_AI_VERTEX_ANTHROPIC_VERSION  "vertex-2023-10-16"
+#define NGX_AI_VERTEX_TOKEN_URI     "https://oauth2.googleapis.com/token"
+#define NGX_AI_VERTEX_SCOPE                                                  \
+    "https://www.googleapis.com/auth/cloud-platform"
+#define NGX_AI_JWT_LIFETIME         3600
+#define NGX_AI_MAX_ACCESS_TOKEN     4096
+
+typedef struct {
+    ngx_str_t                   client_email;
+    ngx_str_t                   private_key;     /* PEM */
+    ngx_str_t                   private_key_id;  /* may be empty */
+    ngx_str_t                   token_uri;
+} ngx_ai_service_account_t;
+
+ngx_int_t ngx_ai_vertex_path(ngx_pool_t *pool, ngx_str_t *path,
+    ngx_str_t *project, ngx_str_t *region, ngx_uint_t anthropic,
+    ngx_str_t *model, ngx_uint_t stream, ngx_str_t *out);
+ngx_uint_t ngx_ai_vertex_name(ngx_str_t *s, ngx_uint_t model);
+ngx_int_t ngx_ai_vertex_anthropic_body(ngx_pool_t *pool, ngx_str_t *body,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_service_account_parse(ngx_pool_t *pool, u_char *p,
+    size_t len, ngx_ai_service_account_t *sa, const char **why);
+ngx_int_t ngx_ai_base64url(ngx_pool_t *pool, const u_char *src, size_t len,
+    ngx_str_t *out);
+ngx_int_t ngx_ai_jwt_input(ngx_pool_t *pool, ngx_ai_service_account_t *sa,
+    ngx_str_t *scope, time_t now, ngx_str_t *out);
+ngx_int_t ngx_ai_jwt_grant(ngx_pool_t *pool, ngx_str_t *input, u_char *sig,
+    size_t siglen, ngx_str_t *out);
+ngx_int_t ngx_ai_oauth_token_parse(ngx_pool_t *pool, u_char *p, size_t len,
+    ngx_str_t *token, time_t *expires_in, const char **why);
+
 /* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
 ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,
     ngx_str_t *text, ngx_uint_t *hits);

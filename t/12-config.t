@@ -28,7 +28,7 @@ EOF
 
 my @bad = (
     [ "ai_provider openai type=cohere pass=/_ai/openai;\n",
-      qr/invalid provider type "cohere": expected openai, anthropic or gemini/ ],
+      qr/invalid provider type "cohere": expected openai, anthropic, gemini/ ],
     [ "ai_provider openai type=openai;\n",
       qr/ai_provider "openai" needs pass=/ ],
     [ "ai_provider openai pass=_ai/openai;\n",

@@ -43,6 +43,8 @@
 #   Gemini     POST /v1beta/models/MODEL:batchEmbedContents
 #   Anthropic  POST /v1/messages/count_tokens
 #   Gemini     POST /v1beta/models/MODEL:countTokens
+#   Azure      POST /openai/deployments/D/chat/completions?api-version=V
+#              and the others of t/lib/mock_cloud.pl (its checks first)
 #   Requests are validated as the real APIs do for the fields a gateway must
 #   get right (400 in the provider's error format otherwise):
 #     OpenAI    model (string) and messages (non-empty array) required
@@ -611,6 +613,8 @@ sub parse_behave {
 
 sub dispatch {
     my ($c, $req) = @_;
+    my @cloud = cloud_route($c, $req);         # mock_cloud.pl
+    return @cloud if @cloud;
     my ($path, $query) = split /\?/, $req->{target}, 2;
     $query //= '';
     my $m = $req->{method};
@@ -1363,5 +1367,7 @@ sub gemini_count {
     return $conv unless ref $conv;
     return { totalTokens => answer(undef, $conv)->{prompt_tokens} };
 }
+
+do((__FILE__ =~ m{^(.*/)} ? $1 : './') . 'mock_cloud.pl') or die "mock_cloud.pl: $@$!";
 
 main();
