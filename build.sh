@@ -3,7 +3,8 @@
 #
 #   ./build.sh            install what is missing, build build/ngx_ai_gateway_module.so
 #   ./build.sh test       build, then run the whole test suite (prove t/)
-#   ./build.sh demo       build, then run nginx in the foreground on 127.0.0.1:8080
+#   ./build.sh demo       build, then run examples/demo.conf in the foreground on
+#                         127.0.0.1:8080 (DEMO_PORT, DEMO_MOCK_PORT, DEMO_PREFIX)
 #   ./build.sh test-asan  the same suite with the module under ASan + UBSan
 #   ./build.sh unit       build and run the C unit tests of the pure parsers
 #   ./build.sh fuzz [S]   run every fuzz target for S seconds (default 60)
@@ -28,7 +29,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build, the tests and the demo need.
 PACKAGES=(nginx-core nginx-dev libcjson-dev libpcre2-dev libssl-dev
           zlib1g-dev libhiredis-dev gcc make perl nodejs npm curl wrk
-          redis-server prometheus chromium)
+          redis-server prometheus chromium jq)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -191,35 +192,56 @@ run_tests() {
     AI_GW_MODULE="$BUILD/$MODULE.so" prove -j"$JOBS" -r "${@:-t/}"
 }
 
-run_demo() {
-    build_module
-    local prefix="$BUILD/demo" mock_port=18081 mock_pid= p var up
-    mkdir -p "$prefix/logs" "$prefix/conf" "$prefix/temp"
+# demo_config PORT MOCK_PORT: examples/demo.conf with its @...@ values
+# filled in on stdout (a provider whose *_API_KEY is set: the real API,
+# else the mock on MOCK_PORT); t/91-demo-tour.t uses it too
+demo_config() {
+    local port=$1 mock_port=$2 p var up
     local -A real=([OPENAI]=https://api.openai.com
                    [ANTHROPIC]=https://api.anthropic.com
                    [GEMINI]=https://generativelanguage.googleapis.com)
-    local sed_args=(-e "s#@MODULE@#$BUILD/$MODULE.so#")
+    local sed_args=(-e "s#@MODULE@#$BUILD/$MODULE.so#" -e "s#@PORT@#$port#")
     for p in OPENAI ANTHROPIC GEMINI; do
         var="${p}_API_KEY"
-        if [ -n "${!var:-}" ]; then
+        if [ -n "${!var:-}" ] && [ "${!var}" != demo-key-for-the-mock ]; then
             up=${real[$p]}
-            log "$var is set: ${p,,} requests go to $up"
         else
             up="http://127.0.0.1:$mock_port"
-            export "$var=demo-key-for-the-mock"
-            log "$var is not set: ${p,,} requests go to the bundled mock"
-            if [ -z "$mock_pid" ]; then
-                perl "$ROOT/t/lib/mock_provider.pl" --port "$mock_port" \
-                    --record "$prefix/logs/mock.jsonl" >/dev/null &
-                mock_pid=$!
-                trap 'kill $mock_pid 2>/dev/null' EXIT
-            fi
         fi
         sed_args+=(-e "s#@${p}_UPSTREAM@#$up#")
     done
-    sed "${sed_args[@]}" "$ROOT/examples/demo.conf" >"$prefix/conf/nginx.conf"
-    log "nginx on http://127.0.0.1:8080 (Ctrl-C stops it); try:"
-    log "  curl -s localhost:8080/v1/chat/completions -d '{\"model\":\"openai/gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"
+    sed "${sed_args[@]}" "$ROOT/examples/demo.conf"
+}
+
+# DEMO_PORT (8080), DEMO_MOCK_PORT (18081), DEMO_PREFIX (build/demo)
+run_demo() {
+    build_module
+    local prefix="${DEMO_PREFIX:-$BUILD/demo}" port="${DEMO_PORT:-8080}"
+    local mock_port="${DEMO_MOCK_PORT:-18081}" mock_pid= p var
+    mkdir -p "$prefix/logs" "$prefix/conf" "$prefix/temp"
+    demo_config "$port" "$mock_port" >"$prefix/conf/nginx.conf"
+    for p in OPENAI ANTHROPIC GEMINI; do
+        var="${p}_API_KEY"
+        if [ -n "${!var:-}" ]; then
+            log "$var is set: ${p,,} requests go to the real API"
+            continue
+        fi
+        export "$var=demo-key-for-the-mock"
+        log "$var is not set: ${p,,} requests go to the bundled mock"
+        if [ -z "$mock_pid" ]; then
+            perl "$ROOT/t/lib/mock_provider.pl" --port "$mock_port" \
+                --record "$prefix/logs/mock.jsonl" --watch-pid $$ >/dev/null &
+            mock_pid=$!
+            # the pid now: mock_pid is gone when the trap runs
+            trap "kill $mock_pid 2>/dev/null" EXIT
+        fi
+    done
+    log "nginx on http://127.0.0.1:$port (Ctrl-C stops it)"
+    log "  dashboard:  http://127.0.0.1:$port/ai/status?format=html"
+    log "  status:     http://127.0.0.1:$port/ai/status"
+    log "  prometheus: http://127.0.0.1:$port/ai/status?format=prometheus"
+    log "  the tour:   README.md, \"A five-minute tour\"; try:"
+    log "  curl -s localhost:$port/v1/chat/completions -d '{\"model\":\"openai/gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"
     /usr/sbin/nginx -p "$prefix" -c "$prefix/conf/nginx.conf" \
         -e "$prefix/logs/error.log" -g 'daemon off;'
 }
@@ -257,6 +279,7 @@ case "$cmd" in
     fuzz)  build_module; "$ROOT/fuzz/run.sh" "$@" ;;
     bench) build_module; exec "$ROOT/bench/run.sh" "$@" ;;
     demo)  run_demo ;;
+    demo-config) demo_config "$@" ;;
     key)   new_key "$@" ;;
     clean) rm -rf "$BUILD" ;;
     *) echo "usage: $0 [build|test|test-asan|unit|fuzz [SECONDS]|bench|demo|key NAME|clean]" >&2

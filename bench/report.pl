@@ -194,6 +194,21 @@ my @targets;
            defined $sa ? sprintf('%d us at %d req/s', $sa, $srate) : 'n/a',
            defined $sa ? ($sa < 100 ? 1 : 0) : undef,
            $dist->([$g, 'seq'], [$dm, 'seq']));
+    # h) governance on (client key, rpm/tpm, ledger, metrics): the same
+    # bound, one client back to back, and what it adds over b)
+    my $h = $ok->('gw-governed');
+    my $ha = $h ? $h->{added_seq_p99_us_vs_direct} : undef;
+    my $hrate = $h && $h->{seq} && $h->{seq}{total_us}{mean} ? 1e6 / $h->{seq}{total_us}{mean} : undef;
+    $add->('governed (h): p99 added < 100 us, one client back to back (h minus direct-to-mock)',
+           defined $ha ? sprintf('%d us at %d req/s', $ha, $hrate)
+                         . (defined $sa ? sprintf(' (%+d us over b)', $ha - $sa) : '') : 'n/a',
+           defined $ha ? ($ha < 100 ? 1 : 0) : undef,
+           $dist->([$h, 'seq'], [$dm, 'seq']));
+    my $hs = $ok->('gw-governed-stream');
+    my $ht = $hs ? $hs->{added_ttfb_p50_us_vs_direct} : undef;
+    $add->('governed stream (h): added time to first byte, p50 (h minus direct-to-mock)',
+           defined $ht ? sprintf('%d us', $ht) : 'n/a', undef, 0);
+    $targets[-1]{info} = 1;
     my $x = $g ? $g->{vs_portkey_throughput} : undef;
     $add->('>= 20x Portkey throughput (b / f)',
            defined $x ? sprintf('%.1fx', $x) : 'n/a',
@@ -275,11 +290,12 @@ if (($m->{mode} // '') eq 'check') {
     @targets = ();
 }
 
-$md .= "#### Targets (case b against a and f)\n\n" . row('target', 'measured', 'result') . row('---', '---', '---')
+$md .= "#### Targets (case b against a and f; h, governed, against the mock)\n\n" . row('target', 'measured', 'result') . row('---', '---', '---')
     if @targets;
 for my $t (@targets) {
     $md .= row($t->{target}, $t->{value},
                $t->{disturbed} ? sprintf('disturbed (other processes: %.0f%% CPU)', 100 * $t->{disturbed})
+               : $t->{info} && $t->{value} ne 'n/a' ? '(no target)'
                : !defined $t->{pass} ? 'not measured' : $t->{pass} ? '**met**' : '**missed**');
 }
 

@@ -25,7 +25,8 @@
 #                             without load; time to first byte for streams)
 #   BENCH_CALLGRIND=1         0 skips the instruction counts
 #   BENCH_CALLGRIND_REQUESTS=2000 BENCH_CALLGRIND_WARMUP=200
-#   BENCH_CALLGRIND_CASES=... the cases counted (default: plain and gateway)
+#   BENCH_CALLGRIND_CASES=... the cases counted (default: plain and gateway,
+#                             gw-governed among them)
 #   BENCH_CASES=a,b,...       run only these cases (names from `list`)
 #   BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1 BENCH_MOCK_CPU=0
 #                             taskset cores: server under test / wrk and
@@ -118,19 +119,21 @@ CASES=(
 "plain-sse|plain|/sse/v1/chat/completions|openai/gpt-4o|1|chat-sse||direct-sse|nginx proxy_pass, OpenAI SSE"
 "plain-sse-anthropic|plain|/sse/v1/messages|anthropic/claude-x|1|anthropic-sse||direct-sse-anthropic|nginx proxy_pass, Anthropic SSE"
 "gw-openai|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai|direct-openai|b) gateway, openai provider"
+"gw-governed|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai|direct-openai|h) b) governed: client key, rpm/tpm, ledger+budget, metrics"
 "plain-openai-4k|plain|/v1/chat/completions|openai/gpt-4o|0|chat||direct-openai|nginx proxy_pass, a 4 KB prompt"
 "gw-openai-4k|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai-4k|direct-openai|b) gateway, openai provider, a 4 KB prompt"
 "gw-anthropic|gateway|/v1/chat/completions|anthropic/claude-x|0|chat|plain-anthropic|direct-anthropic|c) gateway, Anthropic translated"
 "gw-fallback|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) gateway, fallback after a 500"
 "gw-fallback-breaker|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) the same, breaker open: 500 skipped"
 "gw-stream-openai|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|e) gateway, streaming (OpenAI)"
+"gw-governed-stream|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|h) e) governed: client key, rpm/tpm, ledger+budget, metrics"
 "gw-fusion|gateway|/fusion/v1/chat/completions|fusion|0|chat|plain-openai|direct-openai|g) fusion: 3 members + a merge judge (2 round trips)"
 "gw-stream-anthropic|gateway|/v1/chat/completions|anthropicsse/claude-x|1|chat-sse|plain-sse-anthropic|direct-sse-anthropic|e) gateway, streaming (Anthropic translated)"
 "portkey-openai|portkey|/v1/chat/completions|gpt-4o|0|chat|plain-openai|direct-openai|f) Portkey 1.15.2, openai"
 "portkey-stream|portkey|/v1/chat/completions|gpt-4o|1|chat-sse|plain-sse|direct-sse|f) Portkey 1.15.2, streaming"
 )
 # cases whose instructions per request callgrind counts
-CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,plain-openai-4k,gw-openai-4k,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
+CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,gw-governed,plain-openai-4k,gw-openai-4k,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
 
 case_field() { # case_field NAME FIELD_INDEX
     local c
@@ -332,7 +335,7 @@ EOF
 # needs, so that a provider type the module does not support yet fails
 # that case alone.
 gateway_conf() {
-    local p=$1 c=$2 prov='' locs='' fb=''
+    local p=$1 c=$2 prov='' locs='' fb='' GOV_LOC=''
     case "$c" in
     gw-openai|gw-openai-4k)
         prov="ai_provider openai type=openai pass=/_ai/openai key=env:BENCH_OPENAI_KEY;"
@@ -369,6 +372,28 @@ $(pass_location openai "" 0)"
     gw-stream-openai)
         prov="ai_provider openaisse type=openai pass=/_ai/openaisse key=env:BENCH_OPENAI_KEY;"
         locs=$(pass_location openaisse sse/ 1) ;;
+    gw-governed|gw-governed-stream)
+        # governance on: the client's key checked against an ai_keys file
+        # (its SHA-256), a rate bucket (rpm and tpm) and a budget account
+        # per key name, the ledger, the metrics zone (ai_status); limits
+        # high enough never to refuse
+        local pv=openai sse='' st=0
+        [ "$c" = gw-governed-stream ] && { pv=openaisse; sse=sse/; st=1; }
+        printf 'sha256:%s name=bench team=bench\n' \
+            "$(printf %s sk-bench-client | sha256sum | cut -d' ' -f1)" >"$p/bench.keys"
+        prov="ai_provider $pv type=openai pass=/_ai/$pv key=env:BENCH_OPENAI_KEY;
+    ai_price $pv/gpt-4o 2.50 10.00;
+    ai_keys bench file=$p/bench.keys;
+    ai_auth bench;
+    ai_rate_zone gov_rate:16m;
+    ai_cost_zone gov_cost:16m;
+    ai_metrics_zone gov_metrics:16m;"
+        locs="$(pass_location $pv "$sse" $st)
+        location = /ai/status {
+            ai_status;
+        }"
+        GOV_LOC="            ai_rate zone=gov_rate rpm=1000000000 tpm=1000000000;
+            ai_cost zone=gov_cost budget=1000000/day;" ;;
     gw-stream-anthropic)
         prov="ai_provider anthropicsse type=anthropic pass=/_ai/anthropicsse key=env:BENCH_ANTHROPIC_KEY;"
         locs=$(pass_location anthropicsse sse/ 1) ;;
@@ -385,6 +410,7 @@ ${3:-}"
         listen 127.0.0.1:${LISTEN_PORT:-$SUT_PORT};
         location /v1/ {
             ai_gateway;
+$GOV_LOC
         }
 $fb$locs
     }
@@ -611,6 +637,20 @@ stop_sut() {
     SUT_PID=
 }
 
+governed_check() { # governed_check CASE PORT PATH; REASON on failure
+    local code st
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 \
+        "http://127.0.0.1:$2$3" -d @"$RES/req/$1.json")
+    [ "$code" = 401 ] || { REASON="a request without a key got $code, not 401"; return 1; }
+    st=$(curl -s -m 5 "http://127.0.0.1:$2/ai/status")
+    grep -q '"key_name":"bench"' <<<"$st" \
+        || { REASON="the ledger has no entry of the key bench"; return 1; }
+    perl -MJSON::PP -e 'my $t = decode_json(join "", <STDIN>)->{metrics}{totals};
+        exit !($t->{status_2xx} >= 1 && $t->{calls} >= 1)' <<<"$st" \
+        || { REASON="the metrics do not count the answer"; return 1; }
+    return 0
+}
+
 run_case() {
     local c=$1 d=$RES/cases/$1 k st ck port path
     mkdir -p "$d"
@@ -638,6 +678,13 @@ run_case() {
     if ! tpin 30 "$CCPU" perl "$BENCH/client.pl" --port "$port" --path "$path" \
             --body "$RES/req/$c.json" "${hargs[@]}" "${expect[@]}" --check "$ck" >"$d/check.json" 2>&1; then
         set_status "$c" failed "correctness check: $(perl -MJSON::PP -ne 'print eval { JSON::PP->new->decode($_)->{reason} } // $_' "$d/check.json" | head -c 300)"
+        stop_sut
+        return 0
+    fi
+    # a governed case is only what it claims if governance acted: no key,
+    # no answer; the ledger and the metrics have the key's request
+    if [[ "$c" == gw-governed* ]] && ! governed_check "$c" "$port" "$path"; then
+        set_status "$c" failed "governance check: $REASON"
         stop_sut
         return 0
     fi

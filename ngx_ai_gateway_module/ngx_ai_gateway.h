@@ -578,7 +578,14 @@ ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ai_handler_init(ngx_conf_t *cf);
 
 /* ngx_ai_gateway_variables.c */
+typedef struct {
+    ngx_str_t                   operation;   /* chat, embeddings, ... */
+    ngx_str_t                   request;     /* label asked for, or "" */
+    ngx_str_t                   response;    /* label that answered, "" */
+} ngx_http_ai_genai_t;
+
 ngx_int_t ngx_http_ai_add_variables(ngx_conf_t *cf);
+void ngx_http_ai_genai_names(ngx_http_ai_ctx_t *ctx, ngx_http_ai_genai_t *g);
 
 
 #endif /* _NGX_AI_GATEWAY_H_INCLUDED_ */

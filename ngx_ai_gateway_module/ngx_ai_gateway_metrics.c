@@ -42,6 +42,7 @@ typedef struct {
     uint64_t                        cost;
     uint64_t                        est_cost;     /* answered without
                                                      usage: estimated */
+    ngx_uint_t                      usage;        /* reported usage */
 } ngx_http_ai_metrics_call_t;
 
 
@@ -67,6 +68,13 @@ typedef struct {
     ngx_uint_t                      ncalls;
     ngx_str_t                      *skipped;
     ngx_uint_t                      nskipped;
+    ngx_http_ai_metrics_label_t     op;           /* GenAI operation */
+    ngx_http_ai_metrics_label_t     asked;        /* GenAI request model */
+    ngx_http_ai_metrics_label_t     answered_by;  /* ... response model */
+    ngx_uint_t                      streamed;     /* a stream that began */
+    uint64_t                        answer_out;   /* its output tokens */
+    ngx_uint_t                      genai;        /* a model was asked */
+    ngx_uint_t                      generates;    /* chat: output tokens */
 } ngx_http_ai_metrics_req_t;
 
 
@@ -76,6 +84,10 @@ static ngx_int_t ngx_http_ai_metrics_gather(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_metrics_req_t *m, u_char *hex);
 static void ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
     ngx_http_ai_metrics_req_t *m, ngx_log_t *log);
+static void ngx_http_ai_metrics_genai(ngx_http_ai_metrics_zone_t *mz,
+    ngx_http_ai_metrics_req_t *m, ngx_log_t *log);
+static void ngx_http_ai_genai_add(ngx_http_ai_genai_histogram_t *h,
+    ngx_uint_t kind, uint64_t v);
 static void ngx_http_ai_metrics_series_add(ngx_http_ai_metrics_zone_t *mz,
     ngx_uint_t type, ngx_http_ai_metrics_label_t *label, uint32_t minute,
     ngx_uint_t requests, ngx_uint_t calls, uint64_t in, uint64_t out,
@@ -112,6 +124,47 @@ static void *ngx_http_ai_metrics_create_main_conf(ngx_conf_t *cf);
 const ngx_msec_t  ngx_http_ai_metrics_bounds[NGX_HTTP_AI_METRICS_BUCKETS - 1]
     = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
         60000, 120000 };
+
+
+/*
+ * the GenAI histograms' bounds, as the OpenTelemetry conventions advise:
+ * tokens; request duration in ms (0.01 s to 81.92 s); time to first token
+ * in ms (0.001 s to 10 s); time per output token in us (0.01 s to 2.5 s)
+ */
+
+static const uint64_t  ngx_http_ai_genai_tokens[] = {
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+    16777216, 67108864
+};
+
+static const uint64_t  ngx_http_ai_genai_duration[] = {
+    10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 40960,
+    81920
+};
+
+static const uint64_t  ngx_http_ai_genai_ttft[] = {
+    1, 5, 10, 20, 40, 60, 80, 100, 250, 500, 750, 1000, 2500, 5000, 7500,
+    10000
+};
+
+static const uint64_t  ngx_http_ai_genai_tpot[] = {
+    10000, 25000, 50000, 75000, 100000, 150000, 200000, 300000, 400000,
+    500000, 750000, 1000000, 2500000
+};
+
+const uint64_t  *ngx_http_ai_genai_bounds[NGX_HTTP_AI_GENAI_HISTOGRAMS] = {
+    ngx_http_ai_genai_tokens, ngx_http_ai_genai_tokens,
+    ngx_http_ai_genai_duration, ngx_http_ai_genai_ttft,
+    ngx_http_ai_genai_tpot
+};
+
+const ngx_uint_t  ngx_http_ai_genai_nbounds[NGX_HTTP_AI_GENAI_HISTOGRAMS] = {
+    sizeof(ngx_http_ai_genai_tokens) / sizeof(uint64_t),
+    sizeof(ngx_http_ai_genai_tokens) / sizeof(uint64_t),
+    sizeof(ngx_http_ai_genai_duration) / sizeof(uint64_t),
+    sizeof(ngx_http_ai_genai_ttft) / sizeof(uint64_t),
+    sizeof(ngx_http_ai_genai_tpot) / sizeof(uint64_t)
+};
 
 
 static ngx_str_t  ngx_http_ai_metrics_default_name =
@@ -240,6 +293,7 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_limits_ctx_t       *lctx, tmp;
     ngx_http_core_loc_conf_t       *clcf;
     ngx_http_ai_metrics_call_t     *mc;
+    ngx_http_ai_genai_t             g;
     ngx_http_ai_limits_loc_conf_t  *llcf;
 
     ngx_memzero(m, sizeof(ngx_http_ai_metrics_req_t));
@@ -374,6 +428,7 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         mc->in = 0;
         mc->out = 0;
         mc->fallback = 0;
+        mc->usage = 0;
 
         if (mc->aborted) {
             continue;
@@ -388,6 +443,11 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         if (u) {
             mc->in = u->prompt_tokens;
             mc->out = u->completion_tokens;
+            mc->usage = 1;
+
+            if (a == ctx->winner) {
+                m->answer_out = mc->out;
+            }
         }
 
         m->in += mc->in;
@@ -417,6 +477,27 @@ ngx_http_ai_metrics_gather(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     m->skipped = ctx->skipped.elts;
     m->nskipped = ngx_min(ctx->skipped.nelts, NGX_HTTP_AI_METRICS_MAX_CALLS);
+
+    /* the OpenTelemetry GenAI names (ngx_ai_gateway_variables.c) */
+
+    ngx_http_ai_genai_names(ctx, &g);
+
+    ngx_http_ai_metrics_label(&m->op, g.operation.data, g.operation.len);
+    ngx_http_ai_metrics_label(&m->asked, g.request.data,
+                              ngx_min(g.request.len,
+                                      NGX_HTTP_AI_METRICS_MAX_LABEL));
+    ngx_http_ai_metrics_label(&m->answered_by, g.response.data,
+                              ngx_min(g.response.len,
+                                      NGX_HTTP_AI_METRICS_MAX_LABEL));
+
+    m->streamed = ctx->chat.stream && m->has_ttft;
+    m->genai = (g.request.len != 0);
+    m->generates = (g.operation.len == 4
+                    && ngx_strncmp(g.operation.data, "chat", 4) == 0);
+
+    if (ctx->fusion) {
+        m->answer_out = 0;
+    }
 
     return NGX_OK;
 }
@@ -588,6 +669,10 @@ ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
         }
     }
 
+    if (m->genai) {
+        ngx_http_ai_metrics_genai(mz, m, log);
+    }
+
     /*
      * series: the route, the key, the models called (their tokens and
      * cost) and the model of the request (the request itself)
@@ -630,6 +715,90 @@ ngx_http_ai_metrics_record(ngx_http_ai_metrics_zone_t *mz,
     }
 
     ngx_shmtx_unlock(&mz->shpool->mutex);
+}
+
+
+/*
+ * The GenAI histograms: each call's tokens, under the model it called;
+ * the request's duration under the model that answered and, when it
+ * failed, its status (error.type); a stream's time to first token and
+ * time per output token after the first.
+ */
+
+static void
+ngx_http_ai_metrics_genai(ngx_http_ai_metrics_zone_t *mz,
+    ngx_http_ai_metrics_req_t *m, ngx_log_t *log)
+{
+    uint64_t                     tpot;
+    ngx_uint_t                   i, error;
+    ngx_http_ai_metrics_node_t  *mn;
+    ngx_http_ai_metrics_call_t  *mc;
+
+    for (i = 0; i < m->ncalls; i++) {
+        mc = &m->calls[i];
+
+        if (mc->aborted || !mc->usage) {
+            continue;
+        }
+
+        mn = ngx_http_ai_metrics_get(mz, NGX_HTTP_AI_METRICS_GENAI, &m->op,
+                                     &m->asked, &mc->model, 0, log);
+        if (mn == NULL) {
+            continue;
+        }
+
+        ngx_http_ai_genai_add(mn->u.genai.h, NGX_HTTP_AI_GENAI_INPUT, mc->in);
+
+        if (m->generates) {
+            ngx_http_ai_genai_add(mn->u.genai.h, NGX_HTTP_AI_GENAI_OUTPUT,
+                                  mc->out);
+        }
+    }
+
+    error = (m->status >= 400) ? m->status : 0;
+
+    mn = ngx_http_ai_metrics_get(mz, NGX_HTTP_AI_METRICS_GENAI, &m->op,
+                                 &m->asked, &m->answered_by, error, log);
+    if (mn == NULL) {
+        return;
+    }
+
+    ngx_http_ai_genai_add(mn->u.genai.h, NGX_HTTP_AI_GENAI_DURATION,
+                          m->duration);
+
+    if (error || !m->streamed) {
+        return;
+    }
+
+    ngx_http_ai_genai_add(mn->u.genai.h, NGX_HTTP_AI_GENAI_TTFT, m->ttft);
+
+    if (m->answer_out > 1 && m->duration >= m->ttft) {
+        tpot = (uint64_t) (m->duration - m->ttft) * 1000
+               / (m->answer_out - 1);
+        ngx_http_ai_genai_add(mn->u.genai.h, NGX_HTTP_AI_GENAI_TPOT, tpot);
+    }
+}
+
+
+static void
+ngx_http_ai_genai_add(ngx_http_ai_genai_histogram_t *h, ngx_uint_t kind,
+    uint64_t v)
+{
+    ngx_uint_t       i, n;
+    const uint64_t  *bounds;
+
+    bounds = ngx_http_ai_genai_bounds[kind];
+    n = ngx_http_ai_genai_nbounds[kind];
+
+    for (i = 0; i < n; i++) {
+        if (v <= bounds[i]) {
+            break;
+        }
+    }
+
+    h[kind].count++;
+    h[kind].sum += v;
+    h[kind].buckets[i]++;
 }
 
 
@@ -711,7 +880,7 @@ ngx_http_ai_metrics_get(ngx_http_ai_metrics_zone_t *mz, ngx_uint_t type,
     ngx_http_ai_metrics_node_t  *mn;
 
     sh = mz->sh;
-    series = (type >= NGX_HTTP_AI_METRICS_KEY);
+    series = ngx_http_ai_metrics_is_series(type);
     queue = series ? &sh->series : &sh->queue;
 
     hash = route->hash
@@ -821,6 +990,12 @@ ngx_http_ai_metrics_get(ngx_http_ai_metrics_zone_t *mz, ngx_uint_t type,
            + offsetof(ngx_http_ai_metrics_node_t, data)
            + route->str.len + model->str.len + extra->str.len;
 
+    if (type == NGX_HTTP_AI_METRICS_GENAI) {
+        /* its histograms after the labels, in the same allocation */
+        size = ngx_align(size, 8) + NGX_HTTP_AI_GENAI_HISTOGRAMS
+                                    * sizeof(ngx_http_ai_genai_histogram_t);
+    }
+
     node = ngx_http_ai_metrics_alloc(mz, size, 0, log);
     if (node == NULL) {
         return NULL;
@@ -829,6 +1004,12 @@ ngx_http_ai_metrics_get(ngx_http_ai_metrics_zone_t *mz, ngx_uint_t type,
     mn = (ngx_http_ai_metrics_node_t *) &node->color;
 
     ngx_memzero(mn, size - offsetof(ngx_rbtree_node_t, color));
+
+    if (type == NGX_HTTP_AI_METRICS_GENAI) {
+        mn->u.genai.h = (ngx_http_ai_genai_histogram_t *)
+            ((u_char *) node + size - NGX_HTTP_AI_GENAI_HISTOGRAMS
+                                      * sizeof(ngx_http_ai_genai_histogram_t));
+    }
 
     if (series) {
         mn->u.series.ring = ngx_http_ai_metrics_alloc(mz,
@@ -937,7 +1118,7 @@ ngx_http_ai_metrics_evict(ngx_http_ai_metrics_zone_t *mz, ngx_queue_t *q)
     ngx_queue_remove(q);
     ngx_rbtree_delete(&mz->sh->rbtree, node);
 
-    if (mn->type >= NGX_HTTP_AI_METRICS_KEY) {
+    if (ngx_http_ai_metrics_is_series(mn->type)) {
         ngx_slab_free_locked(mz->shpool, mn->u.series.ring);
         mz->sh->nseries--;
 

@@ -12,7 +12,11 @@
  *     evicted when the zone is full): per (route, model, status) requests
  *     and the duration and time-to-first-token histograms, per (route,
  *     model called) provider calls, tokens and cost, per (route, model,
- *     limit) refusals, per (route, mode, judge status) fusions;
+ *     limit) refusals, per (route, mode, judge status) fusions, per
+ *     (operation, model asked for, model that answered, error status)
+ *     the OpenTelemetry GenAI histograms (tokens of each call, request
+ *     duration, time to first token, time per output token), in the same
+ *     LRU and the same bound;
  *   - a ring of 1440 one-minute slots (the last 24 hours) of the totals,
  *     with per-minute histograms, for the charts;
  *   - up to series=N rings of 1440 slots per key digest, model and route
@@ -45,6 +49,21 @@
 #define NGX_HTTP_AI_METRICS_KEY         5       /* series: key digest */
 #define NGX_HTTP_AI_METRICS_MODEL       6       /* series: model */
 #define NGX_HTTP_AI_METRICS_ROUTE       7       /* series: route */
+#define NGX_HTTP_AI_METRICS_GENAI       8       /* operation, request
+                                                   model, response model,
+                                                   error status */
+
+#define ngx_http_ai_metrics_is_series(type)                                  \
+    ((type) >= NGX_HTTP_AI_METRICS_KEY && (type) <= NGX_HTTP_AI_METRICS_ROUTE)
+
+/* the GenAI histograms of an entry */
+#define NGX_HTTP_AI_GENAI_INPUT         0       /* tokens */
+#define NGX_HTTP_AI_GENAI_OUTPUT        1       /* tokens */
+#define NGX_HTTP_AI_GENAI_DURATION      2       /* ms */
+#define NGX_HTTP_AI_GENAI_TTFT          3       /* ms */
+#define NGX_HTTP_AI_GENAI_TPOT          4       /* us */
+#define NGX_HTTP_AI_GENAI_HISTOGRAMS    5
+#define NGX_HTTP_AI_GENAI_BUCKETS       17      /* up to 16 bounds, +Inf */
 
 
 /* a histogram of milliseconds: counts per bucket (not cumulative) */
@@ -53,6 +72,17 @@ typedef struct {
     uint64_t                        sum;          /* ms */
     uint64_t                        buckets[NGX_HTTP_AI_METRICS_BUCKETS];
 } ngx_http_ai_histogram_t;
+
+
+/*
+ * a GenAI histogram: counts per bucket (not cumulative) of the bounds of
+ * ngx_http_ai_genai_bounds[kind], the OpenTelemetry conventions' advice
+ */
+typedef struct {
+    uint64_t                        count;
+    uint64_t                        sum;
+    uint64_t                        buckets[NGX_HTTP_AI_GENAI_BUCKETS];
+} ngx_http_ai_genai_histogram_t;
 
 
 typedef struct {
@@ -147,6 +177,10 @@ typedef struct {
             uint64_t                    cost;
             time_t                      created;
         } series;
+        struct {
+            ngx_http_ai_genai_histogram_t  *h;   /* [HISTOGRAMS], after
+                                                    the labels */
+        } genai;
     } u;
     u_char                          data[1];
 } ngx_http_ai_metrics_node_t;
@@ -190,6 +224,8 @@ typedef struct {
 extern ngx_module_t  ngx_ai_gateway_metrics_module;
 
 extern const ngx_msec_t  ngx_http_ai_metrics_bounds[];
+extern const uint64_t  *ngx_http_ai_genai_bounds[];
+extern const ngx_uint_t  ngx_http_ai_genai_nbounds[];
 
 
 /* ngx_ai_gateway_metrics_json.c */

@@ -198,7 +198,8 @@ ngx_http_ai_metrics_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
         ngx_ai_jw_key(w, lists[type]);
         ngx_ai_jw_array(w);
 
-        list = (type >= NGX_HTTP_AI_METRICS_KEY) ? &sh->series : &sh->queue;
+        list = ngx_http_ai_metrics_is_series(type) ? &sh->series
+                                                   : &sh->queue;
 
         for (q = ngx_queue_head(list);
              q != ngx_queue_sentinel(list) && w->rc == NGX_OK;

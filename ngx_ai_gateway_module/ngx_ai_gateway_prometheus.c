@@ -39,6 +39,15 @@ static ngx_int_t ngx_http_ai_prom_call(ngx_ai_buf_t *b,
     ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
 static ngx_int_t ngx_http_ai_prom_count(ngx_ai_buf_t *b,
     ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_genai(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t which, const char *name);
+static ngx_int_t ngx_http_ai_prom_genai_one(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn, ngx_uint_t kind, const char *name,
+    const char *extra);
+static ngx_int_t ngx_http_ai_prom_genai_labels(ngx_ai_buf_t *b,
+    ngx_http_ai_metrics_node_t *mn);
+static ngx_int_t ngx_http_ai_prom_fixed(ngx_ai_buf_t *b, uint64_t v,
+    ngx_uint_t kind, ngx_uint_t trim);
 static ngx_int_t ngx_http_ai_prom_model_labels(ngx_ai_buf_t *b,
     ngx_http_ai_metrics_node_t *mn);
 static ngx_int_t ngx_http_ai_prom_json(ngx_http_request_t *r,
@@ -178,6 +187,33 @@ ngx_http_ai_prom_zone(ngx_http_request_t *r, ngx_ai_buf_t *b)
         { "ai_gateway_fusion_total", "counter",
           "Fusion requests by mode and how the judging ended.",
           NGX_HTTP_AI_METRICS_FUSION, 0, ngx_http_ai_prom_count },
+
+        /* the OpenTelemetry GenAI semantic conventions' names */
+
+        { "gen_ai_client_token_usage", "histogram",
+          "Tokens of each provider call as the provider reported them "
+          "(gen_ai.client.token.usage, gen_ai_token_type input or output).",
+          NGX_HTTP_AI_METRICS_GENAI, NGX_HTTP_AI_GENAI_INPUT,
+          ngx_http_ai_prom_genai },
+
+        { "gen_ai_server_request_duration_seconds", "histogram",
+          "Time from the request's first byte to the end of the answer "
+          "(gen_ai.server.request.duration; error_type: the HTTP status "
+          "of a failed request).",
+          NGX_HTTP_AI_METRICS_GENAI, NGX_HTTP_AI_GENAI_DURATION,
+          ngx_http_ai_prom_genai },
+
+        { "gen_ai_server_time_to_first_token_seconds", "histogram",
+          "Time to the first byte of a stream sent to the client "
+          "(gen_ai.server.time_to_first_token).",
+          NGX_HTTP_AI_METRICS_GENAI, NGX_HTTP_AI_GENAI_TTFT,
+          ngx_http_ai_prom_genai },
+
+        { "gen_ai_server_time_per_output_token_seconds", "histogram",
+          "Time per output token of a stream after its first byte "
+          "(gen_ai.server.time_per_output_token).",
+          NGX_HTTP_AI_METRICS_GENAI, NGX_HTTP_AI_GENAI_TPOT,
+          ngx_http_ai_prom_genai },
 
         { NULL, NULL, NULL, 0, 0, NULL }
     };
@@ -380,6 +416,207 @@ ngx_http_ai_prom_histogram(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A GenAI histogram (which: its kind; the token usage: input and output
+ * as gen_ai_token_type); none for an entry that has no count of it.
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_genai(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t which, const char *name)
+{
+    if (which == NGX_HTTP_AI_GENAI_INPUT) {
+        if (ngx_http_ai_prom_genai_one(b, mn, NGX_HTTP_AI_GENAI_INPUT, name,
+                                       ",gen_ai_token_type=\"input\"")
+            != NGX_OK
+            || ngx_http_ai_prom_genai_one(b, mn, NGX_HTTP_AI_GENAI_OUTPUT,
+                                          name,
+                                          ",gen_ai_token_type=\"output\"")
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_prom_genai_one(b, mn, which, name, "");
+}
+
+
+static ngx_int_t
+ngx_http_ai_prom_genai_one(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn,
+    ngx_uint_t kind, const char *name, const char *extra)
+{
+    u_char                         *p;
+    uint64_t                        cum;
+    ngx_uint_t                      i, n;
+    ngx_ai_buf_t                    labels;
+    ngx_http_ai_genai_histogram_t  *h;
+    u_char                          status[NGX_INT_T_LEN];
+
+    h = &mn->u.genai.h[kind];
+
+    if (h->count == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_ai_buf_init(&labels, b->pool, 256) != NGX_OK
+        || ngx_http_ai_prom_genai_labels(&labels, mn) != NGX_OK
+        || ngx_ai_buf_append_str(&labels, extra) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (mn->status) {
+        p = ngx_sprintf(status, "%ui", (ngx_uint_t) mn->status);
+
+        if (ngx_http_ai_prom_str(&labels, ",") != NGX_OK
+            || ngx_http_ai_prom_label(&labels, "error_type", status,
+                                      p - status)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    n = ngx_http_ai_genai_nbounds[kind];
+    cum = 0;
+
+    for (i = 0; i <= n; i++) {
+        cum += h->buckets[i];
+
+        if (ngx_ai_buf_append_str(b, name) != NGX_OK
+            || ngx_http_ai_prom_str(b, "_bucket{") != NGX_OK
+            || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+            || ngx_http_ai_prom_str(b, ",le=\"") != NGX_OK
+            || (i < n ? ngx_http_ai_prom_fixed(b,
+                                          ngx_http_ai_genai_bounds[kind][i],
+                                          kind, 1)
+                      : ngx_http_ai_prom_str(b, "+Inf")) != NGX_OK
+            || ngx_http_ai_prom_str(b, "\"} ") != NGX_OK
+            || ngx_http_ai_prom_value(b, cum) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "_sum{") != NGX_OK
+        || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+        || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_fixed(b, h->sum, kind, 0) != NGX_OK
+        || ngx_http_ai_prom_str(b, "\n") != NGX_OK
+        || ngx_ai_buf_append_str(b, name) != NGX_OK
+        || ngx_http_ai_prom_str(b, "_count{") != NGX_OK
+        || ngx_ai_buf_append(b, labels.data, labels.len) != NGX_OK
+        || ngx_http_ai_prom_str(b, "} ") != NGX_OK
+        || ngx_http_ai_prom_value(b, h->count) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * gen_ai_operation_name, gen_ai_provider_name (of the model that
+ * answered, else of the one asked for), gen_ai_request_model and
+ * gen_ai_response_model (the parts of their labels after "provider/")
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_genai_labels(ngx_ai_buf_t *b, ngx_http_ai_metrics_node_t *mn)
+{
+    u_char  *asked, *answered, *p, *slash;
+    size_t   len, alen, rlen;
+
+    asked = mn->data + mn->route_len;
+    alen = mn->model_len;
+    answered = asked + alen;
+    rlen = mn->extra_len;
+
+    p = rlen ? answered : asked;
+    len = rlen ? rlen : alen;
+    slash = ngx_strlchr(p, p + len, '/');
+
+    if (ngx_http_ai_prom_label(b, "gen_ai_operation_name", mn->data,
+                               mn->route_len)
+        != NGX_OK
+        || ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "gen_ai_provider_name", p,
+                                  slash ? (size_t) (slash - p) : len)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    slash = ngx_strlchr(asked, asked + alen, '/');
+    p = slash ? slash + 1 : asked;
+
+    if (ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "gen_ai_request_model", p,
+                                  asked + alen - p)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    slash = ngx_strlchr(answered, answered + rlen, '/');
+    p = slash ? slash + 1 : answered;
+
+    if (ngx_http_ai_prom_str(b, ",") != NGX_OK
+        || ngx_http_ai_prom_label(b, "gen_ai_response_model", p,
+                                  answered + rlen - p)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A GenAI value in its unit as Prometheus wants it: tokens as they are;
+ * ms and us as seconds (trim: without trailing zeros, for "le")
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_fixed(ngx_ai_buf_t *b, uint64_t v, ngx_uint_t kind,
+    ngx_uint_t trim)
+{
+    u_char    *p, *last;
+    uint64_t   div;
+    u_char     buf[NGX_INT64_LEN + 16];
+
+    if (kind <= NGX_HTTP_AI_GENAI_OUTPUT) {
+        return ngx_ai_buf_append_uint(b, v);
+    }
+
+    div = (kind == NGX_HTTP_AI_GENAI_TPOT) ? 1000000 : 1000;
+
+    last = (div == 1000000)
+           ? ngx_sprintf(buf, "%uL.%06uL", v / div, v % div)
+           : ngx_sprintf(buf, "%uL.%03uL", v / div, v % div);
+
+    if (trim) {
+        while (last[-1] == '0') {
+            last--;
+        }
+
+        if (last[-1] == '.') {
+            last--;
+        }
+    }
+
+    p = buf;
+
+    return ngx_ai_buf_append(b, p, last - p);
 }
 
 

@@ -281,6 +281,7 @@ sub norm_json {
 sub norm_prom {
     my ($p) = @_;
     $p =~ s/^(ai_gateway_(?:request_duration|ttft)_seconds_(?:sum|bucket)\{[^}]*\}) \S+$/$1 L/mg;
+    $p =~ s/^(gen_ai_server_(?:request_duration|time_to_first_token|time_per_output_token)_seconds_(?:sum|bucket)\{[^}]*\}) \S+$/$1 L/mg;
     $p =~ s/127\.0\.0\.1:$rport/127.0.0.1:PORT/g;
     return $p;
 }
