@@ -319,10 +319,11 @@ ok($s->{strict} && $s->{interval_ms} == 100 && $s->{timeout_ms} == 500,
 # --- a global rpm, sequential: what host A took, host B sees ------------------
 
 my $k = 'sk-seq';
+my $t0 = time;              # the bucket refills from its first use: a
+                            # bound on what can have refilled since
 is(chat($B, 'rpm', $k)->{status}, 200, 'rpm: host B serves the key once');
 settle();                                    # B's next sync pushes it
 my @a = map { chat($A, 'rpm', $k)->{status} } 1 .. 25;
-my $t0 = time;
 is(admitted(@a), 19, 'rpm=20 across hosts: host A admits the 19 left after B\'s one')
     or diag "@a";
 settle();                                    # a sync of each host
