@@ -33,6 +33,10 @@ typedef struct {
                                                 label of models the
                                                 configuration does not
                                                 name: NAME, "/", "*" */
+    ngx_str_t                   region;      /* type=bedrock: region=, */
+    ngx_str_t                   host;        /* the Host signed, */
+    ngx_str_t                   session_token;   /* session_token= */
+    ngx_ai_sigv4_key_t         *sigkey;      /* and the day's key */
 } ngx_http_ai_provider_t;
 
 
@@ -194,6 +198,7 @@ typedef struct {
     ngx_str_t                   retry_after; /* of a 429, in seconds */
     ngx_str_t                   retry_after_ms;  /* ... in ms, if sent */
     ngx_ai_sse_parser_t         sse;
+    ngx_ai_es_parser_t          es;          /* AWS event stream framing */
     ngx_ai_stream_t             stream;
     ngx_msec_t                  start;
     ngx_msec_t                  end;
