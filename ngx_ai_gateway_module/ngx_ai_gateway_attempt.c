@@ -490,19 +490,20 @@ ngx_http_ai_sign_aws(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
     in.body_hash.len = sizeof(hash);
     ngx_memcpy(in.body_hash.data, hash, sizeof(hash));
 
-    n = 0;
-    ngx_str_set(&h[n].name, "content-type");
-    ngx_str_set(&h[n++].value, "application/json");
-    ngx_str_set(&h[n].name, "host");
-    h[n++].value = p->host;
-    ngx_str_set(&h[n].name, "x-amz-content-sha256");
-    h[n++].value = in.body_hash;
-    ngx_str_set(&h[n].name, "x-amz-date");
-    h[n++].value = in.date;
+    ngx_str_set(&h[0].name, "content-type");
+    ngx_str_set(&h[0].value, "application/json");
+    ngx_str_set(&h[1].name, "host");
+    h[1].value = p->host;
+    ngx_str_set(&h[2].name, "x-amz-content-sha256");
+    h[2].value = in.body_hash;
+    ngx_str_set(&h[3].name, "x-amz-date");
+    h[3].value = in.date;
+    n = 4;
 
     if (p->session_token.len) {
         ngx_str_set(&h[n].name, "x-amz-security-token");
-        h[n++].value = p->session_token;
+        h[n].value = p->session_token;
+        n++;
     }
 
     in.headers = h;

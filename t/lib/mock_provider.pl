@@ -43,6 +43,8 @@
 #   Gemini     POST /v1beta/models/MODEL:batchEmbedContents
 #   Anthropic  POST /v1/messages/count_tokens
 #   Gemini     POST /v1beta/models/MODEL:countTokens
+#   Bedrock    POST /model/MODEL_ID/converse, /converse-stream (signed
+#                   with SigV4, checked; mock_bedrock.pl has the rules)
 #   Requests are validated as the real APIs do for the fields a gateway must
 #   get right (400 in the provider's error format otherwise):
 #     OpenAI    model (string) and messages (non-empty array) required
@@ -190,6 +192,11 @@ defined $opt{port} or die "$0: --port is required (0 picks a free port)\n";
 
 # One JSON codec for everything: UTF-8 bytes in and out, stable key order.
 my $JSON = JSON::PP->new->utf8->canonical;
+
+# Amazon Bedrock (Converse, SigV4, event streams): bedrock_dispatch()
+use File::Basename qw(dirname);
+use File::Spec;
+require(File::Spec->rel2abs(dirname(__FILE__)) . '/mock_bedrock.pl');
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -616,6 +623,8 @@ sub dispatch {
     my $m = $req->{method};
 
     my @more = dispatch_more($c, $req, $path, $m);
+    return @more if @more;
+    @more = bedrock_dispatch($c, $req, $path, $query);     # mock_bedrock.pl
     return @more if @more;
 
     my ($gem_model, $gem_method) =
