@@ -60,6 +60,7 @@ use strict;
 use warnings;
 
 use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use JSON::PP;
 use POSIX qw(strftime);
 
 my $BR_JSON = JSON::PP->new->utf8->canonical;
