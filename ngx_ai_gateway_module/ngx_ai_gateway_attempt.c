@@ -522,10 +522,18 @@ ngx_http_ai_sign_aws(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
         return NGX_ERROR;
     }
 
+    /* the signed Host, also as $http_host for proxy_set_header */
+
     v = p->host;
 
-    if (ngx_http_ai_push_header(sr, "Host", &v) != NGX_OK
-        || ngx_http_ai_push_header(sr, "X-Amz-Date", &in.date) != NGX_OK
+    if (ngx_http_ai_push_header(sr, "Host", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.host = (ngx_table_elt_t *) sr->headers_in.headers.last->elts
+                          + sr->headers_in.headers.last->nelts - 1;
+
+    if (ngx_http_ai_push_header(sr, "X-Amz-Date", &in.date) != NGX_OK
         || ngx_http_ai_push_header(sr, "X-Amz-Content-Sha256",
                                    &in.body_hash)
            != NGX_OK

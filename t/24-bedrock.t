@@ -81,7 +81,7 @@ my $conf = <<'EOF';
 
 EOF
 $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . $conf
-    . $loc->('bedrock', $host) . $loc->('wrong', $host) . $loc->('nohost')
+    . $loc->('bedrock', '$http_host') . $loc->('wrong', $host) . $loc->('nohost')
     . $loc->('sess', $host) . $loc->('old', $host) . "    }\n}\n");
 $t->start_nginx;
 
@@ -320,6 +320,41 @@ is_deeply([@$e{qw(requests errors input_tokens output_tokens cost_nano_usd)}],
        @{ $st->{ledger} };
 is_deeply([@$e{qw(requests errors cost_nano_usd)}], [1, 1, 0],
           'ledger: the failed call an error');
+
+# --- the Messages and Responses APIs inbound, on a bedrock provider --------
+
+$r = $t->post_json('/v1/messages', { model => "bedrock/$claude", max_tokens => 100,
+    system => 'be brief', messages => [{ role => 'user', content => 'Hello there' }] });
+is($r->{status}, 200, 'Messages API: 200') or diag explain $r->{json};
+is($r->{json}{type}, 'message', 'Messages API: a message');
+is($r->{json}{content}[0]{text}, 'Mock answer to: Hello there', 'Messages API: text');
+is($r->{json}{stop_reason}, 'end_turn', 'Messages API: end_turn');
+is_deeply([@{ $r->{json}{usage} }{qw(input_tokens output_tokens)}],
+          [ptok('be brief', 'Hello there'), 5], 'Messages API: usage');
+is_deeply(last_record()->{body_json}{system}, [{ text => 'be brief' }],
+          'Messages API: system reaches Converse');
+
+$s = $t->stream('/v1/messages', { model => "bedrock/$claude", max_tokens => 100,
+    stream => \1, messages => [{ role => 'user', content => 'Hello there' }] });
+is($s->{status}, 200, 'Messages API stream: 200');
+is(join('', map { $_->{delta}{text} // '' }
+            grep { ref && ($_->{type} // '') eq 'content_block_delta' }
+            @{ $s->{json_events} }),
+   'Mock answer to: Hello there', 'Messages API stream: text deltas join');
+is($s->{event_names}[-1], 'message_stop', 'Messages API stream: message_stop last');
+
+$r = $t->post_json('/v1/responses', { model => "bedrock/$claude",
+    instructions => 'be brief', input => 'Hello there' });
+is($r->{status}, 200, 'Responses API: 200') or diag explain $r->{json};
+is($r->{json}{object}, 'response', 'Responses API: a response');
+is($r->{json}{output}[0]{content}[0]{text}, 'Mock answer to: Hello there',
+   'Responses API: text');
+is($r->{json}{usage}{output_tokens}, 5, 'Responses API: usage');
+
+$s = $t->stream('/v1/responses', { model => "bedrock/$claude", stream => \1,
+                                   input => 'Hello there' });
+is($s->{status}, 200, 'Responses API stream: 200');
+is($s->{event_names}[-1], 'response.completed', 'Responses API stream: completed');
 
 # --- the secret is nowhere logged --------------------------------------------
 
