@@ -187,6 +187,16 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     if (provider->key_value) {
         a->key = key;
+
+        /* type=bedrock: AKID:SECRET, the secret is what must not echo */
+
+        q = provider->sigkey ? ngx_strlchr(key.data, key.data + key.len, ':')
+                             : NULL;
+
+        if (q) {
+            a->key.data = q + 1;
+            a->key.len = key.data + key.len - (q + 1);
+        }
     }
 
     /* pass= prefix + native path; the native path may carry arguments */

@@ -356,6 +356,50 @@ $s = $t->stream('/v1/responses', { model => "bedrock/$claude", stream => \1,
 is($s->{status}, 200, 'Responses API stream: 200');
 is($s->{event_names}[-1], 'response.completed', 'Responses API stream: completed');
 
+# --- the official openai SDK --------------------------------------------------
+
+SKIP: {
+    skip 'openai npm package not installed (./build.sh test installs it)', 8
+        unless $t->has_node_sdk('openai');
+
+    $t->clear_records('m1');
+    my $answer = 'Mock answer to: Hello from the SDK';
+    my $p = ptok('Hello from the SDK');
+    my $usage = { prompt_tokens => $p, completion_tokens => 7,
+                  total_tokens => $p + 7 };
+    my $n = $t->node_sdk('openai_chat.mjs', $t->base_url . '/v1',
+                         "bedrock/$claude", 'Hello from the SDK',
+                         { AI_GW_API_KEY => 'sk-client-key' });
+    is($n->{exit}, 0, 'sdk: exit 0') or diag($n->{stderr});
+    my $sj = $n->{json};
+    is($sj->{nonstream}{content}, $answer, 'sdk create: content');
+    is($sj->{stream}{content}, $answer, 'sdk stream: content');
+    is($sj->{stream}{finish_reason}, 'stop', 'sdk stream: finish_reason');
+    is($sj->{stream_usage}{usage}{completion_tokens}, 7,
+       'sdk stream with usage: completion tokens');
+    is($sj->{stream_usage}{usage}{prompt_tokens}, $p,
+       'sdk stream with usage: prompt tokens');
+    my $recs = $t->mock_records('m1');
+    is_deeply([map { $_->{path} } @$recs],
+              ["/model/anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse",
+               ("/model/anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream") x 2],
+              'sdk: three signed calls on the native paths');
+    $n = $t->node_sdk('openai_chat.mjs', $t->base_url . '/v1', 'bedrock/mock-status429');
+    is($n->{json}{status}, 429, 'sdk error: 429 seen by the SDK');
+}
+
+# --- a provider that echoes the secret or the session token: scrubbed -------
+
+$t->mock_answer('m1', 'mock-leaky', "secret $SECRET and token MOCKSESSIONTOKEN end");
+$r = $t->post_json($chat, { model => 'bedrock/mock-leaky', messages => $user });
+is($r->{status}, 200, 'echo: 200');
+unlike($r->{json}{choices}[0]{message}{content}, qr/\Q$SECRET\E/, 'echo: no secret');
+like($r->{json}{choices}[0]{message}{content}, qr/\[REDACTED\]/, 'echo: redacted');
+$s = $t->stream($chat, { model => 'bedrock/mock-leaky', stream => \1, messages => $user });
+unlike(content_of(chunks($s)), qr/\Q$SECRET\E|MOCKSESSIONTOKEN/,
+       'echo in a stream: neither secret nor token');
+$t->mock_answer('m1', 'mock-leaky', undef);
+
 # --- the secret is nowhere logged --------------------------------------------
 
 my $log = $t->read_file('logs/error.log') // '';
