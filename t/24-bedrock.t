@@ -309,17 +309,27 @@ is($r->{status}, 200, 'fallback: answered by the second model');
 is($r->{headers}{'x-ai-model'}, "bedrock/$claude", 'fallback: X-AI-Model');
 is($r->{headers}{'x-ai-attempts'}, 2, 'fallback: two calls');
 
+$s = $t->stream('/fb/v1/chat/completions', { model => 'bedrock/mock-status500',
+    stream => \1, messages => [{ role => 'user', content => 'fall back' }] },
+    headers => { Authorization => 'Bearer sk-fb' });
+is($s->{status}, 200, 'stream fallback: 200');
+is($s->{headers}{'x-ai-model'}, "bedrock/$claude", 'stream fallback: the second model');
+is(content_of(chunks($s)), 'Mock answer to: fall back', 'stream fallback: its events');
+is($s->{events}[-1], '[DONE]', 'stream fallback: [DONE]');
+
 my $st = $t->get('/status')->{json};
 my ($e) = grep { $_->{route} eq '/fb/v1/' && $_->{model} eq "bedrock/$claude" }
           @{ $st->{ledger} };
 my $p = ptok('Hi');
+my $pf = ptok('fall back');
 is_deeply([@$e{qw(requests errors input_tokens output_tokens cost_nano_usd)}],
-          [1, 0, $p, 4, $p * 3000 + 4 * 15000], 'ledger: the answer charged')
+          [2, 0, $p + $pf, 4 + 5, ($p + $pf) * 3000 + 9 * 15000],
+          'ledger: both answers charged, the streamed one too')
     or diag explain $st->{ledger};
 ($e) = grep { $_->{route} eq '/fb/v1/' && $_->{model} eq 'bedrock/mock-status500' }
        @{ $st->{ledger} };
-is_deeply([@$e{qw(requests errors cost_nano_usd)}], [1, 1, 0],
-          'ledger: the failed call an error');
+is_deeply([@$e{qw(requests errors cost_nano_usd)}], [2, 2, 0],
+          'ledger: the failed calls errors');
 
 # --- the Messages and Responses APIs inbound, on a bedrock provider --------
 
