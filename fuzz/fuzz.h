@@ -104,5 +104,11 @@ void fuzz_chat_body(ngx_pool_t *pool, const u_char *data, size_t size);
 int fuzz_response_target(ngx_ai_translator_t *tr, const char *model,
     const uint8_t *data, size_t size);
 
+/*
+ * AWS event stream bytes with every message's CRCs made right, walking
+ * the total lengths from the start while they fit (the rest is left).
+ */
+void fuzz_es_fix_crcs(u_char *p, size_t len);
+
 
 #endif /* _FUZZ_H_INCLUDED_ */

@@ -18,6 +18,8 @@ static ngx_uint_t fuzz_within(ngx_str_t *part, ngx_str_t *whole);
 static void fuzz_canonical(ngx_pool_t *pool, cJSON *json, ngx_str_t *out);
 static void fuzz_sort(cJSON *json);
 static void fuzz_turns(ngx_ai_translator_t *tr, cJSON *body);
+static void fuzz_bedrock_path(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_str_t *path);
 static void fuzz_splice_check(ngx_pool_t *pool, ngx_ai_chat_request_t *req);
 static void fuzz_check_refusal(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     ngx_ai_translator_t *tr, ngx_uint_t utf8);
@@ -75,6 +77,8 @@ fuzz_chat_body(ngx_pool_t *pool, const u_char *data, size_t size)
                            utf8);
     fuzz_request_translate(pool, &req, &ngx_ai_gemini_translator, &tree,
                            utf8);
+    fuzz_request_translate(pool, &req, &ngx_ai_bedrock_translator, &tree,
+                           utf8);
 
     /* a second attempt at the same provider type sends the same bytes */
     fuzz_request_translate(pool, &req, &ngx_ai_openai_translator, &tree,
@@ -86,6 +90,7 @@ fuzz_chat_body(ngx_pool_t *pool, const u_char *data, size_t size)
 
     fuzz_check_refusal(pool, &req, &ngx_ai_anthropic_translator, utf8);
     fuzz_check_refusal(pool, &req, &ngx_ai_gemini_translator, utf8);
+    fuzz_check_refusal(pool, &req, &ngx_ai_bedrock_translator, utf8);
 }
 
 
@@ -242,11 +247,17 @@ fuzz_request_translate(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     for (i = 0; i < up.path.len; i++) {
         if (up.path.data[i] <= 0x20 || up.path.data[i] >= 0x7f
-            || up.path.data[i] == '#' || up.path.data[i] == '%')
+            || up.path.data[i] == '#'
+            || (up.path.data[i] == '%'
+                && tr->type != NGX_AI_PROVIDER_BEDROCK))
         {
             fuzz_fail("%s request: path \"%.*s\"", tr->name.data,
                       (int) up.path.len, up.path.data);
         }
+    }
+
+    if (tr->type == NGX_AI_PROVIDER_BEDROCK) {
+        fuzz_bedrock_path(pool, req, &up.path);
     }
 
     body = cJSON_ParseWithLength((char *) up.body.data, up.body.len);
@@ -390,6 +401,74 @@ fuzz_sort(cJSON *json)
  * tool_result blocks come before anything else.
  */
 
+/*
+ * type=bedrock: /model/{the upstream model, every byte but A-Za-z0-9-._~
+ * as %XX}/converse[-stream], which decodes back to the model.
+ */
+
+static void
+fuzz_bedrock_path(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_str_t *path)
+{
+    u_char      *p, *last, *d, *dec;
+    ngx_int_t    hi, lo;
+    const char  *op;
+
+    op = req->stream ? "/converse-stream" : "/converse";
+
+    if (path->len < 7 + ngx_strlen(op)
+        || ngx_strncmp(path->data, "/model/", 7) != 0
+        || ngx_strncmp(path->data + path->len - ngx_strlen(op), op,
+                       ngx_strlen(op)) != 0)
+    {
+        fuzz_fail("bedrock request: path \"%.*s\"", (int) path->len,
+                  path->data);
+    }
+
+    p = path->data + 7;
+    last = path->data + path->len - ngx_strlen(op);
+
+    dec = ngx_pnalloc(pool, last - p + 1);
+    if (dec == NULL) {
+        fuzz_fail("no memory");
+    }
+
+    for (d = dec; p < last; p++) {
+        if (*p != '%') {
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+                  || *p == '_' || *p == '~'))
+            {
+                fuzz_fail("bedrock request: \"%c\" not escaped", *p);
+            }
+
+            *d++ = *p;
+            continue;
+        }
+
+        hi = (last - p > 2) ? ngx_hextoi(p + 1, 1) : NGX_ERROR;
+        lo = (last - p > 2) ? ngx_hextoi(p + 2, 1) : NGX_ERROR;
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR
+            || (p[1] >= 'a' && p[1] <= 'f') || (p[2] >= 'a' && p[2] <= 'f'))
+        {
+            fuzz_fail("bedrock request: a bad escape in \"%.*s\"",
+                      (int) path->len, path->data);
+        }
+
+        *d++ = (u_char) (hi * 16 + lo);
+        p += 2;
+    }
+
+    if ((size_t) (d - dec) != req->upstream_model.len
+        || ngx_memcmp(dec, req->upstream_model.data, d - dec) != 0)
+    {
+        fuzz_fail("bedrock request: the path's model is not \"%.*s\"",
+                  (int) req->upstream_model.len, req->upstream_model.data);
+    }
+}
+
+
 static void
 fuzz_turns(ngx_ai_translator_t *tr, cJSON *body)
 {
@@ -397,7 +476,9 @@ fuzz_turns(ngx_ai_translator_t *tr, cJSON *body)
     const char  *list, *other, *items, *prev;
     ngx_uint_t   others;
 
-    if (tr->type == NGX_AI_PROVIDER_ANTHROPIC) {
+    if (tr->type == NGX_AI_PROVIDER_ANTHROPIC
+        || tr->type == NGX_AI_PROVIDER_BEDROCK)
+    {
         list = "messages";
         other = "assistant";
         items = "content";

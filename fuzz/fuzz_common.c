@@ -332,6 +332,7 @@ fuzz_stream_run(ngx_ai_translator_t *tr, ngx_pool_t *pool,
     ngx_uint_t            i;
     ngx_ai_stream_t       st;
     fuzz_feed_ctx_t       ctx;
+    ngx_ai_es_parser_t    es;
     ngx_ai_sse_parser_t   p;
 
     ngx_memzero(res, sizeof(fuzz_stream_result_t));
@@ -339,6 +340,7 @@ fuzz_stream_run(ngx_ai_translator_t *tr, ngx_pool_t *pool,
     res->utf8 = fuzz_utf8_valid(in, len);
 
     if (ngx_ai_sse_init(&p, pool, 0) != NGX_OK
+        || ngx_ai_es_init(&es, pool, 0) != NGX_OK
         || ngx_ai_stream_init(&st, pool, req, FUZZ_CREATED) != NGX_OK
         || ngx_ai_buf_init(&res->out, pool, 1024) != NGX_OK)
     {
@@ -372,8 +374,14 @@ fuzz_stream_run(ngx_ai_translator_t *tr, ngx_pool_t *pool,
         ngx_memcpy(piece, in + pos, end - pos);
 
         if (!st.failed) {
-            rc = ngx_ai_sse_feed(&p, piece, piece + (end - pos),
-                                 fuzz_sse_event, &ctx);
+
+            /* the attempt layer's framing switch: AWS event stream */
+
+            rc = (tr->type == NGX_AI_PROVIDER_BEDROCK)
+                 ? ngx_ai_es_feed(&es, piece, piece + (end - pos),
+                                  fuzz_sse_event, &ctx)
+                 : ngx_ai_sse_feed(&p, piece, piece + (end - pos),
+                                   fuzz_sse_event, &ctx);
 
             if (rc == NGX_ERROR) {
                 fuzz_fail("%s stream: NGX_ERROR (out of memory, or a "
@@ -383,7 +391,14 @@ fuzz_stream_run(ngx_ai_translator_t *tr, ngx_pool_t *pool,
 
             if (rc == NGX_DECLINED && !st.failed) {
                 st.failed = 1;
-                ngx_str_set(&st.error, "an event larger than accepted");
+
+                if (tr->type == NGX_AI_PROVIDER_BEDROCK && es.error) {
+                    st.error.data = (u_char *) es.error;
+                    st.error.len = ngx_strlen(es.error);
+
+                } else {
+                    ngx_str_set(&st.error, "an event larger than accepted");
+                }
             }
         }
 
@@ -664,5 +679,44 @@ fuzz_merge_check(ngx_pool_t *pool, ngx_ai_translator_t *tr,
     {
         fuzz_fail("%s answer: the merge of three is wrong: \"%.*s\"",
                   tr->name.data, (int) merged.len, merged.data);
+    }
+}
+
+
+static uint32_t
+fuzz_u32(const u_char *p)
+{
+    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
+           | ((uint32_t) p[2] << 8) | p[3];
+}
+
+
+static void
+fuzz_put_u32(u_char *p, uint32_t v)
+{
+    p[0] = (u_char) (v >> 24);
+    p[1] = (u_char) (v >> 16);
+    p[2] = (u_char) (v >> 8);
+    p[3] = (u_char) v;
+}
+
+
+void
+fuzz_es_fix_crcs(u_char *p, size_t len)
+{
+    uint32_t  total;
+
+    while (len >= 16) {
+        total = fuzz_u32(p);
+
+        if (total < 16 || total > len) {
+            return;
+        }
+
+        fuzz_put_u32(p + 8, ngx_crc32_long(p, 8));
+        fuzz_put_u32(p + total - 4, ngx_crc32_long(p, total - 4));
+
+        p += total;
+        len -= total;
     }
 }

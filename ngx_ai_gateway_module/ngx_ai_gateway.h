@@ -43,6 +43,10 @@ typedef struct {
     unsigned                    bearer:1;    /* azure: the key is an Entra
                                                 token (token=) */
     ngx_http_ai_vertex_t       *vertex;      /* type=vertex */
+    ngx_str_t                   region;      /* type=bedrock: region=, */
+    ngx_str_t                   host;        /* the Host signed, */
+    ngx_str_t                   session_token;   /* session_token= */
+    ngx_ai_sigv4_key_t         *sigkey;      /* and the day's key */
 } ngx_http_ai_provider_t;
 
 #define NGX_HTTP_AI_CLOUD_NONE      0
@@ -219,6 +223,8 @@ typedef struct {
     ngx_str_t                   uri;         /* the call's subrequest */
     ngx_str_t                   args;
     ngx_str_t                   up_body;
+    ngx_str_t                   up_path;     /* the native path, with its
+                                                arguments (signed) */
     ngx_msec_t                  retry_delay; /* a 429's wish, in ms */
     ngx_ai_response_t           answer;      /* translated, not streamed */
     ngx_int_t                   rc;          /* subrequest result */
@@ -227,6 +233,7 @@ typedef struct {
     ngx_str_t                   retry_after; /* of a 429, in seconds */
     ngx_str_t                   retry_after_ms;  /* ... in ms, if sent */
     ngx_ai_sse_parser_t         sse;
+    ngx_ai_es_parser_t          es;          /* AWS event stream framing */
     ngx_ai_stream_t             stream;
     ngx_msec_t                  start;
     ngx_msec_t                  end;

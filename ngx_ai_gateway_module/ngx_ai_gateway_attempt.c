@@ -31,6 +31,9 @@ static ngx_int_t ngx_http_ai_attempt_response(ngx_http_request_t *r,
     ngx_http_ai_attempt_t *a, ngx_ai_error_t *err);
 static ngx_int_t ngx_http_ai_set_headers(ngx_http_request_t *sr,
     ngx_http_ai_attempt_t *a, ngx_str_t *key);
+static ngx_int_t ngx_http_ai_sign_aws(ngx_http_request_t *sr,
+    ngx_http_ai_attempt_t *a, ngx_str_t *key, ngx_str_t *uri,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_ai_push_header(ngx_http_request_t *sr,
     const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ai_attempt_call(ngx_http_ai_attempt_t *a,
@@ -46,6 +49,8 @@ static ngx_int_t ngx_http_ai_attempt_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_ai_find_retry_after(ngx_http_request_t *r,
     ngx_http_ai_attempt_t *a);
+static ngx_int_t ngx_http_ai_stream_feed(ngx_http_ai_attempt_t *a,
+    ngx_buf_t *b);
 static ngx_int_t ngx_http_ai_sse_event(void *data, ngx_ai_sse_event_t *ev);
 static ngx_http_ai_attempt_t *ngx_http_ai_attempt_get(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_attempt_header_filter(ngx_http_request_t *r);
@@ -208,6 +213,16 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
 
     if (provider->key_value) {
         a->key = key;
+
+        /* type=bedrock: AKID:SECRET, the secret is what must not echo */
+
+        q = provider->sigkey ? ngx_strlchr(key.data, key.data + key.len, ':')
+                             : NULL;
+
+        if (q) {
+            a->key.data = q + 1;
+            a->key.len = key.data + key.len - (q + 1);
+        }
     }
 
     /* Vertex: the shared access token, or one bought first */
@@ -251,6 +266,7 @@ ngx_http_ai_attempt_start(ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *target,
     a->uri = uri;
     a->args = args;
     a->up_body = up.body;
+    a->up_path = up.path;
 
     ctx->attempt = a;
     ctx->attempts++;
@@ -334,6 +350,13 @@ ngx_http_ai_attempt_call(ngx_http_ai_attempt_t *a, ngx_str_t *key)
     sr->filter_need_in_memory = 1;
 
     if (ngx_http_ai_set_headers(sr, a, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (a->provider->sigkey && key->len
+        && ngx_http_ai_sign_aws(sr, a, key, &a->up_path, &a->up_body)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -665,7 +688,12 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
     }
 
     if (a->req->stream) {
-        ngx_str_set(&v, "text/event-stream");
+        if (a->provider->translator->type == NGX_AI_PROVIDER_BEDROCK) {
+            ngx_str_set(&v, "application/vnd.amazon.eventstream");
+
+        } else {
+            ngx_str_set(&v, "text/event-stream");
+        }
     }
 
     if (ngx_http_ai_push_header(sr, "Accept", &v) != NGX_OK) {
@@ -712,6 +740,9 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
 
         break;
 
+    case NGX_AI_PROVIDER_BEDROCK:
+        break;                          /* ngx_http_ai_sign_aws() */
+
     default: /* NGX_AI_PROVIDER_OPENAI */
         v.len = sizeof("Bearer ") - 1 + key->len;
         v.data = ngx_pnalloc(sr->pool, v.len);
@@ -725,6 +756,123 @@ ngx_http_ai_set_headers(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
         if (ngx_http_ai_push_header(sr, "Authorization", &v) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * type=bedrock: AWS Signature V4 over the call as the pass= location
+ * sends it: the path after the pass= prefix (the location forwards it
+ * unchanged, docs/providers.md), the Host of the provider's host=, the
+ * body's SHA-256; the signing key is derived once a day.
+ */
+
+static ngx_int_t
+ngx_http_ai_sign_aws(ngx_http_request_t *sr, ngx_http_ai_attempt_t *a,
+    ngx_str_t *key, ngx_str_t *path, ngx_str_t *body)
+{
+    u_char                 *colon, date[16], hash[64];
+    ngx_int_t               rc;
+    ngx_str_t               auth, v;
+    ngx_uint_t              n;
+    ngx_ai_sigv4_t          in;
+    ngx_http_ai_provider_t *p;
+    ngx_ai_sigv4_header_t   h[NGX_AI_SIGV4_MAX_HEADERS];
+
+    p = a->provider;
+
+    colon = ngx_strlchr(key->data, key->data + key->len, ':');
+
+    if (colon == NULL || colon == key->data
+        || colon == key->data + key->len - 1)
+    {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "ai_provider \"%V\": the key is not "
+                      "ACCESS_KEY_ID:SECRET_ACCESS_KEY", &p->name);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&in, sizeof(ngx_ai_sigv4_t));
+
+    ngx_str_set(&in.method, "POST");
+    in.path = *path;
+    in.akid.data = key->data;
+    in.akid.len = colon - key->data;
+    in.secret.data = colon + 1;
+    in.secret.len = key->data + key->len - (colon + 1);
+    in.region = p->region;
+    ngx_str_set(&in.service, "bedrock");
+
+    ngx_ai_sigv4_date(ngx_time(), date);
+    ngx_ai_sha256_hex(body->data, body->len, hash);
+
+    in.date.data = ngx_pnalloc(sr->pool, sizeof(date) + sizeof(hash));
+    if (in.date.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(in.date.data, date, sizeof(date));
+    in.date.len = sizeof(date);
+    in.body_hash.data = in.date.data + sizeof(date);
+    in.body_hash.len = sizeof(hash);
+    ngx_memcpy(in.body_hash.data, hash, sizeof(hash));
+
+    ngx_str_set(&h[0].name, "content-type");
+    ngx_str_set(&h[0].value, "application/json");
+    ngx_str_set(&h[1].name, "host");
+    h[1].value = p->host;
+    ngx_str_set(&h[2].name, "x-amz-content-sha256");
+    h[2].value = in.body_hash;
+    ngx_str_set(&h[3].name, "x-amz-date");
+    h[3].value = in.date;
+    n = 4;
+
+    if (p->session_token.len) {
+        ngx_str_set(&h[n].name, "x-amz-security-token");
+        h[n].value = p->session_token;
+        n++;
+    }
+
+    in.headers = h;
+    in.nheaders = n;
+
+    rc = ngx_ai_sigv4_sign(sr->pool, &in, p->sigkey, &auth);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                          "ai_provider \"%V\": the key cannot sign a "
+                          "request (a secret of at most %d bytes)",
+                          &p->name, NGX_AI_SIGV4_MAX_SECRET);
+        }
+
+        return NGX_ERROR;
+    }
+
+    /* the signed Host, also as $http_host for proxy_set_header */
+
+    v = p->host;
+
+    if (ngx_http_ai_push_header(sr, "Host", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.host = (ngx_table_elt_t *) sr->headers_in.headers.last->elts
+                          + sr->headers_in.headers.last->nelts - 1;
+
+    if (ngx_http_ai_push_header(sr, "X-Amz-Date", &in.date) != NGX_OK
+        || ngx_http_ai_push_header(sr, "X-Amz-Content-Sha256",
+                                   &in.body_hash)
+           != NGX_OK
+        || (p->session_token.len
+            && ngx_http_ai_push_header(sr, "X-Amz-Security-Token",
+                                       &p->session_token)
+               != NGX_OK)
+        || ngx_http_ai_push_header(sr, "Authorization", &auth) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -886,6 +1034,7 @@ ngx_http_ai_attempt_header_filter(ngx_http_request_t *r)
         a->streaming = 1;
 
         if (ngx_ai_sse_init(&a->sse, r->pool, 0) != NGX_OK
+            || ngx_ai_es_init(&a->es, r->pool, 0) != NGX_OK
             || ngx_ai_stream_init(&a->stream, r->pool, a->req,
                                   ngx_time())
                != NGX_OK)
@@ -950,17 +1099,10 @@ ngx_http_ai_attempt_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         if (a->streaming) {
             if (!a->stream.failed && size) {
-                rc = ngx_ai_sse_feed(&a->sse, b->pos, b->last,
-                                     ngx_http_ai_sse_event, a);
+                rc = ngx_http_ai_stream_feed(a, b);
 
                 if (rc == NGX_ERROR) {
                     return NGX_ERROR;
-                }
-
-                if (rc == NGX_DECLINED && !a->stream.failed) {
-                    a->stream.failed = 1;
-                    ngx_str_set(&a->stream.error, "the provider sent an "
-                                "event larger than the gateway accepts");
                 }
             }
 
@@ -1193,6 +1335,45 @@ ngx_http_ai_find_retry_after(ngx_http_request_t *r, ngx_http_ai_attempt_t *a)
         a->retry_after_ms.data = p;
         a->retry_after_ms.len = ngx_sprintf(p, "%i", ms) - p;
     }
+}
+
+
+/*
+ * A stream's bytes through its provider's framing: server-sent events,
+ * or AWS event stream messages (type=bedrock); either way its events go
+ * to the translator's stream_event.
+ */
+
+static ngx_int_t
+ngx_http_ai_stream_feed(ngx_http_ai_attempt_t *a, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    const char  *why;
+
+    if (a->provider->translator->type == NGX_AI_PROVIDER_BEDROCK) {
+        rc = ngx_ai_es_feed(&a->es, b->pos, b->last, ngx_http_ai_sse_event,
+                            a);
+        why = a->es.error;
+
+    } else {
+        rc = ngx_ai_sse_feed(&a->sse, b->pos, b->last, ngx_http_ai_sse_event,
+                             a);
+        why = NULL;
+    }
+
+    if (rc == NGX_DECLINED && !a->stream.failed) {
+        a->stream.failed = 1;
+
+        if (why == NULL) {
+            why = "the provider sent an event larger than the gateway "
+                  "accepts";
+        }
+
+        a->stream.error.data = (u_char *) why;
+        a->stream.error.len = ngx_strlen(why);
+    }
+
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
 }
 
 

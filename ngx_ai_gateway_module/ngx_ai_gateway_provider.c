@@ -33,6 +33,12 @@ static ngx_int_t ngx_http_ai_provider_vertex(ngx_pool_t *pool,
     ngx_http_ai_provider_t *p, ngx_ai_chat_request_t *req,
     ngx_ai_upstream_request_t *up, ngx_ai_error_t *err);
 
+static char *ngx_http_ai_provider_token(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p, ngx_str_t *value);
+static char *ngx_http_ai_provider_aws(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p);
+
+
 
 static ngx_http_ai_type_t  ngx_http_ai_types[] = {
     { ngx_string("openai"), &ngx_ai_openai_translator, 0 },
@@ -42,6 +48,7 @@ static ngx_http_ai_type_t  ngx_http_ai_types[] = {
       NGX_HTTP_AI_CLOUD_AZURE },
     { ngx_string("vertex"), &ngx_ai_gemini_translator,
       NGX_HTTP_AI_CLOUD_VERTEX },
+    { ngx_string("bedrock"), &ngx_ai_bedrock_translator, 0 },
     { ngx_null_string, NULL, 0 }
 };
 
@@ -116,7 +123,8 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             if (t[j].translator == NULL) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid provider type \"%V\": expected "
-                                   "openai, anthropic, gemini, azure or vertex",
+                                   "openai, anthropic, gemini, azure, vertex "
+                                   "or bedrock",
                                    &s);
                 return NGX_CONF_ERROR;
             }
@@ -176,6 +184,29 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "region=", 7) == 0) {
+            p->region.data = value[i].data + 7;
+            p->region.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "host=", 5) == 0) {
+            p->host.data = value[i].data + 5;
+            p->host.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "session_token=", 14) == 0) {
+            s.data = value[i].data + 14;
+            s.len = value[i].len - 14;
+
+            if (ngx_http_ai_provider_token(cf, p, &s) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         rv = ngx_http_ai_vertex_option(cf, p, &value[i]);
 
         if (rv != (char *) NGX_DECLINED) {
@@ -191,7 +222,9 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                            "type=, pass=, key=, for type=azure "
                            "api_version=, deployments= and token=, for "
                            "type=vertex project=, region=, publisher=, "
-                           "credentials= and token_pass=", &value[i]);
+                           "credentials= and token_pass=, for "
+                           "type=bedrock region=, session_token= and "
+                           "host=", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -236,6 +269,10 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ai_provider \"%V\" needs pass=/internal/location",
                            &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ai_provider_aws(cf, p) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -340,6 +377,52 @@ ngx_http_ai_provider_azure(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
     }
 
     p->api_version = s;
+
+    return NGX_CONF_OK;
+}
+
+
+/* session_token=: env:VAR, file:PATH or the token */
+
+static char *
+ngx_http_ai_provider_token(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *value)
+{
+    u_char                     *q;
+    ngx_int_t                   rc;
+    ngx_http_ai_secret_opts_t   o;
+
+    o.what.len = sizeof("ai_provider \"\"") - 1 + p->name.len;
+    o.what.data = ngx_pnalloc(cf->pool, o.what.len);
+    if (o.what.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q = ngx_cpymem(o.what.data, "ai_provider \"", sizeof("ai_provider \"") - 1);
+    q = ngx_cpymem(q, p->name.data, p->name.len);
+    *q = '"';
+
+    o.file = "session token file ";
+    o.max = NGX_HTTP_AI_MAX_KEY_LEN;
+    o.unset = ", requests to this provider are signed without a session "
+              "token";
+
+    rc = ngx_http_ai_secret_read(cf, value, &o, &p->session_token);
+
+    if (rc == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        p->session_token = *value;
+    }
+
+    if (!ngx_http_ai_key_valid(&p->session_token)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": the session token holds "
+                           "control characters or spaces", &p->name);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -571,6 +654,88 @@ ngx_http_ai_provider_vertex(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
     up->body = body;
 
     return NGX_OK;
+}
+
+
+/*
+ * type=bedrock: region= is required, the key is ACCESS_KEY_ID:SECRET, the
+ * Host signed is bedrock-runtime.REGION.amazonaws.com unless host= says
+ * otherwise; the other types take none of these.
+ */
+
+static char *
+ngx_http_ai_provider_aws(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
+{
+    u_char  *c, *q;
+
+    if (p->translator->type != NGX_AI_PROVIDER_BEDROCK) {
+        if ((p->region.len && p->cloud != NGX_HTTP_AI_CLOUD_VERTEX)
+            || p->host.len || p->session_token.len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_provider \"%V\": region=, host= and "
+                               "session_token= are for type=bedrock "
+                               "(region= also for type=vertex)", &p->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    for (c = p->region.data; c < p->region.data + p->region.len; c++) {
+        if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9')
+            && *c != '-')
+        {
+            break;
+        }
+    }
+
+    if (p->region.len == 0 || p->region.len > 32
+        || c != p->region.data + p->region.len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": type=bedrock needs "
+                           "region= like us-east-1", &p->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->key_value == NULL && p->key.len
+        && (ngx_strlchr(p->key.data, p->key.data + p->key.len, ':') == NULL
+            || p->key.data[0] == ':'
+            || p->key.data[p->key.len - 1] == ':'
+            || p->key.len > NGX_AI_SIGV4_MAX_SECRET + 128))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": a type=bedrock key is "
+                           "ACCESS_KEY_ID:SECRET_ACCESS_KEY", &p->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->host.len == 0) {
+        p->host.len = sizeof("bedrock-runtime..amazonaws.com") - 1
+                      + p->region.len;
+        p->host.data = ngx_pnalloc(cf->pool, p->host.len);
+        if (p->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        q = ngx_cpymem(p->host.data, "bedrock-runtime.",
+                       sizeof("bedrock-runtime.") - 1);
+        q = ngx_cpymem(q, p->region.data, p->region.len);
+        ngx_memcpy(q, ".amazonaws.com", sizeof(".amazonaws.com") - 1);
+
+    } else if (!ngx_http_ai_key_valid(&p->host)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": invalid host=", &p->name);
+        return NGX_CONF_ERROR;
+    }
+
+    p->sigkey = ngx_pcalloc(cf->pool, sizeof(ngx_ai_sigv4_key_t));
+    if (p->sigkey == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -948,6 +1113,7 @@ ngx_http_ai_model_known(ngx_conf_t *cf, ngx_str_t *name)
 ngx_int_t
 ngx_http_ai_provider_init(ngx_conf_t *cf)
 {
+    u_char                   *q;
     ngx_uint_t                i;
     ngx_str_t                *secret;
     ngx_http_ai_provider_t   *p;
@@ -967,6 +1133,32 @@ ngx_http_ai_provider_init(ngx_conf_t *cf)
         }
 
         *secret = p[i].key;
+
+        /* type=bedrock: the secret alone, and the session token */
+
+        if (p[i].sigkey) {
+            q = ngx_strlchr(p[i].key.data, p[i].key.data + p[i].key.len,
+                            ':');
+
+            if (q) {
+                secret = ngx_array_push(&amcf->secrets);
+                if (secret == NULL) {
+                    return NGX_ERROR;
+                }
+
+                secret->data = q + 1;
+                secret->len = p[i].key.data + p[i].key.len - (q + 1);
+            }
+        }
+
+        if (p[i].session_token.len) {
+            secret = ngx_array_push(&amcf->secrets);
+            if (secret == NULL) {
+                return NGX_ERROR;
+            }
+
+            *secret = p[i].session_token;
+        }
     }
 
     return NGX_OK;

@@ -46,8 +46,10 @@ typedef struct {
 typedef enum {
     NGX_AI_PROVIDER_OPENAI = 0,
     NGX_AI_PROVIDER_ANTHROPIC,
-    NGX_AI_PROVIDER_GEMINI
+    NGX_AI_PROVIDER_GEMINI,
+    NGX_AI_PROVIDER_BEDROCK
 } ngx_ai_provider_type_e;
+
 
 
 /* token usage of one call, already normalised to OpenAI's meaning:
@@ -239,6 +241,7 @@ typedef struct {
 extern ngx_ai_translator_t  ngx_ai_openai_translator;
 extern ngx_ai_translator_t  ngx_ai_anthropic_translator;
 extern ngx_ai_translator_t  ngx_ai_gemini_translator;
+extern ngx_ai_translator_t  ngx_ai_bedrock_translator;
 
 
 /*
@@ -603,6 +606,73 @@ ngx_int_t ngx_ai_sse_init(ngx_ai_sse_parser_t *p, ngx_pool_t *pool,
     size_t max);
 ngx_int_t ngx_ai_sse_feed(ngx_ai_sse_parser_t *p, u_char *pos, u_char *last,
     ngx_ai_sse_handler_pt handler, void *data);
+
+/* ngx_ai_gateway_eventstream.c: AWS event stream framing */
+typedef struct {
+    ngx_ai_buf_t                carry;     /* an unfinished message */
+    size_t                      max;       /* largest message accepted */
+    ngx_uint_t                  messages;
+    const char                 *error;     /* why the bytes were refused */
+} ngx_ai_es_parser_t;
+
+typedef struct {
+    ngx_str_t                   message_type;  /* event, exception, error */
+    ngx_str_t                   event_type;    /* or the exception's */
+    ngx_str_t                   error_code;
+    ngx_str_t                   error_message;
+    ngx_str_t                   payload;
+} ngx_ai_es_message_t;
+
+ngx_int_t ngx_ai_es_init(ngx_ai_es_parser_t *p, ngx_pool_t *pool,
+    size_t max);
+ngx_int_t ngx_ai_es_feed(ngx_ai_es_parser_t *p, u_char *pos, u_char *last,
+    ngx_ai_sse_handler_pt handler, void *data);
+void ngx_ai_es_event(ngx_ai_es_message_t *msg, ngx_ai_sse_event_t *ev);
+
+/* ngx_ai_gateway_sigv4.c: AWS Signature Version 4 */
+#define NGX_AI_SIGV4_MAX_SECRET     256
+#define NGX_AI_SIGV4_MAX_HEADERS    8
+
+typedef struct {
+    ngx_str_t                   name;      /* lower case */
+    ngx_str_t                   value;
+} ngx_ai_sigv4_header_t;
+
+typedef struct {
+    ngx_str_t                   method;
+    ngx_str_t                   path;      /* as sent (escaped once) */
+    ngx_str_t                   query;     /* canonical query string */
+    ngx_ai_sigv4_header_t      *headers;   /* the signed ones; sorted by
+                                              ngx_ai_sigv4_sign() */
+    ngx_uint_t                  nheaders;
+    ngx_str_t                   body_hash; /* hex SHA-256 of the body */
+    ngx_str_t                   date;      /* 20150830T123600Z */
+    ngx_str_t                   region;
+    ngx_str_t                   service;
+    ngx_str_t                   akid;
+    ngx_str_t                   secret;
+    ngx_str_t                  *canonical; /* if set: the canonical
+                                              request, for tests */
+    unsigned                    s3:1;      /* path not escaped again */
+} ngx_ai_sigv4_t;
+
+/* the signing key of one day, region, service and secret */
+typedef struct {
+    u_char                      day[8];
+    u_char                      id[32];    /* SHA-256 of secret, region,
+                                              service */
+    u_char                      key[32];
+    ngx_uint_t                  derived;
+    ngx_uint_t                  hits;
+    unsigned                    valid:1;
+} ngx_ai_sigv4_key_t;
+
+void ngx_ai_sha256_hex(const u_char *p, size_t len, u_char *hex);
+ngx_int_t ngx_ai_uri_escape(ngx_ai_buf_t *b, const u_char *p, size_t len,
+    ngx_uint_t slash);
+ngx_int_t ngx_ai_sigv4_sign(ngx_pool_t *pool, ngx_ai_sigv4_t *in,
+    ngx_ai_sigv4_key_t *cache, ngx_str_t *authorization);
+void ngx_ai_sigv4_date(time_t t, u_char *out);
 
 /* ngx_ai_gateway_stream.c: the OpenAI chunk stream, for the translators */
 ngx_int_t ngx_ai_stream_init(ngx_ai_stream_t *st, ngx_pool_t *pool,

@@ -76,9 +76,9 @@ ngx_http_ai_vertex_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
         p->vertex = v;
     }
 
-    if (ngx_strncmp(value->data, "project=", 8) == 0
-        || ngx_strncmp(value->data, "region=", 7) == 0)
-    {
+    /* region= is ai_provider's own (p->region), shared with bedrock */
+
+    if (ngx_strncmp(value->data, "project=", 8) == 0) {
         s.data = ngx_strlchr(value->data, value->data + value->len, '=') + 1;
         s.len = value->data + value->len - s.data;
 
@@ -89,12 +89,7 @@ ngx_http_ai_vertex_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
             return NGX_CONF_ERROR;
         }
 
-        if (value->data[0] == 'p') {
-            v->project = s;
-
-        } else {
-            v->region = s;
-        }
+        v->project = s;
 
         return NGX_CONF_OK;
     }
@@ -256,6 +251,18 @@ ngx_http_ai_vertex_check(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
     ngx_http_ai_vertex_t  *v;
 
     v = p->vertex;
+
+    if (v && v->region.len == 0) {
+        v->region = p->region;
+
+        if (v->region.len && !ngx_ai_vertex_name(&v->region, 0)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_provider \"%V\": invalid region=: "
+                               "letters, digits, \"-\", \"_\" and \".\"",
+                               &p->name);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (v == NULL || v->project.len == 0 || v->region.len == 0
         || v->pkey == NULL || v->token_pass.len == 0)

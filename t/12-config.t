@@ -29,6 +29,15 @@ EOF
 my @bad = (
     [ "ai_provider openai type=cohere pass=/_ai/openai;\n",
       qr/invalid provider type "cohere": expected openai, anthropic, gemini/ ],
+    [ "ai_provider br type=bedrock pass=/_ai/br key=AKID:SECRET;\n",
+      qr/ai_provider "br": type=bedrock needs region= like us-east-1/ ],
+    [ "ai_provider br type=bedrock region=US_EAST pass=/_ai/br;\n",
+      qr/type=bedrock needs region=/ ],
+    [ "ai_provider br type=bedrock region=us-east-1 pass=/_ai/br "
+      . "key=AKIDONLY;\n",
+      qr/a type=bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY/ ],
+    [ "ai_provider openai type=openai region=us-east-1 pass=/_ai/openai;\n",
+      qr/region=, host= and session_token= are for type=bedrock/ ],
     [ "ai_provider openai type=openai;\n",
       qr/ai_provider "openai" needs pass=/ ],
     [ "ai_provider openai pass=_ai/openai;\n",

@@ -45,6 +45,8 @@
 #   Gemini     POST /v1beta/models/MODEL:countTokens
 #   Azure      POST /openai/deployments/D/chat/completions?api-version=V
 #              and the others of t/lib/mock_cloud.pl (its checks first)
+#   Bedrock    POST /model/MODEL_ID/converse, /converse-stream (signed
+#                   with SigV4, checked; mock_bedrock.pl has the rules)
 #   Requests are validated as the real APIs do for the fields a gateway must
 #   get right (400 in the provider's error format otherwise):
 #     OpenAI    model (string) and messages (non-empty array) required
@@ -192,6 +194,11 @@ defined $opt{port} or die "$0: --port is required (0 picks a free port)\n";
 
 # One JSON codec for everything: UTF-8 bytes in and out, stable key order.
 my $JSON = JSON::PP->new->utf8->canonical;
+
+# Amazon Bedrock (Converse, SigV4, event streams): bedrock_dispatch()
+use File::Basename qw(dirname);
+use File::Spec;
+require(File::Spec->rel2abs(dirname(__FILE__)) . '/mock_bedrock.pl');
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -620,6 +627,8 @@ sub dispatch {
     my $m = $req->{method};
 
     my @more = dispatch_more($c, $req, $path, $m);
+    return @more if @more;
+    @more = bedrock_dispatch($c, $req, $path, $query);     # mock_bedrock.pl
     return @more if @more;
 
     my ($gem_model, $gem_method) =
