@@ -236,7 +236,10 @@ ngx_ai_vertex_path(ngx_pool_t *pool, ngx_str_t *path, ngx_str_t *project,
     p = ngx_cpymem(p, publisher.data, publisher.len);
     p = ngx_cpymem(p, "/models/", sizeof("/models/") - 1);
     p = ngx_cpymem(p, rest.data, rest.len);
-    ngx_memcpy(p, method.data, method.len);
+
+    if (method.len) {                   /* gemini: in rest already */
+        ngx_memcpy(p, method.data, method.len);
+    }
 
     return NGX_OK;
 }
