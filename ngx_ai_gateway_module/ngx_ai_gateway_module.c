@@ -14,6 +14,7 @@
 #include "ngx_ai_gateway.h"
 
 
+static ngx_int_t ngx_http_ai_preconfiguration(ngx_conf_t *cf);
 static void *ngx_http_ai_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_ai_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -127,7 +128,7 @@ static ngx_command_t  ngx_http_ai_commands[] = {
 
 
 static ngx_http_module_t  ngx_ai_gateway_module_ctx = {
-    ngx_http_ai_add_variables,             /* preconfiguration */
+    ngx_http_ai_preconfiguration,          /* preconfiguration */
     ngx_http_ai_init,                      /* postconfiguration */
 
     ngx_http_ai_create_main_conf,          /* create main configuration */
@@ -242,12 +243,24 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * cJSON's memory from request pools (see ngx_ai_gateway_json.c), from
+ * before the first directive: a tree parsed while the configuration is
+ * read (a Vertex service account) is freed by the same hooks that made it.
+ */
+
+static ngx_int_t
+ngx_http_ai_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_ai_json_init_allocator();
+
+    return ngx_http_ai_add_variables(cf);
+}
+
+
 static ngx_int_t
 ngx_http_ai_init(ngx_conf_t *cf)
 {
-    /* cJSON's memory from request pools (see ngx_ai_gateway_json.c) */
-    ngx_ai_json_init_allocator();
-
     if (ngx_http_ai_provider_init(cf) != NGX_OK
         || ngx_http_ai_secrets_init(cf) != NGX_OK
         || ngx_http_ai_response_init(cf) != NGX_OK
