@@ -73,8 +73,6 @@ static ngx_int_t ngx_ai_anthropic_file_block(ngx_pool_t *pool, cJSON *part,
     cJSON **block);
 static cJSON *ngx_ai_anthropic_base64_source(ngx_pool_t *pool,
     ngx_str_t *type, ngx_str_t *data);
-static ngx_int_t ngx_ai_anthropic_check(ngx_ai_chat_request_t *req,
-    ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_anthropic_use(ngx_ai_anthropic_conv_t *cv,
     const char *id, cJSON *name, cJSON *args);
 static char *ngx_ai_anthropic_legacy_id(ngx_pool_t *pool, ngx_uint_t i);
@@ -123,7 +121,7 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
     NULL,
     ngx_ai_anthropic_count_request,
     ngx_ai_anthropic_count_response,
-    ngx_ai_anthropic_check,
+    ngx_ai_check_one_answer,
     0
 };
 
@@ -132,35 +130,6 @@ ngx_ai_translator_t  ngx_ai_anthropic_translator = {
 
 #define ngx_ai_is(item, s)                                                    \
     (cJSON_IsString(item) && ngx_strcmp((item)->valuestring, s) == 0)
-
-
-/*
- * What the Messages API cannot carry: token log probabilities, and n > 1
- * in a stream (n > 1 whole answers are n calls, made by the strategy).
- */
-
-static ngx_int_t
-ngx_ai_anthropic_check(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
-{
-    if (req->logprobs) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
-                         "unsupported_parameter", "Unsupported parameter: "
-                         "'logprobs' is not supported by this model's "
-                         "provider (Anthropic).");
-        return NGX_DECLINED;
-    }
-
-    if (req->stream && req->n > 1) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
-                         "unsupported_value", "Unsupported value: 'n' "
-                         "above 1 with 'stream': true is not supported by "
-                         "this model's provider (Anthropic); ask without "
-                         "streaming.");
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
 
 
 /* request */

@@ -38,8 +38,6 @@ typedef struct {
 } ngx_ai_bedrock_stream_t;
 
 
-static ngx_int_t ngx_ai_bedrock_check(ngx_ai_chat_request_t *req,
-    ngx_ai_error_t *err);
 static ngx_uint_t ngx_ai_bedrock_model_valid(const u_char *name,
     size_t len);
 static ngx_int_t ngx_ai_bedrock_request(ngx_pool_t *pool,
@@ -88,7 +86,7 @@ ngx_ai_translator_t  ngx_ai_bedrock_translator = {
     NULL,
     NULL,                                  /* no count_tokens */
     NULL,
-    ngx_ai_bedrock_check,
+    ngx_ai_check_one_answer,
     0
 };
 
@@ -97,30 +95,6 @@ ngx_ai_translator_t  ngx_ai_bedrock_translator = {
 
 #define ngx_ai_is(item, s)                                                    \
     (cJSON_IsString(item) && ngx_strcmp((item)->valuestring, s) == 0)
-
-
-static ngx_int_t
-ngx_ai_bedrock_check(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
-{
-    if (req->logprobs) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
-                         "unsupported_parameter", "Unsupported parameter: "
-                         "'logprobs' is not supported by this model's "
-                         "provider (Bedrock).");
-        return NGX_DECLINED;
-    }
-
-    if (req->stream && req->n > 1) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
-                         "unsupported_value", "Unsupported value: 'n' "
-                         "above 1 with 'stream': true is not supported by "
-                         "this model's provider (Bedrock); ask without "
-                         "streaming.");
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
 
 
 /*

@@ -56,8 +56,6 @@ static ngx_int_t ngx_ai_gemini_file_part(ngx_pool_t *pool, cJSON *part,
 static cJSON *ngx_ai_gemini_inline(ngx_pool_t *pool, ngx_str_t *type,
     const char *data);
 static const char *ngx_ai_gemini_mime(const char *url);
-static ngx_int_t ngx_ai_gemini_check(ngx_ai_chat_request_t *req,
-    ngx_ai_error_t *err);
 static ngx_int_t ngx_ai_gemini_function_call(ngx_ai_gemini_conv_t *cv,
     cJSON *name, cJSON *args);
 static ngx_int_t ngx_ai_gemini_tool_calls(ngx_ai_gemini_conv_t *cv,
@@ -113,41 +111,9 @@ ngx_ai_translator_t  ngx_ai_gemini_translator = {
     ngx_ai_gemini_embed_response,
     ngx_ai_gemini_count_request,
     ngx_ai_gemini_count_response,
-    ngx_ai_gemini_check,
+    ngx_ai_check_one_answer,
     0
 };
-
-
-/*
- * What generateContent is not asked for here: token log probabilities
- * (Gemini's responseLogprobs answers in its own form, not translated),
- * and n > 1 in a stream (n > 1 whole answers are n calls, made by the
- * strategy, rather than candidateCount, which not every Gemini model
- * takes).
- */
-
-static ngx_int_t
-ngx_ai_gemini_check(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
-{
-    if (req->logprobs) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
-                         "unsupported_parameter", "Unsupported parameter: "
-                         "'logprobs' is not supported by this model's "
-                         "provider (Gemini).");
-        return NGX_DECLINED;
-    }
-
-    if (req->stream && req->n > 1) {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
-                         "unsupported_value", "Unsupported value: 'n' "
-                         "above 1 with 'stream': true is not supported by "
-                         "this model's provider (Gemini); ask without "
-                         "streaming.");
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
 
 
 /*

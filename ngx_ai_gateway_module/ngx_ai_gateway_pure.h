@@ -346,6 +346,8 @@ cJSON *ngx_ai_json_parse_args(const char *s);
 const char *ngx_ai_json_unique(cJSON *obj, const char **names);
 
 /* ngx_ai_gateway_wire.c: OpenAI's wire format for the translators */
+ngx_int_t ngx_ai_check_one_answer(ngx_ai_chat_request_t *req,
+    ngx_ai_error_t *err);
 void ngx_ai_error_set(ngx_ai_error_t *err, ngx_uint_t status,
     const char *type, const char *param, const char *code, const char *msg);
 ngx_int_t ngx_ai_error_render(ngx_pool_t *pool, ngx_ai_error_t *err,

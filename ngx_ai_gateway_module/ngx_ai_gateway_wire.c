@@ -891,3 +891,33 @@ ngx_ai_chat_completion_merge(ngx_pool_t *pool, ngx_str_t *answers,
 
     return ngx_ai_json_print(pool, root, out);
 }
+
+
+/*
+ * The check of a wire format without "n" and token log probabilities
+ * (Anthropic, Gemini, Bedrock): logprobs cannot be asked, and n > 1 only
+ * whole (n > 1 whole answers are n calls, made by the strategy; a stream
+ * of n answers would be n streams merged).
+ */
+
+ngx_int_t
+ngx_ai_check_one_answer(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    if (req->logprobs) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "logprobs",
+                         "unsupported_parameter", "Unsupported parameter: "
+                         "'logprobs' is not supported by this model's "
+                         "provider.");
+        return NGX_DECLINED;
+    }
+
+    if (req->stream && req->n > 1) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "n",
+                         "unsupported_value", "Unsupported value: 'n' "
+                         "above 1 with 'stream': true is not supported by "
+                         "this model's provider; ask without streaming.");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
