@@ -3,14 +3,45 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * Fuzz target: a client's embeddings request body:
- * ngx_ai_embed_request_parse(), then, for a request taken, the openai-type
- * and gemini-type translators' embed_request() (whose body must be one
- * JSON object; a gemini refusal a 400).  A request refused is a 400 with
+ * ngx_ai_embed_request_parse(), then, for a request taken, the openai,
+ * gemini, Vertex and Bedrock (Titan, Cohere) embed_request()s (whose body
+ * must be one JSON object; a refusal a 400).  A request refused is a 400 with
  * a renderable error.
  */
 
 
 #include "fuzz.h"
+
+
+typedef ngx_int_t (*fuzz_embed_pt)(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+
+
+/* a translator that may refuse (a 400) what OpenAI's takes */
+
+static void
+fuzz_embed_one(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    const char *name, fuzz_embed_pt embed, const char *upstream)
+{
+    ngx_int_t                   rc;
+    ngx_ai_error_t              err;
+    ngx_ai_upstream_request_t   up;
+
+    req->upstream_model.data = (u_char *) upstream;
+    req->upstream_model.len = ngx_strlen(upstream);
+
+    ngx_memzero(&err, sizeof(ngx_ai_error_t));
+
+    rc = embed(pool, req, &up, &err);
+
+    if (rc == NGX_OK) {
+        fuzz_check_json(name, up.body.data, up.body.len, 1);
+
+    } else if (rc != NGX_DECLINED || err.status != 400) {
+        fuzz_fail("%s embed_request: rc %ld", name, (long) rc);
+    }
+}
 
 
 int
@@ -61,15 +92,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check_json("openai embed_request", up.body.data, up.body.len,
                         1);
 
-        rc = ngx_ai_gemini_translator.embed_request(pool, &req, &up, &err);
-
-        if (rc == NGX_OK) {
-            fuzz_check_json("gemini embed_request", up.body.data,
-                            up.body.len, 1);
-
-        } else if (rc != NGX_DECLINED || err.status != 400) {
-            fuzz_fail("gemini embed_request: rc %ld", (long) rc);
-        }
+        fuzz_embed_one(pool, &req, "gemini",
+                       ngx_ai_gemini_translator.embed_request, "m");
+        fuzz_embed_one(pool, &req, "vertex", ngx_ai_vertex_embed_request,
+                       "m");
+        fuzz_embed_one(pool, &req, "titan",
+                       ngx_ai_bedrock_translator.embed_request,
+                       "amazon.titan-embed-text-v2:0");
+        fuzz_embed_one(pool, &req, "cohere",
+                       ngx_ai_bedrock_translator.embed_request,
+                       "cohere.embed-v4:0");
 
     } else {
         fuzz_fail("embed request: rc %ld", (long) rc);

@@ -3,14 +3,40 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * Fuzz target: a provider's embeddings answer, translated to OpenAI's
- * list by the openai-type and gemini-type translators' embed_response(),
- * for a fixed request of two inputs, asked as floats or as base64 (the
- * first byte chooses).  An answer taken is one JSON object, UTF-8 in
- * gives UTF-8 out; one refused is a 502 with a renderable error.
+ * list by an embed_response(): openai, gemini, Vertex AI's :predict,
+ * Bedrock's Titan (a request of one input) or Cohere, for a fixed request
+ * of two inputs, asked as floats or as base64.  The first byte chooses:
+ * its value mod 5 the translator, the next bit base64.  An answer taken
+ * is one JSON object, UTF-8 in gives UTF-8 out; one refused is a 502 with
+ * a renderable error.
  */
 
 
 #include "fuzz.h"
+
+
+typedef struct {
+    ngx_ai_translator_t        *translator;  /* NULL: Vertex's */
+    const char                 *upstream;
+    const char                 *body[2];     /* floats, base64 */
+} fuzz_embed_case_t;
+
+
+#define FUZZ_TWO   "{\"model\":\"p/m\",\"input\":[\"a\",\"bc\"]"
+#define FUZZ_ONE   "{\"model\":\"p/m\",\"input\":\"abc\""
+#define FUZZ_B64   ",\"encoding_format\":\"base64\"}"
+
+static fuzz_embed_case_t  fuzz_embed_cases[] = {
+    { &ngx_ai_openai_translator, "m", { FUZZ_TWO "}", FUZZ_TWO FUZZ_B64 } },
+    { &ngx_ai_gemini_translator, "m", { FUZZ_TWO "}", FUZZ_TWO FUZZ_B64 } },
+    { NULL, "m", { FUZZ_TWO "}", FUZZ_TWO FUZZ_B64 } },
+    { &ngx_ai_bedrock_translator, "amazon.titan-embed-text-v2:0",
+      { FUZZ_ONE "}", FUZZ_ONE FUZZ_B64 } },
+    { &ngx_ai_bedrock_translator, "cohere.embed-v4:0",
+      { FUZZ_TWO "}", FUZZ_TWO FUZZ_B64 } }
+};
+
+static ngx_ai_translator_t  fuzz_vertex;
 
 
 static ngx_ai_chat_request_t *
@@ -53,6 +79,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_ai_response_t       out;
     ngx_ai_translator_t    *tr;
     ngx_ai_chat_request_t  *req;
+    const fuzz_embed_case_t  *c;
 
     if (size == 0) {
         return 0;
@@ -60,14 +87,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pool = fuzz_pool();
 
-    tr = (data[0] & 1) ? &ngx_ai_gemini_translator
-                       : &ngx_ai_openai_translator;
+    c = &fuzz_embed_cases[data[0] % 5];
+    tr = c->translator;
 
-    req = fuzz_embed_request(pool, (data[0] & 2)
-                             ? "{\"model\":\"p/m\",\"input\":[\"a\",\"bc\"],"
-                               "\"encoding_format\":\"base64\"}"
-                             : "{\"model\":\"p/m\",\"input\":[\"a\",\"bc\"]}",
-                             "m");
+    if (tr == NULL) {
+        fuzz_vertex = ngx_ai_gemini_translator;
+        fuzz_vertex.embed_request = ngx_ai_vertex_embed_request;
+        fuzz_vertex.embed_response = ngx_ai_vertex_embed_response;
+        tr = &fuzz_vertex;
+    }
+
+    req = fuzz_embed_request(pool, c->body[(data[0] / 5) & 1], c->upstream);
 
     body = (u_char *) (size > 1 ? data + 1 : (const uint8_t *) "");
     size--;

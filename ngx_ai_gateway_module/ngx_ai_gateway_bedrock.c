@@ -72,6 +72,20 @@ static ngx_int_t ngx_ai_bedrock_stream_start(ngx_ai_stream_t *st,
     ngx_ai_bedrock_stream_t *bs, cJSON *root);
 static ngx_int_t ngx_ai_bedrock_stream_delta(ngx_ai_stream_t *st,
     ngx_ai_bedrock_stream_t *bs, cJSON *root);
+static ngx_int_t ngx_ai_bedrock_path(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, const char *op, ngx_str_t *out);
+static ngx_uint_t ngx_ai_bedrock_embed_family(ngx_str_t *model);
+static ngx_int_t ngx_ai_bedrock_embed_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+static ngx_int_t ngx_ai_bedrock_embed_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
+static cJSON *ngx_ai_bedrock_cohere_vectors(cJSON *root);
+
+
+#define NGX_AI_BEDROCK_TITAN   1
+#define NGX_AI_BEDROCK_COHERE  2
 
 
 ngx_ai_translator_t  ngx_ai_bedrock_translator = {
@@ -82,8 +96,8 @@ ngx_ai_translator_t  ngx_ai_bedrock_translator = {
     ngx_ai_bedrock_error,
     ngx_ai_bedrock_stream_event,
     ngx_ai_bedrock_model_valid,
-    NULL,                                  /* no embeddings endpoint */
-    NULL,
+    ngx_ai_bedrock_embed_request,          /* InvokeModel */
+    ngx_ai_bedrock_embed_response,
     NULL,                                  /* no count_tokens */
     NULL,
     ngx_ai_check_one_answer,
@@ -132,27 +146,16 @@ static ngx_int_t
 ngx_ai_bedrock_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     ngx_ai_upstream_request_t *out)
 {
-    cJSON         *root;
-    ngx_int_t      rc;
-    ngx_ai_buf_t   path;
+    cJSON      *root;
+    ngx_int_t   rc;
 
-    /* /model/{modelId escaped once}/converse[-stream] */
-
-    if (ngx_ai_buf_init(&path, pool, 64 + 3 * req->upstream_model.len)
-           != NGX_OK
-        || ngx_ai_buf_append_str(&path, "/model/") != NGX_OK
-        || ngx_ai_uri_escape(&path, req->upstream_model.data,
-                             req->upstream_model.len, 0)
-           != NGX_OK
-        || ngx_ai_buf_append_str(&path, req->stream ? "/converse-stream"
-                                                    : "/converse")
-           != NGX_OK)
+    if (ngx_ai_bedrock_path(pool, req, req->stream ? "/converse-stream"
+                                                   : "/converse",
+                            &out->path)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    out->path.data = path.data;
-    out->path.len = path.len;
 
     /* the new tree references the client's strings, as Anthropic's does */
 
@@ -177,6 +180,32 @@ done:
     cJSON_Delete(root);
 
     return rc;
+}
+
+
+/* /model/{modelId escaped once}/OP */
+
+static ngx_int_t
+ngx_ai_bedrock_path(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    const char *op, ngx_str_t *out)
+{
+    ngx_ai_buf_t  path;
+
+    if (ngx_ai_buf_init(&path, pool, 64 + 3 * req->upstream_model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(&path, "/model/") != NGX_OK
+        || ngx_ai_uri_escape(&path, req->upstream_model.data,
+                             req->upstream_model.len, 0)
+           != NGX_OK
+        || ngx_ai_buf_append_str(&path, op) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out->data = path.data;
+    out->len = path.len;
+
+    return NGX_OK;
 }
 
 
@@ -1141,4 +1170,217 @@ ngx_ai_bedrock_stream_delta(ngx_ai_stream_t *st, ngx_ai_bedrock_stream_t *bs,
     bs->args_sent = 1;
 
     return ngx_ai_stream_tool_call(st, bs->tool, NULL, NULL, &args);
+}
+
+
+/*
+ * Embeddings: InvokeModel (POST /model/{modelId}/invoke) in the model's
+ * own body, which depends on its family, read from the id (a model id, a
+ * cross-region profile "us.cohere.embed-v4:0" or a foundation-model ARN
+ * hold it):
+ *   Amazon Titan   {"inputText":TEXT[,"dimensions":D]}: one input a call
+ *   Cohere         {"texts":[...],"input_type":"search_document"
+ *                   [,"output_dimension":D]}
+ * Other models have no embeddings: 400.
+ */
+
+static ngx_uint_t
+ngx_ai_bedrock_embed_family(ngx_str_t *model)
+{
+    size_t   i, n;
+    u_char  *p;
+
+    static const char  titan[] = "amazon.titan-embed";
+    static const char  cohere[] = "cohere.embed";
+
+    p = model->data;
+    n = model->len;
+
+    for (i = 0; i < n; i++) {
+        if (n - i >= sizeof(titan) - 1
+            && ngx_strncmp(p + i, titan, sizeof(titan) - 1) == 0)
+        {
+            return NGX_AI_BEDROCK_TITAN;
+        }
+
+        if (n - i >= sizeof(cohere) - 1
+            && ngx_strncmp(p + i, cohere, sizeof(cohere) - 1) == 0)
+        {
+            return NGX_AI_BEDROCK_COHERE;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_ai_bedrock_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    cJSON       *root, *input, *dims, *texts, *item;
+    ngx_int_t    rc;
+    ngx_uint_t   family;
+
+    dims = ngx_ai_get(req->json, "dimensions");
+    family = ngx_ai_bedrock_embed_family(&req->upstream_model);
+
+    if (family == 0) {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "model",
+                         "unsupported_model", "This Bedrock model has no "
+                         "embeddings: use an amazon.titan-embed-* or a "
+                         "cohere.embed-* model.");
+        return NGX_DECLINED;
+    }
+
+    input = ngx_ai_embed_texts(req, err);
+    if (input == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (family == NGX_AI_BEDROCK_TITAN && cJSON_IsArray(input)
+        && input->child->next)
+    {
+        ngx_ai_error_set(err, 400, "invalid_request_error", "input",
+                         "unsupported_input", "Amazon Titan embeds one "
+                         "input per call: send one string, or use a "
+                         "cohere.embed-* model for arrays.");
+        return NGX_DECLINED;
+    }
+
+    if (ngx_ai_bedrock_path(pool, req, "/invoke", &out->path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (family == NGX_AI_BEDROCK_TITAN) {
+        item = ngx_ai_embed_next(input, NULL);
+
+        if (ngx_ai_json_add_ref(root, "inputText", item->valuestring)
+            != NGX_OK
+            || ngx_ai_embed_dims(root, "dimensions", dims) != NGX_OK)
+        {
+            goto done;
+        }
+
+    } else {
+        texts = cJSON_CreateArray();
+
+        if (ngx_ai_json_add(root, "texts", texts) != NGX_OK
+            || ngx_ai_json_add_ref(root, "input_type", "search_document")
+               != NGX_OK
+            || ngx_ai_embed_dims(root, "output_dimension", dims) != NGX_OK)
+        {
+            goto done;
+        }
+
+        for (item = ngx_ai_embed_next(input, NULL);
+             item;
+             item = ngx_ai_embed_next(input, item))
+        {
+            if (ngx_ai_json_add_ref(texts, NULL, item->valuestring)
+                != NGX_OK)
+            {
+                goto done;
+            }
+        }
+    }
+
+    rc = ngx_ai_json_print(pool, root, &out->body);
+
+done:
+
+    cJSON_Delete(root);
+
+    return rc;
+}
+
+
+/*
+ * Titan: {"embedding":[...],"inputTextTokenCount":N}, its usage exact.
+ * Cohere: {"embeddings":[[...],...]} or, by type, {"embeddings":{"float":
+ * [[...],...]}}, with no token count in the body (Bedrock has it in a
+ * header only): the estimate is charged, marked as one, unless Cohere's
+ * own meta.billed_units.input_tokens is there.
+ */
+
+static ngx_int_t
+ngx_ai_bedrock_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON         *root, *list, *item;
+    uint64_t       tokens;
+    ngx_int_t      rc, counted;
+    ngx_uint_t     i, base64;
+    ngx_ai_jw_t    w;
+    ngx_ai_buf_t   b;
+
+    ngx_memzero(out, sizeof(ngx_ai_response_t));
+
+    root = ngx_ai_json_parse(pool, body, len);
+    base64 = ngx_ai_embed_base64(req);
+
+    if (ngx_ai_bedrock_embed_family(&req->upstream_model)
+        == NGX_AI_BEDROCK_TITAN)
+    {
+        /* the request had one input */
+
+        counted = ngx_ai_json_get_uint(root, "inputTextTokenCount", &tokens);
+
+        rc = ngx_ai_embed_list_open(&w, &b, pool, len);
+
+        if (rc == NGX_OK) {
+            rc = ngx_ai_embed_vector(&w, pool, 0, ngx_ai_get(root, "embedding"),
+                                     base64, 0, err);
+        }
+
+    } else {
+        counted = ngx_ai_json_get_uint(ngx_ai_get(ngx_ai_get(root, "meta"),
+                                                  "billed_units"),
+                                       "input_tokens", &tokens);
+
+        list = ngx_ai_bedrock_cohere_vectors(root);
+
+        rc = ngx_ai_embed_start(&w, &b, pool, req, list, len, err);
+
+        for (i = 0, item = list ? list->child : NULL;
+             rc == NGX_OK && item;
+             item = item->next)
+        {
+            rc = ngx_ai_embed_vector(&w, pool, i++, item, base64, 0, err);
+        }
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    counted = (counted == NGX_OK
+               && tokens <= NGX_AI_MAX_EMBED_TOKENS
+                            * (uint64_t) NGX_AI_MAX_EMBED_INPUTS);
+
+    return ngx_ai_embed_finish(&w, req, counted, tokens, out);
+}
+
+
+/* Cohere's vectors: "embeddings" a list, or its "float" list by type */
+
+static cJSON *
+ngx_ai_bedrock_cohere_vectors(cJSON *root)
+{
+    cJSON  *list;
+
+    list = ngx_ai_get(root, "embeddings");
+
+    if (cJSON_IsObject(list)) {
+        list = ngx_ai_get(list, "float");
+    }
+
+    return cJSON_IsArray(list) ? list : NULL;
 }

@@ -14,6 +14,7 @@
 
 static ngx_uint_t ngx_ai_azure_name(ngx_str_t *s);
 static ngx_uint_t ngx_ai_cloud_ends(ngx_str_t *s, const char *suffix);
+static ngx_int_t ngx_ai_vertex_instance(cJSON *instances, cJSON *text);
 
 
 /*
@@ -203,8 +204,8 @@ ngx_ai_vertex_path(ngx_pool_t *pool, ngx_str_t *path, ngx_str_t *project,
         rest.data = path->data + sizeof(gemini) - 1;
         rest.len = path->len - (sizeof(gemini) - 1);
 
-        /* Vertex has no batchEmbedContents (its embeddings are :predict
-         * of another format) */
+        /* Vertex has no batchEmbedContents: its embeddings are :predict
+         * (ngx_ai_vertex_embed_request()) */
 
         if (ngx_strlchr(rest.data, rest.data + rest.len, ':') == NULL
             || ngx_ai_cloud_ends(&rest, ":batchEmbedContents"))
@@ -624,4 +625,166 @@ ngx_ai_oauth_token_parse(ngx_pool_t *pool, u_char *p, size_t len,
     *expires_in = (time_t) d;
 
     return NGX_OK;
+}
+
+
+/*
+ * Embeddings on Vertex AI: the publisher model's :predict, not Gemini's
+ * batchEmbedContents:
+ *   {"instances":[{"content":TEXT},...],
+ *    "parameters":{"autoTruncate":false[,"outputDimensionality":D]}}
+ * autoTruncate false: an input past the model's window is refused, as
+ * OpenAI refuses it, rather than embedded cut short.  Token arrays have no
+ * Vertex form: 400.
+ */
+
+ngx_int_t
+ngx_ai_vertex_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    ngx_ai_upstream_request_t *out, ngx_ai_error_t *err)
+{
+    cJSON         *root, *instances, *params, *input, *item, *dims;
+    ngx_int_t      rc;
+    ngx_ai_buf_t   path;
+
+    input = ngx_ai_embed_texts(req, err);
+    if (input == NULL) {
+        return NGX_DECLINED;
+    }
+
+    dims = cJSON_GetObjectItemCaseSensitive(req->json, "dimensions");
+
+    /* Gemini's path form; the provider puts it under the project */
+
+    if (ngx_ai_buf_init(&path, pool, 32 + req->upstream_model.len) != NGX_OK
+        || ngx_ai_buf_append_str(&path, "/v1beta/models/") != NGX_OK
+        || ngx_ai_buf_append(&path, req->upstream_model.data,
+                             req->upstream_model.len)
+           != NGX_OK
+        || ngx_ai_buf_append_str(&path, ":predict") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out->path.data = path.data;
+    out->path.len = path.len;
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    instances = cJSON_CreateArray();
+    if (ngx_ai_json_add(root, "instances", instances) != NGX_OK) {
+        goto done;
+    }
+
+    for (item = ngx_ai_embed_next(input, NULL);
+         item;
+         item = ngx_ai_embed_next(input, item))
+    {
+        if (ngx_ai_vertex_instance(instances, item) != NGX_OK) {
+            goto done;
+        }
+    }
+
+    params = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(root, "parameters", params) != NGX_OK
+        || ngx_ai_json_add(params, "autoTruncate", cJSON_CreateFalse())
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (ngx_ai_embed_dims(params, "outputDimensionality", dims) != NGX_OK) {
+        goto done;
+    }
+
+    rc = ngx_ai_json_print(pool, root, &out->body);
+
+done:
+
+    cJSON_Delete(root);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_ai_vertex_instance(cJSON *instances, cJSON *text)
+{
+    cJSON  *instance;
+
+    instance = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(instances, NULL, instance) != NGX_OK
+        || ngx_ai_json_add_ref(instance, "content", text->valuestring)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"predictions":[{"embeddings":{"values":[...],"statistics":
+ * {"token_count":N,"truncated":false}}},...]} -> OpenAI's list.  The
+ * usage is the sum of the token counts, exact; an answer without every
+ * count is charged the estimate, marked as one.
+ */
+
+ngx_int_t
+ngx_ai_vertex_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
+    u_char *body, size_t len, ngx_ai_response_t *out, ngx_ai_error_t *err)
+{
+    cJSON         *root, *list, *item, *emb, *values;
+    uint64_t       tokens, n;
+    ngx_int_t      rc;
+    ngx_uint_t     i, base64, counted;
+    ngx_ai_jw_t    w;
+    ngx_ai_buf_t   b;
+
+    ngx_memzero(out, sizeof(ngx_ai_response_t));
+
+    root = ngx_ai_json_parse(pool, body, len);
+    list = cJSON_GetObjectItemCaseSensitive(root, "predictions");
+
+    base64 = ngx_ai_embed_base64(req);
+
+    rc = ngx_ai_embed_start(&w, &b, pool, req, list, len, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    i = 0;
+    tokens = 0;
+    counted = 1;
+
+    cJSON_ArrayForEach(item, list) {
+        emb = cJSON_GetObjectItemCaseSensitive(item, "embeddings");
+        values = cJSON_GetObjectItemCaseSensitive(emb, "values");
+
+        rc = ngx_ai_embed_vector(&w, pool, i++, values, base64, 0, err);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ngx_ai_json_get_uint(cJSON_GetObjectItemCaseSensitive(emb,
+                                                              "statistics"),
+                                 "token_count", &n)
+            != NGX_OK
+            || n > NGX_AI_MAX_EMBED_TOKENS)
+        {
+            counted = 0;
+            continue;
+        }
+
+        tokens += n;
+    }
+
+    return ngx_ai_embed_finish(&w, req, counted, tokens, out);
 }

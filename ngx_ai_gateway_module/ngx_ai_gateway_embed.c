@@ -655,6 +655,126 @@ ngx_ai_count_render(ngx_pool_t *pool, uint64_t tokens,
 }
 
 
+/*
+ * The input of a text-only embeddings endpoint: a string or strings (its
+ * texts walked with ngx_ai_embed_next()); NULL, and err the 400, for
+ * token arrays.
+ */
+
+cJSON *
+ngx_ai_embed_texts(ngx_ai_chat_request_t *req, ngx_ai_error_t *err)
+{
+    cJSON  *input;
+
+    input = cJSON_GetObjectItemCaseSensitive(req->json, "input");
+
+    if (cJSON_IsString(input)
+        || (cJSON_IsArray(input) && cJSON_IsString(input->child)))
+    {
+        return input;
+    }
+
+    ngx_ai_error_set(err, 400, "invalid_request_error", "input",
+                     "unsupported_input", "This provider embeds text only: "
+                     "'input' must be a string or an array of strings, not "
+                     "tokens.");
+    return NULL;
+}
+
+
+/* the client's "dimensions" (when given) as the provider's KEY in obj */
+
+ngx_int_t
+ngx_ai_embed_dims(cJSON *obj, const char *key, cJSON *dims)
+{
+    if (!cJSON_IsNumber(dims)) {
+        return NGX_OK;
+    }
+
+    return ngx_ai_json_add(obj, key, cJSON_CreateNumber(dims->valuedouble));
+}
+
+
+/* the text after prev (NULL: the first) of such an input; NULL: done */
+
+cJSON *
+ngx_ai_embed_next(cJSON *input, cJSON *prev)
+{
+    if (cJSON_IsString(input)) {
+        return prev ? NULL : input;
+    }
+
+    return prev ? prev->next : input->child;
+}
+
+
+/*
+ * The list of a provider's answer opened for writing, its vectors (list)
+ * checked to be one for every input (else NGX_DECLINED, err the 502)
+ */
+
+ngx_int_t
+ngx_ai_embed_start(ngx_ai_jw_t *w, ngx_ai_buf_t *b, ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, cJSON *list, size_t len, ngx_ai_error_t *err)
+{
+    if (!cJSON_IsArray(list)
+        || (ngx_uint_t) cJSON_GetArraySize(list) != ngx_ai_embed_inputs(req))
+    {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
+                                           "no embedding for every input");
+    }
+
+    return ngx_ai_embed_list_open(w, b, pool, len);
+}
+
+
+/*
+ * One vector of a provider's answer into the list: NGX_DECLINED (err the
+ * 502) when it is not one; floats only unless the provider may send
+ * base64 strings (OpenAI's)
+ */
+
+ngx_int_t
+ngx_ai_embed_vector(ngx_ai_jw_t *w, ngx_pool_t *pool, ngx_uint_t index,
+    cJSON *values, ngx_uint_t base64, ngx_uint_t strings, ngx_ai_error_t *err)
+{
+    ngx_int_t  rc;
+
+    rc = (cJSON_IsString(values) && !strings)
+         ? NGX_DECLINED : ngx_ai_embed_item(w, pool, index, values, base64);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_ai_embed_invalid_answer(err, "the provider's answer "
+                                           "holds an embedding that is not "
+                                           "a vector");
+    }
+
+    return rc;
+}
+
+
+/*
+ * The list's end with the usage: the provider's count when it gave one
+ * (known), else the estimate (a quarter of the input's bytes), which the
+ * ledger charges marked as one
+ */
+
+ngx_int_t
+ngx_ai_embed_finish(ngx_ai_jw_t *w, ngx_ai_chat_request_t *req,
+    ngx_uint_t known, uint64_t tokens, ngx_ai_response_t *out)
+{
+    if (known) {
+        out->usage.prompt_tokens = tokens;
+        out->usage.known = 1;
+
+    } else {
+        tokens = req->prompt_bytes / 4;
+    }
+
+    return ngx_ai_embed_list_close(w, req, tokens, out);
+}
+
+
 /* an answer that is not what the endpoint returns */
 
 ngx_int_t

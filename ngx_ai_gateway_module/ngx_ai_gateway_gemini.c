@@ -1575,18 +1575,12 @@ ngx_ai_gemini_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     cJSON      *root, *requests, *input, *item, *dims;
     ngx_int_t   rc;
 
-    input = ngx_ai_get(req->json, "input");
-    dims = ngx_ai_get(req->json, "dimensions");
-
-    if (!cJSON_IsString(input)
-        && !(cJSON_IsArray(input) && cJSON_IsString(input->child)))
-    {
-        ngx_ai_error_set(err, 400, "invalid_request_error", "input",
-                         "unsupported_input", "A gemini-type provider "
-                         "embeds text only: 'input' must be a string or "
-                         "an array of strings, not tokens.");
+    input = ngx_ai_embed_texts(req, err);
+    if (input == NULL) {
         return NGX_DECLINED;
     }
+
+    dims = ngx_ai_get(req->json, "dimensions");
 
     if (ngx_ai_gemini_path(pool, req, ":batchEmbedContents", &out->path)
         != NGX_OK)
@@ -1614,21 +1608,14 @@ ngx_ai_gemini_embed_request(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
         goto done;
     }
 
-    if (cJSON_IsString(input)) {
-        if (ngx_ai_gemini_embed_one(requests, (char *) model, input, dims)
+    for (item = ngx_ai_embed_next(input, NULL);
+         item;
+         item = ngx_ai_embed_next(input, item))
+    {
+        if (ngx_ai_gemini_embed_one(requests, (char *) model, item, dims)
             != NGX_OK)
         {
             goto done;
-        }
-
-    } else {
-        cJSON_ArrayForEach(item, input) {
-            if (ngx_ai_gemini_embed_one(requests, (char *) model, item,
-                                        dims)
-                != NGX_OK)
-            {
-                goto done;
-            }
         }
     }
 
@@ -1672,11 +1659,7 @@ ngx_ai_gemini_embed_one(cJSON *requests, const char *model, cJSON *text,
         return NGX_ERROR;
     }
 
-    if (cJSON_IsNumber(dims)
-        && ngx_ai_json_add(r, "outputDimensionality",
-                           cJSON_CreateNumber(dims->valuedouble))
-           != NGX_OK)
-    {
+    if (ngx_ai_embed_dims(r, "outputDimensionality", dims) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1705,39 +1688,24 @@ ngx_ai_gemini_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     root = ngx_ai_json_parse(pool, body, len);
     list = ngx_ai_get(root, "embeddings");
 
-    if (!cJSON_IsArray(list)
-        || (ngx_uint_t) cJSON_GetArraySize(list) != ngx_ai_embed_inputs(req))
-    {
-        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
-                                           "no embedding for every input");
-    }
-
     base64 = ngx_ai_embed_base64(req);
 
-    if (ngx_ai_embed_list_open(&w, &b, pool, len) != NGX_OK) {
-        return NGX_ERROR;
+    rc = ngx_ai_embed_start(&w, &b, pool, req, list, len, err);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     i = 0;
 
     cJSON_ArrayForEach(item, list) {
-        rc = ngx_ai_embed_item(&w, pool, i++, ngx_ai_get(item, "values"),
-                               base64);
-
-        if (rc == NGX_DECLINED
-            || (rc == NGX_OK && cJSON_IsString(ngx_ai_get(item, "values"))))
-        {
-            return ngx_ai_embed_invalid_answer(err, "the provider's answer "
-                                               "holds an embedding that is "
-                                               "not a vector");
-        }
-
+        rc = ngx_ai_embed_vector(&w, pool, i++, ngx_ai_get(item, "values"),
+                                 base64, 0, err);
         if (rc != NGX_OK) {
-            return NGX_ERROR;
+            return rc;
         }
     }
 
-    return ngx_ai_embed_list_close(&w, req, req->prompt_bytes / 4, out);
+    return ngx_ai_embed_finish(&w, req, 0, 0, out);
 }
 
 

@@ -1010,7 +1010,7 @@ ngx_ai_openai_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     cJSON         *root, *data, *item, *index;
     uint64_t       tokens;
     ngx_int_t      rc;
-    ngx_uint_t     i, n, base64;
+    ngx_uint_t     i, base64, known;
     ngx_ai_jw_t    w;
     ngx_ai_buf_t   b;
 
@@ -1018,17 +1018,11 @@ ngx_ai_openai_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     root = ngx_ai_json_parse(pool, body, len);
     data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    n = ngx_ai_embed_inputs(req);
-
-    if (!cJSON_IsArray(data) || (ngx_uint_t) cJSON_GetArraySize(data) != n) {
-        return ngx_ai_embed_invalid_answer(err, "the provider's answer has "
-                                           "no embedding for every input");
-    }
-
     base64 = ngx_ai_embed_base64(req);
 
-    if (ngx_ai_embed_list_open(&w, &b, pool, len) != NGX_OK) {
-        return NGX_ERROR;
+    rc = ngx_ai_embed_start(&w, &b, pool, req, data, len, err);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     i = 0;
@@ -1042,36 +1036,19 @@ ngx_ai_openai_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
                                                "order");
         }
 
-        rc = ngx_ai_embed_item(&w, pool, i++,
-                               cJSON_GetObjectItemCaseSensitive(item,
+        rc = ngx_ai_embed_vector(&w, pool, i++,
+                                 cJSON_GetObjectItemCaseSensitive(item,
                                                                 "embedding"),
-                               base64);
-        if (rc == NGX_DECLINED) {
-            return ngx_ai_embed_invalid_answer(err, "the provider's answer "
-                                               "holds an embedding that is "
-                                               "not a vector");
-        }
-
+                                 base64, 1, err);
         if (rc != NGX_OK) {
-            return NGX_ERROR;
+            return rc;
         }
     }
 
-    if (ngx_ai_json_get_uint(cJSON_GetObjectItemCaseSensitive(root, "usage"),
-                             "prompt_tokens", &tokens)
-        == NGX_OK)
-    {
-        out->usage.prompt_tokens = tokens;
-        out->usage.known = 1;
+    known = ngx_ai_json_get_uint(cJSON_GetObjectItemCaseSensitive(root,
+                                                                   "usage"),
+                                 "prompt_tokens", &tokens)
+            == NGX_OK;
 
-    } else {
-        /* the ledger charges the estimate, marked as one */
-        tokens = req->prompt_bytes / 4;
-    }
-
-    if (ngx_ai_embed_list_close(&w, req, tokens, out) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_ai_embed_finish(&w, req, known, tokens, out);
 }

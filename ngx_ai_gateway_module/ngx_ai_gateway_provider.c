@@ -610,7 +610,8 @@ ngx_http_ai_provider_path(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
 /*
  * Vertex AI: the publisher's path for the model; Anthropic's body without
  * its model and with Vertex's anthropic_version.  Vertex has no Gemini
- * embeddings of this form and no Anthropic count_tokens: a 400.
+ * batchEmbedContents (its embeddings are :predict) and no Anthropic
+ * count_tokens: a 400.
  */
 
 static ngx_int_t
@@ -632,7 +633,7 @@ ngx_http_ai_provider_vertex(ngx_pool_t *pool, ngx_http_ai_provider_t *p,
         ngx_ai_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
                          "model", "unsupported_on_vertex",
                          "Vertex AI takes no such call for this model (no "
-                         "embeddings or token counts here, or a model id "
+                         "token counts for Anthropic models, or a model id "
                          "that is not one)");
         return NGX_DECLINED;
     }

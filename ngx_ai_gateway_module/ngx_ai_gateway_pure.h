@@ -559,6 +559,17 @@ ngx_int_t ngx_ai_embed_list_close(ngx_ai_jw_t *w, ngx_ai_chat_request_t *req,
 ngx_int_t ngx_ai_count_render(ngx_pool_t *pool, uint64_t tokens,
     ngx_ai_response_t *out);
 ngx_int_t ngx_ai_embed_invalid_answer(ngx_ai_error_t *err, const char *msg);
+cJSON *ngx_ai_embed_texts(ngx_ai_chat_request_t *req, ngx_ai_error_t *err);
+cJSON *ngx_ai_embed_next(cJSON *input, cJSON *prev);
+ngx_int_t ngx_ai_embed_dims(cJSON *obj, const char *key, cJSON *dims);
+ngx_int_t ngx_ai_embed_start(ngx_ai_jw_t *w, ngx_ai_buf_t *b,
+    ngx_pool_t *pool, ngx_ai_chat_request_t *req, cJSON *list, size_t len,
+    ngx_ai_error_t *err);
+ngx_int_t ngx_ai_embed_vector(ngx_ai_jw_t *w, ngx_pool_t *pool,
+    ngx_uint_t index, cJSON *values, ngx_uint_t base64, ngx_uint_t strings,
+    ngx_ai_error_t *err);
+ngx_int_t ngx_ai_embed_finish(ngx_ai_jw_t *w, ngx_ai_chat_request_t *req,
+    ngx_uint_t known, uint64_t tokens, ngx_ai_response_t *out);
 
 /* ngx_ai_gateway_cloud.c: Azure OpenAI's paths and deployments */
 ngx_int_t ngx_ai_azure_path(ngx_pool_t *pool, ngx_str_t *path,
@@ -598,6 +609,12 @@ ngx_int_t ngx_ai_jwt_grant(ngx_pool_t *pool, ngx_str_t *input, u_char *sig,
     size_t siglen, ngx_str_t *out);
 ngx_int_t ngx_ai_oauth_token_parse(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_str_t *token, time_t *expires_in, const char **why);
+ngx_int_t ngx_ai_vertex_embed_request(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, ngx_ai_upstream_request_t *out,
+    ngx_ai_error_t *err);
+ngx_int_t ngx_ai_vertex_embed_response(ngx_pool_t *pool,
+    ngx_ai_chat_request_t *req, u_char *body, size_t len,
+    ngx_ai_response_t *out, ngx_ai_error_t *err);
 
 /* ngx_ai_gateway_scrub.c: secrets out of a provider's text */
 ngx_int_t ngx_ai_scrub(ngx_pool_t *pool, ngx_str_t *secrets, ngx_uint_t n,

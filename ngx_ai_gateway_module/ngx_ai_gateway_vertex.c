@@ -50,6 +50,9 @@ static ngx_http_ai_vertex_slot_t *ngx_http_ai_vertex_slot(
     ngx_http_ai_vertex_t *v);
 
 
+/* type=vertex, Gemini models: filled in by ngx_http_ai_vertex_check() */
+static ngx_ai_translator_t  ngx_http_ai_vertex_gemini;
+
 static ngx_str_t  ngx_http_ai_vertex_zone_name =
     ngx_string("ai_vertex_tokens");
 static ngx_str_t  ngx_http_ai_vertex_scope =
@@ -274,8 +277,19 @@ ngx_http_ai_vertex_check(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
         return NGX_CONF_ERROR;
     }
 
-    p->translator = v->anthropic ? &ngx_ai_anthropic_translator
-                                 : &ngx_ai_gemini_translator;
+    if (v->anthropic) {
+        p->translator = &ngx_ai_anthropic_translator;
+
+    } else {
+        /* Gemini's wire format, with Vertex's own embeddings */
+
+        ngx_http_ai_vertex_gemini = ngx_ai_gemini_translator;
+        ngx_http_ai_vertex_gemini.embed_request = ngx_ai_vertex_embed_request;
+        ngx_http_ai_vertex_gemini.embed_response =
+            ngx_ai_vertex_embed_response;
+
+        p->translator = &ngx_http_ai_vertex_gemini;
+    }
 
     v->zone = ngx_shared_memory_add(cf, &ngx_http_ai_vertex_zone_name,
                                     sizeof(ngx_http_ai_vertex_sh_t)

@@ -5,8 +5,8 @@
 # (the signature against the account's public key, iss, aud, scope, iat
 # and exp with a skewed clock); that token on every Vertex call, bought
 # once for both workers and refreshed before it expires; Gemini on
-# Vertex (:generateContent, :streamGenerateContent?alt=sse) and Anthropic
-# on Vertex (:rawPredict, :streamRawPredict, anthropic_version in the
+# Vertex (:generateContent, :streamGenerateContent?alt=sse, embeddings by
+# :predict) and Anthropic on Vertex (:rawPredict, :streamRawPredict, anthropic_version in the
 # body, no model), usage, the ledger, fallback past a refused token, and
 # the configuration's checks.
 
@@ -70,6 +70,7 @@ $t->write_config($t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF')
                 pass=/_ai/vertex token_pass=/_ai/gtoken-short;
 
     ai_price v/gemini-2.5-flash 1 2;
+    ai_price v/text-embedding-005 0.5 0;
     ai_cost_zone cost:1m;
 
     server {
@@ -238,9 +239,57 @@ is($r->{status}, 401, 'echoed token: 401');
 like($r->{content}, qr/authorization/i, 'echoed token: the headers were echoed');
 unlike($r->{content}, qr/\Q$tok\E|ya29\.mock/, 'echoed token: scrubbed');
 
-# embeddings: not on Vertex in this form
-$r = $t->post_json('/v1/embeddings', { model => 'v/text-embedding-004', input => 'x' });
-is($r->{status}, 400, 'embeddings on Vertex: 400');
+# --- embeddings: the publisher model's :predict -------------------------------------
+
+$r = $t->post_json('/v1/embeddings',
+    { model => 'v/text-embedding-005', input => ['hello', 'world!'],
+      dimensions => 2 }, headers => { Authorization => 'Bearer sk-emb' });
+is($r->{status}, 200, 'embeddings: 200') or diag($r->{content});
+my $em = (model_calls())[-1];
+is($em->{path}, "$G/text-embedding-005:predict", 'embeddings: :predict');
+like($em->{headers}{authorization} // '', qr/^Bearer ya29\.mock-/,
+     'embeddings: the access token');
+is_deeply($em->{body_json},
+          { instances => [{ content => 'hello' }, { content => 'world!' }],
+            parameters => { autoTruncate => JSON::PP::false,
+                            outputDimensionality => 2 } },
+          'embeddings: the instances and parameters Vertex takes');
+is($r->{json}{object}, 'list', 'embeddings: a list');
+is_deeply([map { $_->{embedding} } @{ $r->{json}{data} }],
+          [[5 / 1024, 6 / 1024], [6 / 1024, 7 / 1024]],
+          'embeddings: the vectors, in order');
+is(delete $r->{json}{usage}{cost}, 0.000002, 'embeddings: usage.cost from ai_price');
+is_deeply($r->{json}{usage}, { prompt_tokens => 4, total_tokens => 4 },
+          'embeddings: exact usage, the token counts summed (2 + 2)');
+is($r->{json}{model}, 'v/text-embedding-005', 'embeddings: the model asked');
+
+$r = $t->post_json('/v1/embeddings',
+    { model => 'v/text-embedding-005', input => 'abcdefghij',
+      encoding_format => 'base64' });
+is($r->{status}, 200, 'embeddings, base64: 200');
+require MIME::Base64;
+is_deeply([unpack 'f<*', MIME::Base64::decode_base64($r->{json}{data}[0]{embedding})],
+          [map { (10 + $_) / 1024 } 0 .. 2], 'embeddings, base64: float32 values');
+
+$r = $t->post_json('/v1/embeddings',
+    { model => 'v/text-embedding-005', input => 'x' x 9000 });
+is($r->{status}, 400, 'embeddings past the window: 400, not cut short');
+like($r->{json}{error}{message} // '', qr/supports up to 2048/,
+     "embeddings past the window: Vertex's message");
+
+$r = $t->post_json('/v1/embeddings', { model => 'v/text-embedding-005', input => [1, 2] });
+is($r->{status}, 400, 'token arrays on Vertex: 400');
+like($r->{json}{error}{message} // '', qr/embeds text only/, 'token arrays: why');
+
+$r = $t->post_json('/v1/embeddings', { model => 'va/claude-sonnet-4@20250514', input => 'x' });
+is($r->{status}, 400, 'embeddings on an Anthropic-on-Vertex provider: 400');
+
+my ($el) = grep { $_->{model} eq 'v/text-embedding-005' && defined $_->{key} }
+           @{ $t->get('/status')->{json}{ledger} };
+is_deeply($el && [@$el{qw(requests errors input_tokens estimated_input_tokens
+                         cost_nano_usd)}],
+          [1, 0, 4, 0, 4 * 500], 'embeddings: the ledger charged the exact tokens')
+    or diag(explain($t->get('/status')->{json}{ledger}));
 
 # --- refreshed before it expires (tokens of 4 s: refreshed after 3) -------------
 

@@ -8,7 +8,8 @@
 # event streams translated chunk by chunk (tool calls, exceptions, a bad
 # CRC, a cut), refusals of the signature (wrong secret, clock skew, Host
 # not the signed one, session tokens valid and expired), provider errors,
-# fallback and the ledger; the secret is nowhere in what is logged.
+# fallback and the ledger; embeddings by InvokeModel (Titan, Cohere); the
+# secret is nowhere in what is logged.
 
 use strict;
 use warnings;
@@ -60,6 +61,8 @@ my $conf = <<'EOF';
 
     ai_price bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0 3.00 15.00;
     ai_price bedrock/mock-status500 3.00 15.00;
+    ai_price bedrock/amazon.titan-embed-text-v2:0 0.02 0;
+    ai_price bedrock/cohere.embed-english-v3 0.10 0;
     ai_cost_zone cost:1m;
 
     server {
@@ -397,6 +400,73 @@ SKIP: {
     $n = $t->node_sdk('openai_chat.mjs', $t->base_url . '/v1', 'bedrock/mock-status429');
     is($n->{json}{status}, 429, 'sdk error: 429 seen by the SDK');
 }
+
+# --- embeddings: InvokeModel, Titan and Cohere ------------------------------
+
+my $emb = '/v1/embeddings';
+my $titan = 'amazon.titan-embed-text-v2:0';
+my $ncalls = @{ $t->mock_records('m1') };
+$r = $t->post_json($emb, { model => "bedrock/$titan", input => 'hello world',
+                           dimensions => 256 },
+                   headers => { Authorization => 'Bearer sk-emb' });
+is($r->{status}, 200, 'titan: 200 (the mock checked the signature)')
+    or diag explain $r->{json};
+$rec = last_record();
+is($rec->{path}, '/model/amazon.titan-embed-text-v2%3A0/invoke', 'titan: InvokeModel path');
+is_deeply($rec->{body_json}, { inputText => 'hello world', dimensions => 256 },
+          "titan: Titan's own body");
+like($rec->{headers}{authorization}, qr/^AWS4-HMAC-SHA256 Credential=AKIDMOCKBEDROCK\//,
+     'titan: signed');
+is(scalar @{ $r->{json}{data} }, 1, 'titan: one vector');
+is_deeply($r->{json}{data}[0]{embedding}, [map { (11 + $_) / 1024 } 0 .. 255],
+          'titan: its 256 values');
+is(delete $r->{json}{usage}{cost}, 0.00000006, 'titan: usage.cost');
+is_deeply($r->{json}{usage}, { prompt_tokens => 3, total_tokens => 3 },
+          "titan: exact usage (inputTextTokenCount)");
+
+$r = $t->post_json($emb, { model => "bedrock/$titan", input => 'abc',
+                           encoding_format => 'base64' });
+is($r->{status}, 200, 'titan base64: 200');
+require MIME::Base64;
+my @f = unpack 'f<*', MIME::Base64::decode_base64($r->{json}{data}[0]{embedding});
+is(scalar @f, 1024, 'titan base64: 1024 float32 values (its default)');
+is($f[1], 4 / 1024, 'titan base64: the values');
+
+$ncalls = @{ $t->mock_records('m1') };
+error_ok($t->post_json($emb, { model => "bedrock/$titan", input => ['a', 'b'] }),
+         400, 'titan, two inputs', qr/one input per call/);
+error_ok($t->post_json($emb, { model => "bedrock/$claude", input => 'a' }),
+         400, 'a chat model', qr/has no embeddings/);
+error_ok($t->post_json($emb, { model => "bedrock/$titan", input => [[1, 2]] }),
+         400, 'tokens', qr/embeds text only/);
+is(scalar @{ $t->mock_records('m1') }, $ncalls, 'refused requests: no call made');
+error_ok($t->post_json($emb, { model => "bedrock/$titan", input => 'a', dimensions => 300 }),
+         400, "titan's own refusal", qr/300 is not a valid enum value/);
+error_ok($t->post_json($emb, { model => "wrong/$titan", input => 'a' }),
+         403, 'titan, wrong secret', qr/signature we calculated does not match/);
+
+$r = $t->post_json($emb, { model => 'bedrock/cohere.embed-english-v3',
+                           input => ['ab', 'cde'] },
+                   headers => { Authorization => 'Bearer sk-emb' });
+is($r->{status}, 200, 'cohere: 200') or diag explain $r->{json};
+$rec = last_record();
+is($rec->{path}, '/model/cohere.embed-english-v3/invoke', 'cohere: path');
+is_deeply($rec->{body_json}, { texts => ['ab', 'cde'], input_type => 'search_document' },
+          "cohere: Cohere's own body");
+is_deeply([map { $_->{embedding} } @{ $r->{json}{data} }],
+          [[map { (2 + $_) / 1024 } 0 .. 2], [map { (3 + $_) / 1024 } 0 .. 2]],
+          'cohere: both vectors, in order');
+is($r->{json}{usage}{prompt_tokens}, 1, "cohere: the estimate (no count in Bedrock's body)");
+
+$st = $t->get('/status')->{json};
+my ($te) = grep { $_->{model} eq "bedrock/$titan" && defined $_->{key} } @{ $st->{ledger} };
+is_deeply($te && [@$te{qw(requests errors input_tokens estimated_input_tokens cost_nano_usd)}],
+          [1, 0, 3, 0, 3 * 20], 'ledger: titan exact') or diag explain $st->{ledger};
+my ($ce) = grep { $_->{model} eq 'bedrock/cohere.embed-english-v3' } @{ $st->{ledger} };
+is_deeply($ce && [@$ce{qw(requests errors input_tokens estimated_input_tokens
+                         estimated_cost_nano_usd)}],
+          [1, 0, 0, 1, 100], 'ledger: cohere charged the estimate, kept apart as one')
+    or diag explain $st->{ledger};
 
 # --- a provider that echoes the secret or the session token: scrubbed -------
 

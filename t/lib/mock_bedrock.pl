@@ -3,6 +3,15 @@
 #
 #   POST /model/MODEL_ID/converse          -> a Converse answer (JSON)
 #   POST /model/MODEL_ID/converse-stream   -> application/vnd.amazon.eventstream
+#   POST /model/MODEL_ID/invoke            -> InvokeModel of an embedding
+#        model, in its own body (sub br_invoke): Amazon Titan
+#        {"inputText"[,"dimensions" 256|512|1024,"normalize"]} ->
+#        {"embedding":[...],"inputTextTokenCount":ceil(CHARS/4)}; Cohere
+#        {"texts":[1..96],"input_type"(required)[,"truncate",
+#        "output_dimension"]} -> {"embeddings":[[...]],"id",
+#        "response_type":"embeddings_floats","texts"} (no token count in
+#        the body); the vectors as mock_provider.pl's; an unknown member,
+#        or another model, is a 400 ValidationException
 #
 # MODEL_ID is the path segment percent-decoded once (as AWS does): a model
 # id "anthropic.claude-3-7-sonnet-20250219-v1:0" is sent as
@@ -327,10 +336,64 @@ sub br_tool {
              substr($json, $half)] };
 }
 
+# InvokeModel of an embedding model (Titan or Cohere), the body checked as
+# Bedrock checks it
+sub br_invoke {
+    my ($c, $req, $model, $d, $b) = @_;
+    my $bad = sub { br_error($c, $req, 400, 'ValidationException', $_[0], $b) };
+    my $chars = sub { my $n = length $_[0]; int(($n + 3) / 4) || 1 };
+    my $body;
+    if ($model =~ /amazon\.titan-embed/) {
+        my %ok = map { $_ => 1 } qw(inputText dimensions normalize embeddingTypes);
+        for (sort keys %$d) {
+            return $bad->("Malformed input request: extraneous key [$_] is "
+                        . "not permitted, please reformat your input and try "
+                        . "again.") unless $ok{$_};
+        }
+        my $t = $d->{inputText};
+        return $bad->('Malformed input request: #: required key [inputText] '
+                    . 'not found') unless defined $t && !ref $t && length $t;
+        my $dims = $d->{dimensions} // 1024;
+        return $bad->('Malformed input request: #/dimensions: '
+                    . "$dims is not a valid enum value")
+            unless $dims =~ /^(?:256|512|1024)$/;
+        my $v = embed_vector(length $t, $dims, 0);
+        $body = { embedding => $v, inputTextTokenCount => $chars->($t),
+                  embeddingsByType => { float => $v } };
+    } elsif ($model =~ /cohere\.embed/) {
+        my %ok = map { $_ => 1 }
+                 qw(texts input_type truncate embedding_types output_dimension);
+        for (sort keys %$d) {
+            return $bad->("Malformed input request: extraneous key [$_] is "
+                        . "not permitted") unless $ok{$_};
+        }
+        my $texts = $d->{texts};
+        return $bad->('Malformed input request: #/texts: expected an array '
+                    . 'of 1 to 96 strings')
+            unless ref $texts eq 'ARRAY' && @$texts && @$texts <= 96
+                   && !grep { !defined || ref || !length } @$texts;
+        return $bad->('Malformed input request: #: required key '
+                    . '[input_type] not found')
+            unless ($d->{input_type} // '')
+                   =~ /^(?:search_document|search_query|classification|clustering)$/;
+        my $dims = embed_dims($d->{output_dimension})
+            // return $bad->('output_dimension: an integer is required');
+        $body = { id => 'mock-embed-1', response_type => 'embeddings_floats',
+                  texts => $texts,
+                  embeddings => [map { embed_vector(length, $dims, 0) } @$texts] };
+    } else {
+        return $bad->('The provided model does not support InvokeModel of '
+                    . 'this body');
+    }
+    return plain_plan($c, $req, 200, 'application/json',
+                      $BR_JSON->encode($body), $b,
+                      [['x-amzn-RequestId', 'mock-req-1']]);
+}
+
 # Called by mock_provider.pl's dispatch: () when the path is not Bedrock's.
 sub bedrock_dispatch {
     my ($c, $req, $path, $query) = @_;
-    my ($raw, $op) = $path =~ m{^/model/([^/]+)/(converse|converse-stream)$}
+    my ($raw, $op) = $path =~ m{^/model/([^/]+)/(converse|converse-stream|invoke)$}
         or return ();
     my $b = parse_behave($req->{headers}{'x-mock-behave'}, {});
     my $model = $raw;
@@ -364,6 +427,7 @@ sub bedrock_dispatch {
                     'Malformed input request, please reformat your input '
                     . 'and try again.', $b)
         unless ref $d eq 'HASH';
+    return br_invoke($c, $req, $model, $d, $b) if $op eq 'invoke';
     my $conv = br_conversation($d);
     return br_error($c, $req, 400, 'ValidationException', $conv, $b)
         unless ref $conv;

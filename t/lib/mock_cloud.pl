@@ -34,7 +34,8 @@
 #     "error_description":...} otherwise; else {"access_token":
 #     "ya29.mock-EXPIRY-N","expires_in":3599|N,"token_type":"Bearer"}.
 #   POST /v1/projects/P/locations/R/publishers/google/models/M:generateContent
-#        (and :streamGenerateContent?alt=sse, :countTokens): served as
+#        (and :streamGenerateContent?alt=sse, :countTokens, :predict of an
+#        embedding model): served as
 #        Gemini's /v1beta/models/M:...
 #   POST /v1/projects/P/locations/R/publishers/anthropic/models/M:rawPredict
 #        (and :streamRawPredict): the body must carry anthropic_version

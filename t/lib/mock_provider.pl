@@ -104,6 +104,10 @@
 #   {"requests":[{"model":"models/MODEL","content":{"parts":[{"text"}]}}]}
 #   (each request's model must be the path's, 400 otherwise) ->
 #   {"embeddings":[{"values":[...]}]}, no usage, as the real API.
+#   Vertex AI (/v1beta/models/M:predict, reached through mock_cloud.pl):
+#   {"instances":[{"content"}],"parameters":{...}} -> {"predictions":
+#   [{"embeddings":{"values","statistics":{"token_count":ceil(CHARS/4)}}}]}
+#   (sub vertex_embed).  Bedrock's InvokeModel embeddings: mock_bedrock.pl.
 #   count_tokens (Anthropic) takes model, messages, system, tools,
 #   tool_choice, thinking; any other member (max_tokens, stream,
 #   temperature ...) is a 400 "Extra inputs are not permitted", as the real
@@ -1229,14 +1233,16 @@ sub gemini_stream_array {
 sub dispatch_more {
     my ($c, $req, $path, $m) = @_;
     my ($gem_model, $gem_method) =
-        $path =~ m{^/v1beta/models/([^/:]+):(batchEmbedContents|countTokens)$};
+        $path =~ m{^/v1beta/models/([^/:]+):(batchEmbedContents|countTokens|predict)$};
     my $kind = $path eq '/v1/embeddings'             ? 'openai_embed'
              : $path eq '/v1/messages/count_tokens'  ? 'anthropic_count'
              : !defined $gem_method                  ? undef
              : $gem_method eq 'countTokens'          ? 'gemini_count'
+             : $gem_method eq 'predict'              ? 'vertex_embed'
              :                                         'gemini_embed';
     return () unless $kind;
     my $fmt = $kind =~ /^(\w+?)_/ ? $1 : 'openai';
+    $fmt = 'gemini' if $fmt eq 'vertex';
     return error_plan($c, $req, $fmt, 405, {}, "mock: method $m not allowed")
         if $m ne 'POST';
     my $data = eval { $JSON->decode($req->{body}) };
@@ -1258,6 +1264,7 @@ sub dispatch_more {
         if $b->{empty};
     my $out = $kind eq 'openai_embed'    ? openai_embed($data)
             : $kind eq 'gemini_embed'    ? gemini_embed($data, $model)
+            : $kind eq 'vertex_embed'    ? vertex_embed($data)
             : $kind eq 'anthropic_count' ? anthropic_count($data)
             :                              gemini_count($data);
     return error_plan($c, $req, $fmt, 400, $b, $out) unless ref $out;
@@ -1354,6 +1361,53 @@ sub gemini_embed {
         push @out, { values => embed_vector($chars, $dims, 0) };
     }
     return { embeddings => \@out };
+}
+
+# Vertex AI's :predict of a text embedding model: {"instances":[{"content"
+# [,"task_type","title"]}],"parameters":{"autoTruncate","outputDimensionality"}}
+# -> {"predictions":[{"embeddings":{"values","statistics":{"token_count",
+# "truncated"}}}]}; an input over 2048 tokens is a 400 when autoTruncate is
+# false, else cut to 2048 (truncated true).
+sub vertex_embed {
+    my ($d) = @_;
+    for my $k (sort keys %$d) {
+        return "Invalid JSON payload received. Unknown name \"$k\""
+            unless $k eq 'instances' || $k eq 'parameters';
+    }
+    my $in = $d->{instances};
+    return "instances: a non-empty array is required"
+        unless ref $in eq 'ARRAY' && @$in;
+    my $p = $d->{parameters} // {};
+    return "parameters: an object is required" unless ref $p eq 'HASH';
+    for my $k (sort keys %$p) {
+        return "Invalid JSON payload received. Unknown name \"$k\" at "
+             . "'parameters'"
+            unless $k eq 'autoTruncate' || $k eq 'outputDimensionality';
+    }
+    my $dims = embed_dims($p->{outputDimensionality})
+        // return "outputDimensionality: an integer is required";
+    my $cut = !(JSON::PP::is_bool($p->{autoTruncate}) && !$p->{autoTruncate});
+    my ($chars, @out) = (0);
+    for my $i (@$in) {
+        return "instances: each instance must be an object with a content"
+            unless ref $i eq 'HASH' && defined $i->{content}
+                   && !ref $i->{content} && length $i->{content};
+        my $n = length $i->{content};
+        my $tok = int(($n + 3) / 4);
+        return "Unable to submit request because the input token count is "
+             . "$tok but the model supports up to 2048. Reduce the input "
+             . "token count and try again."
+            if $tok > 2048 && !$cut;
+        my $trunc = $tok > 2048;
+        $tok = 2048 if $trunc;
+        $chars += $n;
+        push @out, { embeddings => { values => embed_vector($n, $dims, 0),
+            statistics => { token_count => $tok,
+                            truncated => $trunc ? JSON::PP::true
+                                                : JSON::PP::false } } };
+    }
+    return { predictions => \@out,
+             metadata => { billableCharacterCount => $chars } };
 }
 
 sub anthropic_count {
