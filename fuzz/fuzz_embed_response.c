@@ -6,7 +6,8 @@
  * list by an embed_response(): openai, gemini, Vertex AI's :predict,
  * Bedrock's Titan (a request of one input) or Cohere, for a fixed request
  * of two inputs, asked as floats or as base64.  The first byte chooses:
- * its value mod 5 the translator, the next bit base64.  An answer taken
+ * its value mod 5 the translator, the next bit base64, the one after
+ * whether the answer's headers counted the input tokens.  An answer taken
  * is one JSON object, UTF-8 in gives UTF-8 out; one refused is a 502 with
  * a renderable error.
  */
@@ -98,6 +99,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     req = fuzz_embed_request(pool, c->body[(data[0] / 5) & 1], c->upstream);
+
+    /* a count from the answer's headers (Bedrock's), or none */
+    req->header_tokens = (data[0] / 10) & 1;
+    req->header_input_tokens = data[0];
 
     body = (u_char *) (size > 1 ? data + 1 : (const uint8_t *) "");
     size--;

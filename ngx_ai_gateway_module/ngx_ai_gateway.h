@@ -201,9 +201,10 @@ typedef enum {
 
 /*
  * One call to one provider: a background subrequest.  Its fields are the
- * attempt layer's, but for its charge, written by the limits' call_done
- * hook: cost, est_cost, estimated, guessed, charged_ok; and "choice",
- * written by the strategy.
+ * attempt layer's (retry_delay, retry_after and retry_after_ms written by
+ * its call_headers.c, on the attempt's header filter), but for its
+ * charge, written by the limits' call_done hook: cost, est_cost,
+ * estimated, guessed, charged_ok; and "choice", written by the strategy.
  */
 typedef struct {
     ngx_http_ai_ctx_t          *ctx;
@@ -517,6 +518,21 @@ ngx_int_t ngx_http_ai_policy_text(ngx_http_request_t *r, ngx_uint_t hook,
 void ngx_http_ai_policy_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_policy_plan(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_model_t *m);
+
+/* ngx_ai_gateway_call_headers.c: a provider call's headers, sent and read */
+ngx_int_t ngx_http_ai_call_headers(ngx_http_request_t *sr,
+    ngx_http_ai_attempt_t *a, ngx_str_t *key);
+ngx_int_t ngx_http_ai_call_sign_aws(ngx_http_request_t *sr,
+    ngx_http_ai_attempt_t *a, ngx_str_t *key, ngx_str_t *path,
+    ngx_str_t *body);
+ngx_int_t ngx_http_ai_call_fresh_headers(ngx_http_request_t *sr,
+    const char *content_type, const char *accept);
+ngx_int_t ngx_http_ai_call_push_header(ngx_http_request_t *sr,
+    const char *name, ngx_str_t *value);
+void ngx_http_ai_call_retry_after(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a);
+void ngx_http_ai_call_header_tokens(ngx_http_request_t *r,
+    ngx_http_ai_attempt_t *a);
 
 /* ngx_ai_gateway_attempt.c: one provider call, and the request's calls;
  * attempt_start: NGX_DECLINED when the call may not be made, ctx->refused

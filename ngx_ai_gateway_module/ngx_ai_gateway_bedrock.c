@@ -1305,9 +1305,10 @@ done:
 /*
  * Titan: {"embedding":[...],"inputTextTokenCount":N}, its usage exact.
  * Cohere: {"embeddings":[[...],...]} or, by type, {"embeddings":{"float":
- * [[...],...]}}, with no token count in the body (Bedrock has it in a
- * header only): the estimate is charged, marked as one, unless Cohere's
- * own meta.billed_units.input_tokens is there.
+ * [[...],...]}}, with no token count in the body: Cohere's own
+ * meta.billed_units.input_tokens when there, else Bedrock's header
+ * X-Amzn-Bedrock-Input-Token-Count (req->header_input_tokens), else the
+ * estimate, charged marked as one.
  */
 
 static ngx_int_t
@@ -1359,6 +1360,12 @@ ngx_ai_bedrock_embed_response(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (counted != NGX_OK && req->header_tokens) {
+        /* Cohere's count: in Bedrock's header only */
+        tokens = req->header_input_tokens;
+        counted = NGX_OK;
     }
 
     counted = (counted == NGX_OK

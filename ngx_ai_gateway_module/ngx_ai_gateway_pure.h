@@ -108,6 +108,14 @@ typedef struct {
     ngx_uint_t                  op;        /* NGX_AI_OP_EMBED or
                                               NGX_AI_OP_COUNT; 0: chat */
     unsigned                    logprobs:1;      /* "logprobs": true */
+    unsigned                    header_tokens:1; /* header_input_tokens
+                                                    was sent */
+    uint64_t                    header_input_tokens;  /* a call's: the
+                                              input tokens its answer's
+                                              headers counted (Bedrock's
+                                              X-Amzn-Bedrock-Input-Token-
+                                              Count), set before the
+                                              answer is translated */
 } ngx_ai_chat_request_t;
 
 

@@ -456,7 +456,13 @@ is_deeply($rec->{body_json}, { texts => ['ab', 'cde'], input_type => 'search_doc
 is_deeply([map { $_->{embedding} } @{ $r->{json}{data} }],
           [[map { (2 + $_) / 1024 } 0 .. 2], [map { (3 + $_) / 1024 } 0 .. 2]],
           'cohere: both vectors, in order');
-is($r->{json}{usage}{prompt_tokens}, 1, "cohere: the estimate (no count in Bedrock's body)");
+is_deeply($r->{json}{usage}, { prompt_tokens => 2, total_tokens => 2, cost => 0.0000002 },
+          "cohere: exact usage from Bedrock's X-Amzn-Bedrock-Input-Token-Count");
+
+$r = $t->post_json($emb, { model => 'bedrock/cohere.embed-english-v3-noheadercount',
+                           input => ['ab', 'cde'] });
+is($r->{status}, 200, 'cohere without the header: 200');
+is($r->{json}{usage}{prompt_tokens}, 1, 'cohere without the header: the estimate');
 
 $st = $t->get('/status')->{json};
 my ($te) = grep { $_->{model} eq "bedrock/$titan" && defined $_->{key} } @{ $st->{ledger} };
@@ -464,8 +470,8 @@ is_deeply($te && [@$te{qw(requests errors input_tokens estimated_input_tokens co
           [1, 0, 3, 0, 3 * 20], 'ledger: titan exact') or diag explain $st->{ledger};
 my ($ce) = grep { $_->{model} eq 'bedrock/cohere.embed-english-v3' } @{ $st->{ledger} };
 is_deeply($ce && [@$ce{qw(requests errors input_tokens estimated_input_tokens
-                         estimated_cost_nano_usd)}],
-          [1, 0, 0, 1, 100], 'ledger: cohere charged the estimate, kept apart as one')
+                         cost_nano_usd)}],
+          [1, 0, 2, 0, 200], "ledger: cohere exact, from Bedrock's header")
     or diag explain $st->{ledger};
 
 # --- a provider that echoes the secret or the session token: scrubbed -------

@@ -10,8 +10,10 @@
 #        {"texts":[1..96],"input_type"(required)[,"truncate",
 #        "output_dimension"]} -> {"embeddings":[[...]],"id",
 #        "response_type":"embeddings_floats","texts"} (no token count in
-#        the body); the vectors as mock_provider.pl's; an unknown member,
-#        or another model, is a 400 ValidationException
+#        the body); both with the header X-Amzn-Bedrock-Input-Token-Count
+#        (the sum of ceil(CHARS/4) over the texts; not sent with the model
+#        token "noheadercount"); the vectors as mock_provider.pl's; an
+#        unknown member, or another model, is a 400 ValidationException
 #
 # MODEL_ID is the path segment percent-decoded once (as AWS does): a model
 # id "anthropic.claude-3-7-sonnet-20250219-v1:0" is sent as
@@ -342,7 +344,7 @@ sub br_invoke {
     my ($c, $req, $model, $d, $b) = @_;
     my $bad = sub { br_error($c, $req, 400, 'ValidationException', $_[0], $b) };
     my $chars = sub { my $n = length $_[0]; int(($n + 3) / 4) || 1 };
-    my $body;
+    my ($body, $tokens) = (undef, 0);
     if ($model =~ /amazon\.titan-embed/) {
         my %ok = map { $_ => 1 } qw(inputText dimensions normalize embeddingTypes);
         for (sort keys %$d) {
@@ -358,7 +360,8 @@ sub br_invoke {
                     . "$dims is not a valid enum value")
             unless $dims =~ /^(?:256|512|1024)$/;
         my $v = embed_vector(length $t, $dims, 0);
-        $body = { embedding => $v, inputTextTokenCount => $chars->($t),
+        $tokens = $chars->($t);
+        $body = { embedding => $v, inputTextTokenCount => $tokens,
                   embeddingsByType => { float => $v } };
     } elsif ($model =~ /cohere\.embed/) {
         my %ok = map { $_ => 1 }
@@ -378,6 +381,7 @@ sub br_invoke {
                    =~ /^(?:search_document|search_query|classification|clustering)$/;
         my $dims = embed_dims($d->{output_dimension})
             // return $bad->('output_dimension: an integer is required');
+        $tokens += $chars->($_) for @$texts;
         $body = { id => 'mock-embed-1', response_type => 'embeddings_floats',
                   texts => $texts,
                   embeddings => [map { embed_vector(length, $dims, 0) } @$texts] };
@@ -385,9 +389,10 @@ sub br_invoke {
         return $bad->('The provided model does not support InvokeModel of '
                     . 'this body');
     }
+    my @h = (['x-amzn-RequestId', 'mock-req-1']);
+    push @h, ['X-Amzn-Bedrock-Input-Token-Count', $tokens] unless $b->{noheadercount};
     return plain_plan($c, $req, 200, 'application/json',
-                      $BR_JSON->encode($body), $b,
-                      [['x-amzn-RequestId', 'mock-req-1']]);
+                      $BR_JSON->encode($body), $b, \@h);
 }
 
 # Called by mock_provider.pl's dispatch: () when the path is not Bedrock's.
@@ -402,6 +407,7 @@ sub bedrock_dispatch {
     for (split /-/, lc $model) {
         $b->{skew} = $1 if /^skew(\d+)$/;
         $b->{badcrc} = 1 if $_ eq 'badcrc';
+        $b->{noheadercount} = 1 if $_ eq 'noheadercount';
     }
 
     my $refusal = br_check_signature($c, $req, $path, $query // '', $b);

@@ -263,6 +263,21 @@ UNIT_TEST(embed_bedrock_cohere)
     UNIT_EQ_INT(ce_answer(t, &req, "{\"embeddings\":[[1],[null]]}", &out,
                           &err), NGX_DECLINED);
 
+    /* no count in the body: Bedrock's header, when the attempt read one */
+    req.header_input_tokens = 7;
+    req.header_tokens = 1;
+    UNIT_EQ_INT(ce_answer(t, &req, "{\"embeddings\":[[1],[2]]}", &out, &err),
+                NGX_OK);
+    UNIT_CHECK(out.usage.known);
+    UNIT_EQ_INT(out.usage.prompt_tokens, 7);
+    UNIT_CONTAINS(out.body, "\"prompt_tokens\":7,");
+
+    /* Cohere's own count first */
+    UNIT_EQ_INT(ce_answer(t, &req, "{\"embeddings\":[[1],[2]],\"meta\":{"
+                          "\"billed_units\":{\"input_tokens\":4}}}",
+                          &out, &err), NGX_OK);
+    UNIT_EQ_INT(out.usage.prompt_tokens, 4);
+
     /* dimensions go as output_dimension; one string is one text */
     UNIT_EQ_INT(ce_parse("{\"model\":\"b/x\",\"input\":\"a\","
                          "\"dimensions\":512}", "us.cohere.embed-v4:0", &req),
