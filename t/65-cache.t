@@ -24,7 +24,10 @@ plan skip_all => 'module not built' unless $t->has_module;
 
 $t->start_mock(name => 'm1');
 
-my $conf = $t->config_preamble . "http {\n" . $t->http_preamble . <<'EOF';
+(my $preamble = $t->config_preamble)
+    =~ s/worker_connections \d+;/worker_connections 4096;/;
+
+my $conf = $preamble . "http {\n" . $t->http_preamble . <<'EOF';
     log_format cache '$request_uri $status $ai_cache_status';
     access_log logs/cache.log cache;
 
@@ -502,6 +505,26 @@ my $persist = 'cache persist ' . $n++;
         '49 of them HITs';
     is scalar(grep { ($_->{content} // '') eq "Mock answer to: $text" }
               @res), 50, 'each got the answer';
+}
+
+# a thousand at once on a cold key (node's fetch, one connection each)
+
+SKIP: {
+    skip 'no node', 4 unless $t->has_node_sdk('openai');
+    my $text = 'cache burst ' . $n++;
+    my $b = JSON::PP->new->canonical->encode(
+        body(text => $text, model => 'openai/gpt-4o-delay300'));
+    my $start = time;
+    my $r = $t->node_sdk('../load/burst.mjs', $t->base_url
+                         . '/v1/chat/completions', $b, 1000);
+    my $took = time - $start;
+    my $j = $r->{json} || {};
+    is $j->{status}{200}, 1000, '1,000 concurrent: all 200'
+        or diag explain $j;
+    is calls_for($text), 1, '1,000 concurrent on a cold key: one call';
+    is $j->{cache}{HIT}, 999, '999 HITs, one MISS';
+    is $j->{contents}, 1, 'one answer for all';
+    note sprintf '1,000 concurrent identical requests: %.2f s', $took;
 }
 
 # ---------------------------------------------------------------------
