@@ -470,7 +470,7 @@ ngx_ai_cache_uint(ngx_str_t *s, uint64_t *v)
 
 
 /*
- * A whole answer worth keeping: a chat.completion whose every choice
+ * A whole answer worth keeping: a chat.completion of one choice that
  * ended normally (stop, length, tool_calls, function_call), or an
  * embedding list.  NGX_DECLINED: not to be stored.
  */
@@ -504,7 +504,10 @@ ngx_ai_cache_answer_ok(ngx_pool_t *pool, ngx_str_t *body)
 
     choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
 
-    if (!cJSON_IsArray(choices) || choices->child == NULL) {
+    if (!cJSON_IsArray(choices) || choices->child == NULL
+        || choices->child->next)
+    {
+        /* n > 1 is not cached: it could not be replayed as one stream */
         return NGX_DECLINED;
     }
 
