@@ -17,6 +17,8 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
+use POSIX ();
 use GatewayTest;
 
 my $t = GatewayTest->new(name => 'cache');
@@ -76,6 +78,18 @@ my $conf = $preamble . "http {\n" . $t->http_preamble . <<'EOF';
         location /small/v1/ {
             ai_gateway;
             ai_cache small scope=global;
+        }
+
+        location /guard/v1/ {
+            ai_gateway;
+            ai_guard sec "regex=secret-[0-9]+" action=redact scope=response;
+            ai_cache aic scope=global;
+        }
+
+        location /budget/v1/ {
+            ai_gateway;
+            ai_cost zone=cost key=$http_authorization budget=1/day;
+            ai_cache aic scope=global;
         }
 
         location /off/v1/ {
@@ -427,6 +441,73 @@ sub cache_of {
 
     $r = chat('/off/v1', text => $ns);
     ok !defined $r->{headers}{'x-ai-cache'}, 'ai_cache off: no header';
+}
+
+# ---------------------------------------------------------------------
+# ai_guard's response rules apply to a hit as to a fresh answer; a hit
+# under a budget gives its reservation back
+
+{
+    my $text = 'cache guard secret-' . (1000 + $n++);
+    my $r1 = chat('/guard/v1', text => $text);
+    is $r1->{json}{choices}[0]{message}{content},
+        'Mock answer to: cache guard [REDACTED:sec]', 'guard: redacted';
+    my $r2 = chat('/guard/v1', text => $text);
+    is $r2->{headers}{'x-ai-cache'}, 'HIT', 'guard: a HIT';
+    is $r2->{json}{choices}[0]{message}{content},
+        'Mock answer to: cache guard [REDACTED:sec]', 'guard: the hit redacted';
+    my $s = $t->stream('/guard/v1/chat/completions',
+                       body(text => $text, stream => 1));
+    is streamed($s), 'Mock answer to: cache guard [REDACTED:sec]',
+        'guard: the streamed hit redacted';
+    # the same answer where no rule applies: the stored one is whole
+    my $r3 = chat('/v1', text => $text);
+    is $r3->{headers}{'x-ai-cache'}, 'HIT', 'the entry is shared by plan';
+    like $r3->{json}{choices}[0]{message}{content}, qr/secret-\d+$/,
+        'stored before the guard: no redaction where no rule applies';
+
+    my $b = 'cache budget ' . $n++;
+    my $h = { Authorization => 'Bearer kb' };
+    chat('/budget/v1', text => $b, headers => $h);
+    my @hits = map { chat('/budget/v1', text => $b, headers => $h) } 1 .. 3;
+    is scalar(grep { $_->{status} == 200
+                     && $_->{headers}{'x-ai-cache'} eq 'HIT' } @hits), 3,
+        'budget: hits answered';
+    sleep 0.3;
+    my @held = grep { ($_->{in_flight_nano_usd} // 0) > 0 }
+               @{ status()->{spend} || [] };
+    is scalar(@held), 0, 'budget: no reservation left held by the hits';
+}
+
+# ---------------------------------------------------------------------
+# a client that hangs up while it waits for an identical miss
+
+{
+    my $text = 'cache hangup ' . $n++;
+    my $model = 'openai/gpt-4o-delay1500';
+    my $pid = fork;
+    if ($pid == 0) {
+        my $r = chat('/v1', text => $text, model => $model);
+        POSIX::_exit(($r->{status} == 200
+                      && ($r->{headers}{'x-ai-cache'} // '') eq 'MISS')
+                     ? 0 : 1);
+    }
+    sleep 0.3;
+    my $body = JSON::PP->new->encode(body(text => $text, model => $model));
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $t->port, Proto => 'tcp');
+    print $sock "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              . "Content-Type: application/json\r\nContent-Length: "
+              . length($body) . "\r\n\r\n$body";
+    sleep 0.3;
+    close $sock;
+    waitpid $pid, 0;
+    is $? >> 8, 0, 'the first request: its answer, a MISS';
+    my $r = chat('/v1', text => $text, model => $model);
+    is $r->{headers}{'x-ai-cache'}, 'HIT', 'then stored';
+    is calls_for($text), 1, 'the one who hung up made no call';
+    ok $t->wait_for_log(qr/client prematurely closed connection/, 5),
+        'the hang-up was seen while waiting';
 }
 
 # ---------------------------------------------------------------------
