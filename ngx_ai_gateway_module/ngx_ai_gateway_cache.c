@@ -149,6 +149,8 @@ static ngx_int_t ngx_http_ai_cache_write(ngx_http_request_t *r,
     ngx_http_ai_cache_ctx_t *cc, ngx_str_t *record);
 static ngx_int_t ngx_http_ai_cache_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ai_cache_prom_ratio(ngx_ai_buf_t *b,
+    ngx_http_ai_cache_entry_t *e, ngx_uint_t n);
 
 
 static ngx_str_t  ngx_http_ai_cache_names[] = {
@@ -1543,6 +1545,52 @@ ngx_http_ai_cache_status_json(ngx_http_request_t *r, ngx_ai_jw_t *w)
 }
 
 
+/* the hit ratio as a gauge: hits / (hits + misses + expired) */
+
+static ngx_int_t
+ngx_http_ai_cache_prom_ratio(ngx_ai_buf_t *b, ngx_http_ai_cache_entry_t *e,
+    ngx_uint_t n)
+{
+    u_char                     *p;
+    ngx_uint_t                  i;
+    ngx_atomic_uint_t           hits, lookups, permille;
+    ngx_http_ai_cache_stats_t  *st;
+    u_char                      line[256];
+
+    if (ngx_ai_buf_append_str(b, "# HELP ai_gateway_cache_hit_ratio Hits "
+                              "per lookup (hits, misses, expired) since "
+                              "the start\n# TYPE ai_gateway_cache_hit_ratio "
+                              "gauge\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        st = e[i].stats;
+
+        if (st == NULL) {
+            continue;
+        }
+
+        hits = st->hits;
+        lookups = hits + st->misses + st->expired;
+        permille = lookups ? hits * 1000 / lookups : 0;
+
+        p = ngx_snprintf(line, sizeof(line),
+                         "ai_gateway_cache_hit_ratio{cache=\"%*s\"} "
+                         "%uA.%03uA\n", st->len, st->name,
+                         permille / 1000, permille % 1000);
+
+        if (ngx_ai_buf_append(b, line, p - line) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* Prometheus: ai_gateway_cache_* per cache */
 
 ngx_int_t
@@ -1591,6 +1639,10 @@ ngx_http_ai_cache_prometheus(ngx_http_request_t *r, ngx_ai_buf_t *b)
     }
 
     e = cmcf->entries.elts;
+
+    if (ngx_http_ai_cache_prom_ratio(b, e, cmcf->entries.nelts) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (k = 0; k < sizeof(families) / sizeof(families[0]) + 1; k++) {
 

@@ -17,7 +17,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <stdio.h>
 #include <openssl/sha.h>
 #include "ngx_ai_gateway_cache_key.h"
 
@@ -93,7 +92,6 @@ static ngx_int_t
 ngx_ai_cache_canon_value(ngx_pool_t *pool, ngx_ai_buf_t *b, cJSON *v,
     ngx_uint_t top)
 {
-    int      n;
     cJSON   *item;
     double   d;
     char     num[64];
@@ -123,17 +121,13 @@ ngx_ai_cache_canon_value(ngx_pool_t *pool, ngx_ai_buf_t *b, cJSON *v,
             return ngx_ai_buf_append_uint(b, (uint64_t) (d < 0 ? -d : d));
         }
 
-        /* one printf of 17 digits, which reads back as the same double
-         * (cJSON's own print tries 15 digits, reads them back, and may
-         * print again) */
+        /* cJSON's shortest form that reads back as the same double */
 
-        n = snprintf(num, sizeof(num), "%.17g", d);
-
-        if (n <= 0 || (size_t) n >= sizeof(num)) {
+        if (!cJSON_PrintPreallocated(v, num, sizeof(num), 0)) {
             return NGX_ERROR;
         }
 
-        return ngx_ai_buf_append(b, num, n);
+        return ngx_ai_buf_append_str(b, num);
 
     case cJSON_String:
         if (v->valuestring == NULL) {

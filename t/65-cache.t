@@ -623,6 +623,16 @@ SKIP: {
     like $m->{content},
         qr/^ai_gateway_cache_saved_usd_total\{cache="aic"\} \d+\.\d{9}$/m,
         'prometheus: saved USD';
+    like $m->{content},
+        qr/^ai_gateway_cache_hit_ratio\{cache="aic"\} 0\.\d{3}$/m,
+        'prometheus: the hit ratio';
+    SKIP: {
+        skip 'no promtool', 1 unless -x '/usr/bin/promtool';
+        my $f = $t->prefix . '/logs/metrics.prom';
+        $t->write_file($f, $m->{content}, raw => 1);
+        my $out = `/usr/bin/promtool check metrics < $f 2>&1`;
+        is $?, 0, 'promtool check metrics passes' or diag $out;
+    }
     my $log = $t->read_file($t->prefix . '/logs/cache.log') // '';
     like $log, qr{ 200 HIT$}m, '$ai_cache_status: HIT';
     like $log, qr{ 200 MISS$}m, '$ai_cache_status: MISS';
