@@ -128,6 +128,8 @@ static ngx_int_t ngx_http_ai_cache_make_key(ngx_http_request_t *r,
     ngx_http_ai_cache_ctx_t *cc);
 static ngx_int_t ngx_http_ai_cache_tenant(ngx_http_request_t *r,
     ngx_http_ai_cache_loc_conf_t *clcf, ngx_str_t *tenant);
+static ngx_int_t ngx_http_ai_cache_api_key(ngx_http_request_t *r,
+    ngx_str_t *value);
 static ngx_int_t ngx_http_ai_cache_open(ngx_http_request_t *r,
     ngx_http_ai_cache_ctx_t *cc);
 static void ngx_http_ai_cache_wake(ngx_http_request_t *r);
@@ -915,7 +917,11 @@ ngx_http_ai_cache_make_key(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-/* scope=key: the ai_auth key's name; team: its team; tenant= overrides */
+/*
+ * scope=key: the ai_auth key's name; team: its team; without ai_auth (no
+ * name) the client's own credential, Authorization or x-api-key, so that
+ * two clients never share an entry by default.  tenant= overrides.
+ */
 
 static ngx_int_t
 ngx_http_ai_cache_tenant(ngx_http_request_t *r,
@@ -944,15 +950,23 @@ ngx_http_ai_cache_tenant(ngx_http_request_t *r,
 
         vv = ngx_http_get_indexed_variable(r, index);
 
-        if (vv && !vv->not_found) {
+        if (vv && !vv->not_found && vv->len) {
             value.data = vv->data;
             value.len = vv->len;
+
+        } else if (r->headers_in.authorization) {
+            value = r->headers_in.authorization->value;
+            clcf = NULL;
+
+        } else if (ngx_http_ai_cache_api_key(r, &value) == NGX_OK) {
+            clcf = NULL;
         }
     }
 
     if (ngx_ai_buf_init(&b, r->pool, value.len + 16) != NGX_OK
-        || ngx_ai_buf_append_str(&b, clcf->tenant ? "tenant:"
-                                                  : scopes[clcf->scope])
+        || ngx_ai_buf_append_str(&b, clcf == NULL ? "credential:"
+                                     : clcf->tenant ? "tenant:"
+                                     : scopes[clcf->scope])
            != NGX_OK
         || ngx_ai_buf_append(&b, value.data, value.len) != NGX_OK)
     {
@@ -963,6 +977,39 @@ ngx_http_ai_cache_tenant(ngx_http_request_t *r,
     tenant->len = b.len;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cache_api_key(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("x-api-key") - 1 && h[i].value.len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "x-api-key",
+                               sizeof("x-api-key") - 1) == 0)
+        {
+            *value = h[i].value;
+            return NGX_OK;
+        }
+    }
 }
 
 

@@ -59,6 +59,11 @@ my $conf = $preamble . "http {\n" . $t->http_preamble . <<'EOF';
             ai_cache aic tenant=$http_x_tenant;
         }
 
+        location /key/v1/ {
+            ai_gateway;
+            ai_cache aic;
+        }
+
         location /sampling/v1/ {
             ai_gateway;
             ai_cache aic scope=global sampling=on;
@@ -365,6 +370,22 @@ sub cache_of {
     is $a2->{headers}{'x-ai-cache'}, 'HIT', 'the same tenant: HIT';
     is calls_for($text), 2, 'tenants: one call each';
 
+    # scope=key without ai_auth: the client's own credential
+    my $k = 'cache credential ' . $n++;
+    my $x1 = chat('/key/v1', text => $k,
+                  headers => { Authorization => 'Bearer one' });
+    my $x2 = chat('/key/v1', text => $k,
+                  headers => { Authorization => 'Bearer two' });
+    is $x2->{headers}{'x-ai-cache'}, 'MISS', 'another credential: MISS';
+    my $x3 = chat('/key/v1', text => $k, headers => { 'x-api-key' => 'one' });
+    is $x3->{headers}{'x-ai-cache'}, 'MISS', 'x-api-key: its own entries';
+    my $x4 = chat('/key/v1', text => $k,
+                  headers => { Authorization => 'Bearer one' });
+    is $x4->{headers}{'x-ai-cache'}, 'HIT', 'the same credential: HIT';
+    my $x5 = chat('/key/v1', text => $k, headers => { 'x-api-key' => 'one' });
+    is $x5->{headers}{'x-ai-cache'}, 'HIT', 'the same x-api-key: HIT';
+    is calls_for($k), 3, 'credentials: one call each';
+
     my $s = 'cache sampled ' . $n++;
     chat('/v1', text => $s, temperature => 0.7);
     my $r = chat('/v1', text => $s, temperature => 0.7);
@@ -521,6 +542,7 @@ sub cache_of {
     sleep 2.1;
     $r = chat('/short/v1', text => $text);
     is $r->{headers}{'x-ai-cache'}, 'EXPIRED', 'after the ttl: EXPIRED';
+    sleep 0.3;                  # its log phase writes the entry again
     $r = chat('/short/v1', text => $text);
     is $r->{headers}{'x-ai-cache'}, 'HIT', 'stored again';
 }
