@@ -661,6 +661,7 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     void (*done)(ngx_http_request_t *r, ngx_int_t rc))
 {
     ngx_str_t                      *key;
+    ngx_uint_t                      i;
     ngx_http_cache_t               *c;
     ngx_http_ai_cache_ctx_t        *cc;
     ngx_http_ai_cache_entry_t      *e;
@@ -684,19 +685,18 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     e = cmcf->entries.elts;
 
-    for (cc->entry = NULL; cc->entry == NULL; e++) {
-        if (e >= (ngx_http_ai_cache_entry_t *) cmcf->entries.elts
-                 + cmcf->entries.nelts)
-        {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "ai gateway: \"%V\" is no ai_cache_path zone",
-                          &clcf->zone->shm.name);
-            return NGX_DECLINED;
+    for (i = 0; i < cmcf->entries.nelts; i++) {
+        if (e[i].cache->shm_zone == clcf->zone) {
+            cc->entry = &e[i];
+            break;
         }
+    }
 
-        if (e->cache->shm_zone == clcf->zone) {
-            cc->entry = e;
-        }
+    if (cc->entry == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ai gateway: \"%V\" is no ai_cache_path zone",
+                      &clcf->zone->shm.name);
+        return NGX_DECLINED;
     }
 
     cc->status = NGX_HTTP_AI_CACHE_BYPASS;
@@ -1311,6 +1311,21 @@ ngx_http_ai_cache_headers_hook(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     ngx_str_set(&h->key, "Age");
     h->value.data = p;
     h->value.len = ngx_sprintf(p, "%T", age > 0 ? age : 0) - p;
+
+    if (cc->rec.model.len == 0) {
+        return NGX_OK;
+    }
+
+    /* the model that answered then (no call: no X-AI-Attempts) */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-AI-Model");
+    h->value = cc->rec.model;
 
     return NGX_OK;
 }

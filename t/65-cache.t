@@ -188,6 +188,9 @@ sub cache_of {
     is $c2, $c1, 'hit: the same content';
     is $c1, "Mock answer to: $text", 'the content is the answer';
     is $r2->{json}{id}, $r1->{json}{id}, 'hit: the same id';
+    is $r2->{headers}{'x-ai-model'}, 'openai/gpt-4o',
+        'hit: X-AI-Model, the model that answered';
+    ok !defined $r2->{headers}{'x-ai-attempts'}, 'hit: no X-AI-Attempts';
     is $r2->{json}{usage}{prompt_tokens}, $r1->{json}{usage}{prompt_tokens},
         'hit: the stored usage';
     is $r2->{json}{usage}{completion_tokens},
@@ -338,6 +341,16 @@ sub cache_of {
     is $r3->{json}{object}, 'response', 'responses hit: a response';
     is $r3->{json}{output}[0]{content}[0]{text}, "Mock answer to: $text r",
         'responses hit: the text';
+    my $rs = $t->stream('/v1/responses',
+                        { %$resp, stream => JSON::PP::true() });
+    is $rs->{headers}{'x-ai-cache'}, 'HIT', 'responses stream: HIT';
+    my @types = map { $_ && $_->{type} } @{ $rs->{json_events} };
+    is $types[0], 'response.created', 'responses stream hit: created';
+    is $types[-1], 'response.completed', 'responses stream hit: completed';
+    my $rt = join '', map { $_->{delta} // '' }
+             grep { $_ && ($_->{type} // '') eq 'response.output_text.delta' }
+             @{ $rs->{json_events} };
+    is $rt, "Mock answer to: $text r", 'responses stream hit: the text';
 }
 
 # ---------------------------------------------------------------------
