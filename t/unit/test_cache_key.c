@@ -339,6 +339,23 @@ UNIT_TEST(cache_chunks_unfit)
 }
 
 
+/* a NUL-terminated copy, for strstr() */
+
+static char *
+cstr(ngx_str_t *s)
+{
+    char  *p;
+
+    p = ngx_pnalloc(unit_pool(), s->len + 1);
+    UNIT_CHECK(p != NULL);
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
+
+
 /* 63 bytes, then a character of two: the first piece ends before it */
 #define LONG_TEXT                                                            \
     "012345678901234567890123456789012345678901234567890123456789012"       \
@@ -384,16 +401,16 @@ UNIT_TEST(cache_replay)
                     NGX_OK);
         UNIT_EQ_INT(ngx_ai_cache_chunks_feed(&ch, b.data, b.len), NGX_OK);
         UNIT_EQ_INT(ngx_ai_cache_chunks_answer(&ch, &u, &again), NGX_OK);
-        UNIT_CHECK(ngx_strstr(again.data, "\"content\":\"" LONG_TEXT "\"")
+        UNIT_CHECK(strstr(cstr(&again), "\"content\":\"" LONG_TEXT "\"")
                    != NULL);
-        UNIT_CHECK(ngx_strstr(again.data, "\"prompt_tokens\":3,"
+        UNIT_CHECK(strstr(cstr(&again), "\"prompt_tokens\":3,"
                               "\"completion_tokens\":4") != NULL);
         UNIT_EQ_INT(ch.usage.cost, 0);
     }
 
     /* a piece never ends inside the two bytes of U+00E9 */
-    UNIT_CHECK(ngx_strstr(out.data, "\"content\":\"\xc3\"") == NULL);
-    UNIT_CHECK(ngx_strstr(out.data, "\"cost\":0") != NULL);
+    UNIT_CHECK(strstr(cstr(&out), "\"content\":\"\xc3\"") == NULL);
+    UNIT_CHECK(strstr(cstr(&out), "\"cost\":0") != NULL);
 
     /* two choices cannot be one stream */
     ngx_str_set(&body, "{\"choices\":[{\"message\":{},\"finish_reason\":"
