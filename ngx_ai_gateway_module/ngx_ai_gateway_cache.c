@@ -25,7 +25,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_ai_gateway.h"
+#include "ngx_ai_gateway_limits.h"
 #include "ngx_ai_gateway_cache.h"
 
 
@@ -136,6 +136,8 @@ static void ngx_http_ai_cache_wake(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_cache_opened(ngx_http_request_t *r,
     ngx_http_ai_cache_ctx_t *cc, ngx_int_t rc);
 static ngx_int_t ngx_http_ai_cache_read(ngx_http_request_t *r,
+    ngx_http_ai_cache_ctx_t *cc);
+static void ngx_http_ai_cache_ledger(ngx_http_request_t *r,
     ngx_http_ai_cache_ctx_t *cc);
 static ngx_int_t ngx_http_ai_cache_answer_hook(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -1102,6 +1104,7 @@ ngx_http_ai_cache_opened(ngx_http_request_t *r, ngx_http_ai_cache_ctx_t *cc,
             ngx_atomic_fetch_add(&st->saved_input, cc->rec.input_tokens);
             ngx_atomic_fetch_add(&st->saved_output, cc->rec.output_tokens);
             ngx_atomic_fetch_add(&st->saved_cost, cc->rec.cost);
+            ngx_http_ai_cache_ledger(r, cc);
             return NGX_OK;
         }
 
@@ -1197,6 +1200,72 @@ damaged:
                   c->file.name.data);
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * A hit in the ai_cost ledger: one request under the model's label, no
+ * tokens, no cost (what it saved is in the cache's own counters).
+ * Written while the request still holds its budget account, as a call's
+ * charge is.
+ */
+
+static void
+ngx_http_ai_cache_ledger(ngx_http_request_t *r, ngx_http_ai_cache_ctx_t *cc)
+{
+    ngx_str_t                       label;
+    ngx_uint_t                      i;
+    ngx_http_ai_ctx_t              *ctx;
+    ngx_http_ai_model_t            *m;
+    ngx_http_ai_counters_t          add;
+    ngx_http_ai_limits_ctx_t       *lctx;
+    ngx_http_ai_limits_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_limits_module);
+    lctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_limits_module);
+
+    if (lctx && lctx->principal) {
+        /* the key's own lines, as admission made them */
+        llcf = lctx->conf;
+    }
+
+    if (llcf == NULL || llcf->cost == NULL) {
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
+
+    if (lctx == NULL) {
+        lctx = ngx_http_ai_limits_get_ctx(r, 1);
+        if (lctx == NULL) {
+            return;
+        }
+
+        lctx->ai = ctx;
+    }
+
+    /* the label the model's calls are counted under */
+
+    label = cc->rec.model;
+    m = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        if (m[i].name.len == label.len && m[i].label.len
+            && ngx_strncmp(m[i].name.data, label.data, label.len) == 0)
+        {
+            label = m[i].label;
+            break;
+        }
+    }
+
+    ngx_memzero(&add, sizeof(ngx_http_ai_counters_t));
+    add.requests = 1;
+
+    (void) ngx_http_ai_cost_record(lctx, llcf->cost, &label, &add);
+
+    if (lctx->team) {
+        (void) ngx_http_ai_cost_record(lctx, lctx->team, &label, &add);
+    }
 }
 
 

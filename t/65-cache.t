@@ -203,6 +203,19 @@ sub cache_of {
         'ledger: the hit cost nothing';
     is $st2->{totals}{input_tokens}, $st1->{totals}{input_tokens},
         'ledger: no input tokens for the hit';
+    is $st2->{totals}{requests}, $st1->{totals}{requests} + 1,
+        'ledger: the hit is one more request';
+    my ($l1) = grep { ($_->{model} // '') eq 'openai/gpt-4o'
+                      && ($_->{route} // '') eq '/v1/'
+                      && defined $_->{key} } @{ $st1->{ledger} };
+    my ($l2) = grep { ($_->{model} // '') eq 'openai/gpt-4o'
+                      && ($_->{route} // '') eq '/v1/'
+                      && defined $_->{key} && $_->{key} eq $l1->{key} }
+               @{ $st2->{ledger} };
+    is $l2->{requests} - $l1->{requests}, 1,
+        "ledger: the key's entry counts the hit";
+    is $l2->{cost_nano_usd}, $l1->{cost_nano_usd},
+        "ledger: the key's entry, cost unchanged";
     my ($a, $b) = (cache_of($st1, 'aic'), cache_of($st2, 'aic'));
     is $b->{hits} - ($a->{hits} // 0), 1, 'status: one more hit';
     is $b->{saved_input_tokens} - $a->{saved_input_tokens},
