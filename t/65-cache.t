@@ -97,6 +97,12 @@ my $conf = $preamble . "http {\n" . $t->http_preamble . <<'EOF';
             ai_cache aic scope=global;
         }
 
+        location /fusion/v1/ {
+            ai_gateway;
+            ai_pool openai/alpha openai/beta judge=openai/verdict mode=merge;
+            ai_cache aic scope=global;
+        }
+
         location /off/v1/ {
             ai_gateway;
             ai_cache off;
@@ -364,6 +370,22 @@ sub cache_of {
              grep { $_ && ($_->{type} // '') eq 'response.output_text.delta' }
              @{ $rs->{json_events} };
     is $rt, "Mock answer to: $text r", 'responses stream hit: the text';
+}
+
+# ---------------------------------------------------------------------
+# fusion: the fused answer is one entry, keyed with the pool
+
+{
+    my $text = 'cache fusion ' . $n++;
+    my $r1 = chat('/fusion/v1', text => $text, model => 'fusion');
+    is $r1->{status}, 200, 'fusion miss: 200';
+    my $calls = calls_for($text);
+    ok $calls >= 3, "fusion miss: members and judge called ($calls)";
+    my $r2 = chat('/fusion/v1', text => $text, model => 'fusion');
+    is $r2->{headers}{'x-ai-cache'}, 'HIT', 'fusion: HIT';
+    is $r2->{json}{choices}[0]{message}{content},
+        $r1->{json}{choices}[0]{message}{content}, 'fusion hit: the answer';
+    is calls_for($text), $calls, 'fusion hit: no call';
 }
 
 # ---------------------------------------------------------------------
