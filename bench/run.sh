@@ -129,11 +129,14 @@ CASES=(
 "gw-governed-stream|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|h) e) governed: client key, rpm/tpm, ledger+budget, metrics"
 "gw-fusion|gateway|/fusion/v1/chat/completions|fusion|0|chat|plain-openai|direct-openai|g) fusion: 3 members + a merge judge (2 round trips)"
 "gw-stream-anthropic|gateway|/v1/chat/completions|anthropicsse/claude-x|1|chat-sse|plain-sse-anthropic|direct-sse-anthropic|e) gateway, streaming (Anthropic translated)"
+"plain-cache|plain|/cache/v1/chat/completions|openai/gpt-4o|0|chat||direct-openai|nginx proxy_cache hit (POST keyed by the body)"
+"gw-cache|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-cache|direct-openai|i) gateway, ai_cache hit (no provider call)"
+"gw-cache-stream|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|i) gateway, ai_cache hit replayed as a stream"
 "portkey-openai|portkey|/v1/chat/completions|gpt-4o|0|chat|plain-openai|direct-openai|f) Portkey 1.15.2, openai"
 "portkey-stream|portkey|/v1/chat/completions|gpt-4o|1|chat-sse|plain-sse|direct-sse|f) Portkey 1.15.2, streaming"
 )
 # cases whose instructions per request callgrind counts
-CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,gw-governed,plain-openai-4k,gw-openai-4k,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
+CG_CASES=${BENCH_CALLGRIND_CASES:-plain-openai,gw-openai,gw-governed,plain-cache,gw-cache,plain-openai-4k,gw-openai-4k,plain-anthropic,gw-anthropic,gw-fallback,gw-fallback-breaker,plain-sse,gw-stream-openai,plain-sse-anthropic,gw-stream-anthropic,gw-fusion}
 
 case_field() { # case_field NAME FIELD_INDEX
     local c
@@ -300,6 +303,28 @@ EOF
 plain_conf() { # plain_conf PREFIX [main-context extra]
     conf_head "$1" "${2:-}"
     upstream_block
+    if [ "${PLAIN_CACHE:-0}" = 1 ]; then
+        # plain-cache: nginx's own proxy_cache in front of the mock, a
+        # POST keyed by its body, the baseline of the ai_cache hit
+        cat <<EOF
+    proxy_cache_path $1/pcache keys_zone=pc:10m;
+    server {
+        listen 127.0.0.1:${LISTEN_PORT:-$SUT_PORT};
+        location /cache/ {
+            proxy_pass http://mock_upstream/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache pc;
+            proxy_cache_methods POST;
+            proxy_cache_key \$request_uri\$request_body;
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+        }
+    }
+}
+EOF
+        return 0
+    fi
     cat <<EOF
     server {
         listen 127.0.0.1:${LISTEN_PORT:-$SUT_PORT};
@@ -394,6 +419,16 @@ $(pass_location openai "" 0)"
         }"
         GOV_LOC="            ai_rate zone=gov_rate rpm=1000000000 tpm=1000000000;
             ai_cost zone=gov_cost budget=1000000/day;" ;;
+    gw-cache|gw-cache-stream)
+        # every request after the first is a hit: the stored answer sent
+        # from its cache file (to a stream: replayed as chunks);
+        # sampling=on, for the bench's body asks for temperature 0.2
+        local pv=openai sse='' st=0
+        [ "$c" = gw-cache-stream ] && { pv=openaisse; sse=sse/; st=1; }
+        prov="ai_provider $pv type=openai pass=/_ai/$pv key=env:BENCH_OPENAI_KEY;
+    ai_cache_path $p/aicache keys_zone=aic:10m;"
+        locs=$(pass_location $pv "$sse" $st)
+        GOV_LOC="            ai_cache aic scope=global sampling=on;" ;;
     gw-stream-anthropic)
         prov="ai_provider anthropicsse type=anthropic pass=/_ai/anthropicsse key=env:BENCH_ANTHROPIC_KEY;"
         locs=$(pass_location anthropicsse sse/ 1) ;;
@@ -619,6 +654,8 @@ start_sut() { # start_sut CASE: the server the case talks to; REASON on failure
     case "$k" in
     direct) return 0 ;;
     plain)
+        PLAIN_CACHE=0
+        [ "$c" = plain-cache ] && PLAIN_CACHE=1
         start_nginx "$c" "$SCPU" plain_conf || { REASON=$(cat "$RES/nginx/$c/reason"); return 1; }
         SUT_PID=$NGX_PID ;;
     gateway)
@@ -737,6 +774,8 @@ cg_start() {
     mkdir -p "$p/tmp"
     local extra="master_process off;
 daemon off;"
+    PLAIN_CACHE=0
+    [ "$c" = plain-cache ] && PLAIN_CACHE=1
     if [ "$(case_field "$c" 2)" = plain ]; then LISTEN_PORT=$3 plain_conf "$p" "$extra" >"$p/nginx.conf"
     else LISTEN_PORT=$3 gateway_conf "$p" "$c" "$extra" >"$p/nginx.conf"; fi
     "${NICE_PFX[@]}" taskset -c "$4" valgrind --tool=callgrind --callgrind-out-file="$p/callgrind.out" \

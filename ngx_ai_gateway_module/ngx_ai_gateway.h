@@ -338,7 +338,9 @@ struct ngx_http_ai_ctx_s {
                                                 call settled */
     ngx_ai_usage_t              usage;       /* attempt: summed over every
                                                 call settled */
-    ngx_str_t                   model;       /* strategy: the model that
+    ngx_str_t                   model;       /* strategy (or a cache
+                                                hit, which runs no
+                                                strategy): the model that
                                                 answered */
     ngx_str_t                   error_page;  /* response: nginx's error, as
                                                 JSON */

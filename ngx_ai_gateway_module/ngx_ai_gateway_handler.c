@@ -19,6 +19,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway.h"
+#include "ngx_ai_gateway_cache.h"
 
 
 static ngx_int_t ngx_http_ai_not_allowed(ngx_http_request_t *r,
@@ -28,6 +29,7 @@ static void ngx_http_ai_admitted(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_int_t rc, ngx_ai_error_t *err);
 static void ngx_http_ai_admission_done(ngx_http_request_t *r, ngx_int_t rc,
     ngx_ai_error_t *err);
+static void ngx_http_ai_cache_done(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_ai_wev_handler(ngx_http_request_t *r);
@@ -292,8 +294,6 @@ static void
 ngx_http_ai_admitted(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_int_t rc, ngx_ai_error_t *err)
 {
-    ngx_http_ai_loc_conf_t  *alcf;
-
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -304,12 +304,37 @@ ngx_http_ai_admitted(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return;
     }
 
+    /* a client that hangs up while the providers work stops them */
+    r->read_event_handler = ngx_http_ai_check_broken;
+
+    /* ai_cache: a hit is answered with no provider call; a miss may wait
+     * for an identical request's answer (lock=on) */
+
+    rc = ngx_http_ai_cache_lookup(r, ctx, ngx_http_ai_cache_done);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_ai_cache_done(r, rc);
+}
+
+
+static void
+ngx_http_ai_cache_done(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_ai_ctx_t       *ctx;
+    ngx_http_ai_loc_conf_t  *alcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_ai_gateway_module);
     alcf = ngx_http_get_module_loc_conf(r, ngx_ai_gateway_module);
 
     r->write_event_handler = ngx_http_ai_wev_handler;
 
-    /* a client that hangs up while the providers work stops them */
-    r->read_event_handler = ngx_http_ai_check_broken;
+    if (rc == NGX_OK) {
+        ngx_http_ai_cache_send(r, ctx);
+        return;
+    }
 
     if (ctx->strategy == &ngx_http_ai_fusion_strategy) {
         ngx_http_ai_fusion_start(r, ctx, alcf->pool);
@@ -560,6 +585,8 @@ ngx_http_ai_client_gone(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                   "waited for the provider");
 
     c->error = 1;
+
+    ngx_http_ai_cache_cancel(r);
 
     /* the calls' upstream connections close with the request; the log
      * phase charges them as stopped */

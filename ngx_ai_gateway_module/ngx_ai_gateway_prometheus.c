@@ -18,6 +18,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_metrics.h"
+#include "ngx_ai_gateway_cache.h"
 
 
 typedef ngx_int_t (*ngx_http_ai_prom_sample_pt)(ngx_ai_buf_t *b,
@@ -88,7 +89,8 @@ ngx_http_ai_prometheus(ngx_http_request_t *r, ngx_str_t *json,
                                    NGX_AI_GATEWAY_VERSION "\"} 1\n")
            != NGX_OK
         || ngx_http_ai_prom_zone(r, b) != NGX_OK
-        || ngx_http_ai_prom_json(r, json, b) != NGX_OK)
+        || ngx_http_ai_prom_json(r, json, b) != NGX_OK
+        || ngx_http_ai_cache_prometheus(r, b) != NGX_OK)
     {
         return NGX_ERROR;
     }

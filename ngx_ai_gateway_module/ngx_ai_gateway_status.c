@@ -26,6 +26,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_metrics.h"
+#include "ngx_ai_gateway_cache.h"
 #include "ngx_ai_gateway_dashboard.h"
 
 
@@ -565,6 +566,11 @@ ngx_http_ai_status_state(ngx_http_request_t *r, ngx_ai_jw_t *w,
     ngx_http_ai_guard_status_json(r, w);
     ngx_ai_jw_key(w, "breakers");
     ngx_http_ai_breaker_json(amcf, w);
+
+    if (ngx_http_ai_cache_count(r)) {
+        ngx_ai_jw_key(w, "cache");
+        ngx_http_ai_cache_status_json(r, w);
+    }
 }
 
 
