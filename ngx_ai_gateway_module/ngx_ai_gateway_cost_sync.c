@@ -34,7 +34,9 @@ ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source = {
     ngx_http_ai_cost_sync_batch,
     ngx_http_ai_cost_sync_ack,
     ngx_http_ai_cost_sync_pull,
-    ngx_http_ai_cost_sync_unsynced
+    ngx_http_ai_cost_sync_unsynced,
+    NULL,
+    NULL
 };
 
 

@@ -91,6 +91,25 @@ typedef struct {
     int64_t                         pend_tok;
     int64_t                         send_req;
     int64_t                         send_tok;
+
+    /* sync_mode=lease (ngx_ai_gateway_lease.c), in rate units */
+    int64_t                         lease_req;    /* this host's slice, */
+    int64_t                         lease_tok;    /* what is left of it */
+    int64_t                         ask_req;      /* taken before a slice:
+                                                     carried by the ask */
+    int64_t                         ask_tok;
+    uint64_t                        own_req;      /* what this host took, */
+    uint64_t                        own_tok;      /* decayed: the share's */
+    uint64_t                        win_req;      /* taken in this second */
+    uint64_t                        win_tok;
+    uint64_t                        rate_req;     /* ... in the one before */
+    uint64_t                        rate_tok;
+    ngx_msec_t                      win;          /* this second's start */
+    ngx_msec_t                      own_last;     /* own_* decayed */
+    ngx_msec_t                      lease_end;    /* the slice's, 0: none */
+    ngx_msec_t                      asked;        /* a slice is on its way
+                                                     since (0: none) */
+    ngx_msec_t                      answered;     /* the last slice */
     u_char                          data[1];
 } ngx_http_ai_rate_node_t;
 
