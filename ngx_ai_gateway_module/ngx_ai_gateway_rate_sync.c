@@ -244,10 +244,15 @@ ngx_http_ai_rate_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
         node->send_req = 0;
         node->send_tok = 0;
 
-        v = item[i].res[0] + node->pend_req;
+        /* a lease zone's: less what is left of the slice, plus what an
+         * ask out carries (as ngx_http_ai_lease_answer() has them) */
+
+        v = item[i].res[0] + node->pend_req - node->lease_req
+            + node->ask_req;
         node->req_used = v > 0 ? (uint64_t) v : 0;
 
-        v = item[i].res[1] + node->pend_tok;
+        v = item[i].res[1] + node->pend_tok - node->lease_tok
+            + node->ask_tok;
         node->tok_used = v > 0 ? (uint64_t) v : 0;
 
         node->last = now;

@@ -73,6 +73,8 @@ sub host_conf {
     ai_price openai/gpt-4o 2.50 10.00;
 
     ai_rate_zone lease:1m $SYNC;
+    ai_rate_zone async:1m $SYNC sync_mode=async;
+    ai_rate_zone strict:1m $SYNC strict;
     ai_rate_zone local:1m;
     ai_cost_zone cost:1m state=$state $SYNC;
 
@@ -87,6 +89,26 @@ sub host_conf {
         location /rpm120/v1/ {
             ai_gateway;
             ai_rate zone=lease key=\$http_authorization rpm=120;
+        }
+
+        location /arpm20/v1/ {
+            ai_gateway;
+            ai_rate zone=async key=\$http_authorization rpm=20;
+        }
+
+        location /srpm20/v1/ {
+            ai_gateway;
+            ai_rate zone=strict key=\$http_authorization rpm=20;
+        }
+
+        location /sfast/v1/ {
+            ai_gateway;
+            ai_rate zone=strict key=\$http_authorization rpm=1000000;
+        }
+
+        location /afast/v1/ {
+            ai_gateway;
+            ai_rate zone=async key=\$http_authorization rpm=1000000;
         }
 
         location /lfast/v1/ {
@@ -154,7 +176,7 @@ sub wait_sync {
         for my $h (@{ $o{hosts} // \@H }) {
             my $st = $h->get('/status')->{json};
             my @s = @{ ($st && $st->{sync}) || [] };
-            return 0 unless @s == 2;
+            return 0 unless @s == 4;
             for my $s (@s) {
                 return 0 if $s->{state} ne $o{state};
                 return 0 if $o{synced} && $s->{unsynced};
@@ -200,6 +222,18 @@ my $r = chat($A, 'rpm20', 'sk-cold-seq');
 is($r->{status}, 429, 'cold burst: the key is refused once the limit is used');
 ok(($r->{headers}{'retry-after'} // 0) >= 1, 'cold burst: with a Retry-After');
 
+# the same on a sync_mode=async zone, for docs/cluster.md's comparison
+$t0 = time;
+my @aseq;
+for my $i (0 .. 59) {
+    push @aseq, chat($i % 2 ? $B : $A, 'arpm20', 'sk-cold-seq')->{status};
+    my $next = $t0 + ($i + 1) * 0.1;
+    sleep $next - time if $next > time;
+}
+diag sprintf "measured: the same on sync_mode=async: %d admitted in %.1f s",
+             admitted(@aseq), time - $t0;
+
+
 # concurrent: 20 at once on each host, a key neither has seen
 my @jobs = ((map { $A } 1 .. 20), (map { $B } 1 .. 20));
 my @res = $A->parallel(map { my $h = $_; sub { chat($h, 'rpm20', 'sk-cold-par')->{status} } } @jobs);
@@ -207,6 +241,12 @@ my $par = admitted(@res);
 cmp_ok($par, '<=', 22, "concurrent cold burst of 40 on rpm=20 over 2 hosts: $par admitted <= 20 + 2");
 is(scalar(grep { $_ != 200 && $_ != 429 } @res), 0, 'concurrent cold burst: the others get 429');
 diag "measured: concurrent cold burst of 40 (20 per host at once) on rpm=20: $par admitted";
+for my $mode (qw(async strict)) {
+    my $loc = substr($mode, 0, 1) . 'rpm20';
+    my @r = $A->parallel(map { my $h = $_; sub { chat($h, $loc, 'sk-cold-par')->{status} } } @jobs);
+    diag "measured: the same on sync_mode=$mode: " . admitted(@r) . " admitted";
+    is(admitted(@r), 20, 'strict: exactly the limit') if $mode eq 'strict';
+}
 
 # --- a steady 2x overload from four hosts for 30 s ------------------------------
 
@@ -265,18 +305,20 @@ like($m, qr/^ai_gateway_sync_redis_latency_seconds\{zone="lease"\} [\d.]+$/m, 'm
 
 # --- latency: a lease zone and a local zone, interleaved -------------------------
 
-my (@lease, @local);
+my (@lease, @local, @async, @strict);
 for my $i (1 .. 300) {
-    my $x = chat($A, 'lfast', 'sk-lat')->{elapsed} * 1000;
-    my $y = chat($A, 'local', 'sk-lat')->{elapsed} * 1000;
-    push @lease, $x;
-    push @local, $y;
+    push @lease, chat($A, 'lfast', 'sk-lat')->{elapsed} * 1000;
+    push @local, chat($A, 'local', 'sk-lat')->{elapsed} * 1000;
+    push @async, chat($A, 'afast', 'sk-lat')->{elapsed} * 1000;
+    push @strict, chat($A, 'sfast', 'sk-lat')->{elapsed} * 1000;
 }
 sub pct { my ($p, @v) = @_; @v = sort { $a <=> $b } @v; return $v[int($#v * $p)] }
 diag sprintf "measured: latency, 300 each interleaved: local zone %.2f ms median / %.2f p99, "
            . "lease zone %.2f / %.2f (p99 difference %+.2f ms)",
            pct(0.5, @local), pct(0.99, @local), pct(0.5, @lease), pct(0.99, @lease),
            pct(0.99, @lease) - pct(0.99, @local);
+diag sprintf "measured: latency, the same run: async zone %.2f / %.2f, strict zone %.2f / %.2f",
+           pct(0.5, @async), pct(0.99, @async), pct(0.5, @strict), pct(0.99, @strict);
 cmp_ok(pct(0.5, @lease), '<', pct(0.5, @local) + 5, 'latency: a lease zone adds no round trip');
 
 # the slices of the fast bucket, unused once the load stops, go back
