@@ -367,6 +367,14 @@ ngx_http_ai_cost_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
     sy->frozen = 0;
     sy->items = 0;
 
+    if (sy->seq_jump) {
+        sy->seq += NGX_HTTP_AI_SYNC_SEQ_JUMP;
+        sy->seq_jump = 0;
+    }
+
+    /* the state file is written again, without what was pushed */
+    zone->sh->gen++;
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 

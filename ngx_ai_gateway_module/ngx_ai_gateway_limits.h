@@ -527,6 +527,8 @@ size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
 ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
     u_char *id, size_t len, ngx_uint_t route_len, ngx_uint_t model_len,
     ngx_uint_t quiet);
+ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
+    ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
 void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
     u_char **digest, ngx_str_t *route, ngx_str_t *model);
 ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(

@@ -25,6 +25,9 @@ typedef struct ngx_http_ai_sync_zone_s  ngx_http_ai_sync_zone_t;
 
 #define NGX_HTTP_AI_SYNC_INSTANCE_LEN  16
 
+/* batch numbers skipped after a restart from a state file */
+#define NGX_HTTP_AI_SYNC_SEQ_JUMP      (1 << 20)
+
 /* a sync state as the status shows it */
 #define NGX_HTTP_AI_SYNC_CONNECTING  0
 #define NGX_HTTP_AI_SYNC_OK          1
@@ -49,6 +52,10 @@ typedef struct {
     uint64_t                        seq;          /* of the frozen batch */
     ngx_uint_t                      items;        /* in it */
     ngx_uint_t                      frozen;       /* a batch is out */
+    ngx_uint_t                      seq_jump;     /* once it is answered,
+                                                     skip
+                                                     NGX_HTTP_AI_SYNC_SEQ_JUMP
+                                                     numbers */
 
     ngx_uint_t                      state;        /* NGX_HTTP_AI_SYNC_* */
     time_t                          since;        /* of the state */

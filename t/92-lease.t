@@ -373,4 +373,54 @@ is_deeply([map { $tr->{$_} // 0 } @f], [map { $sum{$_} } @f],
           "fleet totals in Redis = the sum of the 4 hosts' ledgers ($sum{requests} calls)");
 is($sum{requests}, 6 + 24 + 8 + 0, 'the hosts charged every call');
 
+# --- an nginx host restarted while Redis is down -----------------------------------
+
+# the deltas not acknowledged by Redis are written with the state file at
+# the stop, read back at the start, and pushed once Redis is back: the
+# batch that was out with its number (Redis applies it once)
+ok($R->kill9, 'Redis killed again');
+@codes = ();
+for my $i (1 .. 10) {
+    push @codes, chat($H[$i % 2], 'ledger', 'sk-led-' . ($i % 3), text => "restart $i")->{status};
+}
+$A->stop_nginx;
+my $file = $A->read_file($A->prefix . '/cost.state') // '';
+like($file, qr/^sync [0-9a-f]{16} \d+ [01] /m, 'state file: the zone\'s batches to Redis');
+like($file, qr/^dl 1 [0-9a-f]{64} /m, 'state file: the ledger deltas not pushed');
+$A->start_nginx;
+for my $i (1 .. 4) {
+    push @codes, chat($A, 'ledger', 'sk-led-' . ($i % 3), text => "after $i")->{status};
+}
+is(scalar(grep { $_ != 200 } @codes), 0, 'host A restarted while Redis is down: no request fails');
+ok(sync_of($A, 'cost')->{unsynced} > 0, 'host A: the deltas read back wait for Redis');
+$R->start;
+ok(wait_sync(state => 'ok', synced => 1, timeout => 15), 'Redis back: every delta pushed');
+
+$tr = $R->hash('HGETALL', 'aigw:cost:totals');
+%sum = ();
+for my $h (@H) {
+    my $t = zone_totals($h);
+    $sum{$_} += $t->{$_} for @f;
+}
+is_deeply([map { $tr->{$_} // 0 } @f], [map { $sum{$_} } @f],
+          "after a host's restart while Redis was down: fleet totals in Redis = "
+          . "the sum of the hosts' ledgers ($sum{requests} calls)");
+is($sum{requests}, 38 + 10 + 4, 'the hosts charged every call');
+
+my %want;
+for my $h (@H) {
+    for my $e (grep { $_->{zone} eq 'cost' } @{ $h->get('/status')->{json}{ledger} }) {
+        my $w = $want{join ' ', $e->{key} // '-', $e->{route}, $e->{model}} //= [0, 0, 0, 0];
+        $w->[$_] += $e->{qw(requests input_tokens output_tokens cost_nano_usd)[$_]} for 0 .. 3;
+    }
+}
+my %got;
+for my $key (@{ $R->cmd('KEYS', 'aigw:cost:l:*') || [] }) {
+    my $e = $R->hash('HGETALL', $key);
+    $got{join ' ', ($e->{key} ne '' ? substr($e->{key}, 0, 8) : '-'), $e->{route}, $e->{model}}
+        = [map { $e->{$_} // 0 } qw(requests input_tokens output_tokens cost_nano_usd)];
+}
+is_deeply(\%got, \%want, 'fleet ledger in Redis, entry by entry = the sum of the hosts\' ('
+          . scalar(keys %want) . ' entries)');
+
 done_testing();
