@@ -13,8 +13,10 @@ local tpm = tonumber(ARGV[5])
 local v = redis.call('HMGET', k, 'r', 't', 'ts')
 local ms = now - (tonumber(v[3]) or now)
 if ms < 0 then ms = 0 end
-local r = math.max(0, (tonumber(v[1]) or 0) - rpm * ms) + tonumber(ARGV[10])
-local tk = math.max(0, (tonumber(v[2]) or 0) - tpm * ms) + tonumber(ARGV[11])
+local r = math.max(0, (tonumber(v[1]) or 0) - rpm * ms)
+local tk = math.max(0, (tonumber(v[2]) or 0) - tpm * ms)
+r = r + tonumber(ARGV[10])
+tk = tk + tonumber(ARGV[11])
 local function grant(level, lim, want, least)
   if lim == 0 then return 0 end
   local left = lim * 60000 - level
