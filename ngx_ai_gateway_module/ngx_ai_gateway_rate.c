@@ -546,7 +546,11 @@ ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn, ngx_msec_t now)
 {
     uint64_t  req, tok;
 
-    if (rn->count || rn->batch || rn->pend_req || rn->pend_tok) {
+    if (rn->count || rn->batch || rn->pend_req || rn->pend_tok
+        || rn->ask_req || rn->ask_tok || rn->lease_req > 0
+        || rn->lease_tok > 0)
+    {
+        /* deltas to push, or a slice held (lease.c): given back first */
         return 0;
     }
 
