@@ -12,14 +12,16 @@
  * goes back (a negative delta of the next batch, or of the last one
  * when the worker quits).
  *
- *   - a host whose slice of a bucket is used up, and that has no ask
- *     out for it, admits one request if the fleet's figures as last
- *     known have room, and asks at once, the ask carrying it (Redis
- *     counts it before granting): at most one request per host is not
- *     covered by a slice; while an ask is out, a request the slice does
- *     not cover is refused (429, Retry-After 1 s);
+ *   - a request its host's slice does not cover is admitted if the
+ *     fleet's figures as last known have room and what the host admitted
+ *     so and Redis has not counted yet stays within the unleased bound,
+ *     limit / (20 x hosts), at least one request: the ask asked at once
+ *     carries it (Redis counts it before granting), or the next batch;
+ *     past the bound, while a slice comes, it is refused (429,
+ *     Retry-After 1 s);
  *   - a slice is sized to what the host took in the last second over
- *     two sync intervals and a round trip (at least two requests), and
+ *     two sync intervals and a round trip (at least two requests and the
+ *     unleased bound), and
  *     Redis grants at most the room left divided by the hosts that asked
  *     for a slice of the zone within 10 s;
  *   - while Redis is away, a host admits on its share of the limit:
@@ -39,8 +41,15 @@
 #define NGX_HTTP_AI_LEASE_END_MS     1000         /* a slice lasts this
                                                      beyond 2 intervals */
 #define NGX_HTTP_AI_LEASE_LOST_MS    10000        /* an ask unanswered */
+#define NGX_HTTP_AI_LEASE_SHARE      20           /* the unleased bound and
+                                                     the least slice: the
+                                                     limit / (20 x hosts) */
 
 
+static ngx_uint_t ngx_http_ai_lease_unleased(ngx_http_ai_rate_hold_t *hold,
+    uint64_t ur, uint64_t ut, uint64_t hosts);
+static uint64_t ngx_http_ai_lease_bound(uint64_t limit, uint64_t least,
+    uint64_t hosts);
 static ngx_uint_t ngx_http_ai_lease_local(ngx_http_ai_rate_hold_t *hold,
     uint64_t ur, uint64_t ut, uint64_t div, ngx_msec_t *wait);
 static void ngx_http_ai_lease_own(ngx_http_ai_rate_node_t *node,
@@ -48,7 +57,7 @@ static void ngx_http_ai_lease_own(ngx_http_ai_rate_node_t *node,
 static void ngx_http_ai_lease_window(ngx_http_ai_rate_node_t *node,
     ngx_msec_t now);
 static void ngx_http_ai_lease_want(ngx_http_ai_sync_zone_t *sz,
-    ngx_http_ai_rate_hold_t *hold, uint64_t ur, uint64_t ut,
+    ngx_http_ai_rate_hold_t *hold, uint64_t ur, uint64_t ut, uint64_t hosts,
     ngx_msec_t now, ngx_http_ai_lease_ask_t *ask);
 static void ngx_http_ai_lease_handler(ngx_http_ai_redis_t *rd,
     redisReply *reply, void *data);
@@ -146,10 +155,12 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
             return refuse;
         }
 
-        cold = (node->asked == 0);
+        if (!ngx_http_ai_lease_unleased(hold, ur, ut, hosts)) {
+            /* the host's unacknowledged requests are at the bound */
 
-        if (!cold) {
-            /* a slice is on its way */
+            if (node->asked == 0) {
+                ngx_http_ai_lease_want(sz, hold, ur, ut, hosts, now, ask);
+            }
 
             sy->waiting++;
             *wait = ngx_max(*wait, NGX_HTTP_AI_LEASE_RETRY);
@@ -157,6 +168,7 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
             return NGX_HTTP_AI_LEASE_WAITING;
         }
 
+        cold = 1;
         sy->cold++;
     }
 
@@ -171,11 +183,12 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
     hold->counted = 1;
 
     if (ngx_http_ai_sync_up(sz) && node->asked == 0) {
-        ngx_http_ai_lease_want(sz, hold, ur, ut, now, ask);
+        ngx_http_ai_lease_want(sz, hold, ur, ut, hosts, now, ask);
     }
 
     if (cold) {
-        /* Redis counts it before granting, or a batch pushes it */
+        /* the ask asked now carries it: Redis counts it before granting;
+         * else the next batch pushes it */
 
         if (ask->ask) {
             ask->used[0] = (int64_t) ur;
@@ -190,6 +203,63 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
     }
 
     return 0;
+}
+
+
+/*
+ * May a request be admitted without a slice?  What this host admitted so
+ * and Redis has not acknowledged yet (pushed or to be, carried by an ask)
+ * stays within the unleased bound: 1/20 of each limit divided by the
+ * hosts, at least the request.
+ */
+
+static ngx_uint_t
+ngx_http_ai_lease_unleased(ngx_http_ai_rate_hold_t *hold, uint64_t ur,
+    uint64_t ut, uint64_t hosts)
+{
+    int64_t                    out;
+    ngx_http_ai_rate_node_t   *node;
+    ngx_http_ai_rate_limit_t  *limit;
+
+    node = hold->node;
+    limit = hold->limit;
+
+    if (limit->rpm) {
+        out = ngx_max(node->pend_req, 0) + ngx_max(node->send_req, 0)
+              + node->ask_req;
+
+        if ((uint64_t) ngx_max(out, 0) + ur
+            > ngx_http_ai_lease_bound(limit->rpm, ur, hosts))
+        {
+            return 0;
+        }
+    }
+
+    if (limit->tpm) {
+        out = ngx_max(node->pend_tok, 0) + ngx_max(node->send_tok, 0)
+              + node->ask_tok;
+
+        if ((uint64_t) ngx_max(out, 0) + ut
+            > ngx_http_ai_lease_bound(limit->tpm, ut, hosts))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* in rate units: limit / (20 x hosts), at least one request's worth */
+
+static uint64_t
+ngx_http_ai_lease_bound(uint64_t limit, uint64_t least, uint64_t hosts)
+{
+    uint64_t  b;
+
+    b = limit * NGX_HTTP_AI_RATE_UNIT / (NGX_HTTP_AI_LEASE_SHARE * hosts);
+
+    return ngx_max(b, least);
 }
 
 
@@ -298,12 +368,13 @@ ngx_http_ai_lease_window(ngx_http_ai_rate_node_t *node, ngx_msec_t now)
 /*
  * The next slice, asked for when what is left of this one is below half
  * of it: what this host takes in two sync intervals and a round trip,
- * at least two requests (the request's tokens twice).  Called locked.
+ * at least two requests (the request's tokens twice) and 1/20 of the
+ * limit divided by the hosts.  Called locked.
  */
 
 static void
 ngx_http_ai_lease_want(ngx_http_ai_sync_zone_t *sz,
-    ngx_http_ai_rate_hold_t *hold, uint64_t ur, uint64_t ut,
+    ngx_http_ai_rate_hold_t *hold, uint64_t ur, uint64_t ut, uint64_t hosts,
     ngx_msec_t now, ngx_http_ai_lease_ask_t *ask)
 {
     uint64_t                   horizon, want[2], cap, ms;
@@ -323,12 +394,16 @@ ngx_http_ai_lease_want(ngx_http_ai_sync_zone_t *sz,
     want[0] = ngx_max(node->rate_req, node->win_req * 1000 / ms)
               * horizon / 1000;
     want[0] = ngx_max(want[0], 2 * ur);
+    want[0] = ngx_max(want[0], ngx_http_ai_lease_bound(limit->rpm, ur,
+                                                       hosts));
     cap = limit->rpm * NGX_HTTP_AI_RATE_UNIT;
     want[0] = ngx_min(want[0], cap);
 
     want[1] = ngx_max(node->rate_tok, node->win_tok * 1000 / ms)
               * horizon / 1000;
     want[1] = ngx_max(want[1], 2 * ut);
+    want[1] = ngx_max(want[1], ngx_http_ai_lease_bound(limit->tpm, ut,
+                                                       hosts));
     cap = limit->tpm * NGX_HTTP_AI_RATE_UNIT;
     want[1] = ngx_min(want[1], cap);
 

@@ -248,6 +248,13 @@ for my $mode (qw(async strict)) {
     is(admitted(@r), 20, 'strict: exactly the limit') if $mode eq 'strict';
 }
 
+# a key far from its limit: a burst is admitted whole, though no host has a
+# slice yet (the first slices are 1/20 of the limit over the hosts, and as
+# much may be admitted before Redis has counted it)
+@res = $A->parallel(map { my $h = $_; sub { chat($h, 'lfast', 'sk-cold-big')->{status} } }
+                    (map { $A } 1 .. 20), (map { $B } 1 .. 20));
+is(admitted(@res), 40, 'a concurrent cold burst far from the limit (rpm=1000000): every request admitted');
+
 # --- a steady 2x overload from four hosts for 30 s ------------------------------
 
 # the bucket (rpm=120) emptied from host A, then four hosts each send a
