@@ -333,6 +333,17 @@ ok(wait_for(sub { (sync_of($A, 'lease')->{lease}{requests}{returned} // 0) > 0 }
    'status: unused slices go back (' . sync_of($A, 'lease')->{lease}{requests}{returned}
    . ' requests returned)');
 
+# --- a reload: the old workers give their slices back, the new ones go on ----------
+
+my $ret = sync_of($A, 'lease')->{lease}{requests}{returned};
+chat($A, 'lfast', 'sk-reload') for 1 .. 5;
+ok($A->reload, 'host A reloaded');
+my @rcodes = map { chat($A, 'lfast', 'sk-reload')->{status} } 1 .. 10;
+is(scalar(grep { $_ != 200 } @rcodes), 0, 'after the reload: every request admitted');
+ok(wait_for(sub { sync_of($A, 'lease')->{lease}{requests}{returned} > $ret }, 5),
+   'the old workers gave back the slices they held');
+ok(wait_sync(state => 'ok', synced => 1), 'after the reload: in sync');
+
 # --- Redis killed and started again mid-run ---------------------------------------
 
 my $hosts = sync_of($A, 'lease')->{lease}{hosts};
