@@ -954,7 +954,7 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
 {
     uint64_t     v;
     ngx_uint_t   i, k, null;
-    cJSON       *list, *item, *lease, *obj, *state, *mode;
+    cJSON       *list, *item, *lease, *obj, *state;
 
     static const char  *fam[][4] = {
         { "ai_gateway_sync_up", "gauge",
@@ -1008,17 +1008,12 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
 
                 if (i == 0) {
                     state = cJSON_GetObjectItemCaseSensitive(item, "state");
-                    mode = cJSON_GetObjectItemCaseSensitive(item, "mode");
                     v = cJSON_IsString(state)
                         && ngx_strcmp(state->valuestring, "ok") == 0;
 
                     if (ngx_http_ai_prom_str(b, ",") != NGX_OK
-                        || ngx_http_ai_prom_label(b, "mode",
-                               cJSON_IsString(mode)
-                               ? (u_char *) mode->valuestring
-                               : (u_char *) "",
-                               cJSON_IsString(mode)
-                               ? ngx_strlen(mode->valuestring) : 0)
+                        || ngx_http_ai_prom_label_json(b, "mode", item,
+                                                       "mode")
                            != NGX_OK)
                     {
                         return NGX_ERROR;
@@ -1052,6 +1047,34 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
                     return NGX_ERROR;
                 }
             }
+        }
+    }
+
+    /* the state and the last error as labels */
+
+    if (ngx_http_ai_prom_family(b, "ai_gateway_sync_info", "gauge",
+                                "A synced zone: its mode, its state and "
+                                "its last error (\"\": none).")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, list) {
+        if (ngx_http_ai_prom_str(b, "ai_gateway_sync_info{") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "zone", item, "zone") != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "mode", item, "mode") != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "state", item, "state")
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "last_error", item,
+                                           "last_error")
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, "} 1\n") != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 

@@ -362,6 +362,9 @@ ok(admitted(@share) >= 1 && admitted(@share) <= $quota,
    "Redis away: host A admits its share of rpm=20 (" . admitted(@share) . " <= 20 / $hosts hosts)");
 ok(wait_for(sub { sync_of($A, 'lease')->{state} eq 'down' }, 5), 'status: the lease zone is down');
 ok(sync_of($A, 'lease')->{lease}{fallback_admissions} > 0, 'status: admissions on the share counted');
+like($A->get('/status?format=prometheus')->{content} // '',
+     qr/^ai_gateway_sync_info\{zone="lease",mode="lease",state="down",last_error="[^"]+"\} 1$/m,
+     'metrics: the zone is down, and why');
 ok($A->wait_for_log(qr/\[warn\].*Redis is away, limits of a lease zone are this host's share \(1\/$hosts/, 3),
    'error log: admitting on the share');
 
