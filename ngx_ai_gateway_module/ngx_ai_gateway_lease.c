@@ -41,6 +41,7 @@
 #define NGX_HTTP_AI_LEASE_END_MS     1000         /* a slice lasts this
                                                      beyond 2 intervals */
 #define NGX_HTTP_AI_LEASE_LOST_MS    10000        /* an ask unanswered */
+#define NGX_HTTP_AI_LEASE_ERROR_LEN  128          /* of an error reply kept */
 #define NGX_HTTP_AI_LEASE_SHARE      20           /* the unleased bound and
                                                      the least slice: the
                                                      limit / (20 x hosts) */
@@ -114,9 +115,16 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
         sy->used[0] += ur;
         sy->used[1] += ut;
 
-    } else if (!ngx_http_ai_sync_up(sz)) {
-
-        /* Redis away: this host's share, or its own figures */
+    } else if (!ngx_http_ai_sync_up(sz)
+               || (sy->lease_failed
+                   && (ngx_msec_int_t) (now - sy->lease_failed)
+                      < (ngx_msec_int_t) ngx_http_ai_sync_interval(sz)))
+    {
+        /*
+         * Redis away, or refusing slices (an error reply: say a user
+         * without the rights the script needs): this host's share, or
+         * its own figures; an ask is tried again every interval
+         */
 
         if (fallback == NGX_HTTP_AI_SYNC_FALLBACK_FULL) {
             refuse = ngx_http_ai_lease_local(hold, ur, ut, 1, wait);
@@ -137,9 +145,9 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
             sy->fallback_logged = ngx_time();
 
             ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "ai_rate: Redis is away, limits of a lease zone "
-                          "are this host's %s (1/%uL of each limit) until "
-                          "it is back",
+                          "ai_rate: no slices from Redis (away, or "
+                          "refusing them), limits of a lease zone are this "
+                          "host's %s (1/%uL of each limit) meanwhile",
                           fallback == NGX_HTTP_AI_SYNC_FALLBACK_FULL
                           ? "own figures" : "share",
                           fallback == NGX_HTTP_AI_SYNC_FALLBACK_FULL
@@ -182,7 +190,11 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
     hold->requests = limit->rpm ? 1 : 0;
     hold->counted = 1;
 
-    if (ngx_http_ai_sync_up(sz) && node->asked == 0) {
+    if (ngx_http_ai_sync_up(sz) && node->asked == 0
+        && !(sy->lease_failed
+             && (ngx_msec_int_t) (now - sy->lease_failed)
+                < (ngx_msec_int_t) ngx_http_ai_sync_interval(sz)))
+    {
         ngx_http_ai_lease_want(sz, hold, ur, ut, hosts, now, ask);
     }
 
@@ -441,7 +453,8 @@ ngx_http_ai_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
     ngx_array_t              *args;
     ngx_http_ai_sync_item_t  *item;
 
-    item = ngx_alloc(sizeof(ngx_http_ai_sync_item_t) + len, ngx_cycle->log);
+    item = ngx_alloc(sizeof(ngx_http_ai_sync_item_t) + len
+                     + NGX_HTTP_AI_LEASE_ERROR_LEN, ngx_cycle->log);
     if (item == NULL) {
         return;
     }
@@ -515,8 +528,26 @@ ngx_http_ai_lease_handler(ngx_http_ai_redis_t *rd, redisReply *reply,
 {
     ngx_http_ai_sync_item_t *item = data;
 
+    size_t          n;
     ngx_uint_t      j;
     struct timeval  tv;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        /* kept for the status; said once a minute at most */
+
+        n = ngx_min((size_t) reply->len, NGX_HTTP_AI_LEASE_ERROR_LEN);
+        item->route.data = item->id + item->len;
+        item->route.len = n;
+        ngx_memcpy(item->route.data, reply->str, n);
+
+        if (ngx_time() - rd->logged >= NGX_HTTP_AI_REDIS_LOG_EVERY) {
+            ngx_log_error(NGX_LOG_ERR, &rd->log, 0,
+                          "ai sync: %V did not grant a slice: %*s; the "
+                          "lease zones admit on their share meanwhile",
+                          &rd->name, n, item->route.data);
+            rd->logged = ngx_time();
+        }
+    }
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6) {
 
@@ -555,6 +586,7 @@ ngx_http_ai_lease_answer(ngx_http_ai_sync_zone_t *sz,
     ngx_http_ai_sync_sh_t *sy, ngx_http_ai_rate_node_t *node,
     ngx_http_ai_sync_item_t *item)
 {
+    size_t      n;
     int64_t     v;
     uint64_t    us;
     ngx_msec_t  now;
@@ -567,6 +599,16 @@ ngx_http_ai_lease_answer(ngx_http_ai_sync_zone_t *sz,
     }
 
     if (item->status != NGX_HTTP_AI_STRICT_OK) {
+        if (item->route.len) {
+            /* an error reply: Redis is there, but grants nothing */
+
+            sy->lease_failed = now ? now : 1;
+
+            n = ngx_min(item->route.len, sizeof(sy->error));
+            ngx_memcpy(sy->error, item->route.data, n);
+            sy->error_len = n;
+        }
+
         if (node) {
             node->pend_req += item->d[0];
             node->pend_tok += item->d[1];
@@ -581,6 +623,7 @@ ngx_http_ai_lease_answer(ngx_http_ai_sync_zone_t *sz,
 
     sy->asks++;
     sy->hosts = (ngx_uint_t) item->res[4];
+    sy->lease_failed = 0;
 
     if (item->res[0] || item->res[1]) {
         sy->slices++;

@@ -84,6 +84,9 @@ typedef struct {
     uint64_t                        latency_us;   /* of a slice, moving
                                                      average */
     time_t                          fallback_logged;
+    ngx_msec_t                      lease_failed; /* an ask refused (an
+                                                     error reply), 0: not
+                                                     since the last slice */
     u_char                          error[128];
     size_t                          error_len;
 } ngx_http_ai_sync_sh_t;

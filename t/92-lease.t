@@ -344,6 +344,23 @@ ok(wait_for(sub { sync_of($A, 'lease')->{lease}{requests}{returned} > $ret }, 5)
    'the old workers gave back the slices they held');
 ok(wait_sync(state => 'ok', synced => 1), 'after the reload: in sync');
 
+# --- Redis refusing slices (the script lacks a right): the share, then leases -----
+
+is($R->cmd('ACL', 'SETUSER', 'default', '-zadd'), 'OK', 'Redis: the script may no longer ZADD');
+my @np = map { chat($A, 'rpm20', 'sk-noperm')->{status} } 1 .. 12;
+is(scalar(grep { $_ != 200 && $_ != 429 } @np), 0, 'slices refused: no request fails');
+ok(admitted(@np) >= 1 && admitted(@np) <= int(20 / 4),
+   'slices refused: host A admits on its share of rpm=20 (' . admitted(@np) . ' <= 20 / 4)');
+like(sync_of($A, 'lease')->{last_error} // '', qr/NOPERM|can't run this command/i,
+     'status: why ("' . (sync_of($A, 'lease')->{last_error} // '') . '")');
+ok($A->wait_for_log(qr/\[error\].*ai sync: .* did not grant a slice: .*(NOPERM|can't run this command)/i, 3),
+   'error log: the refusal');
+is($R->cmd('ACL', 'SETUSER', 'default', '+zadd'), 'OK', 'Redis: ZADD allowed again');
+my $asks = sync_of($A, 'lease')->{lease}{asks};
+ok(wait_for(sub { chat($A, 'lfast', 'sk-noperm-after');
+                  sync_of($A, 'lease')->{lease}{asks} > $asks }, 5),
+   'slices granted again');
+
 # --- Redis killed and started again mid-run ---------------------------------------
 
 my $hosts = sync_of($A, 'lease')->{lease}{hosts};
@@ -365,7 +382,7 @@ ok(sync_of($A, 'lease')->{lease}{fallback_admissions} > 0, 'status: admissions o
 like($A->get('/status?format=prometheus')->{content} // '',
      qr/^ai_gateway_sync_info\{zone="lease",mode="lease",state="down",last_error="[^"]+"\} 1$/m,
      'metrics: the zone is down, and why');
-ok($A->wait_for_log(qr/\[warn\].*Redis is away, limits of a lease zone are this host's share \(1\/$hosts/, 3),
+ok($A->wait_for_log(qr/\[warn\].*no slices from Redis \(away, or refusing them\), limits of a lease zone are this host's share \(1\/$hosts/, 3),
    'error log: admitting on the share');
 
 $R->start;
