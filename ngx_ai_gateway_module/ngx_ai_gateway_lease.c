@@ -47,6 +47,8 @@
                                                      limit / (20 x hosts) */
 
 
+static ngx_uint_t ngx_http_ai_lease_usable(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_sh_t *sy, ngx_msec_t now);
 static ngx_uint_t ngx_http_ai_lease_unleased(ngx_http_ai_rate_hold_t *hold,
     uint64_t ur, uint64_t ut, uint64_t hosts);
 static uint64_t ngx_http_ai_lease_bound(uint64_t limit, uint64_t least,
@@ -115,11 +117,7 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
         sy->used[0] += ur;
         sy->used[1] += ut;
 
-    } else if (!ngx_http_ai_sync_up(sz)
-               || (sy->lease_failed
-                   && (ngx_msec_int_t) (now - sy->lease_failed)
-                      < (ngx_msec_int_t) ngx_http_ai_sync_interval(sz)))
-    {
+    } else if (!ngx_http_ai_lease_usable(sz, sy, now)) {
         /*
          * Redis away, or refusing slices (an error reply: say a user
          * without the rights the script needs): this host's share, or
@@ -127,7 +125,8 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
          */
 
         if (fallback == NGX_HTTP_AI_SYNC_FALLBACK_FULL) {
-            refuse = ngx_http_ai_lease_local(hold, ur, ut, 1, wait);
+            /* as sync_mode=async: the fleet's as last known, and own */
+            refuse = ngx_http_ai_lease_local(hold, ur, ut, 0, wait);
 
         } else {
             refuse = ngx_http_ai_lease_local(hold, ur, ut, hosts, wait);
@@ -190,11 +189,7 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
     hold->requests = limit->rpm ? 1 : 0;
     hold->counted = 1;
 
-    if (ngx_http_ai_sync_up(sz) && node->asked == 0
-        && !(sy->lease_failed
-             && (ngx_msec_int_t) (now - sy->lease_failed)
-                < (ngx_msec_int_t) ngx_http_ai_sync_interval(sz)))
-    {
+    if (node->asked == 0 && ngx_http_ai_lease_usable(sz, sy, now)) {
         ngx_http_ai_lease_want(sz, hold, ur, ut, hosts, now, ask);
     }
 
@@ -215,6 +210,25 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
     }
 
     return 0;
+}
+
+
+/*
+ * Can slices be asked for: this worker's Redis is up, and has not
+ * refused one (an error reply) within the last interval.
+ */
+
+static ngx_uint_t
+ngx_http_ai_lease_usable(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_sh_t *sy, ngx_msec_t now)
+{
+    if (!ngx_http_ai_sync_up(sz)) {
+        return 0;
+    }
+
+    return sy->lease_failed == 0
+           || (ngx_msec_int_t) (now - sy->lease_failed)
+              >= (ngx_msec_int_t) ngx_http_ai_sync_interval(sz);
 }
 
 
