@@ -33,7 +33,8 @@
 #                             the Perl client / the static mock
 #   BENCH_NICE=-10            priority of the benchmark's processes (0: none)
 #   BENCH_PORT_BASE=19100     mock +1, server under test +2, Portkey +3,
-#                             second callgrind server +4
+#                             second callgrind server +4, redis-server +5
+#                             (gw-governed-lease)
 #   BENCH_MOCK=nginx          `perl` uses t/lib/mock_provider.pl as the
 #                             provider instead (correctness checks only)
 #   BENCH_MODULE=build/ngx_ai_gateway_module.so   BENCH_NGINX=/usr/sbin/nginx
@@ -66,6 +67,8 @@ MOCK_PORT=$((PORT_BASE + 1))
 SUT_PORT=$((PORT_BASE + 2))
 PK_PORT=$((PORT_BASE + 3))
 CG_PORT2=$((PORT_BASE + 4))   # the second, parallel callgrind run
+REDIS_PORT=$((PORT_BASE + 5)) # gw-governed-lease's Redis
+REDIS=${BENCH_REDIS_SERVER:-/usr/bin/redis-server}
 MOCK_KIND=${BENCH_MOCK:-nginx}
 MODULE=${BENCH_MODULE:-$ROOT/build/ngx_ai_gateway_module.so}
 NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
@@ -127,6 +130,7 @@ CASES=(
 "gw-fallback-breaker|gateway|/fb/v1/chat/completions|fail/gpt-4o-status500|0|chat|plain-openai|direct-openai|d) the same, breaker open: 500 skipped"
 "gw-stream-openai|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|e) gateway, streaming (OpenAI)"
 "gw-governed-stream|gateway|/v1/chat/completions|openaisse/gpt-4o|1|chat-sse|plain-sse|direct-sse|h) e) governed: client key, rpm/tpm, ledger+budget, metrics"
+"gw-governed-lease|gateway|/v1/chat/completions|openai/gpt-4o|0|chat|plain-openai|direct-openai|i) h) with its rate zone synced through Redis (sync_mode=lease)"
 "gw-fusion|gateway|/fusion/v1/chat/completions|fusion|0|chat|plain-openai|direct-openai|g) fusion: 3 members + a merge judge (2 round trips)"
 "gw-stream-anthropic|gateway|/v1/chat/completions|anthropicsse/claude-x|1|chat-sse|plain-sse-anthropic|direct-sse-anthropic|e) gateway, streaming (Anthropic translated)"
 "plain-cache|plain|/cache/v1/chat/completions|openai/gpt-4o|0|chat||direct-openai|nginx proxy_cache hit (POST keyed by the body)"
@@ -397,20 +401,23 @@ $(pass_location openai "" 0)"
     gw-stream-openai)
         prov="ai_provider openaisse type=openai pass=/_ai/openaisse key=env:BENCH_OPENAI_KEY;"
         locs=$(pass_location openaisse sse/ 1) ;;
-    gw-governed|gw-governed-stream)
+    gw-governed|gw-governed-stream|gw-governed-lease)
         # governance on: the client's key checked against an ai_keys file
         # (its SHA-256), a rate bucket (rpm and tpm) and a budget account
         # per key name, the ledger, the metrics zone (ai_status); limits
         # high enough never to refuse
         local pv=openai sse='' st=0
+        local rsync=''
         [ "$c" = gw-governed-stream ] && { pv=openaisse; sse=sse/; st=1; }
+        [ "$c" = gw-governed-lease ] \
+            && rsync=" sync=redis://127.0.0.1:$REDIS_PORT sync_interval=100ms"
         printf 'sha256:%s name=bench team=bench\n' \
             "$(printf %s sk-bench-client | sha256sum | cut -d' ' -f1)" >"$p/bench.keys"
         prov="ai_provider $pv type=openai pass=/_ai/$pv key=env:BENCH_OPENAI_KEY;
     ai_price $pv/gpt-4o 2.50 10.00;
     ai_keys bench file=$p/bench.keys;
     ai_auth bench;
-    ai_rate_zone gov_rate:16m;
+    ai_rate_zone gov_rate:16m$rsync;
     ai_cost_zone gov_cost:16m;
     ai_metrics_zone gov_metrics:16m;"
         locs="$(pass_location $pv "$sse" $st)
@@ -526,6 +533,20 @@ start_mock() {
 }
 mock_busy_pids() {
     if [ "$MOCK_KIND" = perl ]; then echo "$MOCK_PID"; else workers_of "$MOCK_PID"; fi
+}
+
+REDIS_PID=
+start_redis() { # once, for gw-governed-lease; REASON on failure
+    [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null && return 0
+    [ -x "$REDIS" ] || { REASON="redis-server missing ($REDIS)"; return 1; }
+    mkdir -p "$RES/redis"
+    "${NICE_PFX[@]}" taskset -c "$MCPU" "$REDIS" --port "$REDIS_PORT" \
+        --bind 127.0.0.1 --save '' --appendonly no --dir "$RES/redis" \
+        --daemonize no >"$RES/redis/redis.log" 2>&1 9>&- &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID:redis")
+    wait_port "$REDIS_PORT" 10 "$REDIS_PID" \
+        || { REASON="redis-server did not listen (see $RES/redis/redis.log)"; return 1; }
 }
 
 PK_DIR=$BENCH/node_modules/@portkey-ai/gateway
@@ -660,6 +681,7 @@ start_sut() { # start_sut CASE: the server the case talks to; REASON on failure
         SUT_PID=$NGX_PID ;;
     gateway)
         [ -f "$MODULE" ] || { REASON="module not built ($MODULE missing)"; return 1; }
+        if [ "$c" = gw-governed-lease ]; then start_redis || return 1; fi
         start_nginx "$c" "$SCPU" gateway_conf "$c" || {
             REASON="gateway config rejected: $(tr '\n' ' ' <"$RES/nginx/$c/reason")"; return 1; }
         SUT_PID=$NGX_PID ;;

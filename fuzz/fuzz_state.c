@@ -185,10 +185,20 @@ fuzz_state_check(ngx_ai_cost_state_t *st, fuzz_state_got_t *got,
         fuzz_fail("state: read, version %lu", (unsigned long) st->version);
     }
 
-    if (st->accounts + st->ledgers != got->recs.nelts) {
-        fuzz_fail("state: %lu + %lu records counted, %lu given",
-                  (unsigned long) st->accounts, (unsigned long) st->ledgers,
+    if (st->accounts + st->ledgers + st->deltas != got->recs.nelts) {
+        fuzz_fail("state: %lu + %lu records and %lu deltas counted, %lu "
+                  "given", (unsigned long) st->accounts,
+                  (unsigned long) st->ledgers, (unsigned long) st->deltas,
                   (unsigned long) got->recs.nelts);
+    }
+
+    if (st->version == 1 && (st->deltas || st->has_sync)) {
+        fuzz_fail("state: version 1 read with deltas or a sync line");
+    }
+
+    if (st->has_sync && st->frozen > 1) {
+        fuzz_fail("state: a sync line with frozen %lu",
+                  (unsigned long) st->frozen);
     }
 
     if (st->version == 1
@@ -517,10 +527,38 @@ fuzz_state_check_recs(ngx_array_t *recs)
 
     for (i = 0; i < recs->nelts; i++) {
         if (rec[i].type != NGX_AI_COST_STATE_LEDGER
-            && rec[i].type != NGX_AI_COST_STATE_ACCOUNT)
+            && rec[i].type != NGX_AI_COST_STATE_ACCOUNT
+            && rec[i].type != NGX_AI_COST_STATE_DLEDGER
+            && rec[i].type != NGX_AI_COST_STATE_DACCOUNT)
         {
             fuzz_fail("state: record %lu of type %lu", (unsigned long) i,
                       (unsigned long) rec[i].type);
+        }
+
+        if (rec[i].type >= NGX_AI_COST_STATE_DLEDGER) {
+            for (j = 0; j < 12; j++) {
+                if (rec[i].n[j]) {
+                    fuzz_fail("state: delta %lu with figures",
+                              (unsigned long) i);
+                }
+            }
+
+            if (rec[i].batch > 1
+                || (rec[i].type == NGX_AI_COST_STATE_DACCOUNT
+                    && (rec[i].model.len || rec[i].d[10])))
+            {
+                fuzz_fail("state: delta %lu: batch %lu, a model or an 11th "
+                          "figure", (unsigned long) i,
+                          (unsigned long) rec[i].batch);
+            }
+
+        } else {
+            for (j = 0; j < 16; j++) {
+                if (rec[i].d[j]) {
+                    fuzz_fail("state: record %lu with deltas",
+                              (unsigned long) i);
+                }
+            }
         }
 
         if (rec[i].keyed > 1) {
@@ -598,7 +636,9 @@ fuzz_state_compare(ngx_array_t *a, uint64_t *ta, ngx_array_t *b,
                           NGX_AI_COST_STATE_DIGEST_LEN) != 0
             || !fuzz_state_str_eq(&ra[i].route, &rb[i].route)
             || !fuzz_state_str_eq(&ra[i].model, &rb[i].model)
-            || ngx_memcmp(ra[i].n, rb[i].n, sizeof(ra[i].n)) != 0)
+            || ngx_memcmp(ra[i].n, rb[i].n, sizeof(ra[i].n)) != 0
+            || ra[i].batch != rb[i].batch
+            || ngx_memcmp(ra[i].d, rb[i].d, sizeof(ra[i].d)) != 0)
         {
             fuzz_fail("state: record %lu changed by a round trip",
                       (unsigned long) i);
@@ -614,7 +654,7 @@ static ngx_str_t
 fuzz_state_write_v2(ngx_pool_t *pool, ngx_array_t *recs, uint64_t *totals)
 {
     ngx_str_t                 out;
-    ngx_uint_t                i;
+    ngx_uint_t                i, n;
     ngx_ai_buf_t              b;
     ngx_ai_cost_state_rec_t  *rec;
 
@@ -627,14 +667,25 @@ fuzz_state_write_v2(ngx_pool_t *pool, ngx_array_t *recs, uint64_t *totals)
     }
 
     rec = recs->elts;
+    n = 0;
 
     for (i = 0; i < recs->nelts; i++) {
+        if (rec[i].type >= NGX_AI_COST_STATE_DLEDGER) {
+            if (ngx_ai_cost_state_write_delta(&b, &rec[i]) != NGX_OK) {
+                fuzz_fail("no memory for the file written back");
+            }
+
+            continue;
+        }
+
         if (ngx_ai_cost_state_write_rec(&b, &rec[i]) != NGX_OK) {
             fuzz_fail("no memory for the file written back");
         }
+
+        n++;
     }
 
-    if (ngx_ai_cost_state_write_end(&b, recs->nelts) != NGX_OK) {
+    if (ngx_ai_cost_state_write_end(&b, n) != NGX_OK) {
         fuzz_fail("no memory for the file written back");
     }
 
@@ -686,8 +737,11 @@ fuzz_state_round_trip(ngx_pool_t *pool, ngx_array_t *recs, uint64_t *totals,
 static void
 fuzz_state_one(ngx_pool_t *pool, u_char *buf, size_t len, size_t chunk)
 {
-    uint64_t              totals[NGX_AI_COST_STATE_TOTALS];
-    fuzz_state_got_t      got, got2;
+    uint64_t                  totals[NGX_AI_COST_STATE_TOTALS];
+    ngx_uint_t                i;
+    ngx_array_t               v1;
+    fuzz_state_got_t          got, got2;
+    ngx_ai_cost_state_rec_t  *rec;
     ngx_ai_cost_state_t  *st, *st2;
 
     st = fuzz_state_read(pool, buf, len, len ? len : 1, &got);
@@ -699,6 +753,8 @@ fuzz_state_one(ngx_pool_t *pool, u_char *buf, size_t len, size_t chunk)
         || st2->lines != st->lines || st2->skipped != st->skipped
         || st2->has_totals != st->has_totals
         || st2->truncated != st->truncated
+        || st2->has_sync != st->has_sync || st2->seq != st->seq
+        || st2->deltas != st->deltas
         || ngx_memcmp(st2->totals, st->totals, sizeof(st->totals)) != 0)
     {
         fuzz_fail("state: read in chunks of %lu, another result",
@@ -720,7 +776,25 @@ fuzz_state_one(ngx_pool_t *pool, u_char *buf, size_t len, size_t chunk)
     }
 
     fuzz_state_round_trip(pool, &got.recs, totals, 2);
-    fuzz_state_round_trip(pool, &got.recs, totals, 1);
+
+    /* version 1 has no deltas */
+
+    if (ngx_array_init(&v1, pool, got.recs.nelts + 1,
+                       sizeof(ngx_ai_cost_state_rec_t))
+        != NGX_OK)
+    {
+        fuzz_fail("no memory for the records");
+    }
+
+    rec = got.recs.elts;
+
+    for (i = 0; i < got.recs.nelts; i++) {
+        if (rec[i].type < NGX_AI_COST_STATE_DLEDGER) {
+            *(ngx_ai_cost_state_rec_t *) ngx_array_push(&v1) = rec[i];
+        }
+    }
+
+    fuzz_state_round_trip(pool, &v1, totals, 1);
 }
 
 

@@ -36,8 +36,6 @@ static ngx_int_t ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone,
     ngx_uint_t quiet, ngx_uint_t force);
 static ngx_uint_t ngx_http_ai_cost_kept(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_cost_node_t *cn, time_t now);
-static ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
-    ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
 static void ngx_http_ai_cost_spend(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_cost_node_t *cn, int64_t spend, time_t when, time_t now);
 static ngx_int_t ngx_http_ai_cost_check(ngx_http_ai_cost_conf_t *cc,
@@ -1394,7 +1392,7 @@ ngx_http_ai_cost_month(time_t now)
  * Called locked, with the node held.
  */
 
-static ngx_http_ai_cost_delta_t *
+ngx_http_ai_cost_delta_t *
 ngx_http_ai_cost_delta(ngx_http_ai_cost_zone_t *zone,
     ngx_http_ai_cost_node_t *cn)
 {

@@ -60,6 +60,7 @@ typedef struct {
 typedef struct {
     ngx_http_ai_cost_zone_t  *zone;
     ngx_uint_t                loaded;
+    ngx_uint_t                batch;    /* nodes in the batch that was out */
     ngx_uint_t                no_room;
     ngx_http_ai_counters_t    sum;      /* of the ledger records read */
 } ngx_http_ai_cost_load_t;
@@ -85,6 +86,16 @@ static void ngx_http_ai_cost_save_error(ngx_http_ai_cost_zone_t *zone,
     ngx_log_t *log, ngx_http_ai_cost_fail_t *fail);
 static ngx_int_t ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone,
     ngx_ai_buf_t *b);
+static ngx_int_t ngx_http_ai_cost_render_delta(ngx_ai_buf_t *b,
+    ngx_http_ai_cost_node_t *cn, ngx_ai_cost_state_rec_t *rec);
+static void ngx_http_ai_cost_load_delta(ngx_http_ai_cost_load_t *ctx,
+    ngx_http_ai_cost_node_t *cn, ngx_ai_cost_state_rec_t *rec);
+static void ngx_http_ai_cost_counters_set(ngx_http_ai_counters_t *c,
+    uint64_t *n);
+static void ngx_http_ai_cost_sync_restore(ngx_http_ai_cost_zone_t *zone,
+    ngx_ai_cost_state_t *st, ngx_uint_t batch);
+static void ngx_http_ai_cost_counters_get(ngx_http_ai_counters_t *c,
+    uint64_t *n);
 static ngx_int_t ngx_http_ai_cost_render_node(ngx_ai_buf_t *b,
     ngx_http_ai_cost_node_t *cn);
 static u_char *ngx_http_ai_cost_dir(ngx_str_t *path, ngx_pool_t *pool,
@@ -516,29 +527,37 @@ ngx_http_ai_cost_render(ngx_http_ai_cost_zone_t *zone, ngx_ai_buf_t *b)
 {
     ngx_uint_t                i;
     ngx_queue_t              *q;
-    ngx_http_ai_counters_t   *c;
+    ngx_http_ai_sync_sh_t    *sy;
     ngx_http_ai_cost_node_t  *cn;
     uint64_t                  n[NGX_AI_COST_STATE_TOTALS];
+    uint64_t                  s[NGX_AI_COST_STATE_TOTALS];
 
     static ngx_uint_t  types[] = { NGX_HTTP_AI_COST_ACCOUNT,
                                    NGX_HTTP_AI_COST_LEDGER };
 
-    c = &zone->sh->totals;
-
-    n[0] = c->requests;
-    n[1] = c->errors;
-    n[2] = c->input_tokens;
-    n[3] = c->output_tokens;
-    n[4] = c->cost;
-    n[5] = c->aborted;
-    n[6] = c->est_input_tokens;
-    n[7] = c->est_cost;
+    ngx_http_ai_cost_counters_get(&zone->sh->totals, n);
 
     if (ngx_ai_cost_state_write_head(b, &zone->shm_zone->shm.name,
                                      (uint64_t) ngx_time(), n)
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (zone->sync) {
+        /* what is not acknowledged by Redis yet, for after a restart */
+
+        sy = &zone->sh->sync;
+
+        ngx_http_ai_cost_counters_get(&zone->sh->pend, n);
+        ngx_http_ai_cost_counters_get(&zone->sh->send, s);
+
+        if (ngx_ai_cost_state_write_sync(b, sy->instance, sy->seq,
+                                         sy->frozen, n, s)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     for (i = 0; i < 2; i++) {
@@ -602,7 +621,93 @@ ngx_http_ai_cost_render_node(ngx_ai_buf_t *b, ngx_http_ai_cost_node_t *cn)
         rec.n[5] = (uint64_t) cn->u.account.last;
     }
 
-    return ngx_ai_cost_state_write_rec(b, &rec);
+    if (ngx_ai_cost_state_write_rec(b, &rec) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (cn->delta == NULL && !cn->batch) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_cost_render_delta(b, cn, &rec);
+}
+
+
+/* a node's deltas not acknowledged by Redis, after its record */
+
+static ngx_int_t
+ngx_http_ai_cost_render_delta(ngx_ai_buf_t *b, ngx_http_ai_cost_node_t *cn,
+    ngx_ai_cost_state_rec_t *rec)
+{
+    ngx_uint_t                  i;
+    uint64_t                    n[NGX_AI_COST_STATE_TOTALS];
+    ngx_http_ai_spend_delta_t  *sd;
+
+    rec->batch = cn->batch ? 1 : 0;
+    ngx_memzero(rec->d, sizeof(rec->d));
+
+    if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+        rec->type = NGX_AI_COST_STATE_DLEDGER;
+
+        if (cn->delta) {
+            ngx_http_ai_cost_counters_get(&cn->delta->u.ledger.pend, n);
+
+            for (i = 0; i < NGX_AI_COST_STATE_TOTALS; i++) {
+                rec->d[i] = (int64_t) n[i];
+            }
+
+            ngx_http_ai_cost_counters_get(&cn->delta->u.ledger.send, n);
+
+            for (i = 0; i < NGX_AI_COST_STATE_TOTALS; i++) {
+                rec->d[NGX_AI_COST_STATE_TOTALS + i] = (int64_t) n[i];
+            }
+        }
+
+    } else {
+        rec->type = NGX_AI_COST_STATE_DACCOUNT;
+
+        for (i = 0; cn->delta && i < 2; i++) {
+            sd = i ? &cn->delta->u.account.send : &cn->delta->u.account.pend;
+
+            rec->d[5 * i] = (int64_t) sd->day;
+            rec->d[5 * i + 1] = sd->day_spend;
+            rec->d[5 * i + 2] = (int64_t) sd->month;
+            rec->d[5 * i + 3] = sd->month_spend;
+            rec->d[5 * i + 4] = sd->total;
+        }
+    }
+
+    return ngx_ai_cost_state_write_delta(b, rec);
+}
+
+
+/* the counters in the state file's order, and back */
+
+static void
+ngx_http_ai_cost_counters_get(ngx_http_ai_counters_t *c, uint64_t *n)
+{
+    n[0] = c->requests;
+    n[1] = c->errors;
+    n[2] = c->input_tokens;
+    n[3] = c->output_tokens;
+    n[4] = c->cost;
+    n[5] = c->aborted;
+    n[6] = c->est_input_tokens;
+    n[7] = c->est_cost;
+}
+
+
+static void
+ngx_http_ai_cost_counters_set(ngx_http_ai_counters_t *c, uint64_t *n)
+{
+    c->requests = n[0];
+    c->errors = n[1];
+    c->input_tokens = n[2];
+    c->output_tokens = n[3];
+    c->cost = n[4];
+    c->aborted = n[5];
+    c->est_input_tokens = n[6];
+    c->est_cost = n[7];
 }
 
 
@@ -1020,16 +1125,24 @@ ngx_http_ai_cost_load_rec(void *data, ngx_ai_cost_state_rec_t *rec)
     ngx_http_ai_cost_load_t *ctx = data;
 
     size_t                    len;
-    ngx_uint_t                ledger;
+    ngx_uint_t                ledger, delta;
     ngx_http_ai_counters_t   *c;
     ngx_http_ai_cost_zone_t  *zone;
     ngx_http_ai_cost_node_t  *cn;
     u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
 
     zone = ctx->zone;
-    ledger = (rec->type == NGX_AI_COST_STATE_LEDGER);
+    ledger = (rec->type == NGX_AI_COST_STATE_LEDGER
+              || rec->type == NGX_AI_COST_STATE_DLEDGER);
+    delta = (rec->type == NGX_AI_COST_STATE_DLEDGER
+             || rec->type == NGX_AI_COST_STATE_DACCOUNT);
 
-    if (ledger) {
+    if (delta && zone->sync == NULL) {
+        /* the zone no longer syncs: nothing to push them to */
+        return NGX_OK;
+    }
+
+    if (ledger && !delta) {
         c = &ctx->sum;
 
         c->requests += rec->n[0];
@@ -1041,6 +1154,9 @@ ngx_http_ai_cost_load_rec(void *data, ngx_ai_cost_state_rec_t *rec)
         c->est_input_tokens += rec->n[6];
         c->est_cost += rec->n[7];
 
+    }
+
+    if (ledger) {
         len = ngx_http_ai_cost_ledger_id(id, rec->keyed, rec->digest,
                                          &rec->route, &rec->model);
     } else {
@@ -1056,6 +1172,12 @@ ngx_http_ai_cost_load_rec(void *data, ngx_ai_cost_state_rec_t *rec)
     if (cn == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
         ctx->no_room++;
+        return NGX_OK;
+    }
+
+    if (delta) {
+        ngx_http_ai_cost_load_delta(ctx, cn, rec);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
         return NGX_OK;
     }
 
@@ -1090,6 +1212,103 @@ ngx_http_ai_cost_load_rec(void *data, ngx_ai_cost_state_rec_t *rec)
 }
 
 
+/*
+ * A node's deltas read back: pushed after the start (the batch that was
+ * out, sent again with its number).  Called locked.
+ */
+
+static void
+ngx_http_ai_cost_load_delta(ngx_http_ai_cost_load_t *ctx,
+    ngx_http_ai_cost_node_t *cn, ngx_ai_cost_state_rec_t *rec)
+{
+    ngx_uint_t                  i;
+    uint64_t                    n[NGX_AI_COST_STATE_TOTALS];
+    ngx_http_ai_spend_delta_t  *sd;
+    ngx_http_ai_cost_delta_t   *delta;
+
+    if ((rec->type == NGX_AI_COST_STATE_DLEDGER)
+        != (cn->type == NGX_HTTP_AI_COST_LEDGER))
+    {
+        return;
+    }
+
+    cn->count++;                  /* not to be evicted for its delta */
+    delta = ngx_http_ai_cost_delta(ctx->zone, cn);
+    cn->count--;
+
+    if (delta == NULL) {
+        ctx->no_room++;
+        return;
+    }
+
+    if (rec->batch && !cn->batch) {
+        cn->batch = 1;
+        ctx->batch++;
+    }
+
+    if (cn->type == NGX_HTTP_AI_COST_LEDGER) {
+        for (i = 0; i < NGX_AI_COST_STATE_TOTALS; i++) {
+            n[i] = rec->d[i] > 0 ? (uint64_t) rec->d[i] : 0;
+        }
+
+        ngx_http_ai_cost_counters_set(&delta->u.ledger.pend, n);
+
+        for (i = 0; i < NGX_AI_COST_STATE_TOTALS; i++) {
+            n[i] = rec->d[NGX_AI_COST_STATE_TOTALS + i] > 0
+                   ? (uint64_t) rec->d[NGX_AI_COST_STATE_TOTALS + i] : 0;
+        }
+
+        ngx_http_ai_cost_counters_set(&delta->u.ledger.send, n);
+
+        return;
+    }
+
+    for (i = 0; i < 2; i++) {
+        sd = i ? &delta->u.account.send : &delta->u.account.pend;
+
+        sd->day = rec->d[5 * i] > 0 ? (uint64_t) rec->d[5 * i] : 0;
+        sd->day_spend = rec->d[5 * i + 1];
+        sd->month = rec->d[5 * i + 2] > 0 ? (uint64_t) rec->d[5 * i + 2] : 0;
+        sd->month_spend = rec->d[5 * i + 3];
+        sd->total = rec->d[5 * i + 4];
+    }
+}
+
+
+/*
+ * The zone's batches as they were: its instance, the batch that was out
+ * (sent again with its number, so that Redis applies it once) and the
+ * totals' deltas.  The batches after it are numbered 2^20 on: a state
+ * written before batches Redis applied later (nginx killed) must not
+ * have the next ones taken as applied.  Called locked.
+ */
+
+static void
+ngx_http_ai_cost_sync_restore(ngx_http_ai_cost_zone_t *zone,
+    ngx_ai_cost_state_t *st, ngx_uint_t batch)
+{
+    ngx_http_ai_sync_sh_t  *sy;
+
+    sy = &zone->sh->sync;
+
+    ngx_memcpy(sy->instance, st->instance, NGX_HTTP_AI_SYNC_INSTANCE_LEN);
+
+    ngx_http_ai_cost_counters_set(&zone->sh->pend, st->sync_pend);
+    ngx_http_ai_cost_counters_set(&zone->sh->send, st->sync_send);
+
+    sy->seq = st->seq;
+
+    if (st->frozen) {
+        sy->frozen = 1;
+        sy->items = batch;
+        sy->seq_jump = 1;
+
+    } else {
+        sy->seq += NGX_HTTP_AI_SYNC_SEQ_JUMP;
+    }
+}
+
+
 /* the totals, as read or rebuilt from the ledger records read */
 
 static void
@@ -1114,6 +1333,10 @@ ngx_http_ai_cost_loaded(ngx_http_ai_cost_zone_t *zone,
 
     } else {
         *c = ctx->sum;
+    }
+
+    if (st->has_sync && zone->sync) {
+        ngx_http_ai_cost_sync_restore(zone, st, ctx->batch);
     }
 
     ctx->no_room += zone->sh->evicted;

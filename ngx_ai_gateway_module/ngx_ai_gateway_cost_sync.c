@@ -34,7 +34,9 @@ ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source = {
     ngx_http_ai_cost_sync_batch,
     ngx_http_ai_cost_sync_ack,
     ngx_http_ai_cost_sync_pull,
-    ngx_http_ai_cost_sync_unsynced
+    ngx_http_ai_cost_sync_unsynced,
+    NULL,
+    NULL
 };
 
 
@@ -364,6 +366,14 @@ ngx_http_ai_cost_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
 
     sy->frozen = 0;
     sy->items = 0;
+
+    if (sy->seq_jump) {
+        sy->seq += NGX_HTTP_AI_SYNC_SEQ_JUMP;
+        sy->seq_jump = 0;
+    }
+
+    /* the state file is written again, without what was pushed */
+    zone->sh->gen++;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 }

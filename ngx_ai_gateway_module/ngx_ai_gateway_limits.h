@@ -91,6 +91,25 @@ typedef struct {
     int64_t                         pend_tok;
     int64_t                         send_req;
     int64_t                         send_tok;
+
+    /* sync_mode=lease (ngx_ai_gateway_lease.c), in rate units */
+    int64_t                         lease_req;    /* this host's slice, */
+    int64_t                         lease_tok;    /* what is left of it */
+    int64_t                         ask_req;      /* taken before a slice:
+                                                     carried by the ask */
+    int64_t                         ask_tok;
+    uint64_t                        own_req;      /* what this host took, */
+    uint64_t                        own_tok;      /* decayed: the share's */
+    uint64_t                        win_req;      /* taken in this second */
+    uint64_t                        win_tok;
+    uint64_t                        rate_req;     /* ... in the one before */
+    uint64_t                        rate_tok;
+    ngx_msec_t                      win;          /* this second's start */
+    ngx_msec_t                      own_last;     /* own_* decayed */
+    ngx_msec_t                      lease_end;    /* the slice's, 0: none */
+    ngx_msec_t                      asked;        /* a slice is on its way
+                                                     since (0: none) */
+    ngx_msec_t                      answered;     /* the last slice */
     u_char                          data[1];
 } ngx_http_ai_rate_node_t;
 
@@ -508,6 +527,8 @@ size_t ngx_http_ai_cost_account_id(u_char *id, ngx_uint_t keyed,
 ngx_http_ai_cost_node_t *ngx_http_ai_cost_get(ngx_http_ai_cost_zone_t *zone,
     u_char *id, size_t len, ngx_uint_t route_len, ngx_uint_t model_len,
     ngx_uint_t quiet);
+ngx_http_ai_cost_delta_t *ngx_http_ai_cost_delta(
+    ngx_http_ai_cost_zone_t *zone, ngx_http_ai_cost_node_t *cn);
 void ngx_http_ai_cost_node_parts(ngx_http_ai_cost_node_t *cn,
     u_char **digest, ngx_str_t *route, ngx_str_t *model);
 ngx_http_ai_cost_node_t *ngx_http_ai_cost_lookup(

@@ -51,6 +51,7 @@ static ngx_int_t ngx_http_ai_prom_fixed(ngx_ai_buf_t *b, uint64_t v,
     ngx_uint_t kind, ngx_uint_t trim);
 static ngx_int_t ngx_http_ai_prom_model_labels(ngx_ai_buf_t *b,
     ngx_http_ai_metrics_node_t *mn);
+static ngx_int_t ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root);
 static ngx_int_t ngx_http_ai_prom_json(ngx_http_request_t *r,
     ngx_str_t *json, ngx_ai_buf_t *b);
 static ngx_int_t ngx_http_ai_prom_label(ngx_ai_buf_t *b, const char *name,
@@ -938,6 +939,144 @@ ngx_http_ai_prom_json(ngx_http_request_t *r, ngx_str_t *json,
             {
                 return NGX_ERROR;
             }
+        }
+    }
+
+    return ngx_http_ai_prom_sync(b, root);
+}
+
+
+/*
+ * The synced zones (the status's "sync"): up, failures, unsynced, and a
+ * lease zone's slices, admissions on the share and Redis latency
+ */
+
+static ngx_int_t
+ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
+{
+    uint64_t     v;
+    ngx_uint_t   i, k, null;
+    cJSON       *list, *item, *lease, *obj, *state;
+
+    static const char  *fam[][4] = {
+        { "ai_gateway_sync_up", "gauge",
+          "A synced zone's Redis as its syncing worker sees it: 1 up.", "" },
+        { "ai_gateway_sync_failures_total", "counter",
+          "Batches of a synced zone Redis did not answer.", "failures" },
+        { "ai_gateway_sync_unsynced", "gauge",
+          "Nodes of a synced zone with deltas not pushed yet.", "unsynced" },
+        { "ai_gateway_sync_fallback_admissions_total", "counter",
+          "Requests a lease zone admitted on its share, Redis away.",
+          "fallback_admissions" },
+        { "ai_gateway_sync_redis_latency_seconds", "gauge",
+          "Time a lease zone's slice took to come (moving average).",
+          "latency_us" },
+        { "ai_gateway_sync_lease_requests_total", "counter",
+          "Requests of a lease zone's slices: leased, used, returned.",
+          "requests" },
+        { "ai_gateway_sync_lease_tokens_total", "counter",
+          "Tokens of a lease zone's slices: leased, used, returned.",
+          "tokens" }
+    };
+
+    static const char  *what[] = { "leased", "used", "returned" };
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "sync");
+
+    for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+        if (ngx_http_ai_prom_family(b, fam[i][0], fam[i][1], fam[i][2])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(item, list) {
+            lease = cJSON_GetObjectItemCaseSensitive(item, "lease");
+
+            if (i >= 3 && !cJSON_IsObject(lease)) {
+                continue;
+            }
+
+            obj = (i >= 3) ? lease : item;
+
+            for (k = 0; k < (i >= 5 ? 3 : 1); k++) {
+                if (ngx_ai_buf_append_str(b, fam[i][0]) != NGX_OK
+                    || ngx_http_ai_prom_str(b, "{") != NGX_OK
+                    || ngx_http_ai_prom_label_json(b, "zone", item, "zone")
+                       != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                if (i == 0) {
+                    state = cJSON_GetObjectItemCaseSensitive(item, "state");
+                    v = cJSON_IsString(state)
+                        && ngx_strcmp(state->valuestring, "ok") == 0;
+
+                    if (ngx_http_ai_prom_str(b, ",") != NGX_OK
+                        || ngx_http_ai_prom_label_json(b, "mode", item,
+                                                       "mode")
+                           != NGX_OK)
+                    {
+                        return NGX_ERROR;
+                    }
+
+                } else if (i >= 5) {
+                    obj = cJSON_GetObjectItemCaseSensitive(lease, fam[i][3]);
+                    v = ngx_http_ai_prom_uint(obj, what[k], &null);
+
+                    if (ngx_http_ai_prom_str(b, ",what=\"") != NGX_OK
+                        || ngx_ai_buf_append_str(b, what[k]) != NGX_OK
+                        || ngx_http_ai_prom_str(b, "\"") != NGX_OK)
+                    {
+                        return NGX_ERROR;
+                    }
+
+                } else {
+                    v = ngx_http_ai_prom_uint(obj, fam[i][3], &null);
+                }
+
+                if (ngx_http_ai_prom_str(b, "} ") != NGX_OK
+                    || (i == 4 ? ngx_http_ai_prom_fixed(b, v,
+                                                 NGX_HTTP_AI_GENAI_TPOT, 0)
+                               : ngx_http_ai_prom_value(b, v))
+                       != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                if (i == 4 && ngx_http_ai_prom_str(b, "\n") != NGX_OK) {
+                    return NGX_ERROR;
+                }
+            }
+        }
+    }
+
+    /* the state and the last error as labels */
+
+    if (ngx_http_ai_prom_family(b, "ai_gateway_sync_info", "gauge",
+                                "A synced zone: its mode, its state and "
+                                "its last error (\"\": none).")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, list) {
+        if (ngx_http_ai_prom_str(b, "ai_gateway_sync_info{") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "zone", item, "zone") != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "mode", item, "mode") != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "state", item, "state")
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, ",") != NGX_OK
+            || ngx_http_ai_prom_label_json(b, "last_error", item,
+                                           "last_error")
+               != NGX_OK
+            || ngx_http_ai_prom_str(b, "} 1\n") != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 

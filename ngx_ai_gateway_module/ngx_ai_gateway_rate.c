@@ -21,6 +21,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_lease.h"
 
 
 /* nodes looked at, oldest first, for one to forget in a full zone */
@@ -494,6 +495,10 @@ ngx_http_ai_rate_create(ngx_http_ai_rate_zone_t *zone, uint32_t hash,
     rn->send_req = 0;
     rn->send_tok = 0;
 
+    ngx_memzero(&rn->lease_req, offsetof(ngx_http_ai_rate_node_t, data)
+                                - offsetof(ngx_http_ai_rate_node_t,
+                                           lease_req));
+
     ngx_memcpy(rn->data, id, len);
 
     ngx_rbtree_insert(&zone->sh->rbtree, node);
@@ -541,7 +546,11 @@ ngx_http_ai_rate_forgettable(ngx_http_ai_rate_node_t *rn, ngx_msec_t now)
 {
     uint64_t  req, tok;
 
-    if (rn->count || rn->batch || rn->pend_req || rn->pend_tok) {
+    if (rn->count || rn->batch || rn->pend_req || rn->pend_tok
+        || rn->ask_req || rn->ask_tok || rn->lease_req > 0
+        || rn->lease_tok > 0)
+    {
+        /* deltas to push, or a slice held (lease.c): given back first */
         return 0;
     }
 
@@ -713,9 +722,10 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
     uint32_t                   hash;
     uint64_t                   req, tok;
     ngx_int_t                  rc;
-    ngx_uint_t                 i, refuse, defer, pull;
+    ngx_uint_t                 i, refuse, defer, pull, lease;
     ngx_msec_t                 now, wait;
     ngx_http_request_t        *r;
+    ngx_http_ai_lease_ask_t    ask;
     ngx_http_ai_rate_node_t   *node;
     ngx_http_ai_rate_zone_t   *zone;
     ngx_http_ai_rate_hold_t   *hold;
@@ -759,6 +769,9 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
         hash = ngx_murmur_hash2(id, len);
 
         defer = zone->sync && ngx_http_ai_sync_strict_ready(zone->sync);
+        lease = zone->sync
+                && ngx_http_ai_sync_mode(zone->sync, NULL)
+                   == NGX_HTTP_AI_SYNC_MODE_LEASE;
 
         hold = &lctx->holds[lctx->nholds];
         ngx_memzero(hold, sizeof(ngx_http_ai_rate_hold_t));
@@ -772,6 +785,7 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
 
         wait = 0;
         pull = 0;
+        ngx_memzero(&ask, sizeof(ngx_http_ai_lease_ask_t));
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -809,7 +823,7 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
 
         hold->node = node;
 
-        if (zone->sync && !defer
+        if (zone->sync && !defer && !lease
             && ngx_http_ai_sync_stale(zone->sync, now, node->synced))
         {
             /* first seen here, or not pulled for long: pulled at once */
@@ -832,7 +846,19 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
             continue;
         }
 
-        refuse = ngx_http_ai_rate_take(zone, hold, &wait);
+        if (lease) {
+            refuse = ngx_http_ai_lease_take(zone->sync, &zone->sh->sync,
+                                            hold, now, &wait, &ask,
+                                            r->connection->log);
+
+            if (refuse & NGX_HTTP_AI_LEASE_WAITING) {
+                /* what its host holds is used up, a slice comes */
+                refuse = limit->rpm ? 1 : 2;
+            }
+
+        } else {
+            refuse = ngx_http_ai_rate_take(zone, hold, &wait);
+        }
 
         if (!refuse) {
             node->count++;
@@ -845,6 +871,11 @@ ngx_http_ai_rate_admit(ngx_http_ai_limits_ctx_t *lctx,
         if (pull) {
             ngx_http_ai_sync_pull(zone->sync, NGX_HTTP_AI_SYNC_RATE, hash,
                                   id, len, limit->rpm, limit->tpm);
+        }
+
+        if (ask.ask) {
+            ngx_http_ai_lease_ask(zone->sync, zone->sh->sync.instance, hash,
+                                  id, len, &ask);
         }
 
         ngx_log_debug7(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_lease.h"
 
 
 static ngx_http_ai_sync_sh_t *ngx_http_ai_rate_sync_sh(void *data,
@@ -24,6 +25,10 @@ static void ngx_http_ai_rate_sync_pull(void *data,
     ngx_http_ai_sync_item_t *item);
 static ngx_uint_t ngx_http_ai_rate_sync_unsynced(void *data,
     ngx_http_ai_counters_t *fleet, ngx_uint_t *known);
+static void ngx_http_ai_rate_sync_lease(void *data,
+    ngx_http_ai_sync_item_t *item);
+static void ngx_http_ai_rate_sync_json(void *data, ngx_ai_jw_t *w,
+    ngx_http_ai_sync_sh_t *st);
 
 
 ngx_http_ai_sync_source_t  ngx_http_ai_rate_sync_source = {
@@ -32,7 +37,9 @@ ngx_http_ai_sync_source_t  ngx_http_ai_rate_sync_source = {
     ngx_http_ai_rate_sync_batch,
     ngx_http_ai_rate_sync_ack,
     ngx_http_ai_rate_sync_pull,
-    ngx_http_ai_rate_sync_unsynced
+    ngx_http_ai_rate_sync_unsynced,
+    ngx_http_ai_rate_sync_lease,
+    ngx_http_ai_rate_sync_json
 };
 
 
@@ -66,7 +73,7 @@ ngx_http_ai_rate_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
 
     uint64_t                  req, tok;
     ngx_int_t                 rc;
-    ngx_uint_t                n, dirty;
+    ngx_uint_t                n, dirty, lease;
     ngx_msec_t                now;
     ngx_queue_t              *q;
     ngx_rbtree_node_t        *rb;
@@ -80,6 +87,8 @@ ngx_http_ai_rate_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
 
     sy = &zone->sh->sync;
     now = ngx_current_msec;
+    lease = (ngx_http_ai_sync_mode(zone->sync, NULL)
+             == NGX_HTTP_AI_SYNC_MODE_LEASE);
 
     if (!sy->frozen) {
         n = 0;
@@ -90,6 +99,10 @@ ngx_http_ai_rate_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
              q = ngx_queue_next(q))
         {
             node = ngx_queue_data(q, ngx_http_ai_rate_node_t, queue);
+
+            if (lease) {
+                ngx_http_ai_lease_return(sy, node, now, b->final);
+            }
 
             dirty = (node->pend_req || node->pend_tok);
 
@@ -231,10 +244,15 @@ ngx_http_ai_rate_sync_ack(void *data, ngx_http_ai_sync_batch_t *b)
         node->send_req = 0;
         node->send_tok = 0;
 
-        v = item[i].res[0] + node->pend_req;
+        /* a lease zone's: less what is left of the slice, plus what an
+         * ask out carries (as ngx_http_ai_lease_answer() has them) */
+
+        v = item[i].res[0] + node->pend_req - node->lease_req
+            + node->ask_req;
         node->req_used = v > 0 ? (uint64_t) v : 0;
 
-        v = item[i].res[1] + node->pend_tok;
+        v = item[i].res[1] + node->pend_tok - node->lease_tok
+            + node->ask_tok;
         node->tok_used = v > 0 ? (uint64_t) v : 0;
 
         node->last = now;
@@ -306,4 +324,43 @@ ngx_http_ai_rate_sync_unsynced(void *data, ngx_http_ai_counters_t *fleet,
     }
 
     return unsynced;
+}
+
+
+/* a slice's answer (ngx_ai_gateway_lease.c), or none */
+
+static void
+ngx_http_ai_rate_sync_lease(void *data, ngx_http_ai_sync_item_t *item)
+{
+    ngx_http_ai_rate_zone_t *zone = data;
+
+    ngx_http_ai_rate_node_t  *node;
+
+    if (zone->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_ai_rate_lookup(zone, item->hash, item->id, item->len);
+
+    ngx_http_ai_lease_answer(zone->sync, &zone->sh->sync, node, item);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_ai_rate_sync_json(void *data, ngx_ai_jw_t *w,
+    ngx_http_ai_sync_sh_t *st)
+{
+    ngx_http_ai_rate_zone_t *zone = data;
+
+    ngx_uint_t  fallback;
+
+    if (ngx_http_ai_sync_mode(zone->sync, &fallback)
+        == NGX_HTTP_AI_SYNC_MODE_LEASE)
+    {
+        ngx_http_ai_lease_json(w, st, fallback);
+    }
 }

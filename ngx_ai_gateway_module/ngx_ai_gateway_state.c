@@ -18,7 +18,18 @@
  *   end RECORDS
  *
  * the accounts ("a") before the ledger entries ("l").  A line that does
- * not check out is skipped; the others are read.
+ * not check out is skipped; the others are read.  A zone with sync= also
+ * has, after "totals", a line of its batches to Redis, and after a
+ * record with deltas not acknowledged by Redis, a line of them (signed
+ * numbers; not counted in RECORDS):
+ *
+ *   sync INSTANCE SEQ FROZEN P1..P8 S1..S8   the totals' deltas
+ *   dl KEYED DIGEST =ROUTE =MODEL BATCH P1..P8 S1..S8
+ *   da KEYED DIGEST =ROUTE BATCH PDAY PDAY_SPEND PMONTH PMONTH_SPEND
+ *     PTOTAL SDAY SDAY_SPEND SMONTH SMONTH_SPEND STOTAL
+ *
+ * P: to push, S: in the batch being pushed (FROZEN: one is, numbered
+ * SEQ, BATCH: the record is in it).
  *
  * Version 1, as the module wrote it before: the same lines without
  * their CRC32, then "end RECORDS CRC32" with the CRC32 of every byte
@@ -44,8 +55,10 @@
 #define NGX_AI_COST_STATE_TOTALS_LINE  4
 #define NGX_AI_COST_STATE_RECORD       5
 #define NGX_AI_COST_STATE_END          6
+#define NGX_AI_COST_STATE_DELTA        7
+#define NGX_AI_COST_STATE_SYNC         8
 
-#define NGX_AI_COST_STATE_MAX_FIELDS   16
+#define NGX_AI_COST_STATE_MAX_FIELDS   24
 
 
 static ngx_int_t ngx_ai_cost_state_v1(ngx_ai_cost_state_t *st, u_char *p,
@@ -59,7 +72,12 @@ static char *ngx_ai_cost_state_fields(ngx_ai_cost_state_t *st,
     ngx_str_t *tok, ngx_uint_t nt, ngx_ai_cost_state_rec_t *rec,
     ngx_uint_t *kind);
 static char *ngx_ai_cost_state_rec(ngx_ai_cost_state_t *st, ngx_str_t *tok,
-    ngx_uint_t nt, ngx_ai_cost_state_rec_t *rec);
+    ngx_uint_t nt, ngx_ai_cost_state_rec_t *rec, ngx_uint_t delta);
+static char *ngx_ai_cost_state_sync(ngx_ai_cost_state_t *st, ngx_str_t *tok,
+    ngx_uint_t nt);
+static ngx_int_t ngx_ai_cost_state_i64(ngx_str_t *s, int64_t *v);
+static ngx_int_t ngx_ai_cost_state_write_id(ngx_ai_buf_t *b,
+    const char *type, ngx_ai_cost_state_rec_t *rec);
 static ngx_uint_t ngx_ai_cost_state_split(u_char *p, u_char *last,
     ngx_str_t *tok, ngx_uint_t max);
 static ngx_int_t ngx_ai_cost_state_u64(ngx_str_t *s, uint64_t *v);
@@ -276,7 +294,9 @@ ngx_ai_cost_state_v1(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         return NGX_OK;
     }
 
-    if (kind == NGX_AI_COST_STATE_RECORD) {
+    if (kind == NGX_AI_COST_STATE_RECORD
+        || kind == NGX_AI_COST_STATE_DELTA)
+    {
         return ngx_ai_cost_state_record(st, &rec);
     }
 
@@ -345,7 +365,7 @@ ngx_ai_cost_state_v2(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         /* refused as a whole, unless records were given already */
 
         if (kind == NGX_AI_COST_STATE_OTHER_ZONE
-            && st->accounts + st->ledgers == 0)
+            && st->accounts + st->ledgers + st->deltas == 0)
         {
             st->why = why;
             st->why_line = st->lines;
@@ -355,7 +375,9 @@ ngx_ai_cost_state_v2(ngx_ai_cost_state_t *st, u_char *p, size_t len)
         return ngx_ai_cost_state_bad(st, why);
     }
 
-    if (kind == NGX_AI_COST_STATE_RECORD) {
+    if (kind == NGX_AI_COST_STATE_RECORD
+        || kind == NGX_AI_COST_STATE_DELTA)
+    {
         return ngx_ai_cost_state_record(st, &rec);
     }
 
@@ -413,8 +435,11 @@ ngx_ai_cost_state_record(ngx_ai_cost_state_t *st,
     if (rec->type == NGX_AI_COST_STATE_LEDGER) {
         st->ledgers++;
 
-    } else {
+    } else if (rec->type == NGX_AI_COST_STATE_ACCOUNT) {
         st->accounts++;
+
+    } else {
+        st->deltas++;
     }
 
     if (st->handler == NULL || (st->version == 1 && !st->load)) {
@@ -494,7 +519,7 @@ ngx_ai_cost_state_finish(ngx_ai_cost_state_t *st)
     }
 
     if (!st->has_head && !st->has_zone && !st->has_totals && !st->has_end
-        && st->accounts + st->ledgers == 0)
+        && !st->has_sync && st->accounts + st->ledgers + st->deltas == 0)
     {
         st->why = "no line of it checks out";
     }
@@ -581,6 +606,20 @@ ngx_ai_cost_state_fields(ngx_ai_cost_state_t *st, ngx_str_t *tok,
         return NULL;
     }
 
+    if (st->version == 2
+        && tok[0].len == 4 && ngx_strncmp(tok[0].data, "sync", 4) == 0)
+    {
+        *kind = NGX_AI_COST_STATE_SYNC;
+        return ngx_ai_cost_state_sync(st, tok, nt);
+    }
+
+    if (st->version == 2 && tok[0].len == 2 && tok[0].data[0] == 'd'
+        && (tok[0].data[1] == 'l' || tok[0].data[1] == 'a'))
+    {
+        *kind = NGX_AI_COST_STATE_DELTA;
+        return ngx_ai_cost_state_rec(st, tok, nt, rec, 1);
+    }
+
     if (tok[0].len != 1 || (tok[0].data[0] != 'l' && tok[0].data[0] != 'a'))
     {
         return "an unknown record";
@@ -588,25 +627,78 @@ ngx_ai_cost_state_fields(ngx_ai_cost_state_t *st, ngx_str_t *tok,
 
     *kind = NGX_AI_COST_STATE_RECORD;
 
-    return ngx_ai_cost_state_rec(st, tok, nt, rec);
+    return ngx_ai_cost_state_rec(st, tok, nt, rec, 0);
+}
+
+
+/* "sync INSTANCE SEQ FROZEN P1..P8 S1..S8" */
+
+static char *
+ngx_ai_cost_state_sync(ngx_ai_cost_state_t *st, ngx_str_t *tok,
+    ngx_uint_t nt)
+{
+    u_char      c;
+    uint64_t    v, pend[NGX_AI_COST_STATE_TOTALS];
+    uint64_t    send[NGX_AI_COST_STATE_TOTALS];
+    ngx_uint_t  i;
+
+    if (nt != 4 + 2 * NGX_AI_COST_STATE_TOTALS
+        || tok[1].len != NGX_AI_COST_STATE_INSTANCE
+        || tok[3].len != 1
+        || (tok[3].data[0] != '0' && tok[3].data[0] != '1')
+        || ngx_ai_cost_state_u64(&tok[2], &v) != NGX_OK)
+    {
+        return "an invalid sync line";
+    }
+
+    for (i = 0; i < NGX_AI_COST_STATE_INSTANCE; i++) {
+        c = tok[1].data[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return "an invalid sync line";
+        }
+    }
+
+    for (i = 0; i < NGX_AI_COST_STATE_TOTALS; i++) {
+        if (ngx_ai_cost_state_u64(&tok[4 + i], &pend[i]) != NGX_OK
+            || ngx_ai_cost_state_u64(&tok[4 + NGX_AI_COST_STATE_TOTALS + i],
+                                     &send[i])
+               != NGX_OK)
+        {
+            return "an invalid number";
+        }
+    }
+
+    ngx_memcpy(st->instance, tok[1].data, NGX_AI_COST_STATE_INSTANCE);
+    ngx_memcpy(st->sync_pend, pend, sizeof(pend));
+    ngx_memcpy(st->sync_send, send, sizeof(send));
+    st->seq = v;
+    st->frozen = tok[3].data[0] - '0';
+    st->has_sync = 1;
+
+    return NULL;
 }
 
 
 static char *
 ngx_ai_cost_state_rec(ngx_ai_cost_state_t *st, ngx_str_t *tok,
-    ngx_uint_t nt, ngx_ai_cost_state_rec_t *rec)
+    ngx_uint_t nt, ngx_ai_cost_state_rec_t *rec, ngx_uint_t delta)
 {
-    ngx_uint_t  i, j, want;
+    ngx_uint_t  i, j, want, ledger;
 
     ngx_memzero(rec, sizeof(ngx_ai_cost_state_rec_t));
 
-    if (tok[0].data[0] == 'l') {
-        rec->type = NGX_AI_COST_STATE_LEDGER;
-        want = 15;
+    ledger = (tok[0].data[delta] == 'l');
+
+    if (ledger) {
+        rec->type = delta ? NGX_AI_COST_STATE_DLEDGER
+                          : NGX_AI_COST_STATE_LEDGER;
+        want = delta ? 22 : 15;
 
     } else {
-        rec->type = NGX_AI_COST_STATE_ACCOUNT;
-        want = 10;
+        rec->type = delta ? NGX_AI_COST_STATE_DACCOUNT
+                          : NGX_AI_COST_STATE_ACCOUNT;
+        want = delta ? 15 : 10;
     }
 
     if (nt != want) {
@@ -634,7 +726,7 @@ ngx_ai_cost_state_rec(ngx_ai_cost_state_t *st, ngx_str_t *tok,
 
     i = 4;
 
-    if (rec->type == NGX_AI_COST_STATE_LEDGER) {
+    if (ledger) {
         if (ngx_ai_cost_state_str(&tok[4], st->model, sizeof(st->model),
                                   NGX_AI_COST_STATE_MAX_MODEL, &rec->model)
             != NGX_OK)
@@ -643,6 +735,24 @@ ngx_ai_cost_state_rec(ngx_ai_cost_state_t *st, ngx_str_t *tok,
         }
 
         i = 5;
+    }
+
+    if (delta) {
+        if (tok[i].len != 1
+            || (tok[i].data[0] != '0' && tok[i].data[0] != '1'))
+        {
+            return "an invalid batch flag";
+        }
+
+        rec->batch = tok[i].data[0] - '0';
+
+        for (i++, j = 0; i < nt; i++, j++) {
+            if (ngx_ai_cost_state_i64(&tok[i], &rec->d[j]) != NGX_OK) {
+                return "an invalid number";
+            }
+        }
+
+        return NULL;
     }
 
     for (j = 0; i < nt; i++, j++) {
@@ -717,6 +827,33 @@ ngx_ai_cost_state_u64(ngx_str_t *s, uint64_t *v)
     }
 
     *v = n;
+
+    return NGX_OK;
+}
+
+
+/* an optional "-" and 1 to 19 decimal digits, within int64_t */
+
+static ngx_int_t
+ngx_ai_cost_state_i64(ngx_str_t *s, int64_t *v)
+{
+    uint64_t   n;
+    ngx_str_t  digits;
+
+    digits = *s;
+
+    if (digits.len && digits.data[0] == '-') {
+        digits.data++;
+        digits.len--;
+    }
+
+    if (ngx_ai_cost_state_u64(&digits, &n) != NGX_OK
+        || n > (uint64_t) INT64_MAX)
+    {
+        return NGX_ERROR;
+    }
+
+    *v = (digits.len == s->len) ? (int64_t) n : -(int64_t) n;
 
     return NGX_OK;
 }
@@ -851,14 +988,99 @@ ngx_ai_cost_state_write_head(ngx_ai_buf_t *b, ngx_str_t *zone, uint64_t now,
 ngx_int_t
 ngx_ai_cost_state_write_rec(ngx_ai_buf_t *b, ngx_ai_cost_state_rec_t *rec)
 {
-    u_char      *d;
-    size_t       start;
-    ngx_uint_t   i;
+    size_t  start;
 
     start = b->len;
 
-    if (ngx_ai_buf_append_str(b, rec->type == NGX_AI_COST_STATE_LEDGER
-                                 ? "l " : "a ") != NGX_OK
+    if (ngx_ai_cost_state_write_id(b, rec->type == NGX_AI_COST_STATE_LEDGER
+                                      ? "l " : "a ", rec)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rec->type == NGX_AI_COST_STATE_LEDGER) {
+        if (ngx_ai_cost_state_nums(b, rec->n, 10) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_ai_cost_state_nums(b, rec->n, 6) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_ai_cost_state_seal(b, start);
+}
+
+
+ngx_int_t
+ngx_ai_cost_state_write_delta(ngx_ai_buf_t *b, ngx_ai_cost_state_rec_t *rec)
+{
+    size_t      start;
+    ngx_uint_t  i, n;
+
+    start = b->len;
+
+    if (ngx_ai_cost_state_write_id(b, rec->type == NGX_AI_COST_STATE_DLEDGER
+                                      ? "dl " : "da ", rec)
+        != NGX_OK
+        || ngx_ai_buf_append_str(b, rec->batch ? " 1" : " 0") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    n = (rec->type == NGX_AI_COST_STATE_DLEDGER) ? 16 : 10;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_ai_buf_append_str(b, rec->d[i] < 0 ? " -" : " ") != NGX_OK
+            || ngx_ai_buf_append_uint(b, rec->d[i] < 0
+                                         ? (uint64_t) 0 - (uint64_t) rec->d[i]
+                                         : (uint64_t) rec->d[i])
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_ai_cost_state_seal(b, start);
+}
+
+
+ngx_int_t
+ngx_ai_cost_state_write_sync(ngx_ai_buf_t *b, u_char *instance, uint64_t seq,
+    ngx_uint_t frozen, uint64_t *pend, uint64_t *send)
+{
+    size_t  start;
+
+    start = b->len;
+
+    if (ngx_ai_buf_append_str(b, "sync ") != NGX_OK
+        || ngx_ai_buf_append(b, instance, NGX_AI_COST_STATE_INSTANCE)
+           != NGX_OK
+        || ngx_ai_buf_append_str(b, " ") != NGX_OK
+        || ngx_ai_buf_append_uint(b, seq) != NGX_OK
+        || ngx_ai_buf_append_str(b, frozen ? " 1" : " 0") != NGX_OK
+        || ngx_ai_cost_state_nums(b, pend, NGX_AI_COST_STATE_TOTALS)
+           != NGX_OK
+        || ngx_ai_cost_state_nums(b, send, NGX_AI_COST_STATE_TOTALS)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_ai_cost_state_seal(b, start);
+}
+
+
+/* TYPE KEYED DIGEST =ROUTE [=MODEL]: a record's identity */
+
+static ngx_int_t
+ngx_ai_cost_state_write_id(ngx_ai_buf_t *b, const char *type,
+    ngx_ai_cost_state_rec_t *rec)
+{
+    u_char      *d;
+    ngx_uint_t   i;
+
+    if (ngx_ai_buf_append_str(b, type) != NGX_OK
         || ngx_ai_buf_append_str(b, rec->keyed ? "1 " : "0 ") != NGX_OK)
     {
         return NGX_ERROR;
@@ -890,19 +1112,17 @@ ngx_ai_cost_state_write_rec(ngx_ai_buf_t *b, ngx_ai_cost_state_rec_t *rec)
         return NGX_ERROR;
     }
 
-    if (rec->type == NGX_AI_COST_STATE_LEDGER) {
+    if (rec->type == NGX_AI_COST_STATE_LEDGER
+        || rec->type == NGX_AI_COST_STATE_DLEDGER)
+    {
         if (ngx_ai_buf_append_str(b, " ") != NGX_OK
-            || ngx_ai_cost_state_write_str(b, &rec->model) != NGX_OK
-            || ngx_ai_cost_state_nums(b, rec->n, 10) != NGX_OK)
+            || ngx_ai_cost_state_write_str(b, &rec->model) != NGX_OK)
         {
             return NGX_ERROR;
         }
-
-    } else if (ngx_ai_cost_state_nums(b, rec->n, 6) != NGX_OK) {
-        return NGX_ERROR;
     }
 
-    return ngx_ai_cost_state_seal(b, start);
+    return NGX_OK;
 }
 
 

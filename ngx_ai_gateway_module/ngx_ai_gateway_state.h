@@ -43,6 +43,11 @@
 /* rec->type */
 #define NGX_AI_COST_STATE_LEDGER     1       /* an "l" line */
 #define NGX_AI_COST_STATE_ACCOUNT    2       /* an "a" line */
+#define NGX_AI_COST_STATE_DLEDGER    3       /* a "dl" line: deltas */
+#define NGX_AI_COST_STATE_DACCOUNT   4       /* a "da" line */
+
+/* the zone instance of sync= in a "sync" line, hex */
+#define NGX_AI_COST_STATE_INSTANCE   16
 
 /* the figures of the "totals" line: requests, errors, input tokens,
  * output tokens, cost, aborted, estimated input tokens, estimated cost */
@@ -63,6 +68,14 @@ typedef struct {
      * account: day, day spend, month, month spend, total, last
      */
     uint64_t                    n[12];
+
+    /*
+     * deltas not acknowledged by Redis yet (sync=), signed: ledger: the
+     * 8 counters to push, then the 8 being pushed; account: day, day
+     * spend, month, month spend, total to push, then being pushed
+     */
+    ngx_uint_t                  batch;     /* in the batch being pushed */
+    int64_t                     d[16];
 } ngx_ai_cost_state_rec_t;
 
 
@@ -104,6 +117,15 @@ typedef struct {
     char                           *bad_why[NGX_AI_COST_STATE_BAD];
     uint64_t                        totals[NGX_AI_COST_STATE_TOTALS];
     uint64_t                        end_records;   /* as the end line says */
+    ngx_uint_t                      deltas;        /* good delta records */
+
+    /* the "sync" line: the zone's batches to Redis as they were */
+    u_char                          instance[NGX_AI_COST_STATE_INSTANCE];
+    uint64_t                        seq;
+    ngx_uint_t                      frozen;
+    uint64_t                        sync_pend[NGX_AI_COST_STATE_TOTALS];
+    uint64_t                        sync_send[NGX_AI_COST_STATE_TOTALS];
+    unsigned                        has_sync:1;
     unsigned                        has_head:1;
     unsigned                        has_zone:1;
     unsigned                        has_totals:1;
@@ -154,6 +176,14 @@ ngx_int_t ngx_ai_cost_state_write_head(ngx_ai_buf_t *b, ngx_str_t *zone,
 ngx_int_t ngx_ai_cost_state_write_rec(ngx_ai_buf_t *b,
     ngx_ai_cost_state_rec_t *rec);
 ngx_int_t ngx_ai_cost_state_write_end(ngx_ai_buf_t *b, uint64_t records);
+
+/* "dl"/"da": a record's deltas (rec->type NGX_AI_COST_STATE_D*) */
+ngx_int_t ngx_ai_cost_state_write_delta(ngx_ai_buf_t *b,
+    ngx_ai_cost_state_rec_t *rec);
+
+/* "sync INSTANCE SEQ FROZEN P1..P8 S1..S8": the totals' deltas */
+ngx_int_t ngx_ai_cost_state_write_sync(ngx_ai_buf_t *b, u_char *instance,
+    uint64_t seq, ngx_uint_t frozen, uint64_t *pend, uint64_t *send);
 
 /* "=" and s, bytes outside 0x21-0x7e and "%" as %XX */
 ngx_int_t ngx_ai_cost_state_write_str(ngx_ai_buf_t *b, ngx_str_t *s);

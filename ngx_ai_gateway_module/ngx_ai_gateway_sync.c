@@ -40,6 +40,7 @@
 #include <openssl/rand.h>
 #include "ngx_ai_gateway_limits.h"
 #include "ngx_ai_gateway_redis.h"
+#include "ngx_ai_gateway_lease.h"
 #include "ngx_ai_gateway_sync_lua.h"
 
 
@@ -50,6 +51,7 @@
 /* the scripts of a server, in ngx_http_ai_sync_t.scripts */
 #define NGX_HTTP_AI_SYNC_BATCH_LUA      0
 #define NGX_HTTP_AI_SYNC_STRICT_LUA     1
+#define NGX_HTTP_AI_SYNC_LEASE_LUA      2
 
 
 /* the sync options of a zone directive, while it is parsed */
@@ -58,7 +60,8 @@ typedef struct {
     ngx_str_t                       password;
     ngx_msec_t                      interval;
     ngx_msec_t                      timeout;
-    ngx_uint_t                      strict;
+    ngx_int_t                       mode;         /* -1: the zone's default */
+    ngx_uint_t                      fallback;
     ngx_str_t                       first;        /* for error messages */
 } ngx_http_ai_sync_opts_t;
 
@@ -71,7 +74,8 @@ typedef struct {
     ngx_http_ai_redis_t             redis;
     ngx_uint_t                      strict;       /* a strict zone uses it */
     ngx_array_t                     zones;        /* sync_zone_t * */
-    ngx_http_ai_redis_script_t      scripts[2];   /* batch.lua, strict.lua */
+    ngx_http_ai_redis_script_t      scripts[3];   /* batch.lua, strict.lua,
+                                                     lease.lua */
 } ngx_http_ai_sync_t;
 
 
@@ -84,6 +88,8 @@ struct ngx_http_ai_sync_zone_s {
     ngx_msec_t                      interval;
     ngx_msec_t                      timeout;
     ngx_uint_t                      strict;
+    ngx_uint_t                      mode;         /* NGX_HTTP_AI_SYNC_MODE_* */
+    ngx_uint_t                      fallback;
 
     /* in the worker that syncs */
     ngx_event_t                     tick;
@@ -144,8 +150,6 @@ static void ngx_http_ai_sync_strict_done(ngx_event_t *ev);
 static void ngx_http_ai_sync_pull_answer(ngx_http_ai_redis_t *rd,
     redisReply *reply, void *data);
 
-static ngx_int_t ngx_http_ai_sync_arg_key(ngx_array_t *args,
-    ngx_str_t *prefix, const char *kind, u_char *id, size_t len);
 static ngx_http_ai_sync_sh_t *ngx_http_ai_sync_sh(ngx_http_ai_sync_zone_t *sz,
     ngx_slab_pool_t **shpool);
 static void ngx_http_ai_sync_set_state(ngx_http_ai_sync_t *s,
@@ -188,10 +192,28 @@ static void ngx_http_ai_sync_set_state(ngx_http_ai_sync_t *s,
  */
 
 
+/*
+ * A slice (sync/lease.lua, ngx_ai_gateway_lease.c): ARGV[1] the prefix,
+ * ARGV[2] the zone instance, then ID RPM TPM WREQ WTOK MREQ MTOK UREQ
+ * UTOK: the bucket pair, the slice wanted, the least worth granting
+ * (else nothing), what was used here before (added to the levels first).
+ * It grants at most what is left divided by the hosts that asked for a
+ * slice of the zone within 10 s, adds the grant to the levels, and
+ * answers {GREQ, GTOK, LREQ, LTOK, HOSTS, NOW_MS}.
+ */
+
+
 static ngx_str_t  ngx_http_ai_sync_states[] = {
     ngx_string("connecting"),
     ngx_string("ok"),
     ngx_string("down")
+};
+
+
+static ngx_str_t  ngx_http_ai_sync_modes[] = {
+    ngx_string("async"),
+    ngx_string("lease"),
+    ngx_string("strict")
 };
 
 
@@ -200,7 +222,8 @@ static ngx_str_t  ngx_http_ai_sync_states[] = {
 /*
  * One parameter of ai_rate_zone or ai_cost_zone, if it is a sync option:
  * sync=URL, sync_interval=TIME, sync_timeout=TIME, password=SECRET,
- * strict.  NGX_DECLINED: not one.
+ * sync_mode=async|lease|strict, sync_fallback=share|full, strict (as
+ * sync_mode=strict).  NGX_DECLINED: not one.
  */
 
 ngx_int_t
@@ -215,6 +238,8 @@ ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts, ngx_str_t *value)
         && ngx_strncmp(value->data, "sync_interval=", 14) != 0
         && ngx_strncmp(value->data, "sync_timeout=", 13) != 0
         && ngx_strncmp(value->data, "password=", 9) != 0
+        && ngx_strncmp(value->data, "sync_mode=", 10) != 0
+        && ngx_strncmp(value->data, "sync_fallback=", 14) != 0
         && !(value->len == 6 && ngx_strncmp(value->data, "strict", 6) == 0))
     {
         return NGX_DECLINED;
@@ -230,6 +255,7 @@ ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts, ngx_str_t *value)
 
         o->interval = NGX_CONF_UNSET_MSEC;
         o->timeout = NGX_CONF_UNSET_MSEC;
+        o->mode = -1;
         o->first = *value;
 
         *opts = o;
@@ -306,7 +332,56 @@ ngx_http_ai_sync_option(ngx_conf_t *cf, void **opts, ngx_str_t *value)
         }
     }
 
-    o->strict = 1;
+    if (ngx_strncmp(value->data, "sync_mode=", 10) == 0) {
+        for (n = 0; n < 3; n++) {
+            if (value->len - 10 == ngx_http_ai_sync_modes[n].len
+                && ngx_strncmp(value->data + 10,
+                               ngx_http_ai_sync_modes[n].data,
+                               value->len - 10) == 0)
+            {
+                break;
+            }
+        }
+
+        if (n == 3 || (o->mode != -1 && o->mode != n)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": expected one mode of "
+                               "async, lease or strict", value);
+            return NGX_ERROR;
+        }
+
+        o->mode = n;
+
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(value->data, "sync_fallback=", 14) == 0) {
+        s.data = value->data + 14;
+        s.len = value->len - 14;
+
+        if (s.len == 5 && ngx_strncmp(s.data, "share", 5) == 0) {
+            o->fallback = NGX_HTTP_AI_SYNC_FALLBACK_SHARE;
+
+        } else if (s.len == 4 && ngx_strncmp(s.data, "full", 4) == 0) {
+            o->fallback = NGX_HTTP_AI_SYNC_FALLBACK_FULL;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\": expected share or full",
+                               value);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (o->mode != -1 && o->mode != NGX_HTTP_AI_SYNC_MODE_STRICT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"strict\" with another sync_mode=");
+        return NGX_ERROR;
+    }
+
+    o->mode = NGX_HTTP_AI_SYNC_MODE_STRICT;
 
     return NGX_OK;
 
@@ -335,6 +410,13 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
     if (o->url.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" needs sync=redis://HOST:PORT", &o->first);
+        return NULL;
+    }
+
+    if (o->mode == NGX_HTTP_AI_SYNC_MODE_LEASE && source->lease == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": sync_mode=lease is for ai_rate_zone "
+                           "only (budgets are async or strict)", name);
         return NULL;
     }
 
@@ -406,9 +488,11 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
                     ngx_http_ai_sync_batch_lua);
         ngx_str_set(&s->scripts[NGX_HTTP_AI_SYNC_STRICT_LUA].text,
                     ngx_http_ai_sync_strict_lua);
+        ngx_str_set(&s->scripts[NGX_HTTP_AI_SYNC_LEASE_LUA].text,
+                    ngx_http_ai_sync_lease_lua);
 
         s->redis.scripts = s->scripts;
-        s->redis.nscripts = 2;
+        s->redis.nscripts = 3;
         s->redis.ready = ngx_http_ai_sync_ready;
         s->redis.down = ngx_http_ai_sync_down;
         s->redis.quit = ngx_http_ai_sync_final;
@@ -426,7 +510,11 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
     sz->name = *name;
     sz->interval = o->interval == NGX_CONF_UNSET_MSEC ? 1000 : o->interval;
     sz->timeout = o->timeout == NGX_CONF_UNSET_MSEC ? 200 : o->timeout;
-    sz->strict = o->strict;
+    sz->mode = (o->mode != -1) ? (ngx_uint_t) o->mode
+               : source->lease ? NGX_HTTP_AI_SYNC_MODE_LEASE
+               : NGX_HTTP_AI_SYNC_MODE_ASYNC;
+    sz->strict = (sz->mode == NGX_HTTP_AI_SYNC_MODE_STRICT);
+    sz->fallback = o->fallback;
 
     sz->prefix.len = sizeof(NGX_HTTP_AI_SYNC_PREFIX) - 1 + name->len + 1;
     sz->prefix.data = ngx_pnalloc(cf->pool, sz->prefix.len);
@@ -696,6 +784,7 @@ ngx_http_ai_sync_push(ngx_http_ai_sync_zone_t *sz, ngx_uint_t refresh)
     }
 
     b->pool = pool;
+    b->final = sz->final;
 
     rc = sz->source->batch(sz->zone, b, refresh, NGX_HTTP_AI_SYNC_BATCH_MAX);
 
@@ -1223,6 +1312,93 @@ done:
 }
 
 
+/* ---- what the leases (ngx_ai_gateway_lease.c) ask ---- */
+
+ngx_uint_t
+ngx_http_ai_sync_mode(ngx_http_ai_sync_zone_t *sz, ngx_uint_t *fallback)
+{
+    if (fallback) {
+        *fallback = sz->fallback;
+    }
+
+    return sz->mode;
+}
+
+
+ngx_uint_t
+ngx_http_ai_sync_up(ngx_http_ai_sync_zone_t *sz)
+{
+    return sz->sync->redis.state == NGX_HTTP_AI_REDIS_READY;
+}
+
+
+ngx_msec_t
+ngx_http_ai_sync_interval(ngx_http_ai_sync_zone_t *sz)
+{
+    return sz->interval;
+}
+
+
+/* EVALSHA LEASE 0 PREFIX: the start of a slice's call; NULL: no Redis */
+
+ngx_array_t *
+ngx_http_ai_sync_lease_args(ngx_http_ai_sync_zone_t *sz, ngx_pool_t *pool)
+{
+    ngx_array_t         *args;
+    ngx_http_ai_sync_t  *s;
+
+    s = sz->sync;
+
+    if (s->redis.state != NGX_HTTP_AI_REDIS_READY) {
+        return NULL;
+    }
+
+    args = ngx_array_create(pool, 16, sizeof(ngx_str_t));
+
+    if (args == NULL
+        || ngx_http_ai_redis_arg(args, (u_char *) "EVALSHA", 7) != NGX_OK
+        || ngx_http_ai_redis_arg(args,
+                                 s->scripts[NGX_HTTP_AI_SYNC_LEASE_LUA].sha, 40)
+           != NGX_OK
+        || ngx_http_ai_redis_arg(args, (u_char *) "0", 1) != NGX_OK
+        || ngx_http_ai_redis_arg(args, sz->prefix.data, sz->prefix.len)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return args;
+}
+
+
+/* a slice's call sent; its answer (or none) goes to handler */
+
+ngx_int_t
+ngx_http_ai_sync_lease_send(ngx_http_ai_sync_zone_t *sz, ngx_array_t *args,
+    ngx_http_ai_redis_handler_pt handler, void *data)
+{
+    if (ngx_http_ai_redis_command(&sz->sync->redis, args, handler, data,
+                                  sz->timeout)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ai_redis_send(&sz->sync->redis);
+
+    return NGX_OK;
+}
+
+
+/* a slice answered, or not (item->status): to its zone */
+
+void
+ngx_http_ai_sync_lease_done(ngx_http_ai_sync_item_t *item)
+{
+    item->sync->source->lease(item->sync->zone, item);
+}
+
+
 /* ---- strict admissions ---- */
 
 ngx_uint_t
@@ -1575,7 +1751,7 @@ ngx_http_ai_sync_strict_cancel(void **waiter)
 
 /* [PREFIX KIND] and the hex of the SHA-256 of an identity (16 bytes) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_sync_arg_key(ngx_array_t *args, ngx_str_t *prefix,
     const char *kind, u_char *id, size_t len)
 {
@@ -1763,6 +1939,9 @@ ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w)
                                  ngx_http_ai_sync_states[st.state].data,
                                  ngx_http_ai_sync_states[st.state].len);
             ngx_ai_jw_key_uint(w, "since", (uint64_t) st.since);
+            ngx_ai_jw_key_string(w, "mode",
+                                 ngx_http_ai_sync_modes[sz->mode].data,
+                                 ngx_http_ai_sync_modes[sz->mode].len);
             ngx_ai_jw_key(w, "strict");
             ngx_ai_jw_bool(w, sz->strict);
             ngx_ai_jw_key_uint(w, "interval_ms", sz->interval);
@@ -1790,6 +1969,10 @@ ngx_http_ai_sync_json(ngx_http_ai_limits_main_conf_t *lmcf, ngx_ai_jw_t *w)
 
             } else {
                 ngx_ai_jw_null(w);
+            }
+
+            if (sz->source->json) {
+                sz->source->json(sz->zone, w, &st);
             }
 
             if (known) {

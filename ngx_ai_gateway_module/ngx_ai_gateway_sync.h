@@ -18,16 +18,29 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "ngx_ai_gateway_pure.h"
 
 
 typedef struct ngx_http_ai_sync_zone_s  ngx_http_ai_sync_zone_t;
 
 #define NGX_HTTP_AI_SYNC_INSTANCE_LEN  16
 
+/* batch numbers skipped after a restart from a state file */
+#define NGX_HTTP_AI_SYNC_SEQ_JUMP      (1 << 20)
+
 /* a sync state as the status shows it */
 #define NGX_HTTP_AI_SYNC_CONNECTING  0
 #define NGX_HTTP_AI_SYNC_OK          1
 #define NGX_HTTP_AI_SYNC_DOWN        2
+
+/* sync_mode= */
+#define NGX_HTTP_AI_SYNC_MODE_ASYNC  0
+#define NGX_HTTP_AI_SYNC_MODE_LEASE  1
+#define NGX_HTTP_AI_SYNC_MODE_STRICT 2
+
+/* sync_fallback=: what a lease zone admits while Redis is away */
+#define NGX_HTTP_AI_SYNC_FALLBACK_SHARE  0        /* limit / hosts */
+#define NGX_HTTP_AI_SYNC_FALLBACK_FULL   1        /* the whole limit */
 
 /*
  * The sync state of a zone, in the zone's shared memory: the batch being
@@ -39,6 +52,10 @@ typedef struct {
     uint64_t                        seq;          /* of the frozen batch */
     ngx_uint_t                      items;        /* in it */
     ngx_uint_t                      frozen;       /* a batch is out */
+    ngx_uint_t                      seq_jump;     /* once it is answered,
+                                                     skip
+                                                     NGX_HTTP_AI_SYNC_SEQ_JUMP
+                                                     numbers */
 
     ngx_uint_t                      state;        /* NGX_HTTP_AI_SYNC_* */
     time_t                          since;        /* of the state */
@@ -49,6 +66,27 @@ typedef struct {
                                                      node was evicted */
     uint64_t                        strict;       /* strict admissions */
     uint64_t                        strict_local; /* ... decided locally */
+
+    /* leases (ngx_ai_gateway_lease.c), in rate units */
+    uint64_t                        slices;       /* granted */
+    uint64_t                        asks;         /* slices asked for */
+    uint64_t                        leased[2];    /* requests, tokens */
+    uint64_t                        used[2];
+    uint64_t                        returned[2];
+    uint64_t                        cold;         /* admitted before a
+                                                     slice came */
+    uint64_t                        waiting;      /* refused: a slice was
+                                                     on its way */
+    uint64_t                        fallback;     /* admitted on the local
+                                                     share, Redis away */
+    ngx_uint_t                      hosts;        /* active, as last
+                                                     answered */
+    uint64_t                        latency_us;   /* of a slice, moving
+                                                     average */
+    time_t                          fallback_logged;
+    ngx_msec_t                      lease_failed; /* an ask refused (an
+                                                     error reply), 0: not
+                                                     since the last slice */
     u_char                          error[128];
     size_t                          error_len;
 } ngx_http_ai_sync_sh_t;
@@ -91,6 +129,8 @@ typedef struct {
     u_char                          instance[NGX_HTTP_AI_SYNC_INSTANCE_LEN];
     unsigned                        more:1;       /* nodes left for another
                                                      batch */
+    unsigned                        final:1;      /* the worker quits:
+                                                     slices go back */
 } ngx_http_ai_sync_batch_t;
 
 
@@ -126,6 +166,8 @@ typedef struct {
  *   unsynced  for the status: how many nodes (and totals) are not pushed
  *             yet, and the fleet's totals if the zone keeps any (known);
  *             called with the zone's mutex held
+ *   lease     the answer to a slice asked for (ngx_ai_gateway_lease.c)
+ *   json      the zone's own status fields, from a copy of its sync state
  */
 
 typedef ngx_http_ai_sync_sh_t *(*ngx_http_ai_sync_sh_pt)(void *zone,
@@ -138,6 +180,10 @@ typedef void (*ngx_http_ai_sync_pull_pt)(void *zone,
     ngx_http_ai_sync_item_t *item);
 typedef ngx_uint_t (*ngx_http_ai_sync_unsynced_pt)(void *zone,
     ngx_http_ai_counters_t *fleet, ngx_uint_t *known);
+typedef void (*ngx_http_ai_sync_lease_pt)(void *zone,
+    ngx_http_ai_sync_item_t *item);
+typedef void (*ngx_http_ai_sync_json_pt)(void *zone, ngx_ai_jw_t *w,
+    ngx_http_ai_sync_sh_t *st);
 
 typedef struct {
     ngx_str_t                       type;         /* the status's "type" */
@@ -146,6 +192,11 @@ typedef struct {
     ngx_http_ai_sync_ack_pt         ack;
     ngx_http_ai_sync_pull_pt        pull;
     ngx_http_ai_sync_unsynced_pt    unsynced;
+    ngx_http_ai_sync_lease_pt       lease;        /* a slice answered (or
+                                                     not: status); NULL: no
+                                                     leases */
+    ngx_http_ai_sync_json_pt        json;         /* more status fields
+                                                     (NULL: none) */
 } ngx_http_ai_sync_source_t;
 
 
@@ -171,6 +222,14 @@ void ngx_http_ai_sync_pull(ngx_http_ai_sync_zone_t *sz, ngx_uint_t type,
 ngx_int_t ngx_http_ai_sync_strict(ngx_http_request_t *r, ngx_array_t *items,
     ngx_http_ai_sync_done_pt done, void *data, void **waiter);
 void ngx_http_ai_sync_strict_cancel(void **waiter);
+ngx_uint_t ngx_http_ai_sync_mode(ngx_http_ai_sync_zone_t *sz,
+    ngx_uint_t *fallback);
+ngx_uint_t ngx_http_ai_sync_up(ngx_http_ai_sync_zone_t *sz);
+ngx_msec_t ngx_http_ai_sync_interval(ngx_http_ai_sync_zone_t *sz);
+ngx_array_t *ngx_http_ai_sync_lease_args(ngx_http_ai_sync_zone_t *sz,
+    ngx_pool_t *pool);
+ngx_int_t ngx_http_ai_sync_arg_key(ngx_array_t *args, ngx_str_t *prefix,
+    const char *kind, u_char *id, size_t len);
 ngx_int_t ngx_http_ai_sync_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_sync_exit_process(ngx_cycle_t *cycle);
 

@@ -3,7 +3,8 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * The Lua scripts of sync= (ngx_ai_gateway_sync.c): generated from
- * sync/batch.lua and sync/strict.lua by sync/embed.pl; do not edit.
+ * sync/batch.lua, sync/strict.lua and sync/lease.lua by sync/embed.pl;
+ * do not edit.
  */
 
 
@@ -179,6 +180,48 @@ static const char  ngx_http_ai_sync_strict_lua[] =
 "  end\n"
 "end\n"
 "return out\n";
+
+
+static const char  ngx_http_ai_sync_lease_lua[] =
+"if redis.replicate_commands then redis.replicate_commands() end\n"
+"local p = ARGV[1]\n"
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+"local hk = p .. 'hosts'\n"
+"redis.call('ZADD', hk, now, ARGV[2])\n"
+"redis.call('ZREMRANGEBYSCORE', hk, '-inf', now - 10000)\n"
+"redis.call('PEXPIRE', hk, 60000)\n"
+"local hosts = redis.call('ZCARD', hk)\n"
+"local k = p .. 'r:' .. ARGV[3]\n"
+"local rpm = tonumber(ARGV[4])\n"
+"local tpm = tonumber(ARGV[5])\n"
+"local v = redis.call('HMGET', k, 'r', 't', 'ts')\n"
+"local ms = now - (tonumber(v[3]) or now)\n"
+"if ms < 0 then ms = 0 end\n"
+"local r = math.max(0, (tonumber(v[1]) or 0) - rpm * ms)\n"
+"local tk = math.max(0, (tonumber(v[2]) or 0) - tpm * ms)\n"
+"r = r + tonumber(ARGV[10])\n"
+"tk = tk + tonumber(ARGV[11])\n"
+"local function grant(level, lim, want, least)\n"
+"  if lim == 0 then return 0 end\n"
+"  local left = lim * 60000 - level\n"
+"  if left < least or left <= 0 then return -1 end\n"
+"  local g = math.min(want, math.floor(left / hosts))\n"
+"  if g < least then g = least end\n"
+"  return g\n"
+"end\n"
+"local gr = grant(r, rpm, tonumber(ARGV[6]), tonumber(ARGV[8]))\n"
+"local gt = grant(tk, tpm, tonumber(ARGV[7]), tonumber(ARGV[9]))\n"
+"if gr < 0 or gt < 0 then\n"
+"  gr = 0\n"
+"  gt = 0\n"
+"end\n"
+"r = r + gr\n"
+"tk = tk + gt\n"
+"redis.call('HSET', k, 'r', string.format('%.0f', r),\n"
+"  't', string.format('%.0f', tk), 'ts', now)\n"
+"redis.call('PEXPIRE', k, 120000)\n"
+"return {gr, gt, r, tk, hosts, now}\n";
 
 
 #endif /* _NGX_AI_GATEWAY_SYNC_LUA_H_INCLUDED_ */

@@ -259,8 +259,9 @@ done_testing;
 
 # what must vary from run to run: the times (of the status, of entries,
 # of the series, of the sync zones), the latencies and what they feed
-# (sums, percentiles, histogram buckets), the number of sync batches and
-# Redis's port
+# (sums, percentiles, histogram buckets), the number of sync batches,
+# the figures of a lease zone's slices (sized by the rate measured, and
+# given back on a clock), Redis's latency and port
 
 sub norm_json {
     my ($j) = @_;
@@ -274,6 +275,8 @@ sub norm_json {
     $j =~ s{"((?:duration|ttft)_p\d\d_ms)":\[([^\]]*)\]}{
         "\"$1\":[" . join(',', map { $_ eq 'null' ? $_ : '"L"' } split /,/, $2) . ']' }ge;
     $j =~ s/"batches":\d+/"batches":"N"/g;
+    $j =~ s{"lease":\{((?:[^{}]|\{[^{}]*\})*)\}}{
+        (my $l = $1) =~ s/":\d+/":"N"/g; "\"lease\":{$l}" }ge;
     $j =~ s{"redis://127\.0\.0\.1:$rport/}{"redis://127.0.0.1:PORT/}g;
     return $j;
 }
@@ -282,6 +285,7 @@ sub norm_prom {
     my ($p) = @_;
     $p =~ s/^(ai_gateway_(?:request_duration|ttft)_seconds_(?:sum|bucket)\{[^}]*\}) \S+$/$1 L/mg;
     $p =~ s/^(gen_ai_server_(?:request_duration|time_to_first_token|time_per_output_token)_seconds_(?:sum|bucket)\{[^}]*\}) \S+$/$1 L/mg;
+    $p =~ s/^(ai_gateway_sync_(?:lease_\w+_total|redis_latency_seconds)\{[^}]*\}) \S+$/$1 N/mg;
     $p =~ s/127\.0\.0\.1:$rport/127.0.0.1:PORT/g;
     return $p;
 }

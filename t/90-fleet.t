@@ -175,7 +175,7 @@ sub host_conf {
     ai_provider openai type=openai pass=/_ai/openai key=sk-provider;
     ai_price openai/gpt-4o 2.50 10.00;
 
-    ai_rate_zone rate:1m $SYNC;
+    ai_rate_zone rate:1m $SYNC sync_mode=async;
     ai_rate_zone strict:1m $SYNC strict;
     ai_cost_zone cost:1m $SYNC;
     ai_cost_zone scost:1m $SYNC strict;

@@ -1585,3 +1585,146 @@ UNIT_TEST(state_v1_long_line)
     f = state_file((char *) b.data, b.len, 0);
     STATE_REFUSED(&f, "a line too long", 5);
 }
+
+
+/*
+ * sync=: the "sync" line and the "dl" / "da" lines of deltas not
+ * acknowledged by Redis, written and read back (signed numbers, the
+ * batch flags); not counted as records; bad ones skipped
+ */
+
+UNIT_TEST(state_v2_deltas)
+{
+    ngx_str_t                 f;
+    ngx_uint_t                i;
+    ngx_array_t               recs;
+    ngx_ai_buf_t              b;
+    ngx_ai_cost_state_t      *st;
+    ngx_ai_cost_state_rec_t   rec[4], *got;
+
+    static uint64_t  pend[8] = { 1, 0, 10, 20, 42500, 0, 10, 40000 };
+    static uint64_t  send[8] = { 2, 1, 20, 40, 85000, 1, 20, 80000 };
+
+    (void) state_v2_records(rec);
+
+    rec[1] = rec[0];
+    rec[1].type = NGX_AI_COST_STATE_DACCOUNT;
+    ngx_memzero(rec[1].n, sizeof(rec[1].n));
+    rec[1].batch = 1;
+    rec[1].d[0] = 19675;
+    rec[1].d[1] = -4000;
+    rec[1].d[2] = 646;
+    rec[1].d[3] = -4000;
+    rec[1].d[4] = INT64_MAX;
+    rec[1].d[9] = 7;
+
+    rec[3] = rec[2];
+    rec[3].type = NGX_AI_COST_STATE_DLEDGER;
+    ngx_memzero(rec[3].n, sizeof(rec[3].n));
+    for (i = 0; i < 16; i++) {
+        rec[3].d[i] = (int64_t) i * 1000;
+    }
+
+    ngx_ai_buf_init(&b, unit_pool(), 256);
+
+    UNIT_CHECK(ngx_ai_cost_state_write_head(&b, &state_zone, 1700000000,
+                                            state_totals) == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_sync(&b, (u_char *) "0123456789abcdef",
+                                            77, 1, pend, send)
+               == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_rec(&b, &rec[0]) == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_delta(&b, &rec[1]) == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_rec(&b, &rec[2]) == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_delta(&b, &rec[3]) == NGX_OK);
+    UNIT_CHECK(ngx_ai_cost_state_write_end(&b, 2) == NGX_OK);
+
+    f = state_buf_str(&b);
+    UNIT_CONTAINS(f, "\nsync 0123456789abcdef 77 1 1 0 10 20 42500 0 10 "
+                  "40000 2 1 20 40 85000 1 20 80000 ");
+    UNIT_CONTAINS(f, " =/v1 1 19675 -4000 646 -4000 9223372036854775807 0 0 "
+                  "0 0 7 ");
+    UNIT_CONTAINS(f, "\ndl 1 ");
+
+    st = state_read(&f, &recs);
+    if (st == NULL) {
+        UNIT_CHECK(st != NULL);
+        return;
+    }
+
+    UNIT_CHECK(st->why == NULL);
+    UNIT_EQ_INT(st->skipped, 0);
+    UNIT_EQ_INT(st->accounts, 1);
+    UNIT_EQ_INT(st->ledgers, 1);
+    UNIT_EQ_INT(st->deltas, 2);
+    UNIT_CHECK(!st->truncated);
+    UNIT_CHECK(st->has_sync);
+    UNIT_CHECK(ngx_memcmp(st->instance, "0123456789abcdef", 16) == 0);
+    UNIT_EQ_INT(st->seq, 77);
+    UNIT_EQ_INT(st->frozen, 1);
+    UNIT_CHECK(ngx_memcmp(st->sync_pend, pend, sizeof(pend)) == 0);
+    UNIT_CHECK(ngx_memcmp(st->sync_send, send, sizeof(send)) == 0);
+
+    UNIT_EQ_INT(recs.nelts, 4);
+
+    got = recs.elts;
+
+    for (i = 0; i < recs.nelts && i < 4; i++) {
+        if (!state_rec_eq(&got[i], &rec[i])
+            || got[i].batch != rec[i].batch
+            || ngx_memcmp(got[i].d, rec[i].d, sizeof(rec[i].d)) != 0)
+        {
+            unit_fail(__FILE__, __LINE__, "record %lu read back differs",
+                      (unsigned long) i);
+        }
+    }
+
+    /* bad lines: each skipped, the rest read */
+
+    ngx_ai_buf_init(&b, unit_pool(), 256);
+
+    UNIT_CHECK(ngx_ai_cost_state_write_head(&b, &state_zone, 1700000000,
+                                            state_totals) == NGX_OK);
+    state_sealed(&b, "sync 0123456789ABCDEF 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
+                 "0 0");
+    state_sealed(&b, "sync 0123456789abcde 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
+                 "0 0");
+    state_sealed(&b, "sync 0123456789abcdef 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 "
+                 "0 0");
+    state_sealed(&b, "sync 0123456789abcdef 1 0 0 0 0 0 0 0 0 -1 0 0 0 0 0 0 "
+                 "0 0");
+    state_sealed(&b, "da 0 - =/v1 2 0 0 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "da 0 - =/v1 1 0 --1 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "da 0 - =/v1 1 0 - 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "da 0 - =/v1 1 0 9223372036854775808 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "da 0 - =/v1 1 0 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "dl 0 - =/v1 =m 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "dx 0 - =/v1 1 0 0 0 0 0 0 0 0 0 0");
+    state_sealed(&b, "da 0 - =/v1 0 -9223372036854775807 0 0 0 0 0 0 0 0 0");
+    UNIT_CHECK(ngx_ai_cost_state_write_end(&b, 0) == NGX_OK);
+
+    f = state_buf_str(&b);
+    st = state_read(&f, &recs);
+    if (st == NULL) {
+        UNIT_CHECK(st != NULL);
+        return;
+    }
+
+    UNIT_CHECK(st->why == NULL);
+    UNIT_EQ_INT(st->skipped, 11);
+    UNIT_CHECK(!st->has_sync);
+    UNIT_EQ_INT(st->deltas, 1);
+    UNIT_EQ_INT(recs.nelts, 1);
+
+    got = recs.elts;
+    UNIT_CHECK(recs.nelts == 1 && got[0].d[0] == -INT64_MAX
+               && got[0].type == NGX_AI_COST_STATE_DACCOUNT);
+
+    /* version 1 knows no such line */
+
+    f = state_file(STATE_HEAD "sync 0123456789abcdef 1 0 0 0 0 0 0 0 0 0 0 0 "
+                   "0 0 0 0 0 0\n",
+                   sizeof(STATE_HEAD "sync 0123456789abcdef 1 0 0 0 0 0 0 0 "
+                          "0 0 0 0 0 0 0 0 0 0\n") - 1, 0);
+    st = state_read(&f, &recs);
+    UNIT_CHECK(st != NULL && st->why != NULL && !st->has_sync);
+}

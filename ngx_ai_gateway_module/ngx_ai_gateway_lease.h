@@ -1,0 +1,61 @@
+
+/*
+ * Copyright (C) ngx_ai_gateway_module authors
+ *
+ * Quota leases of sync_mode=lease (ngx_ai_gateway_lease.c): a host takes
+ * a slice of a rate bucket pair's room from Redis, atomically, admits
+ * from it with no round trip, and asks for the next slice at a low-water
+ * mark, without waiting for it.
+ */
+
+
+#ifndef _NGX_AI_GATEWAY_LEASE_H_INCLUDED_
+#define _NGX_AI_GATEWAY_LEASE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_redis.h"
+
+
+/* what ngx_http_ai_lease_take() refused, beyond 1 requests, 2 tokens */
+#define NGX_HTTP_AI_LEASE_WAITING    4            /* a slice is on its way */
+
+/* Retry-After of a request refused while its host's slice comes */
+#define NGX_HTTP_AI_LEASE_RETRY      1000
+
+
+/* a slice to ask for, once the zone is unlocked */
+typedef struct {
+    uint64_t                        rpm;
+    uint64_t                        tpm;
+    uint64_t                        want[2];      /* requests, tokens */
+    uint64_t                        least[2];
+    int64_t                         used[2];      /* taken before it */
+    ngx_uint_t                      ask;
+} ngx_http_ai_lease_ask_t;
+
+
+ngx_uint_t ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_sh_t *sy, ngx_http_ai_rate_hold_t *hold,
+    ngx_msec_t now, ngx_msec_t *wait, ngx_http_ai_lease_ask_t *ask,
+    ngx_log_t *log);
+void ngx_http_ai_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
+    uint32_t hash, u_char *id, size_t len, ngx_http_ai_lease_ask_t *ask);
+void ngx_http_ai_lease_answer(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_sh_t *sy, ngx_http_ai_rate_node_t *node,
+    ngx_http_ai_sync_item_t *item);
+void ngx_http_ai_lease_return(ngx_http_ai_sync_sh_t *sy,
+    ngx_http_ai_rate_node_t *node, ngx_msec_t now, ngx_uint_t all);
+void ngx_http_ai_lease_json(ngx_ai_jw_t *w, ngx_http_ai_sync_sh_t *st,
+    ngx_uint_t fallback);
+
+/* ngx_ai_gateway_sync.c */
+ngx_int_t ngx_http_ai_sync_lease_send(ngx_http_ai_sync_zone_t *sz,
+    ngx_array_t *args, ngx_http_ai_redis_handler_pt handler, void *data);
+void ngx_http_ai_sync_lease_done(ngx_http_ai_sync_item_t *item);
+
+
+#endif /* _NGX_AI_GATEWAY_LEASE_H_INCLUDED_ */
