@@ -23,9 +23,9 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use GatewayTest;
+use RedisTest;
 
-my ($REDIS) = grep { -x } ($ENV{AI_GW_REDIS_SERVER} // ()),
-                          '/usr/bin/redis-server', '/usr/local/bin/redis-server';
+my $REDIS = RedisTest::find_server();
 
 my $A = GatewayTest->new(name => 'fleet-a');
 plan skip_all => 'module not built' unless $A->has_module;
@@ -45,83 +45,16 @@ my $rport = $A->free_port;
 my $rdir = $A->prefix . '/redis';
 mkdir $rdir or die "mkdir $rdir: $!\n";
 
-my ($watchdog, $test_pid) = (undef, $$);
+my $test_pid = $$;
+my $R = RedisTest->new(server => $REDIS, port => $rport, dir => $rdir);
 
-# redis-server under a watchdog process that kills it if the test dies
-sub redis_start {
-    $watchdog = fork // die "fork: $!\n";
-    if ($watchdog == 0) {
-        my $pid = fork // POSIX::_exit(1);
-        if ($pid == 0) {
-            open STDIN, '<', '/dev/null';
-            open STDOUT, '>>', "$rdir/redis.log";
-            open STDERR, '>&', \*STDOUT;
-            { exec $REDIS, '--port', $rport, '--bind', '127.0.0.1',
-                   '--save', '', '--appendonly', 'no', '--dir', $rdir,
-                   '--dbfilename', 'dump.rdb', '--daemonize', 'no' }
-            POSIX::_exit(127);
-        }
-        $SIG{TERM} = sub { kill 'KILL', $pid; POSIX::_exit(0) };
-        while (1) {
-            POSIX::_exit(0) if waitpid($pid, WNOHANG) == $pid;
-            if (!kill 0, $test_pid) { kill 'KILL', $pid; POSIX::_exit(0) }
-            sleep 0.1;
-        }
-    }
-    my $deadline = time + 10;
-    until (resp('PING') && resp('PING') eq 'PONG') {
-        die "redis-server did not start:\n" . ($A->read_file("$rdir/redis.log") // '')
-            if time > $deadline;
-        sleep 0.05;
-    }
-}
+sub redis_start { $R->start }
 
 # SHUTDOWN SAVE: Redis goes away, its data kept on disk for redis_start
-sub redis_stop {
-    resp('SHUTDOWN', 'SAVE');
-    my $deadline = time + 10;
-    until (waitpid($watchdog, WNOHANG) == $watchdog) {
-        if (time > $deadline) { kill 'TERM', $watchdog; waitpid($watchdog, 0); last }
-        sleep 0.02;
-    }
-    undef $watchdog;
-}
+sub redis_stop { $R->shutdown }
 
-END { if ($watchdog && $$ == $test_pid) { kill 'TERM', $watchdog; waitpid($watchdog, 0) } }
-
-# a tiny RESP client: one command, one answer (undef: no Redis)
-sub resp {
-    my @cmd = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $rport,
-                                  Proto => 'tcp', Timeout => 2) or return undef;
-    $s->autoflush(1);
-    print $s '*' . @cmd . "\r\n", map { '$' . length($_) . "\r\n$_\r\n" } @cmd;
-    my $r = resp_read($s);
-    close $s;
-    return $r;
-}
-
-sub resp_read {
-    my ($s) = @_;
-    my $line = <$s>;
-    return undef unless defined $line;
-    $line =~ s/\r\n\z//;
-    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
-    return $v if $t eq '+' || $t eq ':';
-    return { error => $v } if $t eq '-';
-    if ($t eq '$') {
-        return undef if $v < 0;
-        my $buf = '';
-        while (length $buf < $v + 2) {
-            read($s, $buf, $v + 2 - length $buf, length $buf) or last;
-        }
-        return substr($buf, 0, $v);
-    }
-    return [ map { resp_read($s) } 1 .. $v ] if $t eq '*' && $v >= 0;
-    return undef;
-}
-
-sub resp_hash { my $r = resp(@_) || []; return ref $r eq 'ARRAY' ? { @$r } : {} }
+sub resp { $R->cmd(@_) }
+sub resp_hash { $R->hash(@_) }
 
 # --- configuration: nginx -t ------------------------------------------------
 

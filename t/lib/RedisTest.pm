@@ -2,8 +2,8 @@ package RedisTest;
 
 # A redis-server for the fleet tests (t/92-lease.t): started on
 # 127.0.0.1 under a watchdog process that kills it if the test dies, and
-# a tiny RESP client (one command, one answer).  t/90-fleet.t has the
-# same helpers inline.
+# a tiny RESP client (one command, one answer).  For t/90-fleet.t and
+# t/92-lease.t.
 
 use strict;
 use warnings;
@@ -73,6 +73,23 @@ sub kill9 {
     }
     delete $self->{watchdog};
     return 1;
+}
+
+# SHUTDOWN SAVE: Redis goes away, its data kept on disk for start()
+sub shutdown {
+    my ($self) = @_;
+    return unless $self->{watchdog};
+    $self->cmd('SHUTDOWN', 'SAVE');
+    my $deadline = time + 10;
+    until (waitpid($self->{watchdog}, WNOHANG) == $self->{watchdog}) {
+        if (time > $deadline) {
+            kill 'TERM', $self->{watchdog};
+            waitpid($self->{watchdog}, 0);
+            last;
+        }
+        sleep 0.02;
+    }
+    delete $self->{watchdog};
 }
 
 sub stop {
