@@ -530,7 +530,11 @@ ngx_http_ai_budget_lease_answer(ngx_http_ai_sync_zone_t *sz,
 
     bl->others = (uint64_t) item->res[3];
     bl->answered = now;
-    bl->held = 1;
+
+    if (!item->a[2]) {
+        /* a slice's ask (a return set the field as it told) */
+        bl->held = 1;
+    }
 
     if (item->res[0]) {
         bl->left = ngx_max(bl->left, 0) + item->res[0];

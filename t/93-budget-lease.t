@@ -220,6 +220,9 @@ ok(wait_for(sub { $s = sync_of($A, 'cost'); $s->{lease}{nano_usd}{returned} > 0 
    "unused slices go back at their end ($s->{lease}{usd}{returned} USD)");
 ok(wait_for(sub { !@{ $R->cmd('KEYS', 'aigw:cost:b:*') || [] } }, 8),
    'Redis: no host holds a slice once they ended and all is pushed');
+my $asks = sync_of($A, 'cost')->{lease}{asks};
+sleep 0.6;
+is(sync_of($A, 'cost')->{lease}{asks}, $asks, 'idle: nothing more is asked of Redis once the slices went back');
 
 # --- a reload: the old workers give their slices back -------------------------------
 
