@@ -7,7 +7,8 @@
 # spends at most the budget and the documented bound (measured against
 # sync_mode=async); the fleet's spend in Redis is the sum of the hosts'
 # ledgers; Redis killed mid-run: no request fails beyond budget refusals,
-# each host admits on its share of what is left, and once Redis is back
+# each host admits on its share of what is left (sync_fallback=full: on
+# the whole budget), and once Redis is back
 # every delta is pushed; slices go back at their end and at a reload.
 
 use strict;
@@ -47,6 +48,7 @@ sub host_conf {
 
     ai_cost_zone cost:1m $SYNC sync_mode=lease;
     ai_cost_zone acost:1m $SYNC sync_mode=async;
+    ai_cost_zone fcost:1m $SYNC sync_mode=lease sync_fallback=full;
 
     server {
         listen 127.0.0.1:%%PORT%% reuseport;
@@ -59,6 +61,11 @@ sub host_conf {
         location /abudget/v1/ {
             ai_gateway;
             ai_cost zone=acost key=\$http_authorization budget=0.001;
+        }
+
+        location /fbudget/v1/ {
+            ai_gateway;
+            ai_cost zone=fcost key=\$http_authorization budget=0.001;
         }
 
         location = /status { ai_status; }
@@ -108,7 +115,7 @@ sub wait_sync {
     return wait_for(sub {
         for my $h (@H) {
             my @s = @{ ($h->get('/status')->{json} // {})->{sync} || [] };
-            return 0 unless @s == 2;
+            return 0 unless @s == 3;
             for my $s (@s) {
                 return 0 if $s->{state} ne 'ok';
                 return 0 if $o{synced} && $s->{unsynced};
@@ -133,7 +140,7 @@ sub zone_totals {
     return $z->{totals};
 }
 
-ok(wait_sync(), 'two hosts: both cost zones synced with Redis');
+ok(wait_sync(), 'two hosts: the three cost zones synced with Redis');
 
 my $s = sync_of($A, 'cost');
 is($s->{mode}, 'lease', 'status: ai_cost_zone sync_mode=lease');
@@ -237,6 +244,7 @@ is(chat($A, 'budget', 'sk-reload')->{status}, 200, 'after the reload: admitted')
 
 my $key = 'sk-outage';
 my @codes = map { chat($H[$_ % 2], 'budget', $key)->{status} } 1 .. 6;
+my @fcodes = map { chat($H[$_ % 2], 'fbudget', $key)->{status} } 1 .. 6;
 ok(wait_sync(synced => 1), 'before the outage: all pushed');
 my $before = redis_spend('cost', $key);
 ok($R->kill9, 'Redis killed (SIGKILL)');
@@ -245,6 +253,8 @@ ok(wait_for(sub { sync_of($A, 'cost')->{state} eq 'down' && sync_of($B, 'cost')-
 sleep 1.3;                             # the slices end
 my @down = map { chat($H[$_ % 2], 'budget', $key)->{status} } 1 .. 30;
 push @codes, @down;
+my @fdown = map { chat($H[$_ % 2], 'fbudget', $key)->{status} } 1 .. 30;
+push @fcodes, @fdown;
 is(scalar(grep { $_ != 200 && $_ != 402 } @codes), 0, 'Redis away: no request fails beyond budget refusals');
 my $left = $BUDGET - $before;
 # each host: its share of what is left as it last knew it (the other's
@@ -254,12 +264,16 @@ cmp_ok(admitted(@down), '<=', 2 * ($share + 1), 'Redis away: the hosts admit the
        . admitted(@down) . " <= 2 x ($share + 1))");
 cmp_ok(admitted(@down), '>=', 2, 'Redis away: the hosts still admit on their shares');
 cmp_ok(sync_of($A, 'cost')->{lease}{fallback_admissions}, '>', 0, 'status: admissions on the share counted');
+is(sync_of($A, 'fcost')->{lease}{fallback}, 'full', 'status: sync_fallback=full');
+is(admitted(@fdown), 30, 'sync_fallback=full: each host admits on the whole budget as last known (30 '
+   . 'admitted, ' . (2 * $share) . ' on the shares would be)');
 ok($A->wait_for_log(qr/\[warn\].*no budget slices from Redis \(away, or refusing them\), budgets of a lease zone are this host's share \(1\/2/, 3),
    'error log: admitting on the share');
 $R->start;
 ok(wait_sync(synced => 1, timeout => 15), 'Redis back: every delta pushed');
 my $total = admitted(@codes) * $COST;
 is(redis_spend('cost', $key), $total, "Redis back: the key's fleet spend is every call's ($total), none lost");
+is(redis_spend('fcost', $key), admitted(@fcodes) * $COST, 'Redis back: sync_fallback=full, the same');
 cmp_ok($total, '<=', $BUDGET + $bound, 'over the outage: within the budget and the bound');
 diag sprintf "measured: Redis killed after %d nano-USD spent: %d admitted on the shares (%d nano-USD "
            . "for %d left), fleet spend %d",
