@@ -564,8 +564,7 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
             if (cn->count == 0
                 && (pass == 1
                     || (cn->delta == NULL && !cn->batch
-                        && (cn->type != NGX_HTTP_AI_COST_ACCOUNT
-                            || cn->u.account.lease == NULL)))
+                        && !ngx_http_ai_budget_lease_busy(cn)))
                 && !ngx_http_ai_cost_kept(zone, cn, now))
             {
                 break;

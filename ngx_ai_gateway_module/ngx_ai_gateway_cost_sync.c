@@ -317,8 +317,7 @@ ngx_http_ai_cost_sync_returns(ngx_http_ai_cost_zone_t *zone,
         cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
 
         if (cn->type != NGX_HTTP_AI_COST_ACCOUNT
-            || !ngx_http_ai_budget_lease_return(zone->sync,
-                                                &zone->sh->sync, cn,
+            || !ngx_http_ai_budget_lease_return(&zone->sh->sync, cn,
                                                 ngx_current_msec, b->final,
                                                 &ret[n].ask))
         {

@@ -117,9 +117,10 @@ void ngx_http_ai_budget_lease_spent(ngx_http_ai_sync_sh_t *sy,
     ngx_http_ai_cost_node_t *cn, uint64_t cost);
 void ngx_http_ai_budget_lease_release(ngx_http_ai_cost_node_t *cn,
     ngx_uint_t from, uint64_t estimate);
-ngx_uint_t ngx_http_ai_budget_lease_return(ngx_http_ai_sync_zone_t *sz,
-    ngx_http_ai_sync_sh_t *sy, ngx_http_ai_cost_node_t *cn, ngx_msec_t now,
-    ngx_uint_t all, ngx_http_ai_budget_ask_t *ask);
+ngx_uint_t ngx_http_ai_budget_lease_return(ngx_http_ai_sync_sh_t *sy,
+    ngx_http_ai_cost_node_t *cn, ngx_msec_t now, ngx_uint_t all,
+    ngx_http_ai_budget_ask_t *ask);
+ngx_uint_t ngx_http_ai_budget_lease_busy(ngx_http_ai_cost_node_t *cn);
 void ngx_http_ai_budget_lease_free(ngx_slab_pool_t *shpool,
     ngx_http_ai_cost_node_t *cn);
 void ngx_http_ai_budget_lease_json(ngx_ai_jw_t *w, ngx_http_ai_sync_sh_t *st,

@@ -599,9 +599,9 @@ ngx_http_ai_budget_lease_release(ngx_http_ai_cost_node_t *cn,
  */
 
 ngx_uint_t
-ngx_http_ai_budget_lease_return(ngx_http_ai_sync_zone_t *sz,
-    ngx_http_ai_sync_sh_t *sy, ngx_http_ai_cost_node_t *cn, ngx_msec_t now,
-    ngx_uint_t all, ngx_http_ai_budget_ask_t *ask)
+ngx_http_ai_budget_lease_return(ngx_http_ai_sync_sh_t *sy,
+    ngx_http_ai_cost_node_t *cn, ngx_msec_t now, ngx_uint_t all,
+    ngx_http_ai_budget_ask_t *ask)
 {
     ngx_http_ai_budget_lease_t  *bl;
 
@@ -633,9 +633,27 @@ ngx_http_ai_budget_lease_return(ngx_http_ai_sync_zone_t *sz,
 
     bl->held = (ask->held != 0);
 
-    (void) sz;
-
     return 1;
+}
+
+
+/*
+ * Does an account hold a slice, or a field in Redis: then it is evicted
+ * from a full zone only when nothing else can be.  Called locked.
+ */
+
+ngx_uint_t
+ngx_http_ai_budget_lease_busy(ngx_http_ai_cost_node_t *cn)
+{
+    ngx_http_ai_budget_lease_t  *bl;
+
+    if (cn->type != NGX_HTTP_AI_COST_ACCOUNT) {
+        return 0;
+    }
+
+    bl = cn->u.account.lease;
+
+    return bl && (bl->held || bl->end || bl->flight || bl->cold);
 }
 
 
