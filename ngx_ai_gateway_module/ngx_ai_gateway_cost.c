@@ -26,6 +26,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_lease.h"
 
 
 static ngx_int_t ngx_http_ai_cost_init_zone(ngx_shm_zone_t *shm_zone,
@@ -561,7 +562,9 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
             cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
 
             if (cn->count == 0
-                && (pass == 1 || (cn->delta == NULL && !cn->batch))
+                && (pass == 1
+                    || (cn->delta == NULL && !cn->batch
+                        && !ngx_http_ai_budget_lease_busy(cn)))
                 && !ngx_http_ai_cost_kept(zone, cn, now))
             {
                 break;
@@ -583,6 +586,8 @@ ngx_http_ai_cost_evict(ngx_http_ai_cost_zone_t *zone, ngx_uint_t quiet,
         ngx_slab_free_locked(zone->shpool, cn->delta);
         cn->delta = NULL;
     }
+
+    ngx_http_ai_budget_lease_free(zone->shpool, cn);
 
     /* said at most once a minute: a full zone evicts all the time */
 
@@ -808,10 +813,12 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
     size_t                    len;
     time_t                    now;
     uint64_t                  spent, in_flight;
-    ngx_uint_t                keyed, defer, pull;
+    ngx_int_t                 lease;
+    ngx_uint_t                keyed, defer, pull, from;
     ngx_http_ai_key_t        *key;
     ngx_http_ai_cost_node_t  *cn;
     ngx_http_ai_cost_zone_t  *zone;
+    ngx_http_ai_budget_ask_t  ask;
     u_char                    id[NGX_HTTP_AI_COST_ID_LEN];
 
     zone = cc->shm_zone->data;
@@ -896,19 +903,51 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
         return NGX_OK;
     }
 
-    if (ngx_http_ai_cost_check(cc, cn, estimate, &spent, &in_flight)
-        != NGX_OK)
+    lease = NGX_DONE;
+    from = 0;
+    ask.ask = 0;
+
+    if (zone->sync
+        && ngx_http_ai_sync_mode(zone->sync, NULL)
+           == NGX_HTTP_AI_SYNC_MODE_LEASE)
     {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        lease = ngx_http_ai_budget_lease_take(zone, cc, cn, estimate, &from,
+                                              &spent, &ask,
+                                              lctx->request->connection->log);
+        in_flight = cn->u.account.in_flight;
+    }
 
-        ngx_http_ai_cost_refused(lctx, cc, zone, spent, in_flight, now, err);
+    if (lease == NGX_DONE) {
+        lease = ngx_http_ai_cost_check(cc, cn, estimate, &spent, &in_flight);
+    }
 
+    if (lease == NGX_OK) {
+        cn->count++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (ask.ask) {
+        ngx_http_ai_budget_lease_ask(zone->sync, zone->sh->sync.instance,
+                                     ngx_murmur_hash2(id, len), id, len,
+                                     &ask);
+    }
+
+    if (lease == NGX_BUSY) {
+        /* the host's reservations without a slice are at the bound */
+        lctx->budget_status = NGX_HTTP_AI_STATUS_REJECTED;
+        lctx->retry_after = NGX_HTTP_AI_LEASE_RETRY / 1000;
+
+        ngx_ai_error_set(err, NGX_HTTP_TOO_MANY_REQUESTS,
+                         "rate_limit_exceeded", NULL, "rate_limit_exceeded",
+                         "Budget check pending. Please try again later.");
         return NGX_DECLINED;
     }
 
-    cn->count++;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    if (lease != NGX_OK) {
+        ngx_http_ai_cost_refused(lctx, cc, zone, spent, in_flight, now, err);
+        return NGX_DECLINED;
+    }
 
     if (pull) {
         ngx_http_ai_sync_pull(zone->sync, NGX_HTTP_AI_SYNC_ACCOUNT,
@@ -920,6 +959,7 @@ ngx_http_ai_cost_admit(ngx_http_ai_limits_ctx_t *lctx,
     lctx->account = cn;
     lctx->reserved = estimate;
     lctx->reserved_at = now;
+    lctx->account_lease = from;
     lctx->budget_status = NGX_HTTP_AI_STATUS_PASSED;
 
     return NGX_OK;
@@ -1084,6 +1124,11 @@ ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
     } else if (!lctx->account_deferred) {
         cn->u.account.in_flight -= ngx_min(lctx->reserved,
                                            cn->u.account.in_flight);
+
+        if (lctx->account_lease) {
+            ngx_http_ai_budget_lease_release(cn, lctx->account_lease,
+                                             lctx->reserved);
+        }
     }
 
     cn->u.account.in_flight -= ngx_min(lctx->more, cn->u.account.in_flight);
@@ -1097,6 +1142,7 @@ ngx_http_ai_cost_release(ngx_http_ai_limits_ctx_t *lctx)
     lctx->more = 0;
     lctx->account_strict = 0;
     lctx->account_deferred = 0;
+    lctx->account_lease = 0;
 }
 
 
@@ -1282,6 +1328,11 @@ ngx_http_ai_cost_record(ngx_http_ai_limits_ctx_t *lctx,
     if (an) {
         an->u.account.last = now;
         ngx_http_ai_cost_spend(zone, an, (int64_t) spend, now, now);
+
+        if (an == lctx->account && lctx->account_lease == 1) {
+            /* settled: the real cost, from the slice */
+            ngx_http_ai_budget_lease_spent(&zone->sh->sync, an, spend);
+        }
     }
 
     if (ln) {

@@ -12,6 +12,19 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_ai_gateway_limits.h"
+#include "ngx_ai_gateway_lease.h"
+
+
+#define NGX_HTTP_AI_COST_RETURNS  32          /* slices given back a batch */
+
+
+/* a slice to give back, once the zone is unlocked */
+typedef struct {
+    uint32_t                        hash;
+    u_char                         *id;
+    size_t                          len;
+    ngx_http_ai_budget_ask_t        ask;
+} ngx_http_ai_cost_return_t;
 
 
 static ngx_http_ai_sync_sh_t *ngx_http_ai_cost_sync_sh(void *data,
@@ -26,6 +39,12 @@ static void ngx_http_ai_cost_sync_pull(void *data,
     ngx_http_ai_sync_item_t *item);
 static ngx_uint_t ngx_http_ai_cost_sync_unsynced(void *data,
     ngx_http_ai_counters_t *fleet, ngx_uint_t *known);
+static ngx_uint_t ngx_http_ai_cost_sync_returns(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_http_ai_cost_return_t *ret);
+static void ngx_http_ai_cost_sync_lease(void *data,
+    ngx_http_ai_sync_item_t *item);
+static void ngx_http_ai_cost_sync_json(void *data, ngx_ai_jw_t *w,
+    ngx_http_ai_sync_sh_t *st);
 
 
 ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source = {
@@ -35,8 +54,9 @@ ngx_http_ai_sync_source_t  ngx_http_ai_cost_sync_source = {
     ngx_http_ai_cost_sync_ack,
     ngx_http_ai_cost_sync_pull,
     ngx_http_ai_cost_sync_unsynced,
-    NULL,
-    NULL
+    ngx_http_ai_cost_sync_lease,
+    ngx_http_ai_cost_sync_json,
+    1
 };
 
 
@@ -78,6 +98,8 @@ ngx_http_ai_cost_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
     ngx_http_ai_cost_node_t   *cn;
     ngx_http_ai_sync_item_t   *item;
     ngx_http_ai_cost_delta_t  *delta;
+    ngx_uint_t                 nret, i;
+    ngx_http_ai_cost_return_t  ret[NGX_HTTP_AI_COST_RETURNS];
 
     static ngx_http_ai_counters_t  zero;
 
@@ -87,6 +109,8 @@ ngx_http_ai_cost_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     sy = &zone->sh->sync;
+
+    nret = ngx_http_ai_cost_sync_returns(zone, b, ret);
 
     if (!sy->frozen) {
         n = 0;
@@ -145,7 +169,8 @@ ngx_http_ai_cost_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
                           sizeof(ngx_http_ai_counters_t)) == 0)
         {
             ngx_shmtx_unlock(&zone->shpool->mutex);
-            return NGX_DECLINED;
+            rc = NGX_DECLINED;
+            goto returns;
         }
 
         zone->sh->send = zone->sh->pend;
@@ -247,7 +272,117 @@ ngx_http_ai_cost_sync_batch(void *data, ngx_http_ai_sync_batch_t *b,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+returns:
+
+    for (i = 0; i < nret; i++) {
+        ngx_http_ai_budget_lease_ask(zone->sync, b->instance, ret[i].hash,
+                                     ret[i].id, ret[i].len, &ret[i].ask);
+    }
+
     return rc;
+}
+
+
+/*
+ * Lease zones: the slices past their end (all when the worker quits) to
+ * give back, at most NGX_HTTP_AI_COST_RETURNS a batch (the others at the
+ * next one).  Called locked.
+ */
+
+static ngx_uint_t
+ngx_http_ai_cost_sync_returns(ngx_http_ai_cost_zone_t *zone,
+    ngx_http_ai_sync_batch_t *b, ngx_http_ai_cost_return_t *ret)
+{
+    ngx_uint_t                n;
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *rb;
+    ngx_http_ai_cost_node_t  *cn;
+
+    ngx_memcpy(b->instance, zone->sh->sync.instance,
+               NGX_HTTP_AI_SYNC_INSTANCE_LEN);
+
+    if (ngx_http_ai_sync_mode(zone->sync, NULL)
+        != NGX_HTTP_AI_SYNC_MODE_LEASE)
+    {
+        return 0;
+    }
+
+    n = 0;
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue)
+         && n < NGX_HTTP_AI_COST_RETURNS;
+         q = ngx_queue_next(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_ai_cost_node_t, queue);
+
+        if (cn->type != NGX_HTTP_AI_COST_ACCOUNT
+            || !ngx_http_ai_budget_lease_return(&zone->sh->sync, cn,
+                                                ngx_current_msec, b->final,
+                                                &ret[n].ask))
+        {
+            continue;
+        }
+
+        ret[n].id = ngx_pnalloc(b->pool, cn->len);
+        if (ret[n].id == NULL) {
+            break;
+        }
+
+        ngx_memcpy(ret[n].id, cn->data, cn->len);
+
+        rb = (ngx_rbtree_node_t *)
+                 ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+
+        ret[n].hash = (uint32_t) rb->key;
+        ret[n].len = cn->len;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* a budget slice's answer (ngx_ai_gateway_lease_budget.c), or none */
+
+static void
+ngx_http_ai_cost_sync_lease(void *data, ngx_http_ai_sync_item_t *item)
+{
+    ngx_http_ai_cost_zone_t *zone = data;
+
+    ngx_http_ai_cost_node_t  *cn;
+
+    if (zone->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cn = ngx_http_ai_cost_lookup(zone, item->hash, item->id, item->len);
+
+    if (cn && cn->type != NGX_HTTP_AI_COST_ACCOUNT) {
+        cn = NULL;
+    }
+
+    ngx_http_ai_budget_lease_answer(zone->sync, &zone->sh->sync, cn, item);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_ai_cost_sync_json(void *data, ngx_ai_jw_t *w,
+    ngx_http_ai_sync_sh_t *st)
+{
+    ngx_http_ai_cost_zone_t *zone = data;
+
+    ngx_uint_t  fallback;
+
+    if (ngx_http_ai_sync_mode(zone->sync, &fallback)
+        == NGX_HTTP_AI_SYNC_MODE_LEASE)
+    {
+        ngx_http_ai_budget_lease_json(w, st, fallback);
+    }
 }
 
 

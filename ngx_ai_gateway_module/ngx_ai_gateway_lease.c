@@ -37,18 +37,6 @@
 #include "ngx_ai_gateway_lease.h"
 
 
-#define NGX_HTTP_AI_LEASE_ANSWER_MS  200          /* in a slice's size */
-#define NGX_HTTP_AI_LEASE_END_MS     1000         /* a slice lasts this
-                                                     beyond 2 intervals */
-#define NGX_HTTP_AI_LEASE_LOST_MS    10000        /* an ask unanswered */
-#define NGX_HTTP_AI_LEASE_ERROR_LEN  128          /* of an error reply kept */
-#define NGX_HTTP_AI_LEASE_SHARE      20           /* the unleased bound and
-                                                     the least slice: the
-                                                     limit / (20 x hosts) */
-
-
-static ngx_uint_t ngx_http_ai_lease_usable(ngx_http_ai_sync_zone_t *sz,
-    ngx_http_ai_sync_sh_t *sy, ngx_msec_t now);
 static ngx_uint_t ngx_http_ai_lease_unleased(ngx_http_ai_rate_hold_t *hold,
     uint64_t ur, uint64_t ut, uint64_t hosts);
 static uint64_t ngx_http_ai_lease_bound(uint64_t limit, uint64_t least,
@@ -62,8 +50,6 @@ static void ngx_http_ai_lease_window(ngx_http_ai_rate_node_t *node,
 static void ngx_http_ai_lease_want(ngx_http_ai_sync_zone_t *sz,
     ngx_http_ai_rate_hold_t *hold, uint64_t ur, uint64_t ut, uint64_t hosts,
     ngx_msec_t now, ngx_http_ai_lease_ask_t *ask);
-static void ngx_http_ai_lease_handler(ngx_http_ai_redis_t *rd,
-    redisReply *reply, void *data);
 
 
 /*
@@ -218,7 +204,7 @@ ngx_http_ai_lease_take(ngx_http_ai_sync_zone_t *sz, ngx_http_ai_sync_sh_t *sy,
  * refused one (an error reply) within the last interval.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_ai_lease_usable(ngx_http_ai_sync_zone_t *sz,
     ngx_http_ai_sync_sh_t *sy, ngx_msec_t now)
 {
@@ -534,9 +520,12 @@ failed:
 }
 
 
-/* {GREQ, GTOK, LREQ, LTOK, HOSTS, NOW_MS}, or none (reply NULL) */
+/*
+ * {GREQ, GTOK, LREQ, LTOK, HOSTS, NOW_MS}, or none (reply NULL); a budget
+ * slice's {GRANT, 0, SPEND, OTHERS, HOSTS, NOW_MS} too
+ */
 
-static void
+void
 ngx_http_ai_lease_handler(ngx_http_ai_redis_t *rd, redisReply *reply,
     void *data)
 {

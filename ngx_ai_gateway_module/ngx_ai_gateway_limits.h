@@ -235,6 +235,10 @@ typedef struct {
     } u;
 } ngx_http_ai_cost_delta_t;
 
+/* a budget account's slice (ngx_ai_gateway_lease_budget.c) */
+typedef struct ngx_http_ai_budget_lease_s  ngx_http_ai_budget_lease_t;
+
+
 /*
  * A ledger entry or an account in shared memory, overlaying
  * ngx_rbtree_node_t.color.  data, the identity:
@@ -267,6 +271,8 @@ typedef struct {
             time_t                  last;
             ngx_msec_t              used;         /* last admission */
             ngx_msec_t              synced;       /* spend last pulled */
+            ngx_http_ai_budget_lease_t  *lease;   /* sync_mode=lease: its
+                                                     slice, NULL: none */
         } account;
     } u;
     u_char                          data[1];
@@ -400,6 +406,9 @@ typedef struct {
     unsigned                        account_deferred:1;   /* strict */
     unsigned                        account_strict:1; /* reserved in
                                                          Redis */
+    unsigned                        account_lease:2;  /* reserved from
+                                                         the slice (1) or
+                                                         before one (2) */
 } ngx_http_ai_limits_ctx_t;
 
 

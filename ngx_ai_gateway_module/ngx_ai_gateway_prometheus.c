@@ -976,7 +976,10 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
           "requests" },
         { "ai_gateway_sync_lease_tokens_total", "counter",
           "Tokens of a lease zone's slices: leased, used, returned.",
-          "tokens" }
+          "tokens" },
+        { "ai_gateway_sync_lease_usd_total", "counter",
+          "USD of a cost lease zone's budget slices: leased, used, "
+          "returned.", "nano_usd" }
     };
 
     static const char  *what[] = { "leased", "used", "returned" };
@@ -993,7 +996,13 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
         cJSON_ArrayForEach(item, list) {
             lease = cJSON_GetObjectItemCaseSensitive(item, "lease");
 
-            if (i >= 3 && !cJSON_IsObject(lease)) {
+            if ((i >= 3 && !cJSON_IsObject(lease))
+                || (i >= 5
+                    && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
+                                           lease, fam[i][3]))))
+            {
+                /* a rate zone's in requests and tokens, a cost zone's
+                 * in USD */
                 continue;
             }
 
@@ -1039,7 +1048,8 @@ ngx_http_ai_prom_sync(ngx_ai_buf_t *b, cJSON *root)
                 if (ngx_http_ai_prom_str(b, "} ") != NGX_OK
                     || (i == 4 ? ngx_http_ai_prom_fixed(b, v,
                                                  NGX_HTTP_AI_GENAI_TPOT, 0)
-                               : ngx_http_ai_prom_value(b, v))
+                        : i == 7 ? ngx_http_ai_prom_nano(b, v)
+                        : ngx_http_ai_prom_value(b, v))
                        != NGX_OK)
                 {
                     return NGX_ERROR;

@@ -39,7 +39,8 @@ ngx_http_ai_sync_source_t  ngx_http_ai_rate_sync_source = {
     ngx_http_ai_rate_sync_pull,
     ngx_http_ai_rate_sync_unsynced,
     ngx_http_ai_rate_sync_lease,
-    ngx_http_ai_rate_sync_json
+    ngx_http_ai_rate_sync_json,
+    0
 };
 
 

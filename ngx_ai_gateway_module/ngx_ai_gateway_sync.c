@@ -52,6 +52,7 @@
 #define NGX_HTTP_AI_SYNC_BATCH_LUA      0
 #define NGX_HTTP_AI_SYNC_STRICT_LUA     1
 #define NGX_HTTP_AI_SYNC_LEASE_LUA      2
+#define NGX_HTTP_AI_SYNC_BUDGET_LUA     3
 
 
 /* the sync options of a zone directive, while it is parsed */
@@ -74,8 +75,8 @@ typedef struct {
     ngx_http_ai_redis_t             redis;
     ngx_uint_t                      strict;       /* a strict zone uses it */
     ngx_array_t                     zones;        /* sync_zone_t * */
-    ngx_http_ai_redis_script_t      scripts[3];   /* batch.lua, strict.lua,
-                                                     lease.lua */
+    ngx_http_ai_redis_script_t      scripts[4];   /* batch, strict, lease,
+                                                     budget.lua */
 } ngx_http_ai_sync_t;
 
 
@@ -415,8 +416,7 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
 
     if (o->mode == NGX_HTTP_AI_SYNC_MODE_LEASE && source->lease == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": sync_mode=lease is for ai_rate_zone "
-                           "only (budgets are async or strict)", name);
+                           "\"%V\": no sync_mode=lease here", name);
         return NULL;
     }
 
@@ -490,9 +490,11 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
                     ngx_http_ai_sync_strict_lua);
         ngx_str_set(&s->scripts[NGX_HTTP_AI_SYNC_LEASE_LUA].text,
                     ngx_http_ai_sync_lease_lua);
+        ngx_str_set(&s->scripts[NGX_HTTP_AI_SYNC_BUDGET_LUA].text,
+                    ngx_http_ai_sync_budget_lua);
 
         s->redis.scripts = s->scripts;
-        s->redis.nscripts = 3;
+        s->redis.nscripts = 4;
         s->redis.ready = ngx_http_ai_sync_ready;
         s->redis.down = ngx_http_ai_sync_down;
         s->redis.quit = ngx_http_ai_sync_final;
@@ -511,8 +513,8 @@ ngx_http_ai_sync_zone(ngx_conf_t *cf, void *opts,
     sz->interval = o->interval == NGX_CONF_UNSET_MSEC ? 1000 : o->interval;
     sz->timeout = o->timeout == NGX_CONF_UNSET_MSEC ? 200 : o->timeout;
     sz->mode = (o->mode != -1) ? (ngx_uint_t) o->mode
-               : source->lease ? NGX_HTTP_AI_SYNC_MODE_LEASE
-               : NGX_HTTP_AI_SYNC_MODE_ASYNC;
+               : (source->lease && !source->usd)
+                 ? NGX_HTTP_AI_SYNC_MODE_LEASE : NGX_HTTP_AI_SYNC_MODE_ASYNC;
     sz->strict = (sz->mode == NGX_HTTP_AI_SYNC_MODE_STRICT);
     sz->fallback = o->fallback;
 
@@ -1339,7 +1341,7 @@ ngx_http_ai_sync_interval(ngx_http_ai_sync_zone_t *sz)
 }
 
 
-/* EVALSHA LEASE 0 PREFIX: the start of a slice's call; NULL: no Redis */
+/* EVALSHA LEASE|BUDGET 0 PREFIX: a slice's call starts; NULL: no Redis */
 
 ngx_array_t *
 ngx_http_ai_sync_lease_args(ngx_http_ai_sync_zone_t *sz, ngx_pool_t *pool)
@@ -1357,8 +1359,10 @@ ngx_http_ai_sync_lease_args(ngx_http_ai_sync_zone_t *sz, ngx_pool_t *pool)
 
     if (args == NULL
         || ngx_http_ai_redis_arg(args, (u_char *) "EVALSHA", 7) != NGX_OK
-        || ngx_http_ai_redis_arg(args,
-                                 s->scripts[NGX_HTTP_AI_SYNC_LEASE_LUA].sha, 40)
+        || ngx_http_ai_redis_arg(args, s->scripts[sz->source->usd
+                                              ? NGX_HTTP_AI_SYNC_BUDGET_LUA
+                                              : NGX_HTTP_AI_SYNC_LEASE_LUA].sha,
+                                 40)
            != NGX_OK
         || ngx_http_ai_redis_arg(args, (u_char *) "0", 1) != NGX_OK
         || ngx_http_ai_redis_arg(args, sz->prefix.data, sz->prefix.len)

@@ -197,6 +197,10 @@ typedef struct {
                                                      leases */
     ngx_http_ai_sync_json_pt        json;         /* more status fields
                                                      (NULL: none) */
+    ngx_uint_t                      usd;          /* slices of budgets
+                                                     (sync/budget.lua), and
+                                                     sync_mode=async the
+                                                     default */
 } ngx_http_ai_sync_source_t;
 
 

@@ -3,7 +3,8 @@
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * The Lua scripts of sync= (ngx_ai_gateway_sync.c): generated from
- * sync/batch.lua, sync/strict.lua and sync/lease.lua by sync/embed.pl;
+ * sync/batch.lua, sync/strict.lua, sync/lease.lua and sync/budget.lua by
+ * sync/embed.pl;
  * do not edit.
  */
 
@@ -222,6 +223,53 @@ static const char  ngx_http_ai_sync_lease_lua[] =
 "  't', string.format('%.0f', tk), 'ts', now)\n"
 "redis.call('PEXPIRE', k, 120000)\n"
 "return {gr, gt, r, tk, hosts, now}\n";
+
+
+static const char  ngx_http_ai_sync_budget_lua[] =
+"if redis.replicate_commands then redis.replicate_commands() end\n"
+"local p = ARGV[1]\n"
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+"local hk = p .. 'hosts'\n"
+"redis.call('ZADD', hk, now, ARGV[2])\n"
+"redis.call('ZREMRANGEBYSCORE', hk, '-inf', now - 10000)\n"
+"redis.call('PEXPIRE', hk, 60000)\n"
+"local hosts = redis.call('ZCARD', hk)\n"
+"local spend = tonumber(redis.call('GET', p .. 'a:' .. ARGV[3] .. ':'\n"
+"  .. ARGV[4]) or '0') or 0\n"
+"local bk = p .. 'b:' .. ARGV[3] .. ':' .. ARGV[4]\n"
+"local v = redis.call('HGETALL', bk)\n"
+"local others = 0\n"
+"for i = 1, #v, 2 do\n"
+"  if v[i] ~= ARGV[2] then\n"
+"    local n, e = string.match(v[i + 1], '^(%d+):(%d+)$')\n"
+"    if n and tonumber(e) > now then\n"
+"      others = others + tonumber(n)\n"
+"    else\n"
+"      redis.call('HDEL', bk, v[i])\n"
+"    end\n"
+"  end\n"
+"end\n"
+"local budget = tonumber(ARGV[5])\n"
+"local want = tonumber(ARGV[6])\n"
+"local least = tonumber(ARGV[7])\n"
+"local held = tonumber(ARGV[8])\n"
+"local life = tonumber(ARGV[9])\n"
+"local left = budget - spend - others - held\n"
+"local g = 0\n"
+"if want > 0 and left > 0 then\n"
+"  g = math.min(want, math.floor(left / hosts))\n"
+"  if g < least then g = least end\n"
+"end\n"
+"local mine = held + g\n"
+"if mine > 0 then\n"
+"  redis.call('HSET', bk, ARGV[2],\n"
+"    string.format('%.0f:%.0f', mine, now + life))\n"
+"  redis.call('PEXPIRE', bk, life)\n"
+"else\n"
+"  redis.call('HDEL', bk, ARGV[2])\n"
+"end\n"
+"return {g, 0, spend, others, hosts, now}\n";
 
 
 #endif /* _NGX_AI_GATEWAY_SYNC_LUA_H_INCLUDED_ */

@@ -49,7 +49,6 @@ for my $bad (
     [ 'ai_rate_zone r:1m sync=redis://127.0.0.1 sync_mode=fast;', qr/invalid "sync_mode=fast": expected one mode of async, lease or strict/ ],
     [ 'ai_rate_zone r:1m sync=redis://127.0.0.1 sync_mode=async strict;', qr/"strict" with another sync_mode=/ ],
     [ 'ai_rate_zone r:1m sync=redis://127.0.0.1 sync_fallback=half;', qr/invalid "sync_fallback=half": expected share or full/ ],
-    [ 'ai_cost_zone c:1m sync=redis://127.0.0.1 sync_mode=lease;', qr/sync_mode=lease is for ai_rate_zone only/ ],
 ) {
     $A->write_config(zone_conf($bad->[0]));
     my ($rc, $out) = $A->nginx_test_config;
@@ -57,7 +56,9 @@ for my $bad (
 }
 $A->write_config(zone_conf('ai_rate_zone r:1m sync=redis://127.0.0.1:1 sync_mode=lease '
                            . "sync_fallback=full;\n"
-                           . '    ai_cost_zone c:1m sync=redis://127.0.0.1:1 sync_mode=async;'));
+                           . '    ai_cost_zone c:1m sync=redis://127.0.0.1:1 sync_mode=async;'
+                           . "\n    ai_cost_zone cl:1m sync=redis://127.0.0.1:1 sync_mode=lease"
+                           . ' sync_fallback=full;'));
 my ($trc, $tout) = $A->nginx_test_config;
 is($trc, 0, 'nginx -t: sync_mode= and sync_fallback=') or diag $tout;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # Writes ngx_ai_gateway_sync_lua.h, the Lua scripts of sync= as C strings,
-# from batch.lua, strict.lua and lease.lua next to this script.  ./build.sh runs it
+# from batch.lua, strict.lua, lease.lua and budget.lua next to this script.  ./build.sh runs it
 # before each build; the header is rewritten only when a script changed.
 # By hand:
 #
@@ -24,7 +24,8 @@ my $c = <<'HEAD';
  * Copyright (C) ngx_ai_gateway_module authors
  *
  * The Lua scripts of sync= (ngx_ai_gateway_sync.c): generated from
- * sync/batch.lua, sync/strict.lua and sync/lease.lua by sync/embed.pl;
+ * sync/batch.lua, sync/strict.lua, sync/lease.lua and sync/budget.lua by
+ * sync/embed.pl;
  * do not edit.
  */
 
@@ -33,7 +34,7 @@ my $c = <<'HEAD';
 #define _NGX_AI_GATEWAY_SYNC_LUA_H_INCLUDED_
 HEAD
 
-for my $name (qw(batch strict lease)) {
+for my $name (qw(batch strict lease budget)) {
     my $file = "$dir/$name.lua";
 
     open my $in, '<:raw', $file or die "$file: $!\n";
