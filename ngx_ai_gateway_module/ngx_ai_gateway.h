@@ -586,9 +586,12 @@ char *ngx_http_ai_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_ai_fallback_plan(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_ai_error_t *err);
 
-/* ngx_ai_gateway_fusion.c: the fusion strategy */
+/* ngx_ai_gateway_pool.c: ai_pool, and the modes' names */
+extern ngx_str_t  ngx_http_ai_fusion_modes[];
 char *ngx_http_ai_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* ngx_ai_gateway_fusion.c: the fusion strategy */
 ngx_int_t ngx_http_ai_fusion_wanted(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_pool_t *pool);
 ngx_int_t ngx_http_ai_fusion_plan(ngx_http_request_t *r,
