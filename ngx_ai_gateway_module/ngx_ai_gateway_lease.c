@@ -448,39 +448,21 @@ void
 ngx_http_ai_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
     uint32_t hash, u_char *id, size_t len, ngx_http_ai_lease_ask_t *ask)
 {
-    struct timeval            tv;
+    ngx_int_t                 rc;
     ngx_pool_t               *pool;
     ngx_array_t              *args;
     ngx_http_ai_sync_item_t  *item;
 
-    item = ngx_alloc(sizeof(ngx_http_ai_sync_item_t) + len
-                     + NGX_HTTP_AI_LEASE_ERROR_LEN, ngx_cycle->log);
+    item = ngx_http_ai_lease_item(sz, NGX_HTTP_AI_SYNC_RATE, hash, id, len,
+                                  &pool, &args);
     if (item == NULL) {
         return;
     }
 
-    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
-
-    item->type = NGX_HTTP_AI_SYNC_RATE;
-    item->hash = hash;
-    item->id = (u_char *) (item + 1);
-    item->len = len;
-    item->sync = sz;
     item->d[0] = ask->used[0];
     item->d[1] = ask->used[1];
-    item->status = NGX_HTTP_AI_STRICT_FAILED;
 
-    ngx_memcpy(item->id, id, len);
-
-    ngx_gettimeofday(&tv);
-    item->a[0] = (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-
-    pool = ngx_create_pool(1024, ngx_cycle->log);
-    if (pool == NULL) {
-        goto failed;
-    }
-
-    args = ngx_http_ai_sync_lease_args(sz, pool);
+    rc = NGX_OK;
 
     if (args == NULL
         || ngx_http_ai_redis_arg(args, instance,
@@ -497,19 +479,75 @@ ngx_http_ai_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
         || ngx_http_ai_redis_arg_int(args, (int64_t) ask->least[1])
            != NGX_OK
         || ngx_http_ai_redis_arg_int(args, ask->used[0]) != NGX_OK
-        || ngx_http_ai_redis_arg_int(args, ask->used[1]) != NGX_OK
-        || ngx_http_ai_sync_lease_send(sz, args, ngx_http_ai_lease_handler,
-                                       item)
-           != NGX_OK)
+        || ngx_http_ai_redis_arg_int(args, ask->used[1]) != NGX_OK)
     {
-        goto failed;
+        rc = NGX_ERROR;
     }
 
-    ngx_destroy_pool(pool);
+    ngx_http_ai_lease_send_item(sz, item, pool, args, rc);
+}
 
-    return;
 
-failed:
+/*
+ * The item of an ask (a rate slice's or a budget slice's), its id
+ * copied and its start time set, with a pool and the script's first
+ * arguments (*args NULL: out of memory); NULL: no item
+ */
+
+ngx_http_ai_sync_item_t *
+ngx_http_ai_lease_item(ngx_http_ai_sync_zone_t *sz, ngx_uint_t type,
+    uint32_t hash, u_char *id, size_t len, ngx_pool_t **pool,
+    ngx_array_t **args)
+{
+    struct timeval            tv;
+    ngx_http_ai_sync_item_t  *item;
+
+    item = ngx_alloc(sizeof(ngx_http_ai_sync_item_t) + len
+                     + NGX_HTTP_AI_LEASE_ERROR_LEN, ngx_cycle->log);
+    if (item == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
+
+    item->type = type;
+    item->hash = hash;
+    item->id = (u_char *) (item + 1);
+    item->len = len;
+    item->sync = sz;
+    item->status = NGX_HTTP_AI_STRICT_FAILED;
+
+    ngx_memcpy(item->id, id, len);
+
+    ngx_gettimeofday(&tv);
+    item->a[0] = (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+
+    *pool = ngx_create_pool(1024, ngx_cycle->log);
+    *args = *pool ? ngx_http_ai_sync_lease_args(sz, *pool) : NULL;
+
+    return item;
+}
+
+
+/*
+ * An ask whose arguments are complete (rc NGX_OK) goes out, answered to
+ * ngx_http_ai_lease_handler(); one that is not, or cannot be sent, ends
+ * as unanswered at once
+ */
+
+void
+ngx_http_ai_lease_send_item(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_item_t *item, ngx_pool_t *pool, ngx_array_t *args,
+    ngx_int_t rc)
+{
+    if (rc == NGX_OK
+        && ngx_http_ai_sync_lease_send(sz, args, ngx_http_ai_lease_handler,
+                                       item)
+           == NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
 
     if (pool) {
         ngx_destroy_pool(pool);

@@ -99,6 +99,12 @@ void ngx_http_ai_lease_json(ngx_ai_jw_t *w, ngx_http_ai_sync_sh_t *st,
 
 ngx_uint_t ngx_http_ai_lease_usable(ngx_http_ai_sync_zone_t *sz,
     ngx_http_ai_sync_sh_t *sy, ngx_msec_t now);
+ngx_http_ai_sync_item_t *ngx_http_ai_lease_item(ngx_http_ai_sync_zone_t *sz,
+    ngx_uint_t type, uint32_t hash, u_char *id, size_t len,
+    ngx_pool_t **pool, ngx_array_t **args);
+void ngx_http_ai_lease_send_item(ngx_http_ai_sync_zone_t *sz,
+    ngx_http_ai_sync_item_t *item, ngx_pool_t *pool, ngx_array_t *args,
+    ngx_int_t rc);
 void ngx_http_ai_lease_handler(ngx_http_ai_redis_t *rd, redisReply *reply,
     void *data);
 

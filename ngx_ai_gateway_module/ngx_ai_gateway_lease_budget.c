@@ -387,33 +387,20 @@ ngx_http_ai_budget_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
     uint32_t hash, u_char *id, size_t len, ngx_http_ai_budget_ask_t *ask)
 {
     u_char                   *p;
-    struct timeval            tv;
+    ngx_int_t                 rc;
     ngx_pool_t               *pool;
     ngx_array_t              *args;
     ngx_http_ai_sync_item_t  *item;
     u_char                    period[NGX_INT64_LEN + 3];
 
-    item = ngx_alloc(sizeof(ngx_http_ai_sync_item_t) + len
-                     + NGX_HTTP_AI_LEASE_ERROR_LEN, ngx_cycle->log);
+    item = ngx_http_ai_lease_item(sz, NGX_HTTP_AI_SYNC_ACCOUNT, hash, id,
+                                  len, &pool, &args);
     if (item == NULL) {
         return;
     }
 
-    ngx_memzero(item, sizeof(ngx_http_ai_sync_item_t));
-
-    item->type = NGX_HTTP_AI_SYNC_ACCOUNT;
-    item->hash = hash;
-    item->id = (u_char *) (item + 1);
-    item->len = len;
-    item->sync = sz;
-    item->status = NGX_HTTP_AI_STRICT_FAILED;
     item->a[2] = (ask->want == 0);
     item->a[3] = ask->pnum;
-
-    ngx_memcpy(item->id, id, len);
-
-    ngx_gettimeofday(&tv);
-    item->a[0] = (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
 
     switch (ask->period) {
 
@@ -429,12 +416,7 @@ ngx_http_ai_budget_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
         p = ngx_cpymem(period, "total", 5);
     }
 
-    pool = ngx_create_pool(1024, ngx_cycle->log);
-    if (pool == NULL) {
-        goto failed;
-    }
-
-    args = ngx_http_ai_sync_lease_args(sz, pool);
+    rc = NGX_OK;
 
     if (args == NULL
         || ngx_http_ai_redis_arg(args, instance,
@@ -449,26 +431,12 @@ ngx_http_ai_budget_lease_ask(ngx_http_ai_sync_zone_t *sz, u_char *instance,
         || ngx_http_ai_redis_arg_int(args, (int64_t) ask->held) != NGX_OK
         || ngx_http_ai_redis_arg_int(args,
                                      (int64_t) ngx_http_ai_budget_life(sz))
-           != NGX_OK
-        || ngx_http_ai_sync_lease_send(sz, args, ngx_http_ai_lease_handler,
-                                       item)
            != NGX_OK)
     {
-        goto failed;
+        rc = NGX_ERROR;
     }
 
-    ngx_destroy_pool(pool);
-
-    return;
-
-failed:
-
-    if (pool) {
-        ngx_destroy_pool(pool);
-    }
-
-    ngx_http_ai_sync_lease_done(item);
-    ngx_free(item);
+    ngx_http_ai_lease_send_item(sz, item, pool, args, rc);
 }
 
 
