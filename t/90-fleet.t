@@ -23,7 +23,7 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use GatewayTest;
-use RedisTest;
+use RedisTest qw(sync_of wait_for);
 
 my $REDIS = RedisTest::find_server();
 
@@ -183,13 +183,6 @@ sub chat {
                          headers => { Authorization => "Bearer $key" });
 }
 
-sub sync_of {
-    my ($h, $zone) = @_;
-    my $st = $h->get('/status')->{json} or return undef;
-    my ($s) = grep { $_->{zone} eq $zone } @{ $st->{sync} || [] };
-    return $s;
-}
-
 # waits until every synced zone of both hosts is in the state, and (with
 # synced) has nothing left to push
 sub wait_sync {
@@ -230,16 +223,6 @@ sub settle {
     wait_for(sub { $batches->($A) >= $b{A} + 2 * 4 && $batches->($B) >= $b{B} + 2 * 4 }, 5);
     my $left = 0.35 - (time - $t0);
     sleep $left if $left > 0;
-}
-
-sub wait_for {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
-    return 1;
 }
 
 ok(wait_sync(state => 'ok'), 'both hosts: every zone synced with Redis');

@@ -19,7 +19,7 @@ use List::Util qw(max min sum);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use GatewayTest;
-use RedisTest;
+use RedisTest qw(sync_of wait_for);
 
 my @H = map { GatewayTest->new(name => "lease-$_") } qw(a b c d);
 my ($A, $B, $C, $D) = @H;
@@ -151,23 +151,6 @@ sub chat {
                  messages => [{ role => 'user', content => $o{text} // 'Hi' }] };
     return $h->post_json("/$loc/v1/chat/completions", $body,
                          headers => { Authorization => "Bearer $key" });
-}
-
-sub sync_of {
-    my ($h, $zone) = @_;
-    my $st = $h->get('/status')->{json} or return undef;
-    my ($s) = grep { $_->{zone} eq $zone } @{ $st->{sync} || [] };
-    return $s;
-}
-
-sub wait_for {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
-    return 1;
 }
 
 # every synced zone of the hosts in the state, and (synced) all pushed

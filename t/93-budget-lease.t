@@ -21,7 +21,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(sha256_hex);
 use GatewayTest;
-use RedisTest;
+use RedisTest qw(sync_of wait_for);
 
 my @H = map { GatewayTest->new(name => "blease-$_") } qw(a b);
 my ($A, $B) = @H;
@@ -91,23 +91,6 @@ sub chat {
                  messages => [{ role => 'user', content => 'Hi' }] };
     return $h->post_json("/$loc/v1/chat/completions", $body,
                          headers => { Authorization => "Bearer $key" });
-}
-
-sub sync_of {
-    my ($h, $zone) = @_;
-    my $st = $h->get('/status')->{json} or return undef;
-    my ($s) = grep { $_->{zone} eq $zone } @{ $st->{sync} || [] };
-    return $s;
-}
-
-sub wait_for {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    until ($cond->()) {
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
-    return 1;
 }
 
 sub wait_sync {

@@ -8,9 +8,12 @@ package RedisTest;
 use strict;
 use warnings;
 
+use Exporter qw(import);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
+
+our @EXPORT_OK = qw(sync_of wait_for);
 
 sub find_server {
     my ($s) = grep { -x } ($ENV{AI_GW_REDIS_SERVER} // ()),
@@ -134,6 +137,25 @@ sub _read {
     }
     return [ map { _read($s) } 1 .. $v ] if $t eq '*' && $v >= 0;
     return undef;
+}
+
+# a host's "sync" status item of a zone (undef: none, or no status)
+sub sync_of {
+    my ($h, $zone) = @_;
+    my $st = $h->get('/status')->{json} or return undef;
+    my ($s) = grep { $_->{zone} eq $zone } @{ $st->{sync} || [] };
+    return $s;
+}
+
+# polls cond every 50 ms until it holds (1) or timeout s pass (0)
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.05;
+    }
+    return 1;
 }
 
 1;
