@@ -885,8 +885,8 @@ ngx_ai_anthropic_options(ngx_ai_chat_request_t *req, cJSON *root)
 static ngx_int_t
 ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
 {
-    cJSON       *tools, *tool, *type, *fn, *name, *desc, *params, *out, *t;
-    cJSON       *schema, *choice, *tc, *parallel;
+    cJSON       *tools, *tool, *type, *fn, *name, *desc, *out, *t;
+    cJSON       *choice, *tc, *parallel;
     ngx_uint_t   legacy;
 
     tools = ngx_ai_get(src, "tools");
@@ -931,25 +931,10 @@ ngx_ai_anthropic_tools(cJSON *src, cJSON *root)
             return NGX_ERROR;
         }
 
-        params = ngx_ai_get(fn, "parameters");
+        /* input_schema is required, also of a function without
+         * parameters */
 
-        if (cJSON_IsObject(params)) {
-            if (!cJSON_AddItemReferenceToObject(t, "input_schema", params)) {
-                return NGX_ERROR;
-            }
-
-            continue;
-        }
-
-        /* input_schema is required: a function without parameters */
-
-        schema = cJSON_CreateObject();
-
-        if (ngx_ai_json_add(t, "input_schema", schema) != NGX_OK
-            || ngx_ai_json_add_ref(schema, "type", "object") != NGX_OK
-            || ngx_ai_json_add(schema, "properties", cJSON_CreateObject())
-               != NGX_OK)
-        {
+        if (ngx_ai_json_tool_schema(t, "input_schema", fn) != NGX_OK) {
             return NGX_ERROR;
         }
     }

@@ -48,7 +48,6 @@ static ngx_int_t ngx_ai_bedrock_add(ngx_ai_bedrock_conv_t *cv,
     const char *role, cJSON *block);
 static ngx_int_t ngx_ai_bedrock_content(ngx_pool_t *pool,
     ngx_ai_bedrock_conv_t *cv, const char *role, cJSON *content);
-static cJSON *ngx_ai_bedrock_text(const char *text);
 static ngx_int_t ngx_ai_bedrock_image(ngx_pool_t *pool, cJSON *part,
     cJSON **block);
 static ngx_int_t ngx_ai_bedrock_tool_calls(ngx_ai_bedrock_conv_t *cv,
@@ -290,7 +289,7 @@ ngx_ai_bedrock_messages(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     system = cJSON_CreateArray();
 
     if (ngx_ai_json_add(root, "system", system) != NGX_OK
-        || ngx_ai_json_add(system, NULL, ngx_ai_bedrock_text(s)) != NGX_OK)
+        || ngx_ai_json_add(system, NULL, ngx_ai_json_text_object(s)) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -333,8 +332,8 @@ ngx_ai_bedrock_content(ngx_pool_t *pool, ngx_ai_bedrock_conv_t *cv,
             return NGX_OK;
         }
 
-        return ngx_ai_bedrock_add(cv, role,
-                                  ngx_ai_bedrock_text(content->valuestring));
+        return ngx_ai_bedrock_add(cv, role, ngx_ai_json_text_object(
+                                                content->valuestring));
     }
 
     cJSON_ArrayForEach(part, content) {
@@ -348,7 +347,7 @@ ngx_ai_bedrock_content(ngx_pool_t *pool, ngx_ai_bedrock_conv_t *cv,
                 continue;
             }
 
-            block = ngx_ai_bedrock_text(text->valuestring);
+            block = ngx_ai_json_text_object(text->valuestring);
             rc = NGX_OK;
 
         } else if (ngx_ai_is(type, "image_url")) {
@@ -368,22 +367,6 @@ ngx_ai_bedrock_content(ngx_pool_t *pool, ngx_ai_bedrock_conv_t *cv,
     }
 
     return NGX_OK;
-}
-
-
-static cJSON *
-ngx_ai_bedrock_text(const char *text)
-{
-    cJSON  *block;
-
-    block = cJSON_CreateObject();
-
-    if (ngx_ai_json_add_ref(block, "text", text) != NGX_OK) {
-        cJSON_Delete(block);
-        return NULL;
-    }
-
-    return block;
 }
 
 
@@ -545,7 +528,7 @@ ngx_ai_bedrock_tool_result(ngx_pool_t *pool, ngx_ai_bedrock_conv_t *cv,
         || ngx_ai_json_add_ref(result, "toolUseId", id->valuestring)
            != NGX_OK
         || ngx_ai_json_add(result, "content", content) != NGX_OK
-        || ngx_ai_json_add(content, NULL, ngx_ai_bedrock_text(s)) != NGX_OK)
+        || ngx_ai_json_add(content, NULL, ngx_ai_json_text_object(s)) != NGX_OK)
     {
         cJSON_Delete(block);
         return NGX_ERROR;
@@ -629,8 +612,8 @@ ngx_ai_bedrock_config(ngx_ai_chat_request_t *req, cJSON *root)
 static ngx_int_t
 ngx_ai_bedrock_tools(cJSON *src, cJSON *root)
 {
-    cJSON  *tools, *tool, *fn, *name, *desc, *params, *cfg, *out, *spec;
-    cJSON  *schema, *json, *choice, *tc, *named;
+    cJSON  *tools, *tool, *fn, *name, *desc, *cfg, *out, *spec, *schema;
+    cJSON  *choice, *tc, *named;
 
     tools = ngx_ai_get(src, "tools");
     cfg = NULL;
@@ -684,23 +667,7 @@ ngx_ai_bedrock_tools(cJSON *src, cJSON *root)
             return NGX_ERROR;
         }
 
-        params = ngx_ai_get(fn, "parameters");
-
-        if (cJSON_IsObject(params)) {
-            if (!cJSON_AddItemReferenceToObject(schema, "json", params)) {
-                return NGX_ERROR;
-            }
-
-            continue;
-        }
-
-        json = cJSON_CreateObject();
-
-        if (ngx_ai_json_add(schema, "json", json) != NGX_OK
-            || ngx_ai_json_add_ref(json, "type", "object") != NGX_OK
-            || ngx_ai_json_add(json, "properties", cJSON_CreateObject())
-               != NGX_OK)
-        {
+        if (ngx_ai_json_tool_schema(schema, "json", fn) != NGX_OK) {
             return NGX_ERROR;
         }
     }

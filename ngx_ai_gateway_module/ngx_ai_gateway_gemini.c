@@ -46,7 +46,6 @@ static ngx_int_t ngx_ai_gemini_add(ngx_ai_gemini_conv_t *cv,
     const char *role, cJSON *part);
 static ngx_int_t ngx_ai_gemini_content(ngx_pool_t *pool,
     ngx_ai_gemini_conv_t *cv, const char *role, cJSON *content);
-static cJSON *ngx_ai_gemini_text_part(const char *text);
 static ngx_int_t ngx_ai_gemini_image_part(ngx_pool_t *pool, cJSON *part,
     cJSON **out);
 static ngx_int_t ngx_ai_gemini_audio_part(ngx_pool_t *pool, cJSON *part,
@@ -304,7 +303,7 @@ ngx_ai_gemini_contents(ngx_pool_t *pool, ngx_ai_chat_request_t *req,
     parts = cJSON_CreateArray();
 
     if (ngx_ai_json_add(si, "parts", parts) != NGX_OK
-        || ngx_ai_json_add(parts, NULL, ngx_ai_gemini_text_part(s)) != NGX_OK)
+        || ngx_ai_json_add(parts, NULL, ngx_ai_json_text_object(s)) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -356,7 +355,7 @@ ngx_ai_gemini_content(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
         }
 
         return ngx_ai_gemini_add(cv, role,
-                                 ngx_ai_gemini_text_part(content->valuestring));
+                                 ngx_ai_json_text_object(content->valuestring));
     }
 
     cJSON_ArrayForEach(part, content) {
@@ -377,7 +376,7 @@ ngx_ai_gemini_content(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
                 continue;
             }
 
-            out = ngx_ai_gemini_text_part(text->valuestring);
+            out = ngx_ai_json_text_object(text->valuestring);
             rc = NGX_OK;
 
         } else if (ngx_strcmp(t, "image_url") == 0) {
@@ -403,22 +402,6 @@ ngx_ai_gemini_content(ngx_pool_t *pool, ngx_ai_gemini_conv_t *cv,
     }
 
     return NGX_OK;
-}
-
-
-static cJSON *
-ngx_ai_gemini_text_part(const char *text)
-{
-    cJSON  *part;
-
-    part = cJSON_CreateObject();
-
-    if (ngx_ai_json_add_ref(part, "text", text) != NGX_OK) {
-        cJSON_Delete(part);
-        return NULL;
-    }
-
-    return part;
 }
 
 

@@ -424,6 +424,56 @@ ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s)
 }
 
 
+/* {"text": TEXT}, TEXT referenced: a text part of Gemini and Bedrock */
+
+cJSON *
+ngx_ai_json_text_object(const char *text)
+{
+    cJSON  *obj;
+
+    obj = cJSON_CreateObject();
+
+    if (ngx_ai_json_add_ref(obj, "text", text) != NGX_OK) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+
+    return obj;
+}
+
+
+/*
+ * A function's JSON schema as obj's KEY: its "parameters" referenced, or,
+ * for a function without them, {"type":"object","properties":{}} (for
+ * the wire formats that require a schema)
+ */
+
+ngx_int_t
+ngx_ai_json_tool_schema(cJSON *obj, const char *key, cJSON *fn)
+{
+    cJSON  *params, *schema;
+
+    params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+
+    if (cJSON_IsObject(params)) {
+        return cJSON_AddItemReferenceToObject(obj, key, params)
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    schema = cJSON_CreateObject();
+
+    if (ngx_ai_json_add(obj, key, schema) != NGX_OK
+        || ngx_ai_json_add_ref(schema, "type", "object") != NGX_OK
+        || ngx_ai_json_add(schema, "properties", cJSON_CreateObject())
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /*
  * Tool call "arguments" (a JSON text) -> an object tree the caller owns;
  * anything that is not a JSON object, or nests too deeply, gives {}.

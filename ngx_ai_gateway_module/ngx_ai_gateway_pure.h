@@ -350,6 +350,8 @@ ngx_int_t ngx_ai_json_add(cJSON *obj, const char *key, cJSON *item);
 ngx_int_t ngx_ai_json_turn(cJSON *list, const char *key, const char *role,
     const char **cur_role, cJSON **items);
 ngx_int_t ngx_ai_json_add_ref(cJSON *obj, const char *key, const char *s);
+cJSON *ngx_ai_json_text_object(const char *text);
+ngx_int_t ngx_ai_json_tool_schema(cJSON *obj, const char *key, cJSON *fn);
 cJSON *ngx_ai_json_parse_args(const char *s);
 const char *ngx_ai_json_unique(cJSON *obj, const char **names);
 
